@@ -1,0 +1,89 @@
+import Foundation
+
+/// One open question to approvers: may this client have these scopes? Every hold that asks the same
+/// question attaches to the same approval request, so approvers are asked once.
+public struct ApprovalRequest: Sendable, Equatable, Codable, Identifiable {
+    /// Where an approval request is in its life. Only `pending` can change, and only once.
+    public enum State: String, Sendable, Codable, CaseIterable {
+        /// Waiting for a decision.
+        case pending
+        /// Approved with standing grants.
+        case approved
+        /// Approved for the attached holds only; no grant stands.
+        case approvedOnce = "approved_once"
+        /// Denied by an approver.
+        case denied
+        /// Nobody decided in time.
+        case expired
+
+        /// Whether the attached holds may continue to the IdP.
+        public var releases: Bool { self == .approved || self == .approvedOnce }
+    }
+
+    /// The request's id, shown to approvers and used on the command line.
+    public var id: String
+    /// The client that asks.
+    public var clientID: String
+    /// The scopes that need a decision.
+    public var scopes: ScopeSet
+    /// The scopes the client already holds, shown to approvers for context.
+    public var alreadyGranted: ScopeSet
+    /// The current state.
+    public var state: State
+    /// When the request was opened.
+    public var createdAt: Date
+    /// When an undecided request expires.
+    public var expiresAt: Date
+    /// The decision, once made.
+    public var decision: Decision?
+
+    /// Creates a pending approval request.
+    public init(
+        id: String, clientID: String, scopes: ScopeSet, alreadyGranted: ScopeSet, createdAt: Date, expiresAt: Date
+    ) {
+        self.id = id
+        self.clientID = clientID
+        self.scopes = scopes
+        self.alreadyGranted = alreadyGranted
+        self.state = .pending
+        self.createdAt = createdAt
+        self.expiresAt = expiresAt
+        self.decision = nil
+    }
+
+    /// Applies a decision: the state machine's only transition. A request that is no longer pending
+    /// keeps its first decision, and an expiry before the deadline is refused.
+    public func applying(_ decision: Decision) throws(GateError) -> ApprovalRequest {
+        guard state == .pending else {
+            throw GateError(.alreadyDecided, "approval request \(id) was already \(state.rawValue)")
+        }
+        if decision.outcome == .expired, decision.at < expiresAt {
+            throw GateError(.invalidRequest, "approval request \(id) does not expire before \(expiresAt)")
+        }
+        var next = self
+        next.state = decision.outcome
+        next.decision = decision
+        return next
+    }
+}
+
+/// A decision on an approval request: who made it, when, and what it was.
+public struct Decision: Sendable, Equatable, Codable {
+    /// The state the decision moves the request to (never `pending`).
+    public var outcome: ApprovalRequest.State
+    /// Who decided: `cli:alice`, `admin:ops-token`, `policy:expiry`, `slack:T1/U2`.
+    public var actor: String
+    /// When.
+    public var at: Date
+    /// Why, in the approver's words or the system's.
+    public var reason: String?
+
+    /// Creates a decision.
+    public init(outcome: ApprovalRequest.State, actor: String, at: Date, reason: String? = nil) {
+        precondition(outcome != .pending, "a decision cannot move a request back to pending")
+        self.outcome = outcome
+        self.actor = actor
+        self.at = at
+        self.reason = reason
+    }
+}

@@ -1,0 +1,153 @@
+/// An ordered list of `application/x-www-form-urlencoded` parameters, parsed strictly.
+///
+/// ScopeGate parses what it gates exactly once and refuses anything a different parser could read
+/// differently: a name that appears twice, malformed percent-encoding, bytes that are not UTF-8, or an
+/// empty or nameless pair. The same type serializes the parameters again for the upstream, so the IdP
+/// sees precisely what was evaluated.
+public struct FormParameters: Sendable, Equatable {
+    /// The parameters in the order they arrived.
+    public private(set) var pairs: [(name: String, value: String)]
+
+    /// Creates parameters from already-decoded pairs; names must be unique.
+    public init(_ pairs: [(name: String, value: String)]) throws(GateError) {
+        self.pairs = []
+        for pair in pairs { try append(pair.name, pair.value) }
+    }
+
+    /// Parses an encoded query string or form body (without a leading `?`).
+    public init(parsing encoded: Substring, plusIsSpace: Bool = true) throws(GateError) {
+        self.pairs = []
+        if encoded.isEmpty { return }
+        guard encoded.utf8.allSatisfy({ (0x21...0x7E).contains($0) }) else {
+            throw GateError(.invalidRequest, "the request has a character that must be percent-encoded")
+        }
+        for piece in encoded.split(separator: "&", omittingEmptySubsequences: false) {
+            if piece.isEmpty {
+                throw GateError(.invalidRequest, "the request has an empty parameter (a stray '&')")
+            }
+            let name: Substring
+            let value: Substring
+            if let eq = piece.firstIndex(of: "=") {
+                name = piece[..<eq]
+                value = piece[piece.index(after: eq)...]
+            } else {
+                name = piece
+                value = ""
+            }
+            let decodedName = try Self.decode(name, plusIsSpace: plusIsSpace)
+            if decodedName.isEmpty {
+                throw GateError(.invalidRequest, "the request has a parameter without a name")
+            }
+            try append(decodedName, try Self.decode(value, plusIsSpace: plusIsSpace))
+        }
+    }
+
+    /// The value of `name`, if present.
+    public subscript(name: String) -> String? {
+        pairs.first { $0.name == name }?.value
+    }
+
+    /// The parameter names, in order.
+    public var names: [String] { pairs.map(\.name) }
+
+    /// Whether `name` is present.
+    public func contains(_ name: String) -> Bool { pairs.contains { $0.name == name } }
+
+    /// Adds a parameter; a repeated name is refused as ambiguous (RFC 6749 §3.1).
+    public mutating func append(_ name: String, _ value: String) throws(GateError) {
+        if contains(name) {
+            throw GateError(.invalidRequest, "the parameter '\(Self.printable(name))' is repeated")
+        }
+        pairs.append((name, value))
+    }
+
+    /// Merges the parameters of `other`; a name present in both is refused as ambiguous.
+    public func merging(_ other: FormParameters) throws(GateError) -> FormParameters {
+        var merged = self
+        for pair in other.pairs {
+            if merged.contains(pair.name) {
+                throw GateError(
+                    .invalidRequest, "the parameter '\(Self.printable(pair.name))' appears in both the query and the body")
+            }
+            merged.pairs.append(pair)
+        }
+        return merged
+    }
+
+    /// The parameters encoded again, each byte outside the unreserved set percent-encoded.
+    public var encoded: String {
+        pairs.map { Self.encode($0.name) + "=" + Self.encode($0.value) }.joined(separator: "&")
+    }
+
+    public static func == (lhs: FormParameters, rhs: FormParameters) -> Bool {
+        lhs.pairs.elementsEqual(rhs.pairs) { $0.name == $1.name && $0.value == $1.value }
+    }
+
+    // MARK: - Encoding
+
+    static func decode(_ text: Substring, plusIsSpace: Bool) throws(GateError) -> String {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(text.utf8.count)
+        var iterator = text.utf8.makeIterator()
+        while let byte = iterator.next() {
+            switch byte {
+            case UInt8(ascii: "%"):
+                guard let high = iterator.next().flatMap(hexValue), let low = iterator.next().flatMap(hexValue) else {
+                    throw GateError(.invalidRequest, "the request has malformed percent-encoding")
+                }
+                bytes.append(high << 4 | low)
+            case UInt8(ascii: "+") where plusIsSpace:
+                bytes.append(UInt8(ascii: " "))
+            default:
+                bytes.append(byte)
+            }
+        }
+        guard let string = String(validating: bytes, as: UTF8.self) else {
+            throw GateError(.invalidRequest, "the request has a parameter that is not valid UTF-8")
+        }
+        return string
+    }
+
+    /// `text` percent-encoded: every byte outside the unreserved set (RFC 3986 §2.3).
+    public static func encode(_ text: String) -> String {
+        var out = [UInt8]()
+        out.reserveCapacity(text.utf8.count)
+        let hex = Array("0123456789ABCDEF".utf8)
+        for byte in text.utf8 {
+            if isUnreserved(byte) {
+                out.append(byte)
+            } else {
+                out.append(UInt8(ascii: "%"))
+                out.append(hex[Int(byte >> 4)])
+                out.append(hex[Int(byte & 0x0F)])
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    static func isUnreserved(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+            UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"),
+            UInt8(ascii: "~"):
+            return true
+        default:
+            return false
+        }
+    }
+
+    static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
+        default: return nil
+        }
+    }
+
+    /// A parameter name made safe to put in an error message: printable ASCII only, bounded length.
+    static func printable(_ name: String) -> String {
+        let cleaned = name.unicodeScalars.prefix(64).map { $0.isASCII && $0.value >= 0x20 && $0.value < 0x7F ? Character($0) : "?" }
+        return String(cleaned)
+    }
+}

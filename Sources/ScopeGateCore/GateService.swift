@@ -1,0 +1,188 @@
+import Foundation
+import Logging
+
+/// The gate's use cases: admit an authorization request, decide an approval request, expire stale
+/// ones. Pure domain logic over the `GateStore` port; every store failure becomes
+/// `temporarily_unavailable`, so that nothing is forwarded when the gate cannot be sure.
+public struct GateService: Sendable {
+    /// What to do with an authorization request.
+    public enum Admission: Sendable, Equatable {
+        /// Forward it to the IdP as parsed.
+        case forward
+        /// Refuse it: policy denies these scopes.
+        case deny(ScopeSet)
+        /// Hold it; the browser waits on the hold.
+        case held(Hold, ApprovalRequest)
+    }
+
+    /// The longest justification stored, in characters.
+    public static let maximumJustificationLength = 2000
+
+    /// The policy in force.
+    public let policy: Policy
+    /// The store.
+    public let store: any GateStore
+    /// Told about openings and decisions.
+    public let observer: any GateObserver
+    /// The current time; injected for tests.
+    public let now: @Sendable () -> Date
+    let logger: Logger
+
+    /// Creates the service.
+    public init(
+        policy: Policy, store: any GateStore, observer: any GateObserver, logger: Logger,
+        now: @escaping @Sendable () -> Date = { Date() }
+    ) {
+        self.policy = policy
+        self.store = store
+        self.observer = observer
+        self.logger = logger
+        self.now = now
+    }
+
+    /// Decides what happens to `request` from the browser identified by `binderHash`.
+    public func admit(_ request: AuthorizationRequest, binderHash: String) async throws(GateError) -> Admission {
+        let scopes = try policy.effectiveScopes(of: request)
+        let encoded = request.parameters.encoded
+        let date = now()
+        return try await storeCall {
+            let granted = Set(try await store.activeGrants(clientID: request.clientID, at: date).map(\.scope))
+            let evaluation = policy.evaluate(scopes: scopes, clientID: request.clientID, granted: granted)
+            switch evaluation {
+            case .deny(let denied):
+                return .deny(denied)
+            case .allow:
+                return .forward
+            case .hold(let unapproved, let alreadyGranted):
+                if let released = try await store.releasedHold(binderHash: binderHash, encodedParameters: encoded),
+                    try await store.consumeHold(id: released.id, at: date)
+                {
+                    return .forward
+                }
+                let draft = HoldDraft(
+                    clientID: request.clientID, binderHash: binderHash, method: request.method,
+                    encodedParameters: encoded, requestedScopes: scopes, unapproved: unapproved,
+                    alreadyGranted: alreadyGranted)
+                let expiresAt = date.addingTimeInterval(policy.approvalTimeout.seconds)
+                let (hold, approval, opened) = try await store.openHold(draft, at: date, expiresAt: expiresAt)
+                if opened {
+                    await observer.approvalRequestOpened(approval, by: hold)
+                }
+                return .held(hold, approval)
+            }
+        }
+    }
+
+    /// Approves a pending request. `once` releases the attached holds without a standing grant.
+    @discardableResult
+    public func approve(_ requestID: String, actor: String, once: Bool, reason: String? = nil) async throws(GateError)
+        -> ApprovalRequest
+    {
+        let date = now()
+        let request = try await existing(requestID)
+        let grants: [Grant] =
+            once
+            ? []
+            : request.scopes.map { scope in
+                Grant(
+                    clientID: request.clientID, scope: scope, approvedBy: actor, grantedAt: date,
+                    expiresAt: policy.grantLifetime(for: scope, clientID: request.clientID).map {
+                        date.addingTimeInterval($0.seconds)
+                    }, approvalRequestID: request.id)
+            }
+        let decision = Decision(outcome: once ? .approvedOnce : .approved, actor: actor, at: date, reason: reason)
+        return try await record(decision, on: requestID, grants: grants)
+    }
+
+    /// Denies a pending request.
+    @discardableResult
+    public func deny(_ requestID: String, actor: String, reason: String? = nil) async throws(GateError) -> ApprovalRequest {
+        _ = try await existing(requestID)
+        let decision = Decision(outcome: .denied, actor: actor, at: now(), reason: reason)
+        return try await record(decision, on: requestID, grants: [])
+    }
+
+    /// Expires every pending request whose deadline has passed; returns those it expired.
+    @discardableResult
+    public func expireDue() async throws(GateError) -> [ApprovalRequest] {
+        let date = now()
+        let due = try await storeCall { try await store.pendingRequests(expiringBy: date) }
+        var expired: [ApprovalRequest] = []
+        for request in due {
+            let decision = Decision(outcome: .expired, actor: "policy:expiry", at: date, reason: "nobody decided in time")
+            do {
+                expired.append(try await record(decision, on: request.id, grants: []))
+            } catch where error.code == .alreadyDecided {
+                continue
+            }
+        }
+        return expired
+    }
+
+    /// The hold and its approval request, for the browser that owns the hold only.
+    public func status(ofHold holdID: String, binderHash: String) async throws(GateError) -> (Hold, ApprovalRequest) {
+        try await storeCall {
+            guard let hold = try await store.hold(id: holdID), hold.binderHash == binderHash,
+                let request = try await store.approvalRequest(id: hold.approvalRequestID)
+            else {
+                throw GateError(.notFound, "no such waiting request in this browser")
+            }
+            return (hold, request)
+        }
+    }
+
+    /// Stores the requester's justification on their hold, while its request is pending.
+    public func justify(holdID: String, binderHash: String, text: String) async throws(GateError) {
+        let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard trimmed.count <= Self.maximumJustificationLength else {
+            throw GateError(.invalidRequest, "the justification is longer than \(Self.maximumJustificationLength) characters")
+        }
+        let (hold, request) = try await status(ofHold: holdID, binderHash: binderHash)
+        guard request.state == .pending else {
+            throw GateError(.alreadyDecided, "the request was already \(request.state.rawValue)")
+        }
+        try await storeCall { try await store.setJustification(holdID: hold.id, trimmed) }
+    }
+
+    // MARK: - Helpers
+
+    private func existing(_ requestID: String) async throws(GateError) -> ApprovalRequest {
+        let request = try await storeCall { try await store.approvalRequest(id: requestID) }
+        guard let request else { throw GateError(.notFound, "no approval request \(requestID)") }
+        return request
+    }
+
+    private func record(_ decision: Decision, on requestID: String, grants: [Grant]) async throws(GateError)
+        -> ApprovalRequest
+    {
+        let decided = try await storeCall { try await store.decide(requestID, decision, grants: grants) }
+        logger.info(
+            "approval request decided",
+            metadata: [
+                "sg.request.id": "\(requestID)", "sg.client.id": "\(decided.clientID)",
+                "sg.decision": "\(decision.outcome.rawValue)", "sg.actor": "\(decision.actor)",
+            ])
+        await observer.approvalRequestDecided(decided)
+        return decided
+    }
+
+    /// Runs a store operation; a `GateError` passes through, anything else means the store failed.
+    private func storeCall<T>(_ body: () async throws -> T) async throws(GateError) -> T {
+        do {
+            return try await body()
+        } catch let error as GateError where error.code != .storeFailure {
+            throw error
+        } catch {
+            logger.error("store call failed", metadata: ["sg.error": "\(String(describing: type(of: error)))"])
+            throw GateError(.temporarilyUnavailable, "the gate cannot reach its store; try again shortly")
+        }
+    }
+}
+
+extension Duration {
+    /// The duration in seconds, as a `TimeInterval`.
+    public var seconds: Double {
+        let (whole, fraction) = components
+        return Double(whole) + Double(fraction) / 1e18
+    }
+}

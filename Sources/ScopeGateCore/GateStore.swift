@@ -1,0 +1,89 @@
+import Foundation
+
+/// What a new hold needs stored; the store assigns ids and finds or opens the approval request.
+public struct HoldDraft: Sendable, Equatable {
+    /// The client.
+    public var clientID: String
+    /// SHA-256 (hex) of the browser-binding cookie's value.
+    public var binderHash: String
+    /// How the browser sent the request.
+    public var method: AuthorizationRequest.Method
+    /// The request as it will be forwarded.
+    public var encodedParameters: String
+    /// Everything the request asks for.
+    public var requestedScopes: ScopeSet
+    /// The part that needs a decision; the approval request is keyed by client and this set.
+    public var unapproved: ScopeSet
+    /// The part the client already holds.
+    public var alreadyGranted: ScopeSet
+
+    /// Creates a draft.
+    public init(
+        clientID: String, binderHash: String, method: AuthorizationRequest.Method, encodedParameters: String,
+        requestedScopes: ScopeSet, unapproved: ScopeSet, alreadyGranted: ScopeSet
+    ) {
+        self.clientID = clientID
+        self.binderHash = binderHash
+        self.method = method
+        self.encodedParameters = encodedParameters
+        self.requestedScopes = requestedScopes
+        self.unapproved = unapproved
+        self.alreadyGranted = alreadyGranted
+    }
+}
+
+/// A decided approval request, in the order decisions were stored; `cursor` only grows.
+public struct DecisionEvent: Sendable, Equatable {
+    /// Position in the store's decision log.
+    public var cursor: Int64
+    /// The approval request that was decided.
+    public var approvalRequestID: String
+
+    /// Creates an event.
+    public init(cursor: Int64, approvalRequestID: String) {
+        self.cursor = cursor
+        self.approvalRequestID = approvalRequestID
+    }
+}
+
+/// The port through which the domain reads and writes grants, holds and approval requests.
+///
+/// Implementations make each method atomic. `decide` is a compare-and-set: of two concurrent
+/// decisions on one request exactly one succeeds, and the grants it carries are written in the same
+/// transaction. Any failure is thrown; callers fail closed.
+public protocol GateStore: Sendable {
+    /// Grants in force for the client at `date`.
+    func activeGrants(clientID: String, at date: Date) async throws -> [Grant]
+    /// Every grant in force at `date`, for listings.
+    func allActiveGrants(at date: Date) async throws -> [Grant]
+    /// Removes a grant; returns whether there was one.
+    func revokeGrant(clientID: String, scope: String) async throws -> Bool
+    /// Stores a new hold, attached to the pending approval request for the same client and unapproved
+    /// scopes, or to a new one expiring at `expiresAt`. `opened` tells whether the request is new.
+    func openHold(_ draft: HoldDraft, at date: Date, expiresAt: Date) async throws -> (
+        hold: Hold, request: ApprovalRequest, opened: Bool
+    )
+    /// A hold by its id.
+    func hold(id: String) async throws -> Hold?
+    /// The holds attached to an approval request.
+    func holds(approvalRequestID: String) async throws -> [Hold]
+    /// An approval request by its id.
+    func approvalRequest(id: String) async throws -> ApprovalRequest?
+    /// Approval requests, newest first, optionally only those in `states`.
+    func approvalRequests(states: Set<ApprovalRequest.State>?) async throws -> [ApprovalRequest]
+    /// Moves a pending request to the decision's state and writes `grants`, atomically. Throws
+    /// `GateError(.alreadyDecided)` when the request is no longer pending.
+    func decide(_ requestID: String, _ decision: Decision, grants: [Grant]) async throws -> ApprovalRequest
+    /// Sets the requester's justification on a hold.
+    func setJustification(holdID: String, _ text: String) async throws
+    /// The released, not yet consumed hold of this browser for exactly this request, if any.
+    func releasedHold(binderHash: String, encodedParameters: String) async throws -> Hold?
+    /// Marks a hold consumed; false when it already was (a hold continues once).
+    func consumeHold(id: String, at date: Date) async throws -> Bool
+    /// Pending requests whose deadline is at or before `date`.
+    func pendingRequests(expiringBy date: Date) async throws -> [ApprovalRequest]
+    /// Decisions stored after `cursor`, oldest first.
+    func decisionEvents(after cursor: Int64) async throws -> [DecisionEvent]
+    /// The cursor of the newest stored decision (0 when there is none).
+    func latestDecisionCursor() async throws -> Int64
+}

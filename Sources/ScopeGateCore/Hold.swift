@@ -1,0 +1,86 @@
+import Foundation
+
+/// One held authorization request: a browser waiting on the waiting page.
+///
+/// A hold keeps the request exactly as parsed, so that after an approval the browser continues with
+/// the very request that was evaluated. It is bound to the browser that made it by the hash of a
+/// random cookie value; only that browser can see it or continue it.
+public struct Hold: Sendable, Equatable, Codable, Identifiable {
+    /// The public handle in the waiting page's URL (128 random bits, hex).
+    public var id: String
+    /// The approval request the hold waits on.
+    public var approvalRequestID: String
+    /// The client.
+    public var clientID: String
+    /// The SHA-256 (hex) of the browser-binding cookie's value.
+    public var binderHash: String
+    /// How the browser sent the request.
+    public var method: AuthorizationRequest.Method
+    /// The request's parameters, encoded as they will be forwarded.
+    public var encodedParameters: String
+    /// All the scopes the request asked for.
+    public var requestedScopes: ScopeSet
+    /// The requester's justification, shown to approvers.
+    public var justification: String?
+    /// When the hold was made.
+    public var createdAt: Date
+    /// When the browser continued to the IdP after a release; a hold continues once.
+    public var consumedAt: Date?
+
+    /// Creates a hold.
+    public init(
+        id: String, approvalRequestID: String, clientID: String, binderHash: String,
+        method: AuthorizationRequest.Method, encodedParameters: String, requestedScopes: ScopeSet,
+        justification: String? = nil, createdAt: Date, consumedAt: Date? = nil
+    ) {
+        self.id = id
+        self.approvalRequestID = approvalRequestID
+        self.clientID = clientID
+        self.binderHash = binderHash
+        self.method = method
+        self.encodedParameters = encodedParameters
+        self.requestedScopes = requestedScopes
+        self.justification = justification
+        self.createdAt = createdAt
+        self.consumedAt = consumedAt
+    }
+
+    /// The parsed request again, from what was stored.
+    public func request() throws(GateError) -> AuthorizationRequest {
+        try AuthorizationRequest(method: method, query: Substring(encodedParameters))
+    }
+}
+
+/// A standing approval of one scope for one client.
+public struct Grant: Sendable, Equatable, Codable {
+    /// The client.
+    public var clientID: String
+    /// The scope.
+    public var scope: String
+    /// Who approved it.
+    public var approvedBy: String
+    /// When.
+    public var grantedAt: Date
+    /// When it lapses; `nil` for never.
+    public var expiresAt: Date?
+    /// The approval request that created it, if any.
+    public var approvalRequestID: String?
+
+    /// Creates a grant.
+    public init(
+        clientID: String, scope: String, approvedBy: String, grantedAt: Date, expiresAt: Date?,
+        approvalRequestID: String?
+    ) {
+        self.clientID = clientID
+        self.scope = scope
+        self.approvedBy = approvedBy
+        self.grantedAt = grantedAt
+        self.expiresAt = expiresAt
+        self.approvalRequestID = approvalRequestID
+    }
+
+    /// Whether the grant is in force at `date`.
+    public func isActive(at date: Date) -> Bool {
+        expiresAt.map { date < $0 } ?? true
+    }
+}

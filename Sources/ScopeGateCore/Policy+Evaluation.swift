@@ -1,0 +1,48 @@
+import Foundation
+
+extension Policy {
+    /// The outcome of evaluating a request's scopes against the policy and the client's grants.
+    public enum Evaluation: Sendable, Equatable {
+        /// Every scope is granted or approved by policy: forward.
+        case allow
+        /// A rule denies some scopes: end the request with `access_denied`.
+        case deny(ScopeSet)
+        /// Some scopes need an approver; `granted` are already covered.
+        case hold(unapproved: ScopeSet, granted: ScopeSet)
+    }
+
+    /// The scopes a request stands for: what it names, or the client's configured defaults when it
+    /// names none. A request that names none for a client without defaults is refused, because the
+    /// IdP would grant something the gate never saw.
+    public func effectiveScopes(of request: AuthorizationRequest) throws(GateError) -> ScopeSet {
+        if request.hasScopeParameter, !request.scopes.isEmpty { return request.scopes }
+        if let defaults = clients[request.clientID]?.defaultScopes { return defaults }
+        throw GateError(
+            .invalidScope, "the request names no scope and no default scopes are configured for this client")
+    }
+
+    /// Evaluates `scopes` for `clientID` given the scopes currently granted to it.
+    public func evaluate(scopes: ScopeSet, clientID: String, granted: Set<String>) -> Evaluation {
+        var denied: [String] = []
+        var unapproved: [String] = []
+        var alreadyGranted: [String] = []
+        for scope in scopes {
+            let rule = rule(for: scope, clientID: clientID)
+            switch rule.auto {
+            case .deny:
+                denied.append(scope)
+            case .approve:
+                continue
+            case .ask:
+                if granted.contains(scope) {
+                    alreadyGranted.append(scope)
+                } else {
+                    unapproved.append(scope)
+                }
+            }
+        }
+        if !denied.isEmpty { return .deny(ScopeSet(denied)) }
+        if unapproved.isEmpty { return .allow }
+        return .hold(unapproved: ScopeSet(unapproved), granted: ScopeSet(alreadyGranted))
+    }
+}

@@ -1,0 +1,123 @@
+/// The organisation's policy: how sensitive each scope is, which scopes are decided automatically, and
+/// which clients ScopeGate knows. Built from the configuration file; immutable at run time.
+public struct Policy: Sendable {
+    /// What happens to a scope without asking anyone.
+    public enum Auto: String, Sendable, Codable {
+        /// Granted by policy; nobody is asked.
+        case approve
+        /// Refused by policy; the request ends with `access_denied`.
+        case deny
+        /// An approver must decide.
+        case ask
+    }
+
+    /// A sensitivity level, with the lifetime of the grants approved at that level.
+    public struct Tier: Sendable, Equatable {
+        /// The tier's name, as used in rules (`low`, `elevated`, `critical`).
+        public var name: String
+        /// How long an approved grant lasts; `nil` means until revoked.
+        public var grantLifetime: Duration?
+
+        /// Creates a tier.
+        public init(name: String, grantLifetime: Duration?) {
+            self.name = name
+            self.grantLifetime = grantLifetime
+        }
+    }
+
+    /// A rule for the scopes its pattern matches.
+    public struct ScopeRule: Sendable, Equatable {
+        /// Which scopes the rule covers.
+        public var pattern: GlobPattern
+        /// What happens without asking.
+        public var auto: Auto
+        /// The tier's name.
+        public var tier: String
+        /// What the scope lets the app do, in words the requester and approvers understand.
+        public var description: String?
+        /// Where the rule comes from, for explanations (`scopes[2]`, `clients[0].scopes[1]`, or `default`).
+        public var origin: String
+
+        /// Creates a rule.
+        public init(pattern: GlobPattern, auto: Auto, tier: String, description: String? = nil, origin: String) {
+            self.pattern = pattern
+            self.auto = auto
+            self.tier = tier
+            self.description = description
+            self.origin = origin
+        }
+    }
+
+    /// A client (an OAuth `client_id`) that ScopeGate knows.
+    public struct Client: Sendable, Equatable {
+        /// The `client_id`.
+        public var id: String
+        /// The name people see.
+        public var name: String
+        /// Who owns the app, shown to approvers.
+        public var owner: String?
+        /// The redirect URIs registered for the client; denials are sent only to these.
+        public var redirectURIs: [String]
+        /// Rules that apply to this client before the global ones.
+        public var rules: [ScopeRule]
+        /// What the IdP grants when the client sends no `scope`; `nil` refuses such requests.
+        public var defaultScopes: ScopeSet?
+
+        /// Creates a client.
+        public init(
+            id: String, name: String, owner: String? = nil, redirectURIs: [String], rules: [ScopeRule] = [],
+            defaultScopes: ScopeSet? = nil
+        ) {
+            self.id = id
+            self.name = name
+            self.owner = owner
+            self.redirectURIs = redirectURIs
+            self.rules = rules
+            self.defaultScopes = defaultScopes
+        }
+    }
+
+    /// Global rules, first match wins.
+    public var rules: [ScopeRule]
+    /// Known clients by `client_id`.
+    public var clients: [String: Client]
+    /// Tiers by name.
+    public var tiers: [String: Tier]
+    /// The tier of a scope that no rule matches.
+    public var defaultTier: String
+    /// How long an approval request waits for a decision before it expires.
+    public var approvalTimeout: Duration
+
+    /// Creates a policy.
+    public init(
+        rules: [ScopeRule], clients: [Client], tiers: [Tier], defaultTier: String, approvalTimeout: Duration
+    ) {
+        self.rules = rules
+        self.clients = Dictionary(clients.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        self.tiers = Dictionary(tiers.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+        self.defaultTier = defaultTier
+        self.approvalTimeout = approvalTimeout
+    }
+
+    /// The rule that decides `scope` for `clientID`: the client's own rules first, then the global
+    /// ones; a scope nobody wrote a rule for must be asked about.
+    public func rule(for scope: String, clientID: String) -> ScopeRule {
+        if let client = clients[clientID], let rule = client.rules.first(where: { $0.pattern.matches(scope) }) {
+            return rule
+        }
+        if let rule = rules.first(where: { $0.pattern.matches(scope) }) {
+            return rule
+        }
+        return ScopeRule(pattern: GlobPattern(scope), auto: .ask, tier: defaultTier, origin: "default")
+    }
+
+    /// The name shown for a client, falling back to its id.
+    public func displayName(of clientID: String) -> String {
+        clients[clientID]?.name ?? clientID
+    }
+
+    /// How long a grant for `scope` lasts, from its tier.
+    public func grantLifetime(for scope: String, clientID: String) -> Duration? {
+        tiers[rule(for: scope, clientID: clientID).tier]?.grantLifetime
+    }
+}

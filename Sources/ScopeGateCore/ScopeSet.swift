@@ -1,0 +1,70 @@
+/// A set of OAuth scope tokens (RFC 6749 §3.3), kept sorted so it has one canonical form.
+///
+/// Scope tokens are case-sensitive and separated by exactly one space. Any other whitespace, an empty
+/// token, or a character outside `%x21 / %x23-5B / %x5D-7E` is refused, because an IdP might split or
+/// read such a value differently than the gate did.
+public struct ScopeSet: Sendable, Hashable, Codable, Sequence, CustomStringConvertible {
+    /// The tokens in ascending order, without duplicates.
+    public let tokens: [String]
+
+    /// Creates a set from tokens that are already known to be valid.
+    public init<S: Sequence>(_ tokens: S) where S.Element == String {
+        self.tokens = Array(Set(tokens)).sorted()
+    }
+
+    /// Parses a `scope` parameter value strictly.
+    public init(parsing value: String) throws(GateError) {
+        if value.isEmpty {
+            self.init([String]())
+            return
+        }
+        var tokens: [String] = []
+        for token in value.split(separator: " ", omittingEmptySubsequences: false) {
+            guard !token.isEmpty else {
+                throw GateError(.invalidScope, "the scope has an empty token (leading, trailing or doubled space)")
+            }
+            guard token.utf8.allSatisfy(Self.isScopeTokenByte) else {
+                throw GateError(.invalidScope, "a scope token has a character that RFC 6749 §3.3 does not allow")
+            }
+            tokens.append(String(token))
+        }
+        self.init(tokens)
+    }
+
+    /// Whether the byte may appear in a scope token (RFC 6749 §3.3).
+    public static func isScopeTokenByte(_ byte: UInt8) -> Bool {
+        byte == 0x21 || (0x23...0x5B).contains(byte) || (0x5D...0x7E).contains(byte)
+    }
+
+    /// The value as a `scope` parameter: tokens joined by one space.
+    public var parameterValue: String { tokens.joined(separator: " ") }
+
+    /// Whether there are no tokens.
+    public var isEmpty: Bool { tokens.isEmpty }
+
+    /// Whether the set contains `token`.
+    public func contains(_ token: String) -> Bool { tokens.contains(token) }
+
+    /// The tokens of this set that are not in `other`.
+    public func subtracting(_ other: ScopeSet) -> ScopeSet {
+        let drop = Set(other.tokens)
+        return ScopeSet(tokens.filter { !drop.contains($0) })
+    }
+
+    /// The union of two sets.
+    public func union(_ other: ScopeSet) -> ScopeSet { ScopeSet(tokens + other.tokens) }
+
+    public func makeIterator() -> IndexingIterator<[String]> { tokens.makeIterator() }
+
+    public var description: String { parameterValue }
+
+    public init(from decoder: Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        self.init(try container.decode([String].self))
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(tokens)
+    }
+}

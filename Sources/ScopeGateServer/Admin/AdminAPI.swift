@@ -1,0 +1,158 @@
+import Crypto
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import ScopeGateCore
+
+/// The admin HTTP API, on its own listener (loopback by default), behind a bearer token.
+///
+///     GET    /v1/requests?state=pending     approval requests, newest first
+///     GET    /v1/requests/{id}              one, with its holds and justifications
+///     POST   /v1/requests/{id}/approve      {"once": false, "reason": "…"}
+///     POST   /v1/requests/{id}/deny         {"reason": "…"}
+///     GET    /v1/grants                     grants in force
+///     DELETE /v1/grants/{client}/{scope}    revoke one
+struct AdminAPI: Sendable {
+    let service: GateService
+    let tokenDigest: SHA256.Digest
+    let tokenName: String
+
+    init(service: GateService, token: String, tokenName: String) {
+        self.service = service
+        self.tokenDigest = SHA256.hash(data: Data(token.utf8))
+        self.tokenName = tokenName
+    }
+
+    struct DecisionBody: Decodable {
+        var once: Bool?
+        var reason: String?
+    }
+
+    func router() -> Router<BasicRequestContext> {
+        let router = Router(context: BasicRequestContext.self)
+        router.add(middleware: BearerTokenMiddleware(tokenDigest: tokenDigest))
+        router.get("/v1/requests") { request, _ in
+            let filter = request.uri.queryParameters["state"].map(String.init)
+            var states: Set<ApprovalRequest.State>?
+            if let filter {
+                guard let state = ApprovalRequest.State(rawValue: filter) else {
+                    return ErrorResponses.json(GateError(.invalidRequest, "state must be one of \(ApprovalRequest.State.allCases.map(\.rawValue).joined(separator: ", "))"))
+                }
+                states = [state]
+            }
+            return await run {
+                var reports: [RequestReport] = []
+                for request in try await service.store.approvalRequests(states: states) {
+                    reports.append(RequestReport(request, holds: try await service.store.holds(approvalRequestID: request.id), policy: service.policy))
+                }
+                return try json(reports)
+            }
+        }
+        router.get("/v1/requests/{id}") { _, context in
+            let id = try context.parameters.require("id")
+            return await run { try json(try await report(id)) }
+        }
+        router.post("/v1/requests/{id}/approve") { request, context in
+            let id = try context.parameters.require("id")
+            let body = try await decision(request, context: context)
+            return await run {
+                try await service.approve(id, actor: "admin:\(tokenName)", once: body.once ?? false, reason: body.reason)
+                return try json(try await report(id))
+            }
+        }
+        router.post("/v1/requests/{id}/deny") { request, context in
+            let id = try context.parameters.require("id")
+            let body = try await decision(request, context: context)
+            return await run {
+                try await service.deny(id, actor: "admin:\(tokenName)", reason: body.reason)
+                return try json(try await report(id))
+            }
+        }
+        router.get("/v1/grants") { _, _ in
+            await run { try json(try await service.store.allActiveGrants(at: service.now()).map(GrantReport.init)) }
+        }
+        router.delete("/v1/grants/{client}/{scope}") { _, context in
+            let client = try context.parameters.require("client")
+            let scope = try context.parameters.require("scope")
+            return await run {
+                guard try await service.store.revokeGrant(clientID: client, scope: scope) else {
+                    throw GateError(.notFound, "client \(client) holds no grant for \(scope)")
+                }
+                return Response(status: .noContent)
+            }
+        }
+        return router
+    }
+
+    private func decision(_ request: Request, context: BasicRequestContext) async throws -> DecisionBody {
+        var copy = request
+        let body = try await copy.collectBody(upTo: 16 * 1024)
+        if body.readableBytes == 0 { return DecisionBody() }
+        return try JSONDecoder().decode(DecisionBody.self, from: Data(buffer: body))
+    }
+
+    private func report(_ id: String) async throws -> RequestReport {
+        guard let request = try await service.store.approvalRequest(id: id) else {
+            throw GateError(.notFound, "no approval request \(id)")
+        }
+        return RequestReport(request, holds: try await service.store.holds(approvalRequestID: id), policy: service.policy)
+    }
+
+    private func run(_ body: () async throws -> Response) async -> Response {
+        do {
+            return try await body()
+        } catch let error as GateError {
+            return ErrorResponses.json(error)
+        } catch {
+            return ErrorResponses.json(GateError(.temporarilyUnavailable, "the store failed; try again shortly"))
+        }
+    }
+
+    private func json(_ value: some Encodable) throws -> Response {
+        var headers = HTTPFields()
+        headers[.contentType] = "application/json"
+        headers[.cacheControl] = "no-store"
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: try RequestReport.encoder.encode(value))))
+    }
+}
+
+/// A grant as operators see it.
+public struct GrantReport: Codable, Sendable {
+    public var clientID: String
+    public var scope: String
+    public var approvedBy: String
+    public var grantedAt: Date
+    public var expiresAt: Date?
+    public var approvalRequestID: String?
+
+    public init(_ grant: Grant) {
+        clientID = grant.clientID
+        scope = grant.scope
+        approvedBy = grant.approvedBy
+        grantedAt = grant.grantedAt
+        expiresAt = grant.expiresAt
+        approvalRequestID = grant.approvalRequestID
+    }
+}
+
+/// Refuses every admin request without the configured bearer token (compared as SHA-256 digests, in
+/// constant time).
+struct BearerTokenMiddleware: RouterMiddleware {
+    typealias Context = BasicRequestContext
+    let tokenDigest: SHA256.Digest
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
+        -> Response
+    {
+        guard let header = request.headers[.authorization], header.hasPrefix("Bearer "),
+            SHA256.hash(data: Data(header.dropFirst(7).utf8)) == tokenDigest
+        else {
+            var response = ErrorResponses.json(GateError(.forbidden, "a valid bearer token is required"))
+            response.status = .unauthorized
+            response.headers[.wwwAuthenticate] = "Bearer realm=\"scopegate-admin\""
+            return response
+        }
+        return try await next(request, context)
+    }
+}

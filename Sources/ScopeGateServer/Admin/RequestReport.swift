@@ -1,0 +1,82 @@
+import Foundation
+import ScopeGateCore
+
+/// An approval request as operators see it (admin API and command line): the request, the client's
+/// name, and its waiting holds with their justifications. Never the browser binding.
+public struct RequestReport: Codable, Sendable {
+    /// A hold as operators see it.
+    public struct HoldReport: Codable, Sendable {
+        /// The hold's id.
+        public var id: String
+        /// Every scope the request asked for.
+        public var requestedScopes: [String]
+        /// The requester's justification.
+        public var justification: String?
+        /// When it was held.
+        public var createdAt: Date
+        /// When it continued to the IdP after a release.
+        public var consumedAt: Date?
+    }
+
+    /// The approval request's id.
+    public var id: String
+    /// The client's id.
+    public var clientID: String
+    /// The client's display name.
+    public var clientName: String
+    /// The scopes that need a decision.
+    public var scopes: [String]
+    /// The scopes the client already held when the request opened.
+    public var alreadyGranted: [String]
+    /// `pending`, `approved`, `approved_once`, `denied` or `expired`.
+    public var state: String
+    /// When it opened.
+    public var createdAt: Date
+    /// When it expires if undecided.
+    public var expiresAt: Date
+    /// Who decided.
+    public var decidedBy: String?
+    /// When.
+    public var decidedAt: Date?
+    /// Why.
+    public var reason: String?
+    /// The held requests waiting on it.
+    public var holds: [HoldReport]
+
+    /// Builds a report.
+    public init(_ request: ApprovalRequest, holds: [Hold], policy: Policy) {
+        id = request.id
+        clientID = request.clientID
+        clientName = policy.displayName(of: request.clientID)
+        scopes = request.scopes.tokens
+        alreadyGranted = request.alreadyGranted.tokens
+        state = request.state.rawValue
+        createdAt = request.createdAt
+        expiresAt = request.expiresAt
+        decidedBy = request.decision?.actor
+        decidedAt = request.decision?.at
+        reason = request.decision?.reason
+        self.holds = holds.map {
+            HoldReport(
+                id: $0.id, requestedScopes: $0.requestedScopes.tokens, justification: $0.justification,
+                createdAt: $0.createdAt, consumedAt: $0.consumedAt)
+        }
+    }
+
+    /// The JSON encoder used for reports (ISO 8601 dates, sorted keys).
+    public static var encoder: JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .iso8601
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        return encoder
+    }
+
+    /// The matching decoder.
+    public static var decoder: JSONDecoder {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        return decoder
+    }
+}

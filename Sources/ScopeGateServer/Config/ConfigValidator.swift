@@ -1,0 +1,184 @@
+import Foundation
+import ScopeGateCore
+
+/// Turns the file as written into a `ScopeGateConfiguration`, naming the key of every mistake.
+struct ConfigValidator {
+    let file: ConfigFile
+    let source: String
+    let baseDirectory: URL
+    let environment: [String: String]
+
+    func fail(_ key: String, _ problem: String) -> GateError {
+        GateError(.invalidConfiguration, "\(key) \(problem) in \(source)")
+    }
+
+    func validate() throws(GateError) -> ScopeGateConfiguration {
+        guard let upstreamText = file.upstream?.url else { throw fail("upstream.url", "is missing") }
+        let upstreamURL = try httpURL(upstreamText, key: "upstream.url")
+        guard let publicText = file.public_url else { throw fail("public_url", "is missing") }
+        let publicURL = try httpURL(publicText, key: "public_url")
+        let publicAddress = try address(file.listen?.public ?? "127.0.0.1:8080", key: "listen.public")
+        let adminAddress = try address(file.listen?.admin ?? "127.0.0.1:8081", key: "listen.admin")
+        if publicAddress == adminAddress, publicAddress.port != 0 {
+            throw fail("listen.admin", "must differ from listen.public")
+        }
+        let hostHeader: ScopeGateConfiguration.HostHeader
+        switch file.upstream?.host_header {
+        case nil, "public": hostHeader = .public
+        case "upstream": hostHeader = .upstream
+        case let value?:
+            guard !value.isEmpty, value.allSatisfy({ $0.isLetter || $0.isNumber || "-.:[]".contains($0) }) else {
+                throw fail("upstream.host_header", "must be 'public', 'upstream' or a host[:port]")
+            }
+            hostHeader = .literal(value)
+        }
+        for (key, value) in [
+            ("upstream.discovery_path", file.upstream?.discovery_path),
+            ("upstream.authorization_endpoint", file.upstream?.authorization_endpoint),
+        ] {
+            if let value, !value.hasPrefix("/") { throw fail(key, "must be a path starting with '/'") }
+        }
+        guard let storePath = file.store?.path, !storePath.isEmpty else { throw fail("store.path", "is missing") }
+        return ScopeGateConfiguration(
+            publicURL: publicURL, publicAddress: publicAddress, adminAddress: adminAddress, upstreamURL: upstreamURL,
+            hostHeader: hostHeader, discoveryPath: file.upstream?.discovery_path,
+            authorizationEndpointPath: file.upstream?.authorization_endpoint,
+            connectTimeout: try duration(file.upstream?.connect_timeout ?? "5s", key: "upstream.connect_timeout"),
+            responseTimeout: try duration(file.upstream?.response_timeout ?? "60s", key: "upstream.response_timeout"),
+            trustedProxies: Set(file.upstream?.trusted_proxies ?? []),
+            storePath: resolve(storePath), adminToken: try adminToken(),
+            adminTokenName: file.admin?.token_name ?? "admin", policy: try policy())
+    }
+
+    func policy() throws(GateError) -> Policy {
+        var tiers: [Policy.Tier] = []
+        for (index, tier) in (file.tiers ?? Self.defaultTiers).enumerated() {
+            let lifetime = try tier.grant_lifetime.map { (text) throws(GateError) in
+                try duration(text, key: "tiers[\(index)].grant_lifetime")
+            }
+            tiers.append(Policy.Tier(name: tier.name, grantLifetime: lifetime))
+        }
+        let tierNames = Set(tiers.map(\.name))
+        let defaultTier = file.approvals?.default_tier ?? (tierNames.contains("elevated") ? "elevated" : tiers.first?.name ?? "")
+        guard tierNames.contains(defaultTier) else {
+            throw fail("approvals.default_tier", "names the tier '\(defaultTier)', which tiers does not define")
+        }
+        let globalRules = try rules(file.scopes ?? [], key: "scopes", tiers: tierNames, defaultTier: defaultTier)
+        var clients: [Policy.Client] = []
+        var seen = Set<String>()
+        for (index, client) in (file.clients ?? []).enumerated() {
+            let key = "clients[\(index)]"
+            guard !client.id.isEmpty, seen.insert(client.id).inserted else {
+                throw fail("\(key).id", "is empty or repeats another client's id")
+            }
+            for (uriIndex, uri) in (client.redirect_uris ?? []).enumerated() {
+                guard let url = URL(string: uri), url.scheme != nil, url.fragment == nil else {
+                    throw fail("\(key).redirect_uris[\(uriIndex)]", "must be an absolute URI without a fragment")
+                }
+            }
+            var defaults: ScopeSet?
+            if let scopes = client.default_scopes {
+                do {
+                    defaults = try ScopeSet(parsing: scopes.joined(separator: " "))
+                } catch {
+                    throw fail("\(key).default_scopes", "holds a token that is not a valid scope")
+                }
+            }
+            clients.append(
+                Policy.Client(
+                    id: client.id, name: client.name ?? client.id, owner: client.owner,
+                    redirectURIs: client.redirect_uris ?? [],
+                    rules: try rules(client.scopes ?? [], key: "\(key).scopes", tiers: tierNames, defaultTier: defaultTier),
+                    defaultScopes: defaults))
+        }
+        let timeout = try duration(file.approvals?.timeout ?? "1h", key: "approvals.timeout")
+        return Policy(rules: globalRules, clients: clients, tiers: tiers, defaultTier: defaultTier, approvalTimeout: timeout)
+    }
+
+    func rules(_ rules: [ConfigFile.Rule], key: String, tiers: Set<String>, defaultTier: String) throws(GateError)
+        -> [Policy.ScopeRule]
+    {
+        var result: [Policy.ScopeRule] = []
+        for (index, rule) in rules.enumerated() {
+            let origin = "\(key)[\(index)]"
+            guard !rule.pattern.isEmpty,
+                rule.pattern.utf8.allSatisfy({ ScopeSet.isScopeTokenByte($0) || $0 == UInt8(ascii: "*") })
+            else {
+                throw fail("\(origin).pattern", "must be a scope token, optionally with '*' or '?' wildcards")
+            }
+            guard let auto = Policy.Auto(rawValue: rule.auto ?? "ask") else {
+                throw fail("\(origin).auto", "must be approve, deny or ask")
+            }
+            let tier = rule.tier ?? defaultTier
+            guard tiers.contains(tier) else { throw fail("\(origin).tier", "names the undefined tier '\(tier)'") }
+            result.append(
+                Policy.ScopeRule(
+                    pattern: GlobPattern(rule.pattern), auto: auto, tier: tier, description: rule.description,
+                    origin: origin))
+        }
+        return result
+    }
+
+    func adminToken() throws(GateError) -> String? {
+        if let name = file.admin?.token_env {
+            guard let value = environment[name], !value.isEmpty else {
+                throw fail("admin.token_env", "names the environment variable \(name), which is not set")
+            }
+            return try checked(value, key: "admin.token_env")
+        }
+        if let path = file.admin?.token_file {
+            guard let value = try? String(contentsOfFile: resolve(path), encoding: .utf8) else {
+                throw fail("admin.token_file", "names a file that cannot be read")
+            }
+            return try checked(value.trimmingCharacters(in: .whitespacesAndNewlines), key: "admin.token_file")
+        }
+        return nil
+    }
+
+    func checked(_ token: String, key: String) throws(GateError) -> String {
+        guard token.utf8.count >= 16 else { throw fail(key, "gives a token shorter than 16 characters") }
+        return token
+    }
+
+    func resolve(_ path: String) -> String {
+        path.hasPrefix("/") ? path : baseDirectory.appendingPathComponent(path).standardizedFileURL.path
+    }
+
+    func httpURL(_ text: String, key: String) throws(GateError) -> URL {
+        guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https",
+            url.host != nil, url.query == nil, url.fragment == nil
+        else {
+            throw fail(key, "must be an http or https URL without query or fragment")
+        }
+        return url
+    }
+
+    func address(_ text: String, key: String) throws(GateError) -> ScopeGateConfiguration.Address {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+            (0...65535).contains(port), colon != text.startIndex
+        else {
+            throw fail(key, "must be host:port, for example 127.0.0.1:8080")
+        }
+        let host = text[..<colon].trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+        return .init(host: host, port: port)
+    }
+
+    func duration(_ text: String, key: String) throws(GateError) -> Duration {
+        guard let unit = text.last, let value = Int(text.dropLast()), value > 0 else {
+            throw fail(key, "must be a positive duration such as 90s, 15m, 1h or 30d")
+        }
+        switch unit {
+        case "s": return .seconds(value)
+        case "m": return .seconds(value * 60)
+        case "h": return .seconds(value * 3600)
+        case "d": return .seconds(value * 86400)
+        default: throw fail(key, "must be a positive duration such as 90s, 15m, 1h or 30d")
+        }
+    }
+
+    static let defaultTiers: [ConfigFile.Tier] = [
+        .init(name: "low", grant_lifetime: nil),
+        .init(name: "elevated", grant_lifetime: "30d"),
+        .init(name: "critical", grant_lifetime: "1d"),
+    ]
+}

@@ -1,0 +1,98 @@
+import Foundation
+import ScopeGateCore
+import Yams
+
+/// ScopeGate's validated configuration. Built from `proxy-config/scopegate.yaml`; every mistake is
+/// reported with the key it concerns, and nothing that would weaken the gate is ever defaulted
+/// silently.
+public struct ScopeGateConfiguration: Sendable {
+    /// A host and port to listen on.
+    public struct Address: Sendable, Equatable {
+        /// The host (an IP address or name).
+        public var host: String
+        /// The port; 0 picks a free one.
+        public var port: Int
+
+        /// Creates an address.
+        public init(host: String, port: Int) {
+            self.host = host
+            self.port = port
+        }
+    }
+
+    /// What `Host` header the upstream receives.
+    public enum HostHeader: Sendable, Equatable {
+        /// The public URL's host: ScopeGate has taken over the IdP's hostname.
+        case `public`
+        /// The upstream URL's host.
+        case upstream
+        /// A fixed value.
+        case literal(String)
+    }
+
+    /// The URL clients use to reach ScopeGate; every link, redirect and rewritten endpoint uses it.
+    public var publicURL: URL
+    /// Where the public listener binds.
+    public var publicAddress: Address
+    /// Where the admin API binds (loopback unless configured otherwise).
+    public var adminAddress: Address
+    /// The IdP.
+    public var upstreamURL: URL
+    /// The `Host` sent upstream.
+    public var hostHeader: HostHeader
+    /// Where the discovery document is fetched from, if not the standard locations.
+    public var discoveryPath: String?
+    /// The authorization endpoint's path, when set explicitly rather than discovered.
+    public var authorizationEndpointPath: String?
+    /// How long connecting to the upstream may take before the client gets 502.
+    public var connectTimeout: Duration
+    /// How long the upstream may take to answer before the client gets 504.
+    public var responseTimeout: Duration
+    /// Peers whose `X-Forwarded-*` / `Forwarded` headers are kept (exact IP addresses).
+    public var trustedProxies: Set<String>
+    /// The SQLite file.
+    public var storePath: String
+    /// The admin API's bearer token; `nil` disables the admin API.
+    public var adminToken: String?
+    /// The name recorded as the actor of admin API decisions.
+    public var adminTokenName: String
+    /// The policy.
+    public var policy: Policy
+
+    /// Reads and validates the file at `path`.
+    public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment)
+        throws(GateError) -> ScopeGateConfiguration
+    {
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw GateError(.invalidConfiguration, "cannot read the configuration file \(path)")
+        }
+        let baseDirectory = URL(fileURLWithPath: path).deletingLastPathComponent()
+        return try parse(yaml: text, source: path, baseDirectory: baseDirectory, environment: environment)
+    }
+
+    /// Validates configuration text. Relative file paths are resolved against `baseDirectory`.
+    public static func parse(
+        yaml text: String, source: String = "the configuration", baseDirectory: URL,
+        environment: [String: String]
+    ) throws(GateError) -> ScopeGateConfiguration {
+        let file: ConfigFile
+        do {
+            file = try YAMLDecoder().decode(ConfigFile.self, from: text)
+        } catch let DecodingError.keyNotFound(key, context) {
+            throw GateError(.invalidConfiguration, "\(source): \(path(context.codingPath + [key])) is missing")
+        } catch let DecodingError.typeMismatch(_, context) {
+            throw GateError(.invalidConfiguration, "\(source): \(path(context.codingPath)) has the wrong type")
+        } catch {
+            throw GateError(.invalidConfiguration, "\(source) is not valid YAML: \(error)")
+        }
+        return try ConfigValidator(file: file, source: source, baseDirectory: baseDirectory, environment: environment)
+            .validate()
+    }
+
+    static func path(_ keys: [any CodingKey]) -> String {
+        keys.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined().drop { $0 == "." }.description
+    }
+}

@@ -1,0 +1,92 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import ScopeGateCore
+
+/// The gated authorization endpoint: parse once, strictly; evaluate; forward what is approved exactly
+/// as parsed, hold what needs a decision, refuse the rest.
+struct AuthorizationEndpoint: Sendable {
+    let service: GateService
+    let proxy: UpstreamProxy
+    let binding: BrowserBinding
+    let redirect: ClientRedirect
+    let path: String
+    let logger: Logger
+
+    /// The largest form body read at the authorization endpoint.
+    static let maximumBodySize = 32 * 1024
+
+    func respond(to request: Request, context: GateRequestContext) async -> Response {
+        let parsed: AuthorizationRequest
+        do {
+            parsed = try await parse(request)
+        } catch {
+            logger.notice("authorization request refused", metadata: ["sg.reason": "\(error.code.rawValue)"])
+            return ErrorResponses.page(error, title: "This sign-in request is malformed")
+        }
+        let (binder, setCookie) = binding.valueOrNew(in: request)
+        let admission: GateService.Admission
+        do {
+            admission = try await service.admit(parsed, binderHash: BrowserBinding.hash(binder))
+        } catch {
+            if error.code == .temporarilyUnavailable { return ErrorResponses.page(error) }
+            return redirect.error(error.code, description: error.message, for: parsed)
+        }
+        switch admission {
+        case .forward:
+            return await forward(parsed, request: request, peer: context.peerAddress)
+        case .deny(let scopes):
+            return redirect.error(
+                .accessDenied, description: "The organisation's policy does not allow: \(scopes.parameterValue)",
+                for: parsed)
+        case .held(let hold, let approval):
+            logger.info(
+                "authorization request held",
+                metadata: ["sg.request.id": "\(approval.id)", "sg.client.id": "\(parsed.clientID)"])
+            var headers = HTTPFields()
+            if let setCookie { headers[.setCookie] = setCookie }
+            return PageResponse.redirect(HoldEndpoints.pagePath(hold.id), headers: headers)
+        }
+    }
+
+    /// Forwards an admitted request, re-serialized from what was parsed.
+    func forward(_ parsed: AuthorizationRequest, request: Request, peer: String?) async -> Response {
+        switch parsed.method {
+        case .get:
+            return await proxy.forward(request, pathAndQuery: path + "?" + parsed.parameters.encoded, body: .none, peer: peer)
+        case .post:
+            return await proxy.forward(
+                request, pathAndQuery: path, body: .bytes(ByteBuffer(string: parsed.parameters.encoded)), peer: peer)
+        }
+    }
+
+    private func parse(_ request: Request) async throws(GateError) -> AuthorizationRequest {
+        let query = Substring(request.uri.query ?? "")
+        switch request.method {
+        case .get, .head:
+            guard request.headers[.contentLength].map({ $0 == "0" }) ?? true, request.headers[.transferEncoding] == nil
+            else {
+                throw GateError(.invalidRequest, "a GET authorization request must not have a body")
+            }
+            return try AuthorizationRequest(method: .get, query: query)
+        case .post:
+            let contentType = request.headers[.contentType]?.split(separator: ";").first?
+                .trimmingCharacters(in: .whitespaces).lowercased()
+            guard contentType == "application/x-www-form-urlencoded" else {
+                throw GateError(.invalidRequest, "a POST authorization request must be application/x-www-form-urlencoded")
+            }
+            var copy = request
+            let body: ByteBuffer
+            do {
+                body = try await copy.collectBody(upTo: Self.maximumBodySize)
+            } catch {
+                throw GateError(.invalidRequest, "the form body is larger than \(Self.maximumBodySize) bytes")
+            }
+            return try AuthorizationRequest(method: .post, query: query, body: Substring(String(buffer: body)))
+        default:
+            throw GateError(.invalidRequest, "the authorization endpoint takes GET and POST only")
+        }
+    }
+}

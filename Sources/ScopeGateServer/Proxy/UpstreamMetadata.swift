@@ -1,0 +1,77 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import ScopeGateCore
+
+/// What ScopeGate learned about the IdP at start-up: where its endpoints are and what it supports.
+struct UpstreamMetadata: Sendable {
+    /// The IdP's issuer, when it has a discovery document.
+    var issuer: String?
+    /// The path of the authorization endpoint.
+    var authorizationPath: String
+    /// The paths at which the discovery document is served (rewritten) to clients.
+    var discoveryPaths: [String]
+    /// Whether the IdP returns `iss` in authorization responses (RFC 9207).
+    var issParameterSupported: Bool
+
+    /// The standard discovery locations, in the order they are tried.
+    static let standardDiscoveryPaths = ["/.well-known/openid-configuration", "/.well-known/oauth-authorization-server"]
+
+    /// Reads the IdP's metadata; the explicit configuration wins over what discovery says.
+    static func discover(configuration: ScopeGateConfiguration, client: HTTPClient) async throws(GateError)
+        -> UpstreamMetadata
+    {
+        let candidates = configuration.discoveryPath.map { [$0] } ?? standardDiscoveryPaths
+        var document: [String: Any]?
+        var foundAt: String?
+        for path in candidates {
+            if let found = await fetchJSON(configuration.upstreamURL, path: path, client: client) {
+                document = found
+                foundAt = path
+                break
+            }
+        }
+        if let explicit = configuration.authorizationEndpointPath {
+            return UpstreamMetadata(
+                issuer: document?["issuer"] as? String, authorizationPath: explicit,
+                discoveryPaths: foundAt.map { [$0] } ?? [],
+                issParameterSupported: document?["authorization_response_iss_parameter_supported"] as? Bool ?? false)
+        }
+        guard let document, let foundAt else {
+            throw GateError(
+                .invalidConfiguration,
+                "no discovery document at \(candidates.joined(separator: " or ")) on upstream.url; set upstream.discovery_path or upstream.authorization_endpoint"
+            )
+        }
+        guard let endpoint = document["authorization_endpoint"] as? String, let url = URL(string: endpoint),
+            !url.path.isEmpty
+        else {
+            throw GateError(
+                .invalidConfiguration,
+                "the discovery document names no authorization_endpoint; set upstream.authorization_endpoint")
+        }
+        let origin = DiscoveryRewriter.origin(of: url)
+        let known = [configuration.upstreamURL, configuration.publicURL].map(DiscoveryRewriter.origin(of:))
+        guard known.contains(origin) else {
+            throw GateError(
+                .invalidConfiguration,
+                "the IdP's authorization_endpoint is on \(origin ?? "another host"), which ScopeGate does not front; requests there could not be gated"
+            )
+        }
+        return UpstreamMetadata(
+            issuer: document["issuer"] as? String, authorizationPath: url.path(percentEncoded: true),
+            discoveryPaths: [foundAt],
+            issParameterSupported: document["authorization_response_iss_parameter_supported"] as? Bool ?? false)
+    }
+
+    private static func fetchJSON(_ base: URL, path: String, client: HTTPClient) async -> [String: Any]? {
+        var request = HTTPClientRequest(url: DiscoveryRewriter.join(base, path))
+        request.headers.add(name: "Accept", value: "application/json")
+        guard let response = try? await client.execute(request, timeout: .seconds(10)), response.status == .ok,
+            let body = try? await response.body.collect(upTo: 1 << 20)
+        else {
+            return nil
+        }
+        return (try? JSONSerialization.jsonObject(with: Data(buffer: body))) as? [String: Any]
+    }
+}

@@ -1,0 +1,139 @@
+import AsyncHTTPClient
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import ScopeGateCore
+import ScopeGateStore
+import ServiceLifecycle
+
+/// ScopeGate assembled: the gate service over a store, the public listener's responder, the admin
+/// API and the background services. `run(configuration:logger:)` is what `scopegate serve` calls;
+/// tests build the same parts with their own store, upstream and clock.
+public struct ScopeGateApplication: Sendable {
+    /// The configuration in force.
+    public let configuration: ScopeGateConfiguration
+    /// The domain service.
+    public let service: GateService
+    let hub: DecisionHub
+    let metadata: UpstreamMetadata
+    let proxy: UpstreamProxy
+    let logger: Logger
+
+    init(
+        configuration: ScopeGateConfiguration, store: any GateStore, httpClient: HTTPClient,
+        metadata: UpstreamMetadata, logger: Logger, extraObservers: [any GateObserver] = [],
+        now: @escaping @Sendable () -> Date = { Date() }
+    ) {
+        let hub = DecisionHub()
+        self.configuration = configuration
+        self.hub = hub
+        self.metadata = metadata
+        self.logger = logger
+        self.proxy = UpstreamProxy(client: httpClient, configuration: configuration, logger: logger)
+        self.service = GateService(
+            policy: configuration.policy, store: store, observer: GateObservers([hub] + extraObservers),
+            logger: logger, now: now)
+    }
+
+    var publicOrigin: String {
+        DiscoveryRewriter.origin(of: configuration.publicURL) ?? configuration.publicURL.absoluteString
+    }
+
+    func responder() -> ScopeGateResponder {
+        let binding = BrowserBinding(publicURL: configuration.publicURL)
+        let redirect = ClientRedirect(
+            policy: configuration.policy, issuer: metadata.issParameterSupported ? metadata.issuer : nil)
+        var gated: [String: GatedEndpoint] = [metadata.authorizationPath: .authorization]
+        for path in metadata.discoveryPaths { gated[path] = .discovery }
+        return ScopeGateResponder(
+            pathGuard: PathGuard(gated),
+            authorization: AuthorizationEndpoint(
+                service: service, proxy: proxy, binding: binding, redirect: redirect,
+                path: metadata.authorizationPath, logger: logger),
+            holds: HoldEndpoints(
+                service: service, hub: hub, binding: binding, redirect: redirect,
+                authorizationPath: metadata.authorizationPath, publicOrigin: publicOrigin, logger: logger),
+            discovery: DiscoveryEndpoint(proxy: proxy), proxy: proxy)
+    }
+
+    /// The public listener.
+    public func publicApplication(onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in })
+        -> some ApplicationProtocol
+    {
+        Application(
+            responder: responder(),
+            configuration: .init(
+                address: .hostname(configuration.publicAddress.host, port: configuration.publicAddress.port),
+                serverName: nil),
+            onServerRunning: onServerRunning, logger: logger)
+    }
+
+    /// The admin listener, when an admin token is configured.
+    public func adminApplication() -> (some ApplicationProtocol)? {
+        guard let token = configuration.adminToken else { return nil as Application<RouterResponder<BasicRequestContext>>? }
+        let api = AdminAPI(service: service, token: token, tokenName: configuration.adminTokenName)
+        return Application(
+            router: api.router(),
+            configuration: .init(
+                address: .hostname(configuration.adminAddress.host, port: configuration.adminAddress.port),
+                serverName: nil),
+            logger: logger)
+    }
+
+    /// Expiry and cross-process decision following.
+    public var backgroundServices: [any Service] {
+        [
+            ExpiryService(service: service, interval: .seconds(1), logger: logger),
+            DecisionFollower(store: service.store, hub: hub, interval: .milliseconds(200), logger: logger),
+        ]
+    }
+
+    /// The HTTP client ScopeGate uses toward the IdP: pooled, never following redirects (the browser
+    /// must see them), never decompressing (bodies pass through as they are).
+    public static func makeHTTPClient(configuration: ScopeGateConfiguration) -> HTTPClient {
+        var clientConfiguration = HTTPClient.Configuration(
+            redirectConfiguration: .disallow,
+            timeout: .init(connect: .init(configuration.connectTimeout), read: .init(configuration.responseTimeout)),
+            connectionPool: .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 256),
+            decompression: .disabled)
+        clientConfiguration.httpVersion = .http1Only
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration)
+    }
+
+    /// Runs ScopeGate until SIGINT or SIGTERM: opens the store, reads the IdP's metadata (refusing to
+    /// start when the gated endpoints cannot be known), and serves both listeners.
+    public static func run(configuration: ScopeGateConfiguration, logger: Logger) async throws {
+        let store = try SQLiteGateStore(path: configuration.storePath)
+        let httpClient = makeHTTPClient(configuration: configuration)
+        let metadata: UpstreamMetadata
+        do {
+            metadata = try await UpstreamMetadata.discover(configuration: configuration, client: httpClient)
+        } catch {
+            try await httpClient.shutdown()
+            throw error
+        }
+        logger.info(
+            "gating the authorization endpoint",
+            metadata: ["sg.path": "\(metadata.authorizationPath)", "sg.upstream": "\(configuration.upstreamURL)"])
+        let app = ScopeGateApplication(
+            configuration: configuration, store: store, httpClient: httpClient, metadata: metadata, logger: logger)
+        var services: [any Service] = [HTTPClientService(client: httpClient)]
+        services.append(contentsOf: app.backgroundServices)
+        if let admin = app.adminApplication() { services.append(admin) }
+        services.append(app.publicApplication())
+        let group = ServiceGroup(
+            configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+    }
+}
+
+/// The HTTP client as a service, shut down after the listeners stop.
+struct HTTPClientService: Service {
+    let client: HTTPClient
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        try await client.shutdown()
+    }
+}

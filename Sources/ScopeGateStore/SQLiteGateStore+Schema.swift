@@ -1,0 +1,102 @@
+import Foundation
+import GRDB
+import ScopeGateCore
+
+extension SQLiteGateStore {
+    /// Named, append-only migrations. Never edit one that has shipped; add another.
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1: approval requests, holds, grants, decision events") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE approval_request (
+                        id TEXT PRIMARY KEY NOT NULL,
+                        client_id TEXT NOT NULL,
+                        scopes TEXT NOT NULL,
+                        already_granted TEXT NOT NULL,
+                        state TEXT NOT NULL CHECK (state IN ('pending','approved','approved_once','denied','expired')),
+                        created_at REAL NOT NULL,
+                        expires_at REAL NOT NULL,
+                        decided_by TEXT,
+                        decided_at REAL,
+                        decision_reason TEXT
+                    );
+                    CREATE UNIQUE INDEX approval_request_one_pending
+                        ON approval_request (client_id, scopes) WHERE state = 'pending';
+                    CREATE INDEX approval_request_by_state ON approval_request (state, expires_at);
+                    CREATE TABLE hold (
+                        id TEXT PRIMARY KEY NOT NULL,
+                        approval_request_id TEXT NOT NULL REFERENCES approval_request(id),
+                        client_id TEXT NOT NULL,
+                        binder_hash TEXT NOT NULL,
+                        method TEXT NOT NULL,
+                        encoded_parameters TEXT NOT NULL,
+                        requested_scopes TEXT NOT NULL,
+                        justification TEXT,
+                        created_at REAL NOT NULL,
+                        consumed_at REAL
+                    );
+                    CREATE INDEX hold_by_request ON hold (approval_request_id);
+                    CREATE INDEX hold_by_binder ON hold (binder_hash, encoded_parameters);
+                    CREATE TABLE scope_grant (
+                        client_id TEXT NOT NULL,
+                        scope TEXT NOT NULL,
+                        approved_by TEXT NOT NULL,
+                        granted_at REAL NOT NULL,
+                        expires_at REAL,
+                        approval_request_id TEXT,
+                        PRIMARY KEY (client_id, scope)
+                    );
+                    CREATE TABLE decision_event (
+                        cursor INTEGER PRIMARY KEY AUTOINCREMENT,
+                        approval_request_id TEXT NOT NULL,
+                        at REAL NOT NULL
+                    );
+                    """)
+        }
+        return migrator
+    }
+
+    static func json(_ scopes: ScopeSet) throws -> String {
+        String(decoding: try JSONEncoder().encode(scopes), as: UTF8.self)
+    }
+
+    static func scopes(_ text: String) throws -> ScopeSet {
+        try JSONDecoder().decode(ScopeSet.self, from: Data(text.utf8))
+    }
+
+    static func date(_ value: Double) -> Date { Date(timeIntervalSince1970: value) }
+
+    static func approvalRequest(_ row: Row) throws -> ApprovalRequest {
+        guard let state = ApprovalRequest.State(rawValue: row["state"]) else {
+            throw GateError(.storeFailure, "approval request \(row["id"] as String) has an unknown state")
+        }
+        var request = ApprovalRequest(
+            id: row["id"], clientID: row["client_id"], scopes: try scopes(row["scopes"]),
+            alreadyGranted: try scopes(row["already_granted"]), createdAt: date(row["created_at"]),
+            expiresAt: date(row["expires_at"]))
+        request.state = state
+        if state != .pending, let actor: String = row["decided_by"], let at: Double = row["decided_at"] {
+            request.decision = Decision(outcome: state, actor: actor, at: date(at), reason: row["decision_reason"])
+        }
+        return request
+    }
+
+    static func hold(_ row: Row) throws -> Hold {
+        guard let method = AuthorizationRequest.Method(rawValue: row["method"]) else {
+            throw GateError(.storeFailure, "hold \(row["id"] as String) has an unknown method")
+        }
+        return Hold(
+            id: row["id"], approvalRequestID: row["approval_request_id"], clientID: row["client_id"],
+            binderHash: row["binder_hash"], method: method, encodedParameters: row["encoded_parameters"],
+            requestedScopes: try scopes(row["requested_scopes"]), justification: row["justification"],
+            createdAt: date(row["created_at"]), consumedAt: (row["consumed_at"] as Double?).map(date))
+    }
+
+    static func grant(_ row: Row) -> Grant {
+        Grant(
+            clientID: row["client_id"], scope: row["scope"], approvedBy: row["approved_by"],
+            grantedAt: date(row["granted_at"]), expiresAt: (row["expires_at"] as Double?).map(date),
+            approvalRequestID: row["approval_request_id"])
+    }
+}

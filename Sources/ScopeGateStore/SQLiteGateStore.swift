@@ -1,0 +1,221 @@
+import Foundation
+import GRDB
+import ScopeGateCore
+
+/// The `GateStore` on a SQLite file (GRDB, WAL, `synchronous=FULL`).
+///
+/// Several processes may open the same file: the server, and the command line deciding a request.
+/// Each decision is a compare-and-set inside one write transaction, so concurrent decisions from any
+/// of them yield exactly one outcome.
+public final class SQLiteGateStore: GateStore {
+    let writer: DatabasePool
+
+    /// Opens (creating if needed) the database at `path` and brings its schema up to date.
+    public init(path: String) throws {
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(10)
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        writer = try DatabasePool(path: path, configuration: configuration)
+        try Self.migrator.migrate(writer)
+    }
+
+    public func activeGrants(clientID: String, at date: Date) async throws -> [Grant] {
+        try await writer.read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT * FROM scope_grant WHERE client_id = ? AND (expires_at IS NULL OR expires_at > ?)
+                    """, arguments: [clientID, date.timeIntervalSince1970]
+            ).map(Self.grant)
+        }
+    }
+
+    public func allActiveGrants(at date: Date) async throws -> [Grant] {
+        try await writer.read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT * FROM scope_grant WHERE expires_at IS NULL OR expires_at > ? ORDER BY client_id, scope
+                    """, arguments: [date.timeIntervalSince1970]
+            ).map(Self.grant)
+        }
+    }
+
+    public func revokeGrant(clientID: String, scope: String) async throws -> Bool {
+        try await writer.write { db in
+            try db.execute(sql: "DELETE FROM scope_grant WHERE client_id = ? AND scope = ?", arguments: [clientID, scope])
+            return db.changesCount > 0
+        }
+    }
+
+    public func openHold(_ draft: HoldDraft, at date: Date, expiresAt: Date) async throws -> (
+        hold: Hold, request: ApprovalRequest, opened: Bool
+    ) {
+        try await writer.write { db in
+            let scopesJSON = try Self.json(draft.unapproved)
+            var opened = false
+            let request: ApprovalRequest
+            if let row = try Row.fetchOne(
+                db, sql: "SELECT * FROM approval_request WHERE client_id = ? AND scopes = ? AND state = 'pending'",
+                arguments: [draft.clientID, scopesJSON])
+            {
+                request = try Self.approvalRequest(row)
+            } else {
+                request = ApprovalRequest(
+                    id: RandomID.make(prefix: "ar_", bytes: 8), clientID: draft.clientID, scopes: draft.unapproved,
+                    alreadyGranted: draft.alreadyGranted, createdAt: date, expiresAt: expiresAt)
+                try db.execute(
+                    sql: """
+                        INSERT INTO approval_request (id, client_id, scopes, already_granted, state, created_at, expires_at)
+                        VALUES (?, ?, ?, ?, 'pending', ?, ?)
+                        """,
+                    arguments: [
+                        request.id, request.clientID, scopesJSON, try Self.json(request.alreadyGranted),
+                        date.timeIntervalSince1970, expiresAt.timeIntervalSince1970,
+                    ])
+                opened = true
+            }
+            let hold = Hold(
+                id: RandomID.make(bytes: 16), approvalRequestID: request.id, clientID: draft.clientID,
+                binderHash: draft.binderHash, method: draft.method, encodedParameters: draft.encodedParameters,
+                requestedScopes: draft.requestedScopes, createdAt: date)
+            try db.execute(
+                sql: """
+                    INSERT INTO hold (id, approval_request_id, client_id, binder_hash, method, encoded_parameters,
+                                      requested_scopes, created_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    hold.id, hold.approvalRequestID, hold.clientID, hold.binderHash, hold.method.rawValue,
+                    hold.encodedParameters, try Self.json(hold.requestedScopes), date.timeIntervalSince1970,
+                ])
+            return (hold, request, opened)
+        }
+    }
+
+    public func hold(id: String) async throws -> Hold? {
+        try await writer.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM hold WHERE id = ?", arguments: [id]).map(Self.hold)
+        }
+    }
+
+    public func holds(approvalRequestID: String) async throws -> [Hold] {
+        try await writer.read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT * FROM hold WHERE approval_request_id = ? ORDER BY created_at",
+                arguments: [approvalRequestID]
+            ).map(Self.hold)
+        }
+    }
+
+    public func approvalRequest(id: String) async throws -> ApprovalRequest? {
+        try await writer.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM approval_request WHERE id = ?", arguments: [id])
+                .map(Self.approvalRequest)
+        }
+    }
+
+    public func approvalRequests(states: Set<ApprovalRequest.State>?) async throws -> [ApprovalRequest] {
+        try await writer.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM approval_request ORDER BY created_at DESC")
+                .map(Self.approvalRequest)
+                .filter { states?.contains($0.state) ?? true }
+        }
+    }
+
+    public func decide(_ requestID: String, _ decision: Decision, grants: [Grant]) async throws -> ApprovalRequest {
+        try await writer.write { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM approval_request WHERE id = ?", arguments: [requestID])
+            else {
+                throw GateError(.notFound, "no approval request \(requestID)")
+            }
+            let decided = try Self.approvalRequest(row).applying(decision)
+            try db.execute(
+                sql: """
+                    UPDATE approval_request
+                    SET state = ?, decided_by = ?, decided_at = ?, decision_reason = ?
+                    WHERE id = ? AND state = 'pending'
+                    """,
+                arguments: [
+                    decision.outcome.rawValue, decision.actor, decision.at.timeIntervalSince1970, decision.reason,
+                    requestID,
+                ])
+            guard db.changesCount == 1 else {
+                throw GateError(.alreadyDecided, "approval request \(requestID) was already decided")
+            }
+            for grant in grants {
+                try db.execute(
+                    sql: """
+                        INSERT OR REPLACE INTO scope_grant
+                            (client_id, scope, approved_by, granted_at, expires_at, approval_request_id)
+                        VALUES (?, ?, ?, ?, ?, ?)
+                        """,
+                    arguments: [
+                        grant.clientID, grant.scope, grant.approvedBy, grant.grantedAt.timeIntervalSince1970,
+                        grant.expiresAt?.timeIntervalSince1970, grant.approvalRequestID,
+                    ])
+            }
+            try db.execute(
+                sql: "INSERT INTO decision_event (approval_request_id, at) VALUES (?, ?)",
+                arguments: [requestID, decision.at.timeIntervalSince1970])
+            return decided
+        }
+    }
+
+    public func setJustification(holdID: String, _ text: String) async throws {
+        try await writer.write { db in
+            try db.execute(sql: "UPDATE hold SET justification = ? WHERE id = ?", arguments: [text, holdID])
+        }
+    }
+
+    public func releasedHold(binderHash: String, encodedParameters: String) async throws -> Hold? {
+        try await writer.read { db in
+            try Row.fetchOne(
+                db,
+                sql: """
+                    SELECT hold.* FROM hold JOIN approval_request ON approval_request.id = hold.approval_request_id
+                    WHERE hold.binder_hash = ? AND hold.encoded_parameters = ? AND hold.consumed_at IS NULL
+                      AND approval_request.state IN ('approved', 'approved_once')
+                    ORDER BY hold.created_at LIMIT 1
+                    """, arguments: [binderHash, encodedParameters]
+            ).map(Self.hold)
+        }
+    }
+
+    public func consumeHold(id: String, at date: Date) async throws -> Bool {
+        try await writer.write { db in
+            try db.execute(
+                sql: "UPDATE hold SET consumed_at = ? WHERE id = ? AND consumed_at IS NULL",
+                arguments: [date.timeIntervalSince1970, id])
+            return db.changesCount == 1
+        }
+    }
+
+    public func pendingRequests(expiringBy date: Date) async throws -> [ApprovalRequest] {
+        try await writer.read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT * FROM approval_request WHERE state = 'pending' AND expires_at <= ?",
+                arguments: [date.timeIntervalSince1970]
+            ).map(Self.approvalRequest)
+        }
+    }
+
+    public func decisionEvents(after cursor: Int64) async throws -> [DecisionEvent] {
+        try await writer.read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT cursor, approval_request_id FROM decision_event WHERE cursor > ? ORDER BY cursor",
+                arguments: [cursor]
+            ).map { DecisionEvent(cursor: $0["cursor"], approvalRequestID: $0["approval_request_id"]) }
+        }
+    }
+
+    public func latestDecisionCursor() async throws -> Int64 {
+        try await writer.read { db in
+            try Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(cursor), 0) FROM decision_event") ?? 0
+        }
+    }
+}
