@@ -51,8 +51,8 @@ let package = Package(
         .target(
             name: "ScopeGateDemo",
             dependencies: [
-                "ScopeGateCore",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),

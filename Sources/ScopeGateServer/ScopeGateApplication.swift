@@ -101,9 +101,11 @@ public struct ScopeGateApplication: Sendable {
         return HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration)
     }
 
-    /// Runs ScopeGate until SIGINT or SIGTERM: opens the store, reads the IdP's metadata (refusing to
-    /// start when the gated endpoints cannot be known), and serves both listeners.
-    public static func run(configuration: ScopeGateConfiguration, logger: Logger) async throws {
+    /// Opens the store, reads the IdP's metadata (refusing to start when the gated endpoints cannot be
+    /// known) and returns the application with every service it needs, listeners last.
+    public static func prepare(configuration: ScopeGateConfiguration, logger: Logger) async throws -> (
+        app: ScopeGateApplication, services: [any Service]
+    ) {
         let store = try SQLiteGateStore(path: configuration.storePath)
         let httpClient = makeHTTPClient(configuration: configuration)
         let metadata: UpstreamMetadata
@@ -122,6 +124,12 @@ public struct ScopeGateApplication: Sendable {
         services.append(contentsOf: app.backgroundServices)
         if let admin = app.adminApplication() { services.append(admin) }
         services.append(app.publicApplication())
+        return (app, services)
+    }
+
+    /// Runs ScopeGate until SIGINT or SIGTERM.
+    public static func run(configuration: ScopeGateConfiguration, logger: Logger) async throws {
+        let (_, services) = try await prepare(configuration: configuration, logger: logger)
         let group = ServiceGroup(
             configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()

@@ -1,0 +1,151 @@
+import ArgumentParser
+import AsyncHTTPClient
+import Foundation
+import Hummingbird
+import Logging
+import ScopeGateCore
+import ScopeGateDemo
+import ScopeGateServer
+import ServiceLifecycle
+
+struct Demo: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the whole loop locally: a demo IdP, ScopeGate in front of it, and a demo app.")
+
+    @Option(help: "The first of four consecutive loopback ports (IdP, ScopeGate, admin API, demo app).")
+    var portBase: Int = 9400
+
+    @Option(help: "Where the demo keeps its configuration and SQLite file (default: a new temporary folder).")
+    var directory: String?
+
+    func run() async throws {
+        let logger = Logs.make()
+        let folder = directory ?? FileManager.default.temporaryDirectory.appendingPathComponent("scopegate-demo-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let (idpPort, gatePort, adminPort, appPort) = (portBase, portBase + 1, portBase + 2, portBase + 3)
+        let gateURL = "http://127.0.0.1:\(gatePort)"
+        let appURL = "http://127.0.0.1:\(appPort)"
+        let configPath = folder + "/scopegate.yaml"
+        try DemoConfiguration.yaml(idpPort: idpPort, gatePort: gatePort, adminPort: adminPort, appURL: appURL)
+            .write(toFile: configPath, atomically: true, encoding: .utf8)
+        let configuration = try ScopeGateConfiguration.load(path: configPath)
+
+        let idp = DemoIdentityProvider(issuer: gateURL)
+        let idpReady = AsyncStream<Void>.makeStream()
+        let idpTask = Task {
+            try await Application(
+                router: idp.router(), configuration: .init(address: .hostname("127.0.0.1", port: idpPort)),
+                onServerRunning: { _ in idpReady.continuation.yield() }, logger: logger
+            ).runService()
+        }
+        var readiness = idpReady.stream.makeAsyncIterator()
+        _ = await readiness.next()
+
+        let (gate, services) = try await ScopeGateApplication.prepare(configuration: configuration, logger: logger)
+        let httpClient = HTTPClient(eventLoopGroupProvider: .singleton)
+        let client = DemoClientApp(
+            clientID: "demo-app", baseURL: appURL, gatewayURL: gateURL,
+            approvals: ServiceApprovals(service: gate.service), httpClient: httpClient)
+        let clientApp = Application(
+            router: client.router(), configuration: .init(address: .hostname("127.0.0.1", port: appPort)),
+            onServerRunning: { _ in
+                print(
+                    """
+
+                    ScopeGate demo is running.
+                      1. Open \(appURL) and pick what the demo app asks for.
+                      2. A held request shows ScopeGate's waiting page. Decide it on the approvals page
+                         \(appURL)/approvals, or from another terminal:
+                           swift run scopegate requests list --config \(configPath)
+                           swift run scopegate requests approve <id> --config \(configPath)
+                      3. The waiting page moves on by itself; the app shows the token's scopes or the denial.
+                    The demo IdP is at http://127.0.0.1:\(idpPort), ScopeGate at \(gateURL). Ctrl-C stops everything.
+
+                    """)
+            }, logger: logger)
+        let group = ServiceGroup(
+            configuration: .init(
+                services: services + [clientApp, HTTPClientShutdown(client: httpClient)],
+                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+        idpTask.cancel()
+    }
+}
+
+/// Decisions from the demo's approvals page, through the same service the server uses.
+struct ServiceApprovals: DemoApprovals {
+    let service: GateService
+
+    func pending() async throws -> [DemoPendingRequest] {
+        var result: [DemoPendingRequest] = []
+        for request in try await service.store.approvalRequests(states: [.pending]) {
+            let holds = try await service.store.holds(approvalRequestID: request.id)
+            result.append(
+                DemoPendingRequest(
+                    id: request.id, clientName: service.policy.displayName(of: request.clientID),
+                    scopes: request.scopes.tokens, justifications: holds.compactMap(\.justification)))
+        }
+        return result
+    }
+
+    func approve(_ id: String, once: Bool) async throws {
+        try await service.approve(id, actor: "demo:approvals-page", once: once)
+    }
+
+    func deny(_ id: String) async throws {
+        try await service.deny(id, actor: "demo:approvals-page", reason: "denied on the demo approvals page")
+    }
+}
+
+struct HTTPClientShutdown: Service {
+    let client: HTTPClient
+    func run() async throws {
+        try? await gracefulShutdown()
+        try await client.shutdown()
+    }
+}
+
+enum DemoConfiguration {
+    static func yaml(idpPort: Int, gatePort: Int, adminPort: Int, appURL: String) -> String {
+        """
+        # Written by `scopegate demo`.
+        public_url: http://127.0.0.1:\(gatePort)
+        listen:
+          public: 127.0.0.1:\(gatePort)
+          admin: 127.0.0.1:\(adminPort)
+        upstream:
+          url: http://127.0.0.1:\(idpPort)
+        store:
+          path: scopegate.sqlite
+        approvals:
+          timeout: 10m
+        scopes:
+          - pattern: openid
+            auto: approve
+            tier: low
+            description: Know who you are
+          - pattern: profile
+            auto: approve
+            tier: low
+            description: See your name and picture
+          - pattern: "*:read"
+            auto: ask
+            tier: elevated
+            description: Read your organisation's data
+          - pattern: "*:write"
+            auto: ask
+            tier: critical
+            description: Change your organisation's data
+          - pattern: "admin:*"
+            auto: deny
+            tier: critical
+            description: Administer the organisation
+        clients:
+          - id: demo-app
+            name: Demo App
+            owner: the ScopeGate demo
+            redirect_uris:
+              - \(appURL)/callback
+        """
+    }
+}

@@ -1,0 +1,38 @@
+import ArgumentParser
+import Foundation
+import ScopeGateServer
+
+struct Grants: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "List and revoke standing grants.", subcommands: [List.self, Revoke.self])
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List the grants in force.")
+        @OptionGroup var options: ConfigOption
+
+        func run() async throws {
+            let context = try CLIContext(options)
+            let grants = try await context.store.allActiveGrants(at: Date())
+            if grants.isEmpty { print("no grants"); return }
+            for grant in grants {
+                let until = grant.expiresAt.map { "until \($0.formatted(.iso8601))" } ?? "until revoked"
+                print("\(grant.clientID)  \(grant.scope)  by \(grant.approvedBy)  \(until)")
+            }
+        }
+    }
+
+    struct Revoke: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Revoke a client's grant of one scope.")
+        @OptionGroup var options: ConfigOption
+        @Argument(help: "The client id.") var client: String
+        @Argument(help: "The scope.") var scope: String
+
+        func run() async throws {
+            let context = try CLIContext(options)
+            guard try await context.store.revokeGrant(clientID: client, scope: scope) else {
+                throw ValidationError("client \(client) holds no grant for \(scope)")
+            }
+            print("revoked \(scope) for \(client)")
+        }
+    }
+}
