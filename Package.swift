@@ -70,6 +70,7 @@ let package = Package(
             name: "ScopeGateServerTests",
             dependencies: [
                 "ScopeGateServer",
+                "ScopeGateStore",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]
         ),

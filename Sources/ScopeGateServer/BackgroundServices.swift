@@ -9,13 +9,15 @@ struct ExpiryService: Service {
     let logger: Logger
 
     func run() async throws {
-        while !Task.isCancelledOrShuttingDown {
-            do {
-                try await service.expireDue()
-            } catch {
-                logger.error("expiry pass failed", metadata: ["sg.error": "\(error.code.rawValue)"])
+        try? await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                do {
+                    try await service.expireDue()
+                } catch {
+                    logger.error("expiry pass failed", metadata: ["sg.error": "\((error as? GateError)?.code.rawValue ?? "unknown")"])
+                }
+                try await Task.sleep(for: interval)
             }
-            try? await Task.sleep(for: interval)
         }
     }
 }
@@ -29,21 +31,20 @@ struct DecisionFollower: Service {
     let logger: Logger
 
     func run() async throws {
-        var cursor: Int64 = (try? await store.latestDecisionCursor()) ?? 0
-        while !Task.isCancelledOrShuttingDown {
-            do {
-                for event in try await store.decisionEvents(after: cursor) {
-                    await hub.publish(event.approvalRequestID)
-                    cursor = event.cursor
+        try? await cancelWhenGracefulShutdown {
+            var cursor: Int64 = (try? await store.latestDecisionCursor()) ?? 0
+            while !Task.isCancelled {
+                do {
+                    for event in try await store.decisionEvents(after: cursor) {
+                        await hub.publish(event.approvalRequestID)
+                        cursor = event.cursor
+                    }
+                } catch {
+                    logger.error("reading decisions failed", metadata: ["sg.error": "\(String(describing: type(of: error)))"])
                 }
-            } catch {
-                logger.error("reading decisions failed", metadata: ["sg.error": "\(String(describing: type(of: error)))"])
+                try await Task.sleep(for: interval)
             }
-            try? await Task.sleep(for: interval)
         }
     }
 }
 
-extension Task where Success == Never, Failure == Never {
-    static var isCancelledOrShuttingDown: Bool { isCancelled || isShuttingDownGracefully }
-}

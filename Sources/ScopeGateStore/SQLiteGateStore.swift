@@ -10,17 +10,19 @@ import ScopeGateCore
 public final class SQLiteGateStore: GateStore {
     let writer: DatabasePool
 
-    /// Opens (creating if needed) the database at `path` and brings its schema up to date.
-    public init(path: String) throws {
+    /// Opens (creating if needed) the database at `path` and brings its schema up to date. A
+    /// read-only store refuses every write, which tests use to prove that the gate fails closed.
+    public init(path: String, readOnly: Bool = false) throws {
         var configuration = Configuration()
         configuration.busyMode = .timeout(10)
+        configuration.readonly = readOnly
         configuration.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = FULL")
         }
         let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         writer = try DatabasePool(path: path, configuration: configuration)
-        try Self.migrator.migrate(writer)
+        if !readOnly { try Self.migrator.migrate(writer) }
     }
 
     public func activeGrants(clientID: String, at date: Date) async throws -> [Grant] {

@@ -119,6 +119,12 @@ struct AdminAPI: Sendable {
 
 /// A grant as operators see it.
 public struct GrantReport: Codable, Sendable {
+    enum CodingKeys: String, CodingKey {
+        case scope
+        case clientID = "client_id", approvedBy = "approved_by", grantedAt = "granted_at", expiresAt = "expires_at"
+        case approvalRequestID = "approval_request_id"
+    }
+
     public var clientID: String
     public var scope: String
     public var approvedBy: String

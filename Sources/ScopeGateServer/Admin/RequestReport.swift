@@ -16,6 +16,17 @@ public struct RequestReport: Codable, Sendable {
         public var createdAt: Date
         /// When it continued to the IdP after a release.
         public var consumedAt: Date?
+
+        enum CodingKeys: String, CodingKey {
+            case id, justification
+            case requestedScopes = "requested_scopes", createdAt = "created_at", consumedAt = "consumed_at"
+        }
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, scopes, state, reason, holds
+        case clientID = "client_id", clientName = "client_name", alreadyGranted = "already_granted"
+        case createdAt = "created_at", expiresAt = "expires_at", decidedBy = "decided_by", decidedAt = "decided_at"
     }
 
     /// The approval request's id.
@@ -68,7 +79,6 @@ public struct RequestReport: Codable, Sendable {
         let encoder = JSONEncoder()
         encoder.dateEncodingStrategy = .iso8601
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
-        encoder.keyEncodingStrategy = .convertToSnakeCase
         return encoder
     }
 
@@ -76,7 +86,6 @@ public struct RequestReport: Codable, Sendable {
     public static var decoder: JSONDecoder {
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .iso8601
-        decoder.keyDecodingStrategy = .convertFromSnakeCase
         return decoder
     }
 }

@@ -1,0 +1,84 @@
+import Testing
+
+@testable import ScopeGateCore
+
+@Suite struct AuthorizationRequestTests {
+    let base = "response_type=code&client_id=app&redirect_uri=https%3A%2F%2Fapp.example%2Fcb&state=xyz"
+
+    @Test func parsesAWellFormedRequest() throws {
+        let request = try AuthorizationRequest(method: .get, query: Substring(base + "&scope=openid%20orders%3Aread"))
+        #expect(request.clientID == "app")
+        #expect(request.scopes.tokens == ["openid", "orders:read"])
+        #expect(request.redirectURI == "https://app.example/cb")
+        #expect(request.state == "xyz")
+    }
+
+    @Test func plusIsASpaceInForms() throws {
+        let request = try AuthorizationRequest(method: .get, query: Substring(base + "&scope=openid+profile"))
+        #expect(request.scopes.tokens == ["openid", "profile"])
+    }
+
+    @Test(arguments: [
+        ("repeated parameter", "&scope=openid&scope=admin"),
+        ("repeated client_id", "&client_id=other"),
+        ("malformed percent-encoding", "&scope=openid%2"),
+        ("non-hex percent-encoding", "&scope=openid%zz"),
+        ("invalid UTF-8", "&scope=%C3%28"),
+        ("empty pair", "&&scope=openid"),
+        ("nameless parameter", "&=openid"),
+        ("unencoded non-ASCII", "&scope=openidé"),
+    ])
+    func refusesAmbiguousOrMalformedQueries(_ name: String, _ suffix: String) {
+        #expect(throws: GateError.self, "\(name)") {
+            try AuthorizationRequest(method: .get, query: Substring(base + suffix))
+        }
+    }
+
+    @Test(arguments: [
+        "openid%20%20admin",  // doubled space
+        "%20openid",  // leading space
+        "openid%20",  // trailing space
+        "openid%09admin",  // tab
+        "openid%0Aadmin",  // newline
+        "open%22id",  // DQUOTE is outside the scope-token grammar
+        "open%5Cid",  // backslash
+        "open%C3%A9id",  // non-ASCII
+    ])
+    func refusesScopeTokensOutsideRFC6749(_ scope: String) {
+        #expect {
+            try AuthorizationRequest(method: .get, query: Substring(base + "&scope=" + scope))
+        } throws: { ($0 as? GateError)?.code == .invalidScope }
+    }
+
+    @Test func refusesAParameterInBothQueryAndBody() {
+        #expect {
+            try AuthorizationRequest(method: .post, query: "scope=openid", body: Substring(base + "&scope=admin"))
+        } throws: { ($0 as? GateError)?.code == .invalidRequest }
+    }
+
+    @Test func mergesQueryAndBodyWhenDistinct() throws {
+        let request = try AuthorizationRequest(method: .post, query: "scope=openid", body: Substring(base))
+        #expect(request.scopes.tokens == ["openid"])
+        #expect(request.clientID == "app")
+    }
+
+    @Test func requiresClientAndResponseType() {
+        #expect(throws: GateError.self) { try AuthorizationRequest(method: .get, query: "response_type=code&scope=openid") }
+        #expect(throws: GateError.self) { try AuthorizationRequest(method: .get, query: "client_id=a&scope=openid") }
+    }
+
+    @Test func refusesAnUnknownResponseMode() {
+        #expect(throws: GateError.self) {
+            try AuthorizationRequest(method: .get, query: Substring(base + "&scope=openid&response_mode=web_message"))
+        }
+    }
+
+    @Test func reserializesExactlyWhatWasParsed() throws {
+        let request = try AuthorizationRequest(
+            method: .get, query: Substring(base + "&scope=openid+orders%3Aread&nonce=a%2Bb%20c"))
+        let again = try AuthorizationRequest(method: .get, query: Substring(request.parameters.encoded))
+        #expect(again == request)
+        #expect(request.parameters.encoded.contains("nonce=a%2Bb%20c"))
+        #expect(!request.parameters.encoded.contains("+"))
+    }
+}

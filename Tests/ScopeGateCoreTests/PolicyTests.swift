@@ -1,0 +1,67 @@
+import Testing
+
+@testable import ScopeGateCore
+
+@Suite struct PolicyTests {
+    static func policy(clientRules: [Policy.ScopeRule] = [], defaults: ScopeSet? = nil) -> Policy {
+        Policy(
+            rules: [
+                .init(pattern: GlobPattern("openid"), auto: .approve, tier: "low", origin: "scopes[0]"),
+                .init(pattern: GlobPattern("*:read"), auto: .ask, tier: "elevated", origin: "scopes[1]"),
+                .init(pattern: GlobPattern("admin:*"), auto: .deny, tier: "critical", origin: "scopes[2]"),
+            ],
+            clients: [
+                .init(id: "app", name: "App", redirectURIs: ["https://app.example/cb"], rules: clientRules, defaultScopes: defaults)
+            ],
+            tiers: [.init(name: "low", grantLifetime: nil), .init(name: "elevated", grantLifetime: .seconds(3600)), .init(name: "critical", grantLifetime: .seconds(60))],
+            defaultTier: "elevated", approvalTimeout: .seconds(600))
+    }
+
+    @Test(arguments: [
+        ("orders:*", "orders:read", true), ("orders:*", "orders:", true), ("orders:*", "order:read", false),
+        ("*", "", true), ("a?c", "abc", true), ("a?c", "ac", false), ("*:read", "x:y:read", true),
+        ("Orders:*", "orders:read", false), ("a*b*c", "aXbYc", true), ("a*b*c", "aXbY", false),
+    ])
+    func globMatching(_ pattern: String, _ text: String, _ expected: Bool) {
+        #expect(GlobPattern(pattern).matches(text) == expected)
+    }
+
+    @Test func autoApprovedScopesPassWithoutGrants() {
+        #expect(Self.policy().evaluate(scopes: ScopeSet(["openid"]), clientID: "app", granted: []) == .allow)
+    }
+
+    @Test func unknownScopesMustBeAsked() {
+        let result = Self.policy().evaluate(scopes: ScopeSet(["openid", "billing"]), clientID: "app", granted: [])
+        #expect(result == .hold(unapproved: ScopeSet(["billing"]), granted: ScopeSet([String]())))
+        #expect(Self.policy().rule(for: "billing", clientID: "app").tier == "elevated")
+    }
+
+    @Test func grantedScopesPassAndAreReported() {
+        let result = Self.policy().evaluate(
+            scopes: ScopeSet(["orders:read", "users:read"]), clientID: "app", granted: ["orders:read"])
+        #expect(result == .hold(unapproved: ScopeSet(["users:read"]), granted: ScopeSet(["orders:read"])))
+    }
+
+    @Test func denyWinsEvenOverAGrant() {
+        let result = Self.policy().evaluate(scopes: ScopeSet(["admin:org"]), clientID: "app", granted: ["admin:org"])
+        #expect(result == .deny(ScopeSet(["admin:org"])))
+    }
+
+    @Test func clientRulesComeFirst() {
+        let policy = Self.policy(clientRules: [.init(pattern: GlobPattern("orders:read"), auto: .approve, tier: "low", origin: "clients[0].scopes[0]")])
+        #expect(policy.evaluate(scopes: ScopeSet(["orders:read"]), clientID: "app", granted: []) == .allow)
+        #expect(policy.evaluate(scopes: ScopeSet(["orders:read"]), clientID: "other", granted: []) != .allow)
+    }
+
+    @Test func scopelessRequestsNeedConfiguredDefaults() throws {
+        let request = try AuthorizationRequest(method: .get, query: "response_type=code&client_id=app")
+        #expect(throws: GateError.self) { try Self.policy().effectiveScopes(of: request) }
+        let defaults = ScopeSet(["openid", "orders:read"])
+        #expect(try Self.policy(defaults: defaults).effectiveScopes(of: request) == defaults)
+    }
+
+    @Test func grantLifetimeFollowsTheTier() {
+        #expect(Self.policy().grantLifetime(for: "orders:read", clientID: "app") == .seconds(3600))
+        #expect(Self.policy().grantLifetime(for: "openid", clientID: "app") == nil)
+    }
+}

@@ -1,0 +1,65 @@
+import Foundation
+import ScopeGateCore
+import Testing
+
+@testable import ScopeGateServer
+
+@Suite struct ConfigurationTests {
+    let base = """
+        public_url: https://idp.example.com
+        upstream:
+          url: http://10.0.0.5:8080
+        store:
+          path: gate.sqlite
+        """
+
+    func parse(_ yaml: String, environment: [String: String] = [:]) throws -> ScopeGateConfiguration {
+        try ScopeGateConfiguration.parse(yaml: yaml, baseDirectory: URL(fileURLWithPath: "/etc/scopegate"), environment: environment)
+    }
+
+    func message(_ yaml: String) -> String {
+        do {
+            _ = try parse(yaml)
+            return "no error"
+        } catch {
+            return "\(error)"
+        }
+    }
+
+    @Test func aMinimalConfigurationHasSafeDefaults() throws {
+        let configuration = try parse(base)
+        #expect(configuration.adminToken == nil)
+        #expect(configuration.adminAddress.host == "127.0.0.1")
+        #expect(configuration.storePath == "/etc/scopegate/gate.sqlite")
+        #expect(configuration.policy.rule(for: "anything", clientID: "x").auto == .ask)
+        #expect(configuration.hostHeader == .public)
+    }
+
+    @Test(arguments: [
+        ("store:\n  path: x\npublic_url: https://a.example", "upstream.url is missing"),
+        ("upstream:\n  url: ftp://x\npublic_url: https://a.example\nstore:\n  path: x", "upstream.url must be an http or https URL"),
+        ("scopes:\n  - pattern: a\n    auto: maybe", "scopes[0].auto must be approve, deny or ask"),
+        ("scopes:\n  - pattern: a\n    tier: secret", "scopes[0].tier names the undefined tier 'secret'"),
+        ("scopes:\n  - pattern: \"a b\"", "scopes[0].pattern must be a scope token"),
+        ("approvals:\n  timeout: soon", "approvals.timeout must be a positive duration"),
+        ("admin:\n  token_env: SG_NOT_SET_ANYWHERE", "admin.token_env names the environment variable SG_NOT_SET_ANYWHERE, which is not set"),
+        ("clients:\n  - id: a\n    redirect_uris: [\"/relative\"]", "clients[0].redirect_uris[0] must be an absolute URI"),
+    ])
+    func mistakesNameTheirKey(_ addition: String, _ expected: String) {
+        let yaml = addition.hasPrefix("store:") || addition.hasPrefix("upstream:") ? addition : base + "\n" + addition
+        #expect(message(yaml).contains(expected), "got: \(message(yaml))")
+    }
+
+    @Test func aShortAdminTokenIsRefused() {
+        #expect(throws: GateError.self) {
+            try parse(base + "\nadmin:\n  token_env: T", environment: ["T": "short"])
+        }
+    }
+
+    @Test func theShippedExampleConfigurationIsValid() throws {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("proxy-config/scopegate.yaml")
+        let configuration = try ScopeGateConfiguration.load(path: url.path, environment: ["SCOPEGATE_ADMIN_TOKEN": String(repeating: "t", count: 32)])
+        #expect(!configuration.policy.rules.isEmpty)
+    }
+}

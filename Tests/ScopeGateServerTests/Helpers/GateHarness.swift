@@ -1,0 +1,190 @@
+import AsyncHTTPClient
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import ScopeGateCore
+import ScopeGateStore
+import ServiceLifecycle
+import Testing
+
+@testable import ScopeGateServer
+
+/// ScopeGate running on loopback in front of a `RecordingUpstream`, with a plain HTTP client that
+/// follows nothing and keeps its own cookie, as a browser would.
+struct GateHarness {
+    let upstream: RecordingUpstream
+    let gate: ScopeGateApplication
+    let publicURL: String
+    let adminURL: String
+    let client: HTTPClient
+    let storePath: String
+    static let adminToken = "test-admin-token-0123456789"
+
+    static func configYAML(upstreamPort: Int, publicPort: Int, adminPort: Int, storePath: String, extra: String) -> String {
+        """
+        public_url: http://127.0.0.1:\(publicPort)
+        listen:
+          public: 127.0.0.1:\(publicPort)
+          admin: 127.0.0.1:\(adminPort)
+        upstream:
+          url: http://127.0.0.1:\(upstreamPort)
+          host_header: public
+          response_timeout: 2s
+          connect_timeout: 1s
+        store:
+          path: \(storePath)
+        admin:
+          token_env: SG_TEST_ADMIN_TOKEN
+        approvals:
+          timeout: 10m
+        scopes:
+          - pattern: openid
+            auto: approve
+            tier: low
+            description: Know who you are
+          - pattern: "*:read"
+            auto: ask
+            tier: elevated
+            description: Read data
+          - pattern: "admin:*"
+            auto: deny
+            tier: critical
+        clients:
+          - id: app
+            name: Test <App>
+            redirect_uris: ["https://app.example/cb"]
+        \(extra)
+        """
+    }
+
+    /// Runs `body` with ScopeGate serving; everything is torn down afterwards.
+    static func with(
+        extraConfig: String = "", store: (any GateStore)? = nil,
+        _ body: @Sendable (GateHarness) async throws -> Void
+    ) async throws {
+        let logger = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
+        let upstream = RecordingUpstream()
+        let ports = try FreePorts.take(3)
+        let (upstreamPort, publicPort, adminPort) = (ports[0], ports[1], ports[2])
+        let publicURL = "http://127.0.0.1:\(publicPort)"
+        let storePath = FileManager.default.temporaryDirectory.appendingPathComponent("sg-\(UUID().uuidString)/gate.sqlite").path
+        let upstreamApp = Application(
+            responder: upstream.responder(issuer: { publicURL }),
+            configuration: .init(address: .hostname("127.0.0.1", port: upstreamPort)), logger: logger)
+        let configuration = try ScopeGateConfiguration.parse(
+            yaml: configYAML(upstreamPort: upstreamPort, publicPort: publicPort, adminPort: adminPort, storePath: storePath, extra: extraConfig),
+            baseDirectory: URL(fileURLWithPath: "/"), environment: ["SG_TEST_ADMIN_TOKEN": adminToken])
+        let httpClient = ScopeGateApplication.makeHTTPClient(configuration: configuration)
+        let testClient = HTTPClient(
+            eventLoopGroupProvider: .singleton,
+            configuration: .init(redirectConfiguration: .disallow, timeout: .init(connect: .seconds(2), read: .seconds(30))))
+        let upstreamGroup = ServiceGroup(services: [upstreamApp], logger: logger)
+        let upstreamTask = Task { try await upstreamGroup.run() }
+        try await FreePorts.waitUntilListening(upstreamPort)
+        let metadata = try await UpstreamMetadata.discover(configuration: configuration, client: httpClient)
+        let gate = ScopeGateApplication(
+            configuration: configuration, store: try store ?? SQLiteGateStore(path: storePath), httpClient: httpClient,
+            metadata: metadata, logger: logger)
+        var services: [any Service] = gate.backgroundServices + [gate.publicApplication()]
+        if let admin = gate.adminApplication() { services.append(admin) }
+        let gateGroup = ServiceGroup(services: services, logger: logger)
+        let gateTask = Task { try await gateGroup.run() }
+        try await FreePorts.waitUntilListening(publicPort)
+        try await FreePorts.waitUntilListening(adminPort)
+        let harness = GateHarness(
+            upstream: upstream, gate: gate, publicURL: publicURL, adminURL: "http://127.0.0.1:\(adminPort)",
+            client: testClient, storePath: storePath)
+        let outcome: Result<Void, any Error>
+        do {
+            try await body(harness)
+            outcome = .success(())
+        } catch {
+            outcome = .failure(error)
+        }
+        // Close the connections each side pools before stopping the server it points at, so graceful
+        // shutdown has nothing to wait for.
+        try await testClient.shutdown()
+        await gateGroup.triggerGracefulShutdown()
+        _ = await gateTask.result
+        try await httpClient.shutdown()
+        await upstreamGroup.triggerGracefulShutdown()
+        _ = await upstreamTask.result
+        try outcome.get()
+    }
+
+    /// A response with its body read.
+    struct Reply {
+        var status: Int
+        var headers: HTTPHeaders
+        var body: String
+        var location: String? { headers.first(name: "Location") }
+    }
+
+    /// Sends a request to the public listener (or `base`).
+    func send(
+        _ method: HTTPMethod = .GET, _ target: String, headers: [(String, String)] = [], body: String? = nil,
+        base: String? = nil
+    ) async throws -> Reply {
+        var request = HTTPClientRequest(url: (base ?? publicURL) + target)
+        request.method = method
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
+        if let body { request.body = .bytes(ByteBuffer(string: body)) }
+        let response = try await client.execute(request, timeout: .seconds(30))
+        let buffer = try await response.body.collect(upTo: 64 << 20)
+        return Reply(status: Int(response.status.code), headers: response.headers, body: String(buffer: buffer))
+    }
+
+    func admin(_ method: HTTPMethod, _ path: String, body: String? = nil, token: String? = adminToken) async throws -> Reply {
+        var headers: [(String, String)] = [("Content-Type", "application/json")]
+        if let token { headers.append(("Authorization", "Bearer \(token)")) }
+        return try await send(method, path, headers: headers, body: body, base: adminURL)
+    }
+
+    static let authorizePath = "/o/authorize/"
+
+    static func authorizeQuery(scope: String, state: String = "st%2Fate+1", extra: String = "") -> String {
+        "response_type=code&client_id=app&redirect_uri=https%3A%2F%2Fapp.example%2Fcb&scope=\(scope)&state=\(state)&code_challenge=abc&code_challenge_method=S256" + extra
+    }
+}
+
+enum FreePorts {
+    /// Ports the kernel reports free right now.
+    static func take(_ count: Int) throws -> [Int] {
+        var sockets: [Int32] = []
+        var ports: [Int] = []
+        defer { sockets.forEach { close($0) } }
+        for _ in 0..<count {
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            address.sin_port = 0
+            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+            _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+            _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+            sockets.append(fd)
+            ports.append(Int(UInt16(bigEndian: address.sin_port)))
+        }
+        return ports
+    }
+
+    static func waitUntilListening(_ port: Int) async throws {
+        for _ in 0..<200 {
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            address.sin_port = in_port_t(UInt16(port).bigEndian)
+            let result = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            close(fd)
+            if result == 0 { return }
+            try await Task.sleep(for: .milliseconds(25))
+        }
+        throw CancellationError()
+    }
+}

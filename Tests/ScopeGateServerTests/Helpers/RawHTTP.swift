@@ -1,0 +1,58 @@
+import Foundation
+
+/// Sends bytes exactly as written over a new TCP connection and reads the answer, for request targets
+/// and framings that an HTTP client library would refuse or repair.
+enum RawHTTP {
+    struct Reply {
+        var status: Int
+        var head: String
+        var body: String
+    }
+
+    static func send(port: Int, _ request: String) async throws -> Reply {
+        try await Task.detached {
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            defer { close(fd) }
+            var timeout = timeval(tv_sec: 10, tv_usec: 0)
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            address.sin_port = in_port_t(UInt16(port).bigEndian)
+            let connected = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            guard connected == 0 else { throw CancellationError() }
+            let bytes = Array(request.utf8)
+            _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            var received: [UInt8] = []
+            var buffer = [UInt8](repeating: 0, count: 65536)
+            while true {
+                let count = read(fd, &buffer, buffer.count)
+                if count <= 0 { break }
+                received.append(contentsOf: buffer[0..<count])
+                if let text = String(bytes: received, encoding: .utf8), let split = text.range(of: "\r\n\r\n") {
+                    let head = String(text[..<split.lowerBound])
+                    let length = head.split(separator: "\r\n").first { $0.lowercased().hasPrefix("content-length:") }
+                        .flatMap { Int($0.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) } ?? 0
+                    if text.utf8.count - text.utf8.distance(from: text.startIndex, to: split.upperBound) >= length { break }
+                }
+            }
+            let text = String(decoding: received, as: UTF8.self)
+            let head = text.components(separatedBy: "\r\n\r\n").first ?? ""
+            let status = head.split(separator: " ").dropFirst().first.flatMap { Int($0) } ?? 0
+            let body = text.components(separatedBy: "\r\n\r\n").dropFirst().joined(separator: "\r\n\r\n")
+            return Reply(status: status, head: head, body: body)
+        }.value
+    }
+}
+
+extension GateHarness {
+    var publicPort: Int { Int(publicURL.split(separator: ":").last!)! }
+
+    /// A GET with the request target exactly as given.
+    func rawGet(_ target: String, headers: String = "") async throws -> RawHTTP.Reply {
+        try await RawHTTP.send(
+            port: publicPort, "GET \(target) HTTP/1.1\r\nHost: 127.0.0.1:\(publicPort)\r\n\(headers)Connection: close\r\n\r\n")
+    }
+}

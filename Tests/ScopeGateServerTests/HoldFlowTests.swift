@@ -1,0 +1,188 @@
+import AsyncHTTPClient
+import Foundation
+import ScopeGateCore
+import Testing
+
+@testable import ScopeGateServer
+
+@Suite(.serialized) struct HoldFlowTests {
+    func pendingID(_ h: GateHarness) async throws -> String {
+        try #require(try await h.gate.service.store.approvalRequests(states: [.pending]).first?.id)
+    }
+
+    @Test func aHeldRequestShowsASafeWaitingPageAndReachesNobody() async throws {
+        try await GateHarness.with { h in
+            let browser = Browser(h)
+            let page = try await browser.hold(scope: "openid+orders:read")
+            #expect(h.upstream.received.isEmpty)
+            let reply = try await browser.send(.GET, page)
+            #expect(reply.status == 200)
+            let csp = try #require(reply.headers.first(name: "Content-Security-Policy"))
+            #expect(csp.contains("frame-ancestors 'none'"))
+            #expect(csp.contains("default-src 'none'"))
+            #expect(reply.headers.first(name: "Cache-Control") == "no-store")
+            #expect(reply.body.contains("Test &lt;App&gt;"), "the client name is escaped")
+            #expect(reply.body.contains("orders:read"))
+            #expect(reply.body.contains("Read data"))
+            #expect(!reply.body.contains("<App>"))
+        }
+    }
+
+    @Test func anotherBrowserCannotSeeOrContinueAHold() async throws {
+        try await GateHarness.with { h in
+            let page = try await Browser(h).hold(scope: "orders:read")
+            let stranger = Browser(h)
+            let reply = try await stranger.send(.GET, page)
+            #expect(reply.status == 404)
+            #expect(!reply.body.contains("orders:read"))
+            let forged = try await h.send(.GET, page, headers: [("Cookie", "sg_browser=" + String(repeating: "a", count: 64))])
+            #expect(forged.status == 404)
+        }
+    }
+
+    @Test func tenBrowsersMakeOneApprovalRequestAndAllContinueAfterApproval() async throws {
+        try await GateHarness.with { h in
+            var browsers: [(Browser, String)] = []
+            for index in 0..<10 {
+                let browser = Browser(h)
+                browsers.append((browser, try await browser.hold(scope: "orders:read", state: "s\(index)")))
+            }
+            let requests = try await h.gate.service.store.approvalRequests(states: nil)
+            #expect(requests.count == 1)
+            try await h.gate.service.approve(requests[0].id, actor: "test", once: false)
+            for (browser, page) in browsers {
+                let reply = try await browser.send(.GET, page)
+                #expect(reply.status == 303)
+                let next = try #require(reply.location)
+                #expect(next.hasPrefix(h.publicURL + GateHarness.authorizePath + "?"))
+                let forwarded = try await browser.send(.GET, next)
+                #expect(forwarded.status == 200)
+            }
+            #expect(h.upstream.received(at: GateHarness.authorizePath).count == 10)
+        }
+    }
+
+    @Test func theLiveStatusWakesWithinASecondOfADecision() async throws {
+        try await GateHarness.with { h in
+            let browser = Browser(h)
+            let page = try await browser.hold(scope: "orders:read")
+            let id = try await pendingID(h)
+            async let status = browser.send(.GET, page + "/status")
+            try await Task.sleep(for: .milliseconds(300))
+            let decidedAt = ContinuousClock.now
+            try await h.gate.service.approve(id, actor: "test", once: false)
+            let reply = try await status
+            #expect(reply.body == "{\"state\":\"approved\"}")
+            #expect(ContinuousClock.now - decidedAt < .seconds(1))
+        }
+    }
+
+    @Test func aDecisionFromAnotherProcessReachesTheWaitingBrowser() async throws {
+        try await GateHarness.with { h in
+            let browser = Browser(h)
+            let page = try await browser.hold(scope: "orders:read")
+            let id = try await pendingID(h)
+            async let status = browser.send(.GET, page + "/status")
+            try await Task.sleep(for: .milliseconds(300))
+            // A second store on the same file, as `scopegate requests deny` would open.
+            let other = GateService(
+                policy: h.gate.configuration.policy, store: try SQLiteGateStoreForTests.open(h.storePath),
+                observer: GateObservers([]), logger: .init(label: "cli"))
+            let decidedAt = ContinuousClock.now
+            try await other.deny(id, actor: "cli:bob", reason: "not this quarter")
+            let reply = try await status
+            #expect(reply.body == "{\"state\":\"denied\"}")
+            #expect(ContinuousClock.now - decidedAt < .seconds(1))
+        }
+    }
+
+    @Test func aDenialReachesTheClientWithItsStateAndIss() async throws {
+        try await GateHarness.with { h in
+            let browser = Browser(h)
+            let page = try await browser.hold(scope: "orders:read", state: "a%26b")
+            try await h.gate.service.deny(try await pendingID(h), actor: "test", reason: "no")
+            let reply = try await browser.send(.GET, page)
+            #expect(reply.status == 303)
+            let location = try #require(reply.location)
+            #expect(location.hasPrefix("https://app.example/cb?error=access_denied&error_description="))
+            #expect(location.contains("&state=a%26b"))
+            #expect(location.contains("&iss="))
+            #expect(h.upstream.received.isEmpty)
+        }
+    }
+
+    @Test(arguments: [("fragment", "https://app.example/cb#error=access_denied"), ("form_post", "")])
+    func aDenialHonoursTheResponseMode(_ mode: String, _ prefix: String) async throws {
+        try await GateHarness.with { h in
+            let browser = Browser(h)
+            let reply = try await browser.send(
+                .GET, GateHarness.authorizePath + "?" + GateHarness.authorizeQuery(scope: "admin:org", extra: "&response_mode=\(mode)"))
+            if mode == "form_post" {
+                #expect(reply.status == 200)
+                #expect(reply.body.contains("<form id=\"continue\" method=\"post\" action=\"https://app.example/cb\">"))
+                #expect(reply.body.contains("name=\"error\" value=\"access_denied\""))
+                #expect(reply.body.contains("name=\"state\" value=\"st/ate 1\""))
+                #expect(reply.headers.first(name: "Content-Security-Policy")?.contains("form-action 'self' https://app.example") == true)
+            } else {
+                #expect(reply.location?.hasPrefix(prefix) == true)
+            }
+        }
+    }
+
+    @Test func expiryEndsLikeADenialWithItsOwnDescription() async throws {
+        try await GateHarness.with(extraConfig: "") { h in
+            let browser = Browser(h)
+            let page = try await browser.hold(scope: "orders:read")
+            let id = try await pendingID(h)
+            let later = GateService(
+                policy: h.gate.configuration.policy, store: h.gate.service.store, observer: GateObservers([]),
+                logger: .init(label: "t"), now: { Date().addingTimeInterval(601) })
+            #expect(try await later.expireDue().map(\.id) == [id])
+            let reply = try await browser.send(.GET, page)
+            #expect(reply.location?.contains("error=access_denied") == true)
+            #expect(reply.location?.contains("expired") == true)
+        }
+    }
+
+    @Test func approveOnceContinuesOnceWithoutAStandingGrant() async throws {
+        try await GateHarness.with { h in
+            let browser = Browser(h)
+            let page = try await browser.hold(scope: "orders:read")
+            try await h.gate.service.approve(try await pendingID(h), actor: "test", once: true)
+            let next = try #require(try await browser.send(.GET, page).location)
+            #expect(try await browser.send(.GET, next).status == 200)
+            #expect(try await browser.send(.GET, next).status == 303, "a replay is held again")
+            #expect(h.upstream.received(at: GateHarness.authorizePath).count == 1)
+            #expect(try await h.gate.service.store.allActiveGrants(at: Date()).isEmpty)
+        }
+    }
+
+    @Test func aJustificationIsStoredAndShownEscaped() async throws {
+        try await GateHarness.with { h in
+            let browser = Browser(h)
+            let page = try await browser.hold(scope: "orders:read")
+            let posted = try await browser.send(
+                .POST, page + "/justification", headers: [("Content-Type", "application/x-www-form-urlencoded"), ("Origin", h.publicURL)],
+                body: "justification=Quarterly+%3Cscript%3E+report")
+            #expect(posted.status == 303)
+            let hold = try #require(try await h.gate.service.store.holds(approvalRequestID: try await pendingID(h)).first)
+            #expect(hold.justification == "Quarterly <script> report")
+            let reply = try await browser.send(.GET, page)
+            #expect(reply.body.contains("Quarterly &lt;script&gt; report"))
+            let crossSite = try await browser.send(
+                .POST, page + "/justification", headers: [("Content-Type", "application/x-www-form-urlencoded"), ("Origin", "https://evil.example")],
+                body: "justification=forged")
+            #expect(crossSite.status == 403)
+        }
+    }
+
+    @Test func aFailingStoreAnswers503AndForwardsNothing() async throws {
+        let store = InMemoryGateStore()
+        try await GateHarness.with(store: store) { h in
+            await store.setFailing(true)
+            let reply = try await h.send(.GET, GateHarness.authorizePath + "?" + GateHarness.authorizeQuery(scope: "openid"))
+            #expect(reply.status == 503)
+            #expect(h.upstream.received.isEmpty)
+        }
+    }
+}

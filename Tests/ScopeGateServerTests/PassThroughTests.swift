@@ -1,0 +1,98 @@
+import AsyncHTTPClient
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import Testing
+
+@testable import ScopeGateServer
+
+@Suite(.serialized) struct PassThroughTests {
+    @Test func forwardsAnyMethodWithForwardingHeadersItOwns() async throws {
+        try await GateHarness.with { h in
+            let reply = try await h.send(
+                .PUT, "/accounts/login/?next=%2Fo%2F",
+                headers: [
+                    ("X-Forwarded-For", "6.6.6.6"), ("X-Forwarded-Host", "evil.example"), ("Forwarded", "for=6.6.6.6"),
+                    ("X-Original-URL", "/o/authorize/"), ("Connection", "close, X-Secret-Hop"), ("X-Secret-Hop", "1"),
+                    ("Keep-Alive", "timeout=5"), ("X-Kept", "yes"),
+                ], body: "hello")
+            #expect(reply.status == 200)
+            let seen = try #require(h.upstream.received.first)
+            #expect(seen.method == .put)
+            #expect(seen.target == "/accounts/login/?next=%2Fo%2F")
+            #expect(String(buffer: seen.body) == "hello")
+            #expect(seen.headers[.init("X-Forwarded-For")!] == "127.0.0.1")
+            #expect(seen.headers[.init("X-Forwarded-Host")!] != "evil.example")
+            #expect(seen.headers[.init("Forwarded")!]?.contains("6.6.6.6") == false)
+            #expect(seen.headers[.init("X-Original-URL")!] == nil)
+            #expect(seen.headers[.init("X-Secret-Hop")!] == nil)
+            #expect(seen.headers[.init("Keep-Alive")!] == nil)
+            #expect(seen.headers[.init("X-Kept")!] == "yes")
+            #expect(seen.headers[.init("X-Forwarded-Proto")!] == "http")
+        }
+    }
+
+    @Test func sendsTheConfiguredHost() async throws {
+        try await GateHarness.with { h in
+            _ = try await h.send(.GET, "/static/x.css", headers: [("Host", "somewhere.else")])
+            let seen = try #require(h.upstream.received.first)
+            #expect(seen.headers[.init("Host")!] == nil || seen.headers[.init("Host")!] == String(h.publicURL.dropFirst(7)))
+        }
+    }
+
+    @Test func streamsLargeBodiesBothWays() async throws {
+        try await GateHarness.with { h in
+            h.upstream.behaviour.withLock {
+                $0 = { _, body in
+                    Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: "received \(body.readableBytes)")))
+                }
+            }
+            let size = 50 * 1024 * 1024
+            let reply = try await h.send(.POST, "/upload", body: String(repeating: "x", count: size))
+            #expect(reply.status == 200)
+            #expect(reply.body == "received \(size)")
+            h.upstream.behaviour.withLock {
+                $0 = { _, _ in Response(status: .ok, body: .init(byteBuffer: ByteBuffer(repeating: UInt8(ascii: "y"), count: size))) }
+            }
+            let download = try await h.send(.GET, "/download")
+            #expect(download.body.utf8.count == size)
+        }
+    }
+
+    @Test func rewritesDiscoveryToThePublicURL() async throws {
+        try await GateHarness.with { h in
+            let reply = try await h.send(.GET, "/.well-known/openid-configuration")
+            #expect(reply.status == 200)
+            let document = try #require(try JSONSerialization.jsonObject(with: Data(reply.body.utf8)) as? [String: Any])
+            #expect(document["authorization_endpoint"] as? String == h.publicURL + "/o/authorize/")
+            #expect((document["mtls_endpoint_aliases"] as? [String: String])?["token_endpoint"] == h.publicURL + "/o/token/")
+        }
+    }
+
+    @Test func aSlowUpstreamIs504() async throws {
+        try await GateHarness.with { h in
+            h.upstream.behaviour.withLock {
+                $0 = { _, _ in
+                    try? await Task.sleep(for: .seconds(4))
+                    return Response(status: .ok)
+                }
+            }
+            let reply = try await h.send(.GET, "/slow")
+            #expect(reply.status == 504)
+        }
+    }
+
+    @Test func anUnreachableUpstreamIs502AndNeverSkipsTheGate() async throws {
+        try await GateHarness.with { h in
+            let port = try FreePorts.take(1)[0]
+            var configuration = h.gate.configuration
+            configuration.upstreamURL = URL(string: "http://127.0.0.1:\(port)")!
+            let proxy = UpstreamProxy(client: h.client, configuration: configuration, logger: .init(label: "t"))
+            let request = Request(
+                head: .init(method: .get, scheme: "http", authority: "x", path: "/o/authorize/"), body: .init(buffer: ByteBuffer()))
+            let response = await proxy.forward(request, pathAndQuery: "/x", body: .none, peer: nil)
+            #expect(response.status == .badGateway)
+        }
+    }
+}

@@ -1,0 +1,90 @@
+import Foundation
+import ScopeGateCore
+import Testing
+
+@testable import ScopeGateStore
+
+@Suite struct SQLiteGateStoreTests {
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("sg-store-\(UUID().uuidString)/gate.sqlite").path
+    let now = Date(timeIntervalSince1970: 1_800_000_000)
+
+    func draft(_ binder: String = "b1", scopes: [String] = ["orders:read"]) -> HoldDraft {
+        HoldDraft(
+            clientID: "app", binderHash: binder, method: .get, encodedParameters: "client_id=app&scope=\(scopes.joined(separator: "%20"))&b=\(binder)",
+            requestedScopes: ScopeSet(scopes), unapproved: ScopeSet(scopes), alreadyGranted: ScopeSet([String]()))
+    }
+
+    @Test func holdsRequestsAndGrantsSurviveARestart() async throws {
+        var store: SQLiteGateStore? = try SQLiteGateStore(path: path)
+        let (hold, request, opened) = try await store!.openHold(draft(), at: now, expiresAt: now.addingTimeInterval(60))
+        #expect(opened)
+        try await store!.setJustification(holdID: hold.id, "for the audit")
+        store = nil
+
+        let reopened = try SQLiteGateStore(path: path)
+        #expect(try await reopened.hold(id: hold.id)?.justification == "for the audit")
+        #expect(try await reopened.approvalRequest(id: request.id)?.state == .pending)
+        let grant = Grant(clientID: "app", scope: "orders:read", approvedBy: "cli:alice", grantedAt: now, expiresAt: nil, approvalRequestID: request.id)
+        _ = try await reopened.decide(request.id, Decision(outcome: .approved, actor: "cli:alice", at: now), grants: [grant])
+
+        let again = try SQLiteGateStore(path: path)
+        #expect(try await again.activeGrants(clientID: "app", at: now) == [grant])
+        #expect(try await again.approvalRequest(id: request.id)?.decision?.actor == "cli:alice")
+        #expect(try await again.releasedHold(binderHash: "b1", encodedParameters: hold.encodedParameters)?.id == hold.id)
+        #expect(try await again.latestDecisionCursor() == 1)
+    }
+
+    @Test func sameQuestionAttachesToOnePendingRequest() async throws {
+        let store = try SQLiteGateStore(path: path)
+        let first = try await store.openHold(draft("b1"), at: now, expiresAt: now.addingTimeInterval(60))
+        let second = try await store.openHold(draft("b2"), at: now, expiresAt: now.addingTimeInterval(60))
+        let other = try await store.openHold(draft("b3", scopes: ["users:read"]), at: now, expiresAt: now.addingTimeInterval(60))
+        #expect(first.request.id == second.request.id)
+        #expect(!second.opened)
+        #expect(other.request.id != first.request.id)
+        _ = try await store.decide(first.request.id, Decision(outcome: .denied, actor: "x", at: now), grants: [])
+        let after = try await store.openHold(draft("b4"), at: now, expiresAt: now.addingTimeInterval(60))
+        #expect(after.opened, "a decided request does not collect new holds")
+    }
+
+    @Test func decisionsFromTwoConnectionsYieldOneOutcome() async throws {
+        let serverSide = try SQLiteGateStore(path: path)
+        let commandLine = try SQLiteGateStore(path: path)
+        let (_, request, _) = try await serverSide.openHold(draft(), at: now, expiresAt: now.addingTimeInterval(60))
+        let results = await withTaskGroup(of: Bool.self) { group in
+            for index in 0..<16 {
+                let store = index.isMultiple(of: 2) ? serverSide : commandLine
+                group.addTask {
+                    let outcome: ApprovalRequest.State = index.isMultiple(of: 3) ? .denied : .approved
+                    return (try? await store.decide(request.id, Decision(outcome: outcome, actor: "a\(index)", at: now), grants: [])) != nil
+                }
+            }
+            return await group.reduce(into: 0) { $0 += $1 ? 1 : 0 }
+        }
+        #expect(results == 1)
+        #expect(try await serverSide.decisionEvents(after: 0).count == 1)
+    }
+
+    @Test func aHoldContinuesOnce() async throws {
+        let store = try SQLiteGateStore(path: path)
+        let (hold, _, _) = try await store.openHold(draft(), at: now, expiresAt: now.addingTimeInterval(60))
+        #expect(try await store.consumeHold(id: hold.id, at: now))
+        #expect(try await !store.consumeHold(id: hold.id, at: now))
+    }
+
+    @Test func expiringRequestsAreFoundByDeadline() async throws {
+        let store = try SQLiteGateStore(path: path)
+        let (_, request, _) = try await store.openHold(draft(), at: now, expiresAt: now.addingTimeInterval(60))
+        #expect(try await store.pendingRequests(expiringBy: now.addingTimeInterval(59)).isEmpty)
+        #expect(try await store.pendingRequests(expiringBy: now.addingTimeInterval(60)).map(\.id) == [request.id])
+    }
+
+    @Test func aReadOnlyDatabaseFailsLoudly() async throws {
+        let store = try SQLiteGateStore(path: path)
+        _ = try await store.openHold(draft(), at: now, expiresAt: now.addingTimeInterval(60))
+        let readOnly = try SQLiteGateStore(path: path, readOnly: true)
+        await #expect(throws: (any Error).self) {
+            try await readOnly.openHold(draft("b9"), at: now, expiresAt: now.addingTimeInterval(60))
+        }
+    }
+}
