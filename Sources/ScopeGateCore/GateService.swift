@@ -15,6 +15,11 @@ public struct GateService: Sendable {
         case held(Hold, ApprovalRequest)
     }
 
+    /// How long a released hold admits its browser's identical request. The IdP's own sign-in step
+    /// replays the authorization request, so a release must outlive one round trip; it is bound to
+    /// the browser and to the exact parameters (state, nonce, PKCE challenge), so nothing else passes.
+    public static let releaseWindow: Duration = .seconds(600)
+
     /// The longest justification stored, in characters.
     public static let maximumJustificationLength = 2000
 
@@ -54,9 +59,11 @@ public struct GateService: Sendable {
             case .allow:
                 return .forward
             case .hold(let unapproved, let alreadyGranted):
-                if let released = try await store.releasedHold(binderHash: binderHash, encodedParameters: encoded),
-                    try await store.consumeHold(id: released.id, at: date)
+                if let released = try await store.releasedHold(
+                    binderHash: binderHash, encodedParameters: encoded,
+                    decidedSince: date.addingTimeInterval(-Self.releaseWindow.seconds))
                 {
+                    _ = try await store.markContinued(holdID: released.id, at: date)
                     return .forward
                 }
                 let draft = HoldDraft(

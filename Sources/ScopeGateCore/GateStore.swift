@@ -76,10 +76,11 @@ public protocol GateStore: Sendable {
     func decide(_ requestID: String, _ decision: Decision, grants: [Grant]) async throws -> ApprovalRequest
     /// Sets the requester's justification on a hold.
     func setJustification(holdID: String, _ text: String) async throws
-    /// The released, not yet consumed hold of this browser for exactly this request, if any.
-    func releasedHold(binderHash: String, encodedParameters: String) async throws -> Hold?
-    /// Marks a hold consumed; false when it already was (a hold continues once).
-    func consumeHold(id: String, at date: Date) async throws -> Bool
+    /// This browser's hold for exactly this request, if its approval request released it at or after
+    /// `decidedSince`.
+    func releasedHold(binderHash: String, encodedParameters: String, decidedSince: Date) async throws -> Hold?
+    /// Records when a released hold first continued to the IdP; false when it already had.
+    func markContinued(holdID: String, at date: Date) async throws -> Bool
     /// Pending requests whose deadline is at or before `date`.
     func pendingRequests(expiringBy date: Date) async throws -> [ApprovalRequest]
     /// Decisions stored after `cursor`, oldest first.

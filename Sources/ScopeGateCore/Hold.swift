@@ -24,7 +24,7 @@ public struct Hold: Sendable, Equatable, Codable, Identifiable {
     public var justification: String?
     /// When the hold was made.
     public var createdAt: Date
-    /// When the browser continued to the IdP after a release; a hold continues once.
+    /// When the browser first continued to the IdP after a release.
     public var consumedAt: Date?
 
     /// Creates a hold.

@@ -102,15 +102,18 @@ public actor InMemoryGateStore: GateStore {
         holdsByID[holdID]?.justification = text
     }
 
-    public func releasedHold(binderHash: String, encodedParameters: String) throws -> Hold? {
+    public func releasedHold(binderHash: String, encodedParameters: String, decidedSince: Date) throws -> Hold? {
         try check()
         return holdsByID.values.first { hold in
-            hold.binderHash == binderHash && hold.encodedParameters == encodedParameters && hold.consumedAt == nil
-                && requestsByID[hold.approvalRequestID]?.state.releases == true
+            guard hold.binderHash == binderHash, hold.encodedParameters == encodedParameters,
+                let request = requestsByID[hold.approvalRequestID], request.state.releases,
+                let decidedAt = request.decision?.at
+            else { return false }
+            return decidedAt >= decidedSince
         }
     }
 
-    public func consumeHold(id: String, at date: Date) throws -> Bool {
+    public func markContinued(holdID id: String, at date: Date) throws -> Bool {
         try check()
         guard let hold = holdsByID[id], hold.consumedAt == nil else { return false }
         holdsByID[id]?.consumedAt = date

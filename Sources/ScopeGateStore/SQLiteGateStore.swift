@@ -174,21 +174,21 @@ public final class SQLiteGateStore: GateStore {
         }
     }
 
-    public func releasedHold(binderHash: String, encodedParameters: String) async throws -> Hold? {
+    public func releasedHold(binderHash: String, encodedParameters: String, decidedSince: Date) async throws -> Hold? {
         try await writer.read { db in
             try Row.fetchOne(
                 db,
                 sql: """
                     SELECT hold.* FROM hold JOIN approval_request ON approval_request.id = hold.approval_request_id
-                    WHERE hold.binder_hash = ? AND hold.encoded_parameters = ? AND hold.consumed_at IS NULL
-                      AND approval_request.state IN ('approved', 'approved_once')
+                    WHERE hold.binder_hash = ? AND hold.encoded_parameters = ?
+                      AND approval_request.state IN ('approved', 'approved_once') AND approval_request.decided_at >= ?
                     ORDER BY hold.created_at LIMIT 1
-                    """, arguments: [binderHash, encodedParameters]
+                    """, arguments: [binderHash, encodedParameters, decidedSince.timeIntervalSince1970]
             ).map(Self.hold)
         }
     }
 
-    public func consumeHold(id: String, at date: Date) async throws -> Bool {
+    public func markContinued(holdID id: String, at date: Date) async throws -> Bool {
         try await writer.write { db in
             try db.execute(
                 sql: "UPDATE hold SET consumed_at = ? WHERE id = ? AND consumed_at IS NULL",

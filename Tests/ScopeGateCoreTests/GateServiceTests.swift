@@ -58,7 +58,7 @@ struct Observer: GateObserver {
         }
     }
 
-    @Test func approveOnceReleasesOnlyThatBrowsersRequestOnce() async throws {
+    @Test func approveOnceReleasesOnlyThatBrowsersRequestForTheReleaseWindow() async throws {
         let held = try request("orders:read")
         guard case .held(_, let approval) = try await service.admit(held, binderHash: "b1") else {
             Issue.record("expected a hold"); return
@@ -68,7 +68,12 @@ struct Observer: GateObserver {
         // Another browser replaying the same request is not released.
         guard case .held = try await service.admit(held, binderHash: "b2") else { Issue.record("another browser was released"); return }
         #expect(try await service.admit(held, binderHash: "b1") == .forward)
-        guard case .held = try await service.admit(held, binderHash: "b1") else { Issue.record("a hold continued twice"); return }
+        #expect(try await service.admit(held, binderHash: "b1") == .forward, "the IdP's sign-in step replays the request")
+        guard case .held = try await service.admit(try request("orders:read", state: "different"), binderHash: "b1") else {
+            Issue.record("a release admitted a different request"); return
+        }
+        clock.advance(by: GateService.releaseWindow.seconds + 1)
+        guard case .held = try await service.admit(held, binderHash: "b1") else { Issue.record("a release outlived its window"); return }
     }
 
     @Test func policyDenialIsImmediate() async throws {

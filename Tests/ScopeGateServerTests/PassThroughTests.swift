@@ -96,3 +96,18 @@ import Testing
         }
     }
 }
+
+@Suite struct PathGuardTests {
+    let guardian = PathGuard(["/o/authorize/": .authorization, "/o/.well-known/openid-configuration": .discovery])
+
+    @Test func onlyTheExactGatedPathIsGated() {
+        #expect(guardian.classify("/o/authorize/") == .gated(.authorization))
+        #expect(guardian.classify("/o/AUTHORIZE/") == .ambiguous)
+        #expect(guardian.classify("/o/token/") == .other)
+    }
+
+    @Test func discoverySpellingsPassThrough() {
+        #expect(guardian.classify("/o/.well-known/openid-configuration") == .gated(.discovery))
+        #expect(guardian.classify("/o/.well-known/openid-configuration/") == .other)
+    }
+}

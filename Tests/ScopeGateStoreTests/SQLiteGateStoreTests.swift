@@ -30,7 +30,9 @@ import Testing
         let again = try SQLiteGateStore(path: path)
         #expect(try await again.activeGrants(clientID: "app", at: now) == [grant])
         #expect(try await again.approvalRequest(id: request.id)?.decision?.actor == "cli:alice")
-        #expect(try await again.releasedHold(binderHash: "b1", encodedParameters: hold.encodedParameters)?.id == hold.id)
+        #expect(try await again.releasedHold(binderHash: "b1", encodedParameters: hold.encodedParameters, decidedSince: now)?.id == hold.id)
+        #expect(try await again.releasedHold(binderHash: "b1", encodedParameters: hold.encodedParameters, decidedSince: now + 1) == nil)
+        #expect(try await again.releasedHold(binderHash: "b2", encodedParameters: hold.encodedParameters, decidedSince: now) == nil)
         #expect(try await again.latestDecisionCursor() == 1)
     }
 
@@ -65,11 +67,12 @@ import Testing
         #expect(try await serverSide.decisionEvents(after: 0).count == 1)
     }
 
-    @Test func aHoldContinuesOnce() async throws {
+    @Test func theFirstContinuationIsRecordedOnce() async throws {
         let store = try SQLiteGateStore(path: path)
         let (hold, _, _) = try await store.openHold(draft(), at: now, expiresAt: now.addingTimeInterval(60))
-        #expect(try await store.consumeHold(id: hold.id, at: now))
-        #expect(try await !store.consumeHold(id: hold.id, at: now))
+        #expect(try await store.markContinued(holdID: hold.id, at: now))
+        #expect(try await !store.markContinued(holdID: hold.id, at: now + 5))
+        #expect(try await store.hold(id: hold.id)?.consumedAt == now)
     }
 
     @Test func expiringRequestsAreFoundByDeadline() async throws {

@@ -75,10 +75,11 @@ struct HoldEndpoints: Sendable {
             ).render()
             return PageResponse.html(html, nonce: nonce)
         case .approved, .approvedOnce:
-            if hold.consumedAt != nil {
+            let decidedAt = approval.decision?.at ?? approval.createdAt
+            if service.now().timeIntervalSince(decidedAt) > GateService.releaseWindow.seconds {
                 return ErrorResponses.page(
-                    GateError(.alreadyDecided, "This request was approved and has already continued. Return to the app."),
-                    title: "Already continued")
+                    GateError(.alreadyDecided, "This request was approved a while ago and can no longer continue. Start the sign-in again from the app."),
+                    title: "Approval no longer usable")
             }
             return proceed(parsed)
         case .denied:

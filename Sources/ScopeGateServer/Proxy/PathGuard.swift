@@ -21,7 +21,8 @@ struct PathGuard: Sendable {
     init(_ endpoints: [String: GatedEndpoint]) {
         self.exact = endpoints
         self.normalized = Dictionary(
-            endpoints.map { (Self.normalize($0.key), $0.value) }, uniquingKeysWith: { first, _ in first })
+            endpoints.filter(\.value.carriesPermissions).map { (Self.normalize($0.key), $0.value) },
+            uniquingKeysWith: { first, _ in first })
     }
 
     func classify(_ rawPath: Substring) -> Match {
@@ -83,4 +84,8 @@ enum GatedEndpoint: String, Sendable {
     case authorization
     /// A discovery document, served rewritten.
     case discovery
+
+    /// Whether requests here carry permissions, so that every other spelling of the path is refused.
+    /// Another spelling of a discovery path is simply passed through unrewritten.
+    var carriesPermissions: Bool { self == .authorization }
 }

@@ -1,0 +1,224 @@
+"""Fixtures for the end-to-end suite: a real IdP (django-oauth-toolkit), ScopeGate in front of it, a
+callback server standing in for the client app, and a browser-like session that signs in."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urljoin, urlparse
+
+import pytest
+import requests
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+ROOT = Path(__file__).resolve().parent.parent
+SCOPEGATE = Path(os.environ.get("SCOPEGATE_BIN", ROOT / ".build" / "debug" / "scopegate"))
+IDP_DIR = Path(__file__).resolve().parent / "idp"
+CLIENT_ID = "e2e-app"
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port, process=None, timeout=30):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"process exited with {process.returncode} before listening on {port}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+class CallbackHandler(BaseHTTPRequestHandler):
+    """The client app's redirect URI: answers 200 and shows what it received."""
+
+    def do_GET(self):
+        body = f"<!doctype html><title>callback</title><p id='callback'>{self.path}</p>".encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="session")
+def callback_server():
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), CallbackHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/callback"
+    server.shutdown()
+
+
+class IdP:
+    def __init__(self, port, record_file):
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.record_file = record_file
+
+    def received(self, path=None):
+        if not self.record_file.exists():
+            return []
+        entries = [json.loads(line) for line in self.record_file.read_text().splitlines() if line]
+        return [e for e in entries if path is None or e["path"] == path]
+
+    def reset(self):
+        self.record_file.write_text("")
+
+
+@pytest.fixture(scope="session")
+def idp(callback_server, tmp_path_factory):
+    work = tmp_path_factory.mktemp("idp")
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    env = dict(os.environ)
+    env.update(
+        IDP_DATABASE=str(work / "idp.sqlite3"),
+        IDP_RSA_PRIVATE_KEY=pem.decode(),
+        IDP_RECORD_FILE=str(work / "received.jsonl"),
+        PYTHONUNBUFFERED="1",
+    )
+    subprocess.run([sys.executable, str(IDP_DIR / "setup_idp.py"), callback_server], check=True, env=env, cwd=IDP_DIR)
+    port = free_port()
+    log = open(work / "idp.log", "w")
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
+        cwd=IDP_DIR, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    wait_for_port(port, process)
+    yield IdP(port, work / "received.jsonl")
+    process.terminate()
+    process.wait(timeout=10)
+
+
+class Gate:
+    """ScopeGate as a process, with its own config and SQLite file; restartable."""
+
+    def __init__(self, idp, callback, work):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.work = work
+        self.config = work / "scopegate.yaml"
+        self.config.write_text(
+            f"""
+public_url: {self.url}
+listen:
+  public: 127.0.0.1:{self.port}
+  admin: 127.0.0.1:{free_port()}
+upstream:
+  url: {idp.url}
+  host_header: public
+  discovery_path: /o/.well-known/openid-configuration
+store:
+  path: {work / "scopegate.sqlite"}
+approvals:
+  timeout: 10m
+scopes:
+  - pattern: openid
+    auto: approve
+    tier: low
+    description: Know who you are
+  - pattern: profile
+    auto: approve
+    tier: low
+  - pattern: "*:read"
+    auto: ask
+    tier: elevated
+    description: Read your organisation's orders
+  - pattern: "*:write"
+    auto: ask
+    tier: critical
+  - pattern: "admin:*"
+    auto: deny
+    tier: critical
+clients:
+  - id: {CLIENT_ID}
+    name: E2E App
+    redirect_uris: ["{callback}"]
+"""
+        )
+        self.process = None
+
+    def start(self):
+        self.log = open(self.work / "scopegate.log", "a")
+        self.process = subprocess.Popen(
+            [str(SCOPEGATE), "serve", "--config", str(self.config)], stdout=self.log, stderr=subprocess.STDOUT
+        )
+        wait_for_port(self.port, self.process)
+
+    def stop(self):
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(timeout=15)
+
+    def cli(self, *args):
+        result = subprocess.run(
+            [str(SCOPEGATE), *args, "--config", str(self.config)], capture_output=True, text=True, timeout=60
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    def pending(self):
+        return json.loads(self.cli("requests", "list", "--state", "pending", "--json"))
+
+    def only_pending_id(self):
+        pending = self.pending()
+        assert len(pending) == 1, pending
+        return pending[0]["id"]
+
+
+@pytest.fixture
+def gate(idp, callback_server, tmp_path):
+    instance = Gate(idp, callback_server, tmp_path)
+    instance.start()
+    idp.reset()
+    yield instance
+    instance.stop()
+
+
+class BrowserSession:
+    """A cookie-keeping HTTP session that follows redirects one by one and signs in when the IdP asks."""
+
+    def __init__(self, gate, redirect_uri):
+        self.session = requests.Session()
+        self.gate = gate
+        self.redirect_uri = redirect_uri
+
+    def go(self, url, max_steps=20):
+        """Follows `url` until the client's redirect URI is reached (returns ("callback", url)) or a
+        page is shown (returns ("page", response))."""
+        for _ in range(max_steps):
+            if url.startswith(self.redirect_uri):
+                return "callback", url
+            response = self.session.get(url, allow_redirects=False, timeout=30)
+            if response.status_code in (301, 302, 303, 307, 308):
+                url = urljoin(url, response.headers["Location"])
+                continue
+            if response.status_code == 200 and urlparse(url).path == "/accounts/login/":
+                next_url = parse_qs(urlparse(url).query).get("next", ["/"])[0]
+                response = self.session.post(
+                    urljoin(url, "/accounts/login/"),
+                    data={"username": "alice", "password": "wonderland", "next": next_url},
+                    allow_redirects=False, timeout=30,
+                )
+                assert response.status_code == 302, response.text
+                url = urljoin(url, response.headers["Location"])
+                continue
+            return "page", response
+        raise AssertionError("too many redirects")

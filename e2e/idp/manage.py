@@ -1,0 +1,10 @@
+#!/usr/bin/env python
+"""Django entry point for the end-to-end suite's identity provider (django-oauth-toolkit)."""
+import os
+import sys
+
+if __name__ == "__main__":
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "idp.settings")
+    from django.core.management import execute_from_command_line
+
+    execute_from_command_line(sys.argv)
