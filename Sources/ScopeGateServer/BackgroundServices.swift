@@ -22,6 +22,18 @@ struct ExpiryService: Service {
     }
 }
 
+/// Releases waiting long-polls when shutdown begins. Listed after the public listener, so that it is
+/// told first (a service group shuts down in reverse order) and the listener's drain does not wait
+/// for them.
+struct WaitingBrowsersRelease: Service {
+    let hub: DecisionHub
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        await hub.close()
+    }
+}
+
 /// Follows decisions written by other processes (the command line, another replica) and wakes the
 /// browsers waiting on them.
 struct DecisionFollower: Service {

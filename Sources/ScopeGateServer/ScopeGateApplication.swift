@@ -1,7 +1,10 @@
 import AsyncHTTPClient
 import Foundation
 import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
 import Logging
+import NIOSSL
 import NIOCore
 import ScopeGateCore
 import ScopeGateStore
@@ -57,12 +60,18 @@ public struct ScopeGateApplication: Sendable {
             discovery: DiscoveryEndpoint(proxy: proxy), proxy: proxy)
     }
 
-    /// The public listener.
-    public func publicApplication(onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in })
+    /// The public listener, with TLS when the configuration names a certificate and key.
+    public func publicApplication(onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }) throws
         -> some ApplicationProtocol
     {
-        Application(
-            responder: responder(),
+        var server = HTTPServerBuilder.http1()
+        if let tls = configuration.tls {
+            let chain = try NIOSSLCertificate.fromPEMFile(tls.certificatePath).map { NIOSSLCertificateSource.certificate($0) }
+            let key = try NIOSSLPrivateKey(file: tls.keyPath, format: .pem)
+            server = try .tls(server, tlsConfiguration: .makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key)))
+        }
+        return Application(
+            responder: responder(), server: server,
             configuration: .init(
                 address: .hostname(configuration.publicAddress.host, port: configuration.publicAddress.port),
                 serverName: nil),
@@ -123,7 +132,8 @@ public struct ScopeGateApplication: Sendable {
         var services: [any Service] = [HTTPClientService(client: httpClient)]
         services.append(contentsOf: app.backgroundServices)
         if let admin = app.adminApplication() { services.append(admin) }
-        services.append(app.publicApplication())
+        services.append(try app.publicApplication())
+        services.append(WaitingBrowsersRelease(hub: app.hub))
         return (app, services)
     }
 

@@ -16,6 +16,11 @@ struct ConfigFile: Decodable {
         var trusted_proxies: [String]?
     }
 
+    struct TLS: Decodable {
+        var certificate: String
+        var key: String
+    }
+
     struct Store: Decodable {
         var path: String?
     }
@@ -55,6 +60,7 @@ struct ConfigFile: Decodable {
     var public_url: String?
     var listen: Listen?
     var upstream: Upstream?
+    var tls: TLS?
     var store: Store?
     var admin: Admin?
     var approvals: Approvals?

@@ -39,6 +39,14 @@ struct ConfigValidator {
             if let value, !value.hasPrefix("/") { throw fail(key, "must be a path starting with '/'") }
         }
         guard let storePath = file.store?.path, !storePath.isEmpty else { throw fail("store.path", "is missing") }
+        var tls: (String, String)?
+        if let files = file.tls {
+            for (key, path) in [("tls.certificate", files.certificate), ("tls.key", files.key)]
+            where !FileManager.default.isReadableFile(atPath: resolve(path)) {
+                throw fail(key, "names a file that cannot be read")
+            }
+            tls = (resolve(files.certificate), resolve(files.key))
+        }
         return ScopeGateConfiguration(
             publicURL: publicURL, publicAddress: publicAddress, adminAddress: adminAddress, upstreamURL: upstreamURL,
             hostHeader: hostHeader, discoveryPath: file.upstream?.discovery_path,
@@ -46,7 +54,7 @@ struct ConfigValidator {
             connectTimeout: try duration(file.upstream?.connect_timeout ?? "5s", key: "upstream.connect_timeout"),
             responseTimeout: try duration(file.upstream?.response_timeout ?? "60s", key: "upstream.response_timeout"),
             trustedProxies: Set(file.upstream?.trusted_proxies ?? []),
-            storePath: resolve(storePath), adminToken: try adminToken(),
+            tls: tls, storePath: resolve(storePath), adminToken: try adminToken(),
             adminTokenName: file.admin?.token_name ?? "admin", policy: try policy())
     }
 

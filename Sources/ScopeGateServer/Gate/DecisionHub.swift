@@ -9,13 +9,14 @@ actor DecisionHub: GateObserver {
     private var versions: [String: Int] = [:]
     private var waiters: [String: [Int: CheckedContinuation<Void, Never>]] = [:]
     private var nextWaiter = 0
+    private var closed = false
 
     /// The current version of `requestID`.
     func version(of requestID: String) -> Int { versions[requestID] ?? 0 }
 
     /// Returns when `requestID` moves past `version`, or after `timeout`.
     func waitForChange(of requestID: String, after version: Int, timeout: Duration) async {
-        if (versions[requestID] ?? 0) != version { return }
+        if closed || (versions[requestID] ?? 0) != version { return }
         nextWaiter += 1
         let waiter = nextWaiter
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
@@ -32,6 +33,14 @@ actor DecisionHub: GateObserver {
         if versions.count > 50_000 { versions = versions.filter { waiters[$0.key] != nil } }
         versions[requestID, default: 0] += 1
         for continuation in (waiters.removeValue(forKey: requestID) ?? [:]).values { continuation.resume() }
+    }
+
+    /// Answers every waiting browser now and every later one at once: the server is shutting down, and
+    /// a long-poll must not hold it up. The browsers poll again and find the server back or gone.
+    func close() {
+        closed = true
+        for continuation in waiters.values.flatMap(\.values) { continuation.resume() }
+        waiters.removeAll()
     }
 
     private func resume(_ requestID: String, _ waiter: Int) {

@@ -72,7 +72,7 @@ enum PageResponse {
             "default-src 'none'; script-src 'nonce-\(nonce)'; style-src 'nonce-\(nonce)'; connect-src 'self'; img-src 'self' data:; form-action \(actions); frame-ancestors 'none'; base-uri 'none'"
         headers[.init("X-Frame-Options")!] = "DENY"
         headers[.init("X-Content-Type-Options")!] = "nosniff"
-        headers[.init("Referrer-Policy")!] = "no-referrer"
+        headers[.init("Referrer-Policy")!] = "same-origin"
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: html)))
     }
 

@@ -26,7 +26,7 @@ enum HTML {
         <head>
         <meta charset="utf-8">
         <meta name="viewport" content="width=device-width, initial-scale=1">
-        <meta name="referrer" content="no-referrer">
+        <meta name="referrer" content="same-origin">
         <title>\(escape(title))</title>
         <style nonce="\(nonce)">\(stylesheet)</style>
         \(head)

@@ -88,7 +88,7 @@ struct GateHarness {
         let gate = ScopeGateApplication(
             configuration: configuration, store: try store ?? SQLiteGateStore(path: storePath), httpClient: httpClient,
             metadata: metadata, logger: logger)
-        var services: [any Service] = gate.backgroundServices + [gate.publicApplication()]
+        var services: [any Service] = gate.backgroundServices + [try gate.publicApplication()]
         if let admin = gate.adminApplication() { services.append(admin) }
         let gateGroup = ServiceGroup(services: services, logger: logger)
         let gateTask = Task { try await gateGroup.run() }
