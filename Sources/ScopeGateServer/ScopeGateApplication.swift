@@ -1,9 +1,8 @@
 import AsyncHTTPClient
 import Foundation
 import Hummingbird
-import HummingbirdCore
-import HummingbirdTLS
 import Logging
+import NIOPosix
 import NIOSSL
 import NIOCore
 import ScopeGateCore
@@ -52,30 +51,28 @@ public struct ScopeGateApplication: Sendable {
         return ScopeGateResponder(
             pathGuard: PathGuard(gated),
             authorization: AuthorizationEndpoint(
-                service: service, proxy: proxy, binding: binding, redirect: redirect,
-                path: metadata.authorizationPath, logger: logger),
+                service: service, binding: binding, redirect: redirect, path: metadata.authorizationPath, logger: logger),
             holds: HoldEndpoints(
                 service: service, hub: hub, binding: binding, redirect: redirect,
                 authorizationPath: metadata.authorizationPath, publicOrigin: publicOrigin, logger: logger),
-            discovery: DiscoveryEndpoint(proxy: proxy), proxy: proxy)
+            discovery: DiscoveryEndpoint(proxy: proxy))
     }
 
-    /// The public listener, with TLS when the configuration names a certificate and key.
-    public func publicApplication(onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }) throws
-        -> some ApplicationProtocol
-    {
-        var server = HTTPServerBuilder.http1()
-        if let tls = configuration.tls {
-            let chain = try NIOSSLCertificate.fromPEMFile(tls.certificatePath).map { NIOSSLCertificateSource.certificate($0) }
-            let key = try NIOSSLPrivateKey(file: tls.keyPath, format: .pem)
-            server = try .tls(server, tlsConfiguration: .makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key)))
+    /// The public listener, with TLS when the configuration names a certificate and key. `onListening`
+    /// is told the bound port.
+    public func publicListener(onListening: @escaping @Sendable (Int) async -> Void = { _ in }) throws -> some Service {
+        var tls: NIOSSLContext?
+        if let files = configuration.tls {
+            let chain = try NIOSSLCertificate.fromPEMFile(files.certificatePath).map { NIOSSLCertificateSource.certificate($0) }
+            let key = try NIOSSLPrivateKey(file: files.keyPath, format: .pem)
+            tls = try NIOSSLContext(configuration: .makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key)))
         }
-        return Application(
-            responder: responder(), server: server,
-            configuration: .init(
-                address: .hostname(configuration.publicAddress.host, port: configuration.publicAddress.port),
-                serverName: nil),
-            onServerRunning: onServerRunning, logger: logger)
+        let group = MultiThreadedEventLoopGroup.singleton
+        let shared = ProxyShared(
+            responder: responder(), pools: UpstreamPools(group: group, target: try UpstreamTarget(configuration: configuration)),
+            configuration: configuration, logger: logger)
+        return PublicListener(
+            shared: shared, address: configuration.publicAddress, tls: tls, group: group, onListening: onListening)
     }
 
     /// The admin listener, when an admin token is configured.
@@ -132,7 +129,7 @@ public struct ScopeGateApplication: Sendable {
         var services: [any Service] = [HTTPClientService(client: httpClient)]
         services.append(contentsOf: app.backgroundServices)
         if let admin = app.adminApplication() { services.append(admin) }
-        services.append(try app.publicApplication())
+        services.append(try app.publicListener())
         services.append(WaitingBrowsersRelease(hub: app.hub))
         return (app, services)
     }

@@ -5,42 +5,49 @@ import Logging
 import NIOCore
 import ScopeGateCore
 
-/// The public listener's responder. Decides, from the exact request target, whether a request is the
-/// gated authorization endpoint, a discovery document, one of ScopeGate's own pages, another spelling
-/// of a gated path (refused), or pass-through traffic for the IdP.
-struct ScopeGateResponder: HTTPResponder {
-    typealias Context = GateRequestContext
+/// What the gate decided about a request it answers itself.
+enum GateAnswer: Sendable {
+    /// Answer the client with this response.
+    case respond(Response)
+    /// Forward to the IdP: the request target and, when ScopeGate re-serialized it, the whole body.
+    /// The method and headers are the client's, rewritten as for any forwarded request.
+    case forward(UpstreamForward)
+}
 
+/// A request the gate admitted, as it goes to the IdP.
+struct UpstreamForward: Sendable {
+    var target: String
+    var body: ByteBuffer?
+}
+
+/// Answers the requests ScopeGate handles itself: the gated authorization endpoint, discovery, and
+/// ScopeGate's own pages. The public listener sends everything else to the IdP without calling it.
+struct ScopeGateResponder: Sendable {
     let pathGuard: PathGuard
     let authorization: AuthorizationEndpoint
     let holds: HoldEndpoints
     let discovery: DiscoveryEndpoint
-    let proxy: UpstreamProxy
 
-    func respond(to request: Request, context: GateRequestContext) async throws -> Response {
-        let target = request.uri.string
-        guard target.first == "/", !target.utf8.contains(UInt8(ascii: "#")) else {
-            return ErrorResponses.plain(.badRequest, "the request target must be an absolute path")
-        }
+    func answer(_ request: Request, context: GateRequestContext) async -> GateAnswer {
         let path = Substring(request.uri.path)
         if path.hasPrefix(HoldEndpoints.prefix) {
-            return await holds.respond(to: request, path: path, context: context)
+            return .respond(await holds.respond(to: request, path: path, context: context))
         }
         switch pathGuard.classify(path) {
         case .gated(.authorization):
             guard [.get, .head, .post].contains(request.method) else {
                 var response = ErrorResponses.plain(.methodNotAllowed, "the authorization endpoint takes GET and POST")
                 response.headers[.allow] = "GET, HEAD, POST"
-                return response
+                return .respond(response)
             }
             return await authorization.respond(to: request, context: context)
         case .gated(.discovery):
-            return await discovery.respond(to: request, context: context)
-        case .ambiguous:
-            return ErrorResponses.plain(
-                .badRequest, "invalid_request: this path is another spelling of an endpoint ScopeGate gates; use its exact path")
-        case .other:
-            return await proxy.forward(request, pathAndQuery: target, body: .stream(request.body), peer: context.peerAddress)
+            return .respond(await discovery.respond(to: request, context: context))
+        case .ambiguous, .other:
+            return .respond(
+                ErrorResponses.plain(
+                    .badRequest,
+                    "invalid_request: this path is another spelling of an endpoint ScopeGate gates; use its exact path"))
         }
     }
 }
@@ -48,6 +55,7 @@ struct ScopeGateResponder: HTTPResponder {
 /// Serves the IdP's discovery document with every endpoint moved to ScopeGate's public URL.
 struct DiscoveryEndpoint: Sendable {
     let proxy: UpstreamProxy
+    var trustedProxies: Set<String> { proxy.configuration.trustedProxies }
 
     func respond(to request: Request, context: GateRequestContext) async -> Response {
         guard request.method == .get || request.method == .head else {
@@ -55,7 +63,10 @@ struct DiscoveryEndpoint: Sendable {
             response.headers[.allow] = "GET, HEAD"
             return response
         }
-        switch await proxy.fetch(request, pathAndQuery: request.uri.string, peer: context.peerAddress, limit: 1 << 20) {
+        let peer = ForwardingHeaders.Peer(
+            address: context.peerAddress, trusted: context.peerAddress.map(trustedProxies.contains) ?? false,
+            scheme: proxy.configuration.publicURL.scheme ?? "http")
+        switch await proxy.fetch(request, pathAndQuery: request.uri.string, peer: peer, limit: 1 << 20) {
         case .failed(let response):
             return response
         case .document(let status, let headers, let body):

@@ -84,15 +84,39 @@ import Testing
     }
 
     @Test func anUnreachableUpstreamIs502AndNeverSkipsTheGate() async throws {
+        try await GateHarness.with(unreachableUpstream: true) { h in
+            let passThrough = try await h.send(.GET, "/realms/acme/account")
+            #expect(passThrough.status == 502)
+            let gated = try await h.send(.GET, GateHarness.authorizePath + "?" + GateHarness.authorizeQuery(scope: "orders:read"))
+            #expect(gated.status == 303, "an unapproved request is still held, not forwarded")
+            #expect(gated.location?.hasPrefix("/_scopegate/holds/") == true)
+        }
+    }
+
+    @Test func keepsTheClientConnectionAcrossManyRequests() async throws {
         try await GateHarness.with { h in
-            let port = try FreePorts.take(1)[0]
-            var configuration = h.gate.configuration
-            configuration.upstreamURL = URL(string: "http://127.0.0.1:\(port)")!
-            let proxy = UpstreamProxy(client: h.client, configuration: configuration, logger: .init(label: "t"))
-            let request = Request(
-                head: .init(method: .get, scheme: "http", authority: "x", path: "/o/authorize/"), body: .init(buffer: ByteBuffer()))
-            let response = await proxy.forward(request, pathAndQuery: "/x", body: .none, peer: nil)
-            #expect(response.status == .badGateway)
+            for index in 0..<200 {
+                let reply = try await h.send(.GET, "/resource/\(index)")
+                #expect(reply.status == 200)
+            }
+            #expect(h.upstream.received.count == 200)
+            #expect(Set(h.upstream.received.map(\.target)).count == 200)
+        }
+    }
+
+    @Test func streamsAChunkedUploadAsChunked() async throws {
+        try await GateHarness.with { h in
+            h.upstream.behaviour.withLock {
+                $0 = { request, body in
+                    let framing = request.headers[.transferEncoding] ?? "length \(request.headers[.contentLength] ?? "none")"
+                    return Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: "\(framing) \(body.readableBytes)")))
+                }
+            }
+            let raw = try await RawHTTP.send(
+                port: h.publicPort,
+                "POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
+            #expect(raw.status == 200)
+            #expect(raw.body.hasSuffix("11"))
         }
     }
 }

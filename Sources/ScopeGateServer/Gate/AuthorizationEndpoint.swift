@@ -9,7 +9,6 @@ import ScopeGateCore
 /// as parsed, hold what needs a decision, refuse the rest.
 struct AuthorizationEndpoint: Sendable {
     let service: GateService
-    let proxy: UpstreamProxy
     let binding: BrowserBinding
     let redirect: ClientRedirect
     let path: String
@@ -18,47 +17,45 @@ struct AuthorizationEndpoint: Sendable {
     /// The largest form body read at the authorization endpoint.
     static let maximumBodySize = 32 * 1024
 
-    func respond(to request: Request, context: GateRequestContext) async -> Response {
+    func respond(to request: Request, context: GateRequestContext) async -> GateAnswer {
         let parsed: AuthorizationRequest
         do {
             parsed = try await parse(request)
         } catch {
             logger.notice("authorization request refused", metadata: ["sg.reason": "\(error.code.rawValue)"])
-            return ErrorResponses.page(error, title: "This sign-in request is malformed")
+            return .respond(ErrorResponses.page(error, title: "This sign-in request is malformed"))
         }
         let (binder, setCookie) = binding.valueOrNew(in: request)
         let admission: GateService.Admission
         do {
             admission = try await service.admit(parsed, binderHash: BrowserBinding.hash(binder))
         } catch {
-            if error.code == .temporarilyUnavailable { return ErrorResponses.page(error) }
-            return redirect.error(error.code, description: error.message, for: parsed)
+            if error.code == .temporarilyUnavailable { return .respond(ErrorResponses.page(error)) }
+            return .respond(redirect.error(error.code, description: error.message, for: parsed))
         }
         switch admission {
         case .forward:
-            return await forward(parsed, request: request, peer: context.peerAddress)
+            return .forward(forward(parsed))
         case .deny(let scopes):
-            return redirect.error(
-                .accessDenied, description: "The organisation's policy does not allow: \(scopes.parameterValue)",
-                for: parsed)
+            return .respond(
+                redirect.error(
+                    .accessDenied, description: "The organisation's policy does not allow: \(scopes.parameterValue)",
+                    for: parsed))
         case .held(let hold, let approval):
             logger.info(
                 "authorization request held",
                 metadata: ["sg.request.id": "\(approval.id)", "sg.client.id": "\(parsed.clientID)"])
             var headers = HTTPFields()
             if let setCookie { headers[.setCookie] = setCookie }
-            return PageResponse.redirect(HoldEndpoints.pagePath(hold.id), headers: headers)
+            return .respond(PageResponse.redirect(HoldEndpoints.pagePath(hold.id), headers: headers))
         }
     }
 
-    /// Forwards an admitted request, re-serialized from what was parsed.
-    func forward(_ parsed: AuthorizationRequest, request: Request, peer: String?) async -> Response {
+    /// An admitted request as it goes to the IdP: re-serialized from what was parsed.
+    func forward(_ parsed: AuthorizationRequest) -> UpstreamForward {
         switch parsed.method {
-        case .get:
-            return await proxy.forward(request, pathAndQuery: path + "?" + parsed.parameters.encoded, body: .none, peer: peer)
-        case .post:
-            return await proxy.forward(
-                request, pathAndQuery: path, body: .bytes(ByteBuffer(string: parsed.parameters.encoded)), peer: peer)
+        case .get: UpstreamForward(target: path + "?" + parsed.parameters.encoded, body: nil)
+        case .post: UpstreamForward(target: path, body: ByteBuffer(string: parsed.parameters.encoded))
         }
     }
 

@@ -1,5 +1,3 @@
-import HTTPTypes
-import NIOCore
 import NIOHTTP1
 
 /// The headers that cross ScopeGate in each direction.
@@ -17,10 +15,20 @@ enum ForwardingHeaders {
         "forwarded", "x-real-ip", "x-original-url", "x-rewrite-url", "x-original-host",
     ]
 
-    /// The header names a message's `Connection` header declares hop-by-hop.
-    static func connectionOptions(_ fields: HTTPFields) -> Set<String> {
-        var names = Set<String>()
-        for value in fields[values: .connection] {
+    /// Who sent a request, as ScopeGate saw it.
+    struct Peer {
+        /// The TCP peer's IP address.
+        var address: String?
+        /// Whether it is a configured trusted proxy.
+        var trusted: Bool
+        /// The scheme ScopeGate received the request over.
+        var scheme: String
+    }
+
+    /// The names a message's `Connection` header declares hop-by-hop, with the standard ones.
+    static func dropped(_ headers: HTTPHeaders) -> Set<String> {
+        var names = hopByHop
+        for value in headers["connection"] {
             for token in value.split(separator: ",") {
                 names.insert(token.trimmingCharacters(in: .whitespaces).lowercased())
             }
@@ -28,56 +36,79 @@ enum ForwardingHeaders {
         return names
     }
 
-    /// The headers for the upstream request.
-    static func upstreamRequest(
-        from fields: HTTPFields, authority: String?, peer: String?, peerIsTrusted: Bool, scheme: String,
-        host: String
-    ) -> HTTPHeaders {
-        let dropped = hopByHop.union(connectionOptions(fields))
-        var headers = HTTPHeaders()
+    /// The headers for the upstream request. `bodyFraming` is how the body will be sent: its length,
+    /// chunked, or none; ScopeGate sets it itself rather than trusting what the client declared.
+    static func upstreamRequest(from headers: HTTPHeaders, peer: Peer, host: String, bodyFraming: BodyFraming)
+        -> HTTPHeaders
+    {
+        let dropped = dropped(headers)
+        var result = HTTPHeaders()
+        result.reserveCapacity(headers.count + 5)
+        result.add(name: "Host", value: host)
         var priorForwardedFor: [String] = []
         var priorForwarded: [String] = []
-        for field in fields {
-            let name = field.name.canonicalName
-            if dropped.contains(name) || name == "host" || name == "content-length" { continue }
-            if forwarding.contains(name) {
-                guard peerIsTrusted else { continue }
-                if name == "x-forwarded-for" { priorForwardedFor.append(field.value); continue }
-                if name == "forwarded" { priorForwarded.append(field.value); continue }
+        var keptProto = false
+        var keptHost = false
+        let authority = headers.first(name: "host")
+        for (name, value) in headers {
+            let lower = name.lowercased()
+            if dropped.contains(lower) || lower == "host" || lower == "content-length" { continue }
+            if forwarding.contains(lower) {
+                guard peer.trusted else { continue }
+                switch lower {
+                case "x-forwarded-for": priorForwardedFor.append(value); continue
+                case "forwarded": priorForwarded.append(value); continue
+                case "x-forwarded-proto": keptProto = true
+                case "x-forwarded-host": keptHost = true
+                default: break
+                }
             }
-            headers.add(name: field.name.rawName, value: field.value)
+            result.add(name: name, value: value)
         }
-        headers.replaceOrAdd(name: "Host", value: host)
-        if let length = fields[.contentLength] { headers.replaceOrAdd(name: "Content-Length", value: length) }
-        let peerText = peer ?? "unknown"
-        headers.replaceOrAdd(name: "X-Forwarded-For", value: (priorForwardedFor + [peerText]).joined(separator: ", "))
-        if !(peerIsTrusted && fields[.init("X-Forwarded-Proto")!] != nil) {
-            headers.replaceOrAdd(name: "X-Forwarded-Proto", value: scheme)
+        switch bodyFraming {
+        case .length(let length): result.add(name: "Content-Length", value: String(length))
+        case .chunked: result.add(name: "Transfer-Encoding", value: "chunked")
+        case .none: break
         }
-        if !(peerIsTrusted && fields[.init("X-Forwarded-Host")!] != nil), let authority {
-            headers.replaceOrAdd(name: "X-Forwarded-Host", value: authority)
-        }
-        var element = "for=\(forwardedNode(peerText));proto=\(scheme)"
+        let address = peer.address ?? "unknown"
+        result.add(name: "X-Forwarded-For", value: (priorForwardedFor + [address]).joined(separator: ", "))
+        if !keptProto { result.add(name: "X-Forwarded-Proto", value: peer.scheme) }
+        if !keptHost, let authority { result.add(name: "X-Forwarded-Host", value: authority) }
+        var element = "for=\(forwardedNode(address));proto=\(peer.scheme)"
         if let authority { element += ";host=\"\(authority.replacingOccurrences(of: "\"", with: ""))\"" }
-        headers.replaceOrAdd(name: "Forwarded", value: (priorForwarded + [element]).joined(separator: ", "))
-        return headers
+        result.add(name: "Forwarded", value: (priorForwarded + [element]).joined(separator: ", "))
+        return result
+    }
+
+    /// How a forwarded request's body is framed.
+    enum BodyFraming: Equatable {
+        case length(Int)
+        case chunked
+        case none
+
+        /// The framing the client's request declared (after NIO's parser has checked it).
+        init(_ head: HTTPRequestHead) {
+            if let length = head.headers.first(name: "content-length").flatMap(Int.init) {
+                self = .length(length)
+            } else if head.headers.contains(name: "transfer-encoding") {
+                self = .chunked
+            } else {
+                self = .none
+            }
+        }
     }
 
     /// The headers for the client's response.
-    static func downstreamResponse(from headers: HTTPHeaders, rewriteLocation: (String) -> String) -> HTTPFields {
-        var dropped = hopByHop
-        for value in headers["connection"] {
-            for token in value.split(separator: ",") { dropped.insert(token.trimmingCharacters(in: .whitespaces).lowercased()) }
-        }
-        var fields = HTTPFields()
-        fields.reserveCapacity(headers.count)
+    static func downstreamResponse(from headers: HTTPHeaders, rewriteLocation: (String) -> String) -> HTTPHeaders {
+        let dropped = dropped(headers)
+        var result = HTTPHeaders()
+        result.reserveCapacity(headers.count)
         for (name, value) in headers {
             let lower = name.lowercased()
             if dropped.contains(lower) { continue }
-            guard let fieldName = HTTPField.Name(name) else { continue }
-            fields.append(HTTPField(name: fieldName, value: lower == "location" ? rewriteLocation(value) : value))
+            result.add(name: name, value: lower == "location" ? rewriteLocation(value) : value)
         }
-        return fields
+        return result
     }
 
     /// A `Forwarded` node (RFC 7239 §6): IPv6 addresses quoted in brackets.

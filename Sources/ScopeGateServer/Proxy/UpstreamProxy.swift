@@ -5,11 +5,11 @@ import Hummingbird
 import Logging
 import NIOCore
 import NIOHTTP1
+import NIOHTTPTypesHTTP1
 import ScopeGateCore
 
-/// Forwards requests to the IdP: streaming both bodies, over pooled connections, with the forwarding
-/// headers ScopeGate owns. An unreachable upstream answers 502, a slow one 504; nothing here ever
-/// decides anything about the gate.
+/// Fetches whole documents from the IdP for ScopeGate to rewrite (discovery), over AsyncHTTPClient.
+/// Pass-through traffic does not use it: the public listener forwards that at the channel level.
 struct UpstreamProxy: Sendable {
     let client: HTTPClient
     let configuration: ScopeGateConfiguration
@@ -22,11 +22,15 @@ struct UpstreamProxy: Sendable {
         self.configuration = configuration
         self.rewriter = DiscoveryRewriter(upstream: configuration.upstreamURL, public: configuration.publicURL)
         self.logger = logger
-        let upstreamAuthority = Self.authority(of: configuration.upstreamURL)
+        self.upstreamHost = Self.upstreamHost(configuration)
+    }
+
+    /// The `Host` header the IdP receives.
+    static func upstreamHost(_ configuration: ScopeGateConfiguration) -> String {
         switch configuration.hostHeader {
-        case .public: upstreamHost = Self.authority(of: configuration.publicURL)
-        case .upstream: upstreamHost = upstreamAuthority
-        case .literal(let value): upstreamHost = value
+        case .public: authority(of: configuration.publicURL)
+        case .upstream: authority(of: configuration.upstreamURL)
+        case .literal(let value): value
         }
     }
 
@@ -36,75 +40,27 @@ struct UpstreamProxy: Sendable {
         case failed(Response)
     }
 
-    /// The body to send upstream.
-    enum Body {
-        /// The client's body, streamed as it arrives.
-        case stream(RequestBody)
-        /// A body ScopeGate built (a re-serialized form).
-        case bytes(ByteBuffer)
-        /// No body.
-        case none
-    }
-
-    /// Forwards `request` with `pathAndQuery` as the request target, streaming the answer back.
-    func forward(_ request: Request, pathAndQuery: String, body: Body, peer: String?) async -> Response {
-        do {
-            let response = try await send(request, pathAndQuery: pathAndQuery, body: body, peer: peer)
-            return Response(
-                status: .init(code: Int(response.status.code), reasonPhrase: response.status.reasonPhrase),
-                headers: responseHeaders(response.headers), body: ResponseBody(asyncSequence: response.body))
-        } catch {
-            return failure(error)
-        }
-    }
-
     /// Fetches `pathAndQuery` from the upstream with the client's headers and returns the status, the
-    /// headers and the whole body, bounded by `limit` (for documents ScopeGate rewrites).
-    func fetch(_ request: Request, pathAndQuery: String, peer: String?, limit: Int) async -> Fetched {
+    /// headers and the whole body, bounded by `limit`.
+    func fetch(_ request: Request, pathAndQuery: String, peer: ForwardingHeaders.Peer, limit: Int) async -> Fetched {
+        var upstream = HTTPClientRequest(url: DiscoveryRewriter.join(configuration.upstreamURL, pathAndQuery))
+        upstream.method = .GET
+        upstream.headers = ForwardingHeaders.upstreamRequest(
+            from: HTTPHeaders(request.headers), peer: peer, host: upstreamHost, bodyFraming: .none)
         do {
-            let response = try await send(request, pathAndQuery: pathAndQuery, body: .none, peer: peer)
+            let response = try await client.execute(upstream, timeout: .init(configuration.responseTimeout))
             let body = try await response.body.collect(upTo: limit)
+            let headers = ForwardingHeaders.downstreamResponse(from: response.headers, rewriteLocation: rewriter.rewrite(url:))
             return .document(
                 HTTPResponse.Status(code: Int(response.status.code), reasonPhrase: response.status.reasonPhrase),
-                responseHeaders(response.headers), body)
+                HTTPFields(headers, splitCookie: false), body)
         } catch {
             return .failed(failure(error))
         }
     }
 
-    private func send(_ request: Request, pathAndQuery: String, body: Body, peer: String?) async throws
-        -> HTTPClientResponse
-    {
-        var upstream = HTTPClientRequest(url: DiscoveryRewriter.join(configuration.upstreamURL, pathAndQuery))
-        upstream.method = HTTPMethod(rawValue: request.method.rawValue)
-        upstream.headers = ForwardingHeaders.upstreamRequest(
-            from: request.headers, authority: request.head.authority, peer: peer,
-            peerIsTrusted: peer.map(configuration.trustedProxies.contains) ?? false,
-            scheme: configuration.publicURL.scheme ?? "http", host: upstreamHost)
-        switch body {
-        case .stream(let stream):
-            if let length = request.headers[.contentLength].flatMap(Int.init) {
-                upstream.body = .stream(stream, length: .known(Int64(length)))
-            } else if request.headers[.transferEncoding] != nil {
-                upstream.body = .stream(stream, length: .unknown)
-            }
-        case .bytes(let buffer):
-            upstream.headers.replaceOrAdd(name: "Content-Length", value: String(buffer.readableBytes))
-            upstream.body = .bytes(buffer)
-        case .none:
-            upstream.headers.remove(name: "Content-Length")
-        }
-        return try await client.execute(upstream, timeout: .init(configuration.responseTimeout))
-    }
-
-    private func responseHeaders(_ headers: HTTPHeaders) -> HTTPFields {
-        ForwardingHeaders.downstreamResponse(from: headers, rewriteLocation: rewriter.rewrite(url:))
-    }
-
     private func failure(_ error: any Error) -> Response {
-        if let error = error as? HTTPClientError,
-            error == .deadlineExceeded || error == .readTimeout
-        {
+        if let error = error as? HTTPClientError, error == .deadlineExceeded || error == .readTimeout {
             logger.warning("upstream timed out", metadata: ["sg.upstream.error": "\(error)"])
             return ErrorResponses.plain(.gatewayTimeout, "the identity provider did not answer in time")
         }
@@ -118,4 +74,3 @@ struct UpstreamProxy: Sendable {
         return url.port.map { "\(hostPart):\($0)" } ?? hostPart
     }
 }
-

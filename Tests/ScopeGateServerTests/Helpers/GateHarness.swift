@@ -23,14 +23,19 @@ struct GateHarness {
     let storePath: String
     static let adminToken = "test-admin-token-0123456789"
 
-    static func configYAML(upstreamPort: Int, publicPort: Int, adminPort: Int, storePath: String, extra: String) -> String {
-        """
+    static func configYAML(
+        upstreamPort: Int, publicPort: Int, adminPort: Int, storePath: String, extra: String, unreachableUpstream: Bool
+    ) -> String {
+        let upstream = unreachableUpstream
+            ? "url: http://127.0.0.1:\(try! FreePorts.take(1)[0])\n  authorization_endpoint: /o/authorize/"
+            : "url: http://127.0.0.1:\(upstreamPort)"
+        return """
         public_url: http://127.0.0.1:\(publicPort)
         listen:
           public: 127.0.0.1:\(publicPort)
           admin: 127.0.0.1:\(adminPort)
         upstream:
-          url: http://127.0.0.1:\(upstreamPort)
+          \(upstream)
           host_header: public
           response_timeout: 2s
           connect_timeout: 1s
@@ -62,7 +67,7 @@ struct GateHarness {
 
     /// Runs `body` with ScopeGate serving; everything is torn down afterwards.
     static func with(
-        extraConfig: String = "", store: (any GateStore)? = nil,
+        extraConfig: String = "", store: (any GateStore)? = nil, unreachableUpstream: Bool = false,
         _ body: @Sendable (GateHarness) async throws -> Void
     ) async throws {
         let logger = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
@@ -75,7 +80,9 @@ struct GateHarness {
             responder: upstream.responder(issuer: { publicURL }),
             configuration: .init(address: .hostname("127.0.0.1", port: upstreamPort)), logger: logger)
         let configuration = try ScopeGateConfiguration.parse(
-            yaml: configYAML(upstreamPort: upstreamPort, publicPort: publicPort, adminPort: adminPort, storePath: storePath, extra: extraConfig),
+            yaml: configYAML(
+                upstreamPort: upstreamPort, publicPort: publicPort, adminPort: adminPort, storePath: storePath,
+                extra: extraConfig, unreachableUpstream: unreachableUpstream),
             baseDirectory: URL(fileURLWithPath: "/"), environment: ["SG_TEST_ADMIN_TOKEN": adminToken])
         let httpClient = ScopeGateApplication.makeHTTPClient(configuration: configuration)
         let testClient = HTTPClient(
@@ -88,7 +95,7 @@ struct GateHarness {
         let gate = ScopeGateApplication(
             configuration: configuration, store: try store ?? SQLiteGateStore(path: storePath), httpClient: httpClient,
             metadata: metadata, logger: logger)
-        var services: [any Service] = gate.backgroundServices + [try gate.publicApplication()]
+        var services: [any Service] = gate.backgroundServices + [try gate.publicListener()]
         if let admin = gate.adminApplication() { services.append(admin) }
         let gateGroup = ServiceGroup(services: services, logger: logger)
         let gateTask = Task { try await gateGroup.run() }

@@ -9,8 +9,16 @@ enum RawHTTP {
         var body: String
     }
 
+    /// Sends `request` and reads the reply. The blocking socket calls run on a thread of their own: on
+    /// Swift's cooperative pool (two threads on a two-core machine) they would starve every other test.
     static func send(port: Int, _ request: String) async throws -> Reply {
-        try await Task.detached {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread { continuation.resume(with: Result { try exchange(port: port, request) }) }.start()
+        }
+    }
+
+    private static func exchange(port: Int, _ request: String) throws -> Reply {
+        try {
             let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
             defer { close(fd) }
             var timeout = timeval(tv_sec: 10, tv_usec: 0)
@@ -43,7 +51,7 @@ enum RawHTTP {
             let status = head.split(separator: " ").dropFirst().first.flatMap { Int($0) } ?? 0
             let body = text.components(separatedBy: "\r\n\r\n").dropFirst().joined(separator: "\r\n\r\n")
             return Reply(status: status, head: head, body: body)
-        }.value
+        }()
     }
 }
 

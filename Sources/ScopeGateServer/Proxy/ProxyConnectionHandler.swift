@@ -1,0 +1,391 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOHTTPTypesHTTP1
+
+/// One client connection on the public listener.
+///
+/// Pass-through requests are forwarded at the channel level: the head is rewritten, body parts flow to
+/// a pooled upstream connection on the same event loop as they arrive, and the response flows back the
+/// same way, with backpressure in both directions and no task per request. Requests ScopeGate answers
+/// itself (the gated endpoint, its own pages, discovery) are collected, bounded, and handed to the
+/// async `ScopeGateResponder`; when the gate admits a request, it too is forwarded at the channel level.
+///
+/// `HTTPServerPipelineHandler` in front of this handler delivers one request at a time.
+final class ProxyConnectionHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    /// The largest body read for a request ScopeGate answers itself.
+    static let maximumCollectedBody = 64 * 1024
+    /// Body bytes buffered while the upstream connection is being made, before reading pauses.
+    static let maximumPendingBody = 1 << 20
+
+    private struct Exchange {
+        var upstream: (any Channel)?
+        var relay: UpstreamRelay?
+        var pending: [HTTPClientRequestPart] = []
+        var pendingBytes = 0
+        var requestEnded = false
+        var responseStarted = false
+        var clientKeepAlive: Bool
+        var upstreamKeepAlive = true
+    }
+
+    private enum State {
+        case idle
+        case forwarding(Exchange)
+        case collecting(HTTPRequestHead, ByteBuffer)
+        case answering(keepAlive: Bool)
+        /// An answer was given before the request ended; the rest is discarded and the connection closed.
+        case refusing
+    }
+
+    private let shared: ProxyShared
+    private var state = State.idle
+    private var context: ChannelHandlerContext?
+
+    init(shared: ProxyShared) { self.shared = shared }
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+
+    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+
+    // MARK: - Client side
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch (unwrapInboundIn(data), state) {
+        case (.head(let head), .idle):
+            route(head, context: context)
+        case (.body(let buffer), .forwarding(var exchange)):
+            if let upstream = exchange.upstream {
+                upstream.write(HTTPClientRequestPart.body(.byteBuffer(buffer)), promise: nil)
+            } else {
+                exchange.pendingBytes += buffer.readableBytes
+                exchange.pending.append(.body(.byteBuffer(buffer)))
+                if exchange.pendingBytes > Self.maximumPendingBody { context.channel.setOption(.autoRead, value: false).whenComplete { _ in } }
+            }
+            state = .forwarding(exchange)
+        case (.end, .forwarding(var exchange)):
+            exchange.requestEnded = true
+            if let upstream = exchange.upstream {
+                upstream.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
+            } else {
+                exchange.pending.append(.end(nil))
+            }
+            state = .forwarding(exchange)
+        case (.body(var buffer), .collecting(let head, var body)):
+            guard body.readableBytes + buffer.readableBytes <= Self.maximumCollectedBody else {
+                refuse(.payloadTooLarge, "the request body is larger than \(Self.maximumCollectedBody) bytes", context: context)
+                return
+            }
+            body.writeBuffer(&buffer)
+            state = .collecting(head, body)
+        case (.end, .collecting(let head, let body)):
+            answer(head, body: body, context: context)
+        case (_, .refusing):
+            return
+        default:
+            // A part out of order cannot happen with the pipeline handler in front; refuse it anyway.
+            state = .refusing
+            context.close(promise: nil)
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if case .forwarding(let exchange) = state { exchange.upstream?.flush() }
+        context.fireChannelReadComplete()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if case .forwarding(let exchange) = state, let upstream = exchange.upstream {
+            upstream.setOption(.autoRead, value: context.channel.isWritable).whenComplete { _ in }
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if case .forwarding(let exchange) = state {
+            exchange.relay?.front = nil
+            exchange.upstream?.close(promise: nil)
+        }
+        state = .refusing
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+
+    // MARK: - Routing
+
+    private func route(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        let target = head.uri
+        guard target.utf8.first == UInt8(ascii: "/"), !target.utf8.contains(UInt8(ascii: "#")) else {
+            refuse(.badRequest, "the request target must be an absolute path", context: context)
+            return
+        }
+        let path = target.utf8.firstIndex(of: UInt8(ascii: "?")).map { target[..<$0] } ?? Substring(target)
+        if path.hasPrefix(HoldEndpoints.prefix) {
+            state = .collecting(head, ByteBuffer())
+            return
+        }
+        switch shared.pathGuard.classify(path) {
+        case .gated:
+            state = .collecting(head, ByteBuffer())
+        case .ambiguous:
+            refuse(
+                .badRequest,
+                "invalid_request: this path is another spelling of an endpoint ScopeGate gates; use its exact path",
+                context: context)
+        case .other:
+            startForwarding(head, target: target, body: .streamed, context: context)
+        }
+    }
+
+    /// Answers with a short plain-text error and closes the connection: the rest of the request, if
+    /// any, is never read, so nothing of it can be mistaken for a next request.
+    private func refuse(_ status: HTTPResponseStatus, _ message: String, context: ChannelHandlerContext) {
+        state = .refusing
+        var headers = HTTPHeaders()
+        let body = ByteBuffer(string: message + "\n")
+        headers.add(name: "Content-Type", value: "text/plain; charset=utf-8")
+        headers.add(name: "Content-Length", value: String(body.readableBytes))
+        headers.add(name: "Cache-Control", value: "no-store")
+        headers.add(name: "Connection", value: "close")
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { [channel = context.channel] _ in
+            channel.close(promise: nil)
+        }
+    }
+
+    // MARK: - Forwarding
+
+    /// How the body of a forwarded request is sent.
+    private enum ForwardBody {
+        /// The client's body, streamed as it arrives.
+        case streamed
+        /// A complete body ScopeGate built (`nil`: none); the client's request has been read to its end.
+        case complete(ByteBuffer?)
+    }
+
+    /// Starts an exchange with the upstream.
+    private func startForwarding(_ head: HTTPRequestHead, target: String, body: ForwardBody, context: ChannelHandlerContext) {
+        let framing: ForwardingHeaders.BodyFraming
+        switch body {
+        case .streamed: framing = ForwardingHeaders.BodyFraming(head)
+        case .complete(let bytes): framing = bytes.map { .length($0.readableBytes) } ?? .none
+        }
+        let headers = ForwardingHeaders.upstreamRequest(
+            from: head.headers, peer: shared.peer(context.channel), host: shared.upstreamHost, bodyFraming: framing)
+        var exchange = Exchange(clientKeepAlive: head.isKeepAlive)
+        exchange.pending.append(.head(HTTPRequestHead(version: .http1_1, method: head.method, uri: target, headers: headers)))
+        if case .complete(let bytes) = body {
+            if let bytes { exchange.pending.append(.body(.byteBuffer(bytes))) }
+            exchange.pending.append(.end(nil))
+            exchange.requestEnded = true
+        }
+        state = .forwarding(exchange)
+        guard let pool = shared.pools.pool(for: context.eventLoop) else {
+            upstreamFailed(status: .badGateway)
+            return
+        }
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        pool.acquire().whenComplete { result in
+            bound.value.connected(result, pool: pool)
+        }
+    }
+
+    private func connected(_ result: Result<any Channel, any Error>, pool: UpstreamPool) {
+        switch result {
+        case .failure(let error):
+            shared.logger.warning("upstream unreachable", metadata: ["sg.upstream.error": "\(error)"])
+            upstreamFailed(status: .badGateway)
+        case .success(let upstream):
+            guard case .forwarding(var exchange) = state, exchange.upstream == nil, let context else {
+                pool.release(upstream)
+                return
+            }
+            guard let relay = try? upstream.pipeline.syncOperations.handler(type: UpstreamRelay.self) else {
+                upstream.close(promise: nil)
+                upstreamFailed(status: .badGateway)
+                return
+            }
+            relay.front = self
+            exchange.upstream = upstream
+            exchange.relay = relay
+            for part in exchange.pending { upstream.write(part, promise: nil) }
+            upstream.flush()
+            exchange.pending = []
+            exchange.pendingBytes = 0
+            state = .forwarding(exchange)
+            context.channel.setOption(.autoRead, value: exchange.requestEnded || upstream.isWritable).whenComplete { _ in }
+        }
+    }
+
+    func upstreamRead(_ part: HTTPClientResponsePart, upstream: any Channel) {
+        guard case .forwarding(var exchange) = state, let context else { return }
+        switch part {
+        case .head(let response):
+            var headers = ForwardingHeaders.downstreamResponse(
+                from: response.headers, rewriteLocation: shared.rewriter.rewrite(url:))
+            exchange.upstreamKeepAlive = response.isKeepAlive
+            if !exchange.clientKeepAlive { headers.replaceOrAdd(name: "Connection", value: "close") }
+            exchange.responseStarted = true
+            state = .forwarding(exchange)
+            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: response.status, headers: headers))), promise: nil)
+        case .body(let buffer):
+            context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+        case .end:
+            finishExchange(exchange, context: context)
+        }
+    }
+
+    func upstreamReadComplete() {
+        guard let context, case .forwarding(let exchange) = state else { return }
+        context.flush()
+        if !context.channel.isWritable {
+            exchange.upstream?.setOption(.autoRead, value: false).whenComplete { _ in }
+        }
+    }
+
+    func upstreamWritabilityChanged(_ writable: Bool) {
+        guard let context, case .forwarding(let exchange) = state, !exchange.requestEnded else { return }
+        context.channel.setOption(.autoRead, value: writable).whenComplete { _ in }
+    }
+
+    func upstreamTimedOut(upstream: any Channel) {
+        guard case .forwarding(let exchange) = state else {
+            upstream.close(promise: nil)
+            return
+        }
+        // A slow upload is not a slow IdP: only time out while waiting for the IdP to answer.
+        guard exchange.requestEnded else { return }
+        shared.logger.warning("upstream timed out")
+        exchange.relay?.front = nil
+        upstream.close(promise: nil)
+        upstreamFailed(status: .gatewayTimeout)
+    }
+
+    func upstreamClosed() {
+        guard case .forwarding = state else { return }
+        upstreamFailed(status: .badGateway)
+    }
+
+    /// The upstream failed: answer 502/504 if nothing was sent yet, otherwise cut the connection.
+    private func upstreamFailed(status: HTTPResponseStatus) {
+        guard case .forwarding(let exchange) = state, let context else { return }
+        exchange.relay?.front = nil
+        if exchange.responseStarted {
+            state = .refusing
+            context.close(promise: nil)
+            return
+        }
+        let message = status == .gatewayTimeout
+            ? "the identity provider did not answer in time" : "the identity provider cannot be reached"
+        if exchange.requestEnded && exchange.clientKeepAlive {
+            state = .answering(keepAlive: true)
+            writeSimple(status, message, keepAlive: true, context: context)
+            state = .idle
+        } else {
+            refuse(status, message, context: context)
+        }
+    }
+
+    private func finishExchange(_ exchange: Exchange, context: ChannelHandlerContext) {
+        exchange.relay?.front = nil
+        if let upstream = exchange.upstream {
+            if exchange.requestEnded && exchange.upstreamKeepAlive, let pool = shared.pools.pool(for: context.eventLoop) {
+                pool.release(upstream)
+            } else {
+                upstream.close(promise: nil)
+            }
+        }
+        let keepAlive = exchange.clientKeepAlive && exchange.requestEnded
+        state = keepAlive ? .idle : .refusing
+        // Backpressure may have paused reading in the middle of this exchange; the next request on the
+        // connection must be read.
+        context.channel.setOption(.autoRead, value: true).whenComplete { _ in }
+        let write = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+        if !keepAlive {
+            write.whenComplete { [channel = context.channel] _ in channel.close(promise: nil) }
+        }
+    }
+
+    private func writeSimple(_ status: HTTPResponseStatus, _ message: String, keepAlive: Bool, context: ChannelHandlerContext) {
+        var headers = HTTPHeaders()
+        let body = ByteBuffer(string: message + "\n")
+        headers.add(name: "Content-Type", value: "text/plain; charset=utf-8")
+        headers.add(name: "Content-Length", value: String(body.readableBytes))
+        headers.add(name: "Cache-Control", value: "no-store")
+        if !keepAlive { headers.add(name: "Connection", value: "close") }
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+    }
+
+    // MARK: - Answers from the gate
+
+    private func answer(_ head: HTTPRequestHead, body: ByteBuffer, context: ChannelHandlerContext) {
+        let keepAlive = head.isKeepAlive
+        state = .answering(keepAlive: keepAlive)
+        let request: Request
+        do {
+            request = Request(head: try HTTPRequest(head, secure: shared.secure, splitCookie: false), body: .init(buffer: body))
+        } catch {
+            refuse(.badRequest, "the request cannot be read", context: context)
+            return
+        }
+        let gateContext = GateRequestContext(source: .init(channel: context.channel, logger: shared.logger))
+        let channel = context.channel
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let responder = shared.responder
+        let isHead = head.method == .HEAD
+        Task {
+            switch await responder.answer(request, context: gateContext) {
+            case .forward(let forward):
+                channel.eventLoop.execute {
+                    guard let context = bound.value.context else { return }
+                    bound.value.startForwarding(head, target: forward.target, body: .complete(forward.body), context: context)
+                }
+            case .respond(let response):
+                do {
+                    var responseHead = HTTPResponseHead(response.head)
+                    if let length = response.body.contentLength, responseHead.headers.first(name: "content-length") == nil {
+                        responseHead.headers.add(name: "Content-Length", value: String(length))
+                    }
+                    if !keepAlive { responseHead.headers.replaceOrAdd(name: "Connection", value: "close") }
+                    try await channel.writeAndFlush(HTTPServerResponsePart.head(responseHead))
+                    if !isHead { try await response.body.write(ChannelBodyWriter(channel: channel)) }
+                    channel.eventLoop.execute { bound.value.finishAnswer(keepAlive: keepAlive) }
+                } catch {
+                    channel.close(promise: nil)
+                }
+            }
+        }
+    }
+
+    private func finishAnswer(keepAlive: Bool) {
+        guard let context, case .answering = state else { return }
+        state = keepAlive ? .idle : .refusing
+        let write = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+        if !keepAlive {
+            write.whenComplete { [channel = context.channel] _ in channel.close(promise: nil) }
+        }
+    }
+}
+
+/// Writes a Hummingbird response body to a channel, waiting for each write (backpressure).
+struct ChannelBodyWriter: ResponseBodyWriter {
+    let channel: any Channel
+
+    mutating func write(_ buffer: ByteBuffer) async throws {
+        try await channel.writeAndFlush(HTTPServerResponsePart.body(.byteBuffer(buffer)))
+    }
+
+    consuming func finish(_ trailingHeaders: HTTPFields?) async throws {}
+}

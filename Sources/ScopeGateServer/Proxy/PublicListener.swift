@@ -1,0 +1,89 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOExtras
+import NIOHTTP1
+import NIOPosix
+import NIOSSL
+import ServiceLifecycle
+
+/// What every client connection of the public listener shares.
+final class ProxyShared: Sendable {
+    let responder: ScopeGateResponder
+    let pathGuard: PathGuard
+    let pools: UpstreamPools
+    let rewriter: DiscoveryRewriter
+    let upstreamHost: String
+    let trustedProxies: Set<String>
+    let secure: Bool
+    let logger: Logger
+
+    init(responder: ScopeGateResponder, pools: UpstreamPools, configuration: ScopeGateConfiguration, logger: Logger) {
+        self.responder = responder
+        self.pathGuard = responder.pathGuard
+        self.pools = pools
+        self.rewriter = DiscoveryRewriter(upstream: configuration.upstreamURL, public: configuration.publicURL)
+        self.upstreamHost = UpstreamProxy.upstreamHost(configuration)
+        self.trustedProxies = configuration.trustedProxies
+        self.secure = configuration.publicURL.scheme?.lowercased() == "https"
+        self.logger = logger
+    }
+
+    func peer(_ channel: any Channel) -> ForwardingHeaders.Peer {
+        let address = channel.remoteAddress?.ipAddress
+        return .init(
+            address: address, trusted: address.map(trustedProxies.contains) ?? false, scheme: secure ? "https" : "http")
+    }
+}
+
+/// The public listener: a SwiftNIO HTTP/1.1 server (with TLS when configured) whose connections are
+/// handled by `ProxyConnectionHandler`. Shuts down gracefully: stops accepting, lets requests in
+/// flight finish, then closes.
+struct PublicListener: Service {
+    let shared: ProxyShared
+    let address: ScopeGateConfiguration.Address
+    let tls: NIOSSLContext?
+    let group: any EventLoopGroup
+    let onListening: @Sendable (Int) async -> Void
+
+    func run() async throws {
+        let quiesce = ServerQuiescingHelper(group: group)
+        let shared = self.shared
+        let tls = self.tls
+        let channel = try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(quiesce.makeServerChannelHandler(channel: channel))
+                }
+            }
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.maxMessagesPerRead, value: 16)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let sync = channel.pipeline.syncOperations
+                    if let tls { try sync.addHandler(NIOSSLServerHandler(context: tls)) }
+                    try sync.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
+                    try sync.addHandler(ProxyConnectionHandler(shared: shared))
+                }
+            }
+            .bind(host: address.host, port: address.port)
+            .get()
+        shared.logger.info(
+            "public listener started", metadata: ["sg.listen": "\(address.host):\(channel.localAddress?.port ?? address.port)"])
+        await onListening(channel.localAddress?.port ?? address.port)
+        let drained = group.next().makePromise(of: Void.self)
+        try await withGracefulShutdownHandler {
+            try await channel.closeFuture.get()
+        } onGracefulShutdown: {
+            quiesce.initiateShutdown(promise: drained)
+        }
+        if Task.isShuttingDownGracefully {
+            try? await drained.futureResult.get()
+        } else {
+            drained.succeed()
+        }
+        shared.pools.closeAll()
+    }
+}
