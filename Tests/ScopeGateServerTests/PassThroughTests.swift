@@ -93,6 +93,21 @@ import Testing
         }
     }
 
+    @Test func headResponsesCarryNoBodyAndKeepConnectionsUsable() async throws {
+        try await GateHarness.with { h in
+            h.upstream.behaviour.withLock {
+                $0 = { _, _ in Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: "hello"))) }
+            }
+            for _ in 0..<3 {
+                let head = try await h.send(.HEAD, "/resource")
+                #expect(head.status == 200)
+                #expect(head.body.isEmpty)
+                let get = try await h.send(.GET, "/resource")
+                #expect(get.body == "hello")
+            }
+        }
+    }
+
     @Test func keepsTheClientConnectionAcrossManyRequests() async throws {
         try await GateHarness.with { h in
             for index in 0..<200 {
