@@ -51,7 +51,7 @@ public struct GateService: Sendable {
         let encoded = request.parameters.encoded
         let date = now()
         return try await storeCall {
-            let granted = Set(try await store.activeGrants(clientID: request.clientID, at: date).map(\.scope))
+            let granted = Set(try await store.activeGrants(clientID: request.clientID, among: scopes, at: date).map(\.scope))
             let evaluation = policy.evaluate(scopes: scopes, clientID: request.clientID, granted: granted)
             switch evaluation {
             case .deny(let denied):

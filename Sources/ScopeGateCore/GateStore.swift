@@ -52,8 +52,8 @@ public struct DecisionEvent: Sendable, Equatable {
 /// decisions on one request exactly one succeeds, and the grants it carries are written in the same
 /// transaction. Any failure is thrown; callers fail closed.
 public protocol GateStore: Sendable {
-    /// Grants in force for the client at `date`.
-    func activeGrants(clientID: String, at date: Date) async throws -> [Grant]
+    /// The client's grants in force at `date` for any of `scopes`.
+    func activeGrants(clientID: String, among scopes: ScopeSet, at date: Date) async throws -> [Grant]
     /// Every grant in force at `date`, for listings.
     func allActiveGrants(at date: Date) async throws -> [Grant]
     /// Removes a grant; returns whether there was one.

@@ -20,9 +20,9 @@ public actor InMemoryGateStore: GateStore {
         if failing { throw GateError(.storeFailure, "the in-memory store was told to fail") }
     }
 
-    public func activeGrants(clientID: String, at date: Date) throws -> [Grant] {
+    public func activeGrants(clientID: String, among scopes: ScopeSet, at date: Date) throws -> [Grant] {
         try check()
-        return grants.filter { $0.clientID == clientID && $0.isActive(at: date) }
+        return grants.filter { $0.clientID == clientID && scopes.contains($0.scope) && $0.isActive(at: date) }
     }
 
     public func allActiveGrants(at date: Date) throws -> [Grant] {

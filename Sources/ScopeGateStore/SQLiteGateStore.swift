@@ -25,13 +25,17 @@ public final class SQLiteGateStore: GateStore {
         if !readOnly { try Self.migrator.migrate(writer) }
     }
 
-    public func activeGrants(clientID: String, at date: Date) async throws -> [Grant] {
-        try await writer.read { db in
+    public func activeGrants(clientID: String, among scopes: ScopeSet, at date: Date) async throws -> [Grant] {
+        if scopes.isEmpty { return [] }
+        let placeholders = Array(repeating: "?", count: scopes.tokens.count).joined(separator: ",")
+        let arguments: StatementArguments = [clientID, date.timeIntervalSince1970] + StatementArguments(scopes.tokens)
+        return try await writer.read { db in
             try Row.fetchAll(
                 db,
                 sql: """
-                    SELECT * FROM scope_grant WHERE client_id = ? AND (expires_at IS NULL OR expires_at > ?)
-                    """, arguments: [clientID, date.timeIntervalSince1970]
+                    SELECT * FROM scope_grant
+                    WHERE client_id = ? AND (expires_at IS NULL OR expires_at > ?) AND scope IN (\(placeholders))
+                    """, arguments: arguments
             ).map(Self.grant)
         }
     }

@@ -48,7 +48,7 @@ struct Observer: GateObserver {
             Issue.record("expected a hold"); return
         }
         try await service.approve(approval.id, actor: "cli:alice", once: false)
-        let grants = try await store.activeGrants(clientID: "app", at: clock.now)
+        let grants = try await store.activeGrants(clientID: "app", among: ScopeSet(["orders:read", "other"]), at: clock.now)
         #expect(grants.map(\.scope) == ["orders:read"])
         #expect(grants.first?.expiresAt == clock.now.addingTimeInterval(3600))
         #expect(try await service.admit(request("orders:read", state: "other"), binderHash: "b2") == .forward)
@@ -64,7 +64,7 @@ struct Observer: GateObserver {
             Issue.record("expected a hold"); return
         }
         try await service.approve(approval.id, actor: "cli:alice", once: true)
-        #expect(try await store.activeGrants(clientID: "app", at: clock.now).isEmpty)
+        #expect(try await store.allActiveGrants(at: clock.now).isEmpty)
         // Another browser replaying the same request is not released.
         guard case .held = try await service.admit(held, binderHash: "b2") else { Issue.record("another browser was released"); return }
         #expect(try await service.admit(held, binderHash: "b1") == .forward)

@@ -150,3 +150,33 @@ import Testing
         #expect(guardian.classify("/o/.well-known/openid-configuration/") == .other)
     }
 }
+
+@Suite struct ForwardingHeadersTests {
+    @Test(arguments: [
+        ("Connection", "hop"), ("KEEP-ALIVE", "hop"), ("Proxy-Connection", "hop"), ("TE", "hop"), ("Trailer", "hop"),
+        ("Transfer-Encoding", "hop"), ("Upgrade", "hop"), ("Proxy-Authenticate", "hop"), ("Proxy-Authorization", "hop"),
+        ("X-Forwarded-For", "fwd"), ("x-forwarded-proto", "fwd"), ("X-Forwarded-Host", "fwd"), ("X-Forwarded-Port", "fwd"),
+        ("X-Forwarded-Prefix", "fwd"), ("Forwarded", "fwd"), ("X-Real-IP", "fwd"), ("X-Original-URL", "fwd"),
+        ("X-Rewrite-URL", "fwd"), ("X-Original-Host", "fwd"), ("Host", "own"), ("Content-Length", "own"),
+        ("Cookie", "keep"), ("Authorization", "keep"), ("X-Forwarded", "keep"), ("Tex", "keep"),
+    ])
+    func classifiesEveryName(_ name: String, _ expected: String) {
+        let found: String
+        switch ForwardingHeaders.disposition(of: name) {
+        case .hopByHop: found = "hop"
+        case .forwarding: found = "fwd"
+        case .replaced: found = "own"
+        case .keep: found = "keep"
+        }
+        #expect(found == expected, "\(name)")
+    }
+
+    @Test(arguments: [
+        ("/o/authorize/", "/o/authorize"), ("/O//Authorize/./", "/o/authorize"), ("/o/x/../authorize", "/o/authorize"),
+        ("/o/%2561uthorize", "/o/authorize"), ("/o\\authorize;a=b/", "/o/authorize"), ("/../..", "/"),
+        ("/o/%20authorize%09/", "/o/authorize"), ("/", "/"),
+    ])
+    func normalizesPathsAnIdPMightConfuse(_ path: String, _ expected: String) {
+        #expect(PathGuard.normalize(path) == expected)
+    }
+}

@@ -28,7 +28,9 @@ import Testing
         _ = try await reopened.decide(request.id, Decision(outcome: .approved, actor: "cli:alice", at: now), grants: [grant])
 
         let again = try SQLiteGateStore(path: path)
-        #expect(try await again.activeGrants(clientID: "app", at: now) == [grant])
+        #expect(try await again.activeGrants(clientID: "app", among: ScopeSet(["orders:read", "x"]), at: now) == [grant])
+        #expect(try await again.activeGrants(clientID: "app", among: ScopeSet(["x"]), at: now).isEmpty)
+        #expect(try await again.activeGrants(clientID: "other", among: ScopeSet(["orders:read"]), at: now).isEmpty)
         #expect(try await again.approvalRequest(id: request.id)?.decision?.actor == "cli:alice")
         #expect(try await again.releasedHold(binderHash: "b1", encodedParameters: hold.encodedParameters, decidedSince: now)?.id == hold.id)
         #expect(try await again.releasedHold(binderHash: "b1", encodedParameters: hold.encodedParameters, decidedSince: now + 1) == nil)

@@ -6,14 +6,6 @@ import NIOHTTP1
 /// `X-Forwarded-*` and `Forwarded` describe what ScopeGate saw; a client's own are kept only when its
 /// peer is a configured trusted proxy, so nobody can claim another address, host or scheme.
 enum ForwardingHeaders {
-    static let hopByHop: Set<String> = [
-        "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade",
-        "proxy-authenticate", "proxy-authorization",
-    ]
-    static let forwarding: Set<String> = [
-        "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-port", "x-forwarded-prefix",
-        "forwarded", "x-real-ip", "x-original-url", "x-rewrite-url", "x-original-host",
-    ]
 
     /// Who sent a request, as ScopeGate saw it.
     struct Peer {
@@ -25,12 +17,57 @@ enum ForwardingHeaders {
         var scheme: String
     }
 
-    /// The names a message's `Connection` header declares hop-by-hop, with the standard ones.
-    static func dropped(_ headers: HTTPHeaders) -> Set<String> {
-        var names = hopByHop
+    /// What ScopeGate does with one header name on the way through.
+    enum Disposition {
+        /// Passed on.
+        case keep
+        /// Dropped in both directions (hop-by-hop).
+        case hopByHop
+        /// A forwarding header: kept only from a trusted peer.
+        case forwarding
+        /// `Host` or `Content-Length`: ScopeGate writes its own.
+        case replaced
+    }
+
+    /// Every name that is not simply passed on, with what happens to it.
+    private static let table: [(name: StaticString, disposition: Disposition)] = [
+        ("host", .replaced), ("content-length", .replaced),
+        ("connection", .hopByHop), ("keep-alive", .hopByHop), ("proxy-connection", .hopByHop), ("te", .hopByHop),
+        ("trailer", .hopByHop), ("transfer-encoding", .hopByHop), ("upgrade", .hopByHop),
+        ("proxy-authenticate", .hopByHop), ("proxy-authorization", .hopByHop),
+        ("x-forwarded-for", .forwarding), ("x-forwarded-proto", .forwarding), ("x-forwarded-host", .forwarding),
+        ("x-forwarded-port", .forwarding), ("x-forwarded-prefix", .forwarding), ("forwarded", .forwarding),
+        ("x-real-ip", .forwarding), ("x-original-url", .forwarding), ("x-rewrite-url", .forwarding),
+        ("x-original-host", .forwarding),
+    ]
+
+    /// Classifies `name` without allocating: header names are ASCII and compared case-insensitively.
+    static func disposition(of name: String) -> Disposition {
+        var name = name
+        return name.withUTF8 { bytes in
+            for entry in table where matches(bytes, entry.name) { return entry.disposition }
+            return .keep
+        }
+    }
+
+    /// Whether `bytes` equals the lower-case ASCII `name`, ignoring ASCII case.
+    @inline(__always)
+    static func matches(_ bytes: UnsafeBufferPointer<UInt8>, _ name: StaticString) -> Bool {
+        guard bytes.count == name.utf8CodeUnitCount else { return false }
+        let expected = name.utf8Start
+        for index in 0..<bytes.count where bytes[index] | 0x20 != expected[index] | 0x20 {
+            return false
+        }
+        return true
+    }
+
+    /// The extra names a `Connection` header lists, lower-cased (rare: most messages have none).
+    static func connectionOptions(_ headers: HTTPHeaders) -> [String] {
+        var names: [String] = []
         for value in headers["connection"] {
             for token in value.split(separator: ",") {
-                names.insert(token.trimmingCharacters(in: .whitespaces).lowercased())
+                let trimmed = token.trimmingCharacters(in: .whitespaces).lowercased()
+                if trimmed != "close" && trimmed != "keep-alive" { names.append(trimmed) }
             }
         }
         return names
@@ -41,7 +78,7 @@ enum ForwardingHeaders {
     static func upstreamRequest(from headers: HTTPHeaders, peer: Peer, host: String, bodyFraming: BodyFraming)
         -> HTTPHeaders
     {
-        let dropped = dropped(headers)
+        let options = headers.contains(name: "connection") ? connectionOptions(headers) : []
         var result = HTTPHeaders()
         result.reserveCapacity(headers.count + 5)
         result.add(name: "Host", value: host)
@@ -49,12 +86,17 @@ enum ForwardingHeaders {
         var priorForwarded: [String] = []
         var keptProto = false
         var keptHost = false
-        let authority = headers.first(name: "host")
+        var authority: String?
         for (name, value) in headers {
-            let lower = name.lowercased()
-            if dropped.contains(lower) || lower == "host" || lower == "content-length" { continue }
-            if forwarding.contains(lower) {
+            switch disposition(of: name) {
+            case .hopByHop:
+                continue
+            case .replaced:
+                if authority == nil, name.utf8.count == 4 { authority = value }
+                continue
+            case .forwarding:
                 guard peer.trusted else { continue }
+                let lower = name.lowercased()
                 switch lower {
                 case "x-forwarded-for": priorForwardedFor.append(value); continue
                 case "forwarded": priorForwarded.append(value); continue
@@ -62,6 +104,8 @@ enum ForwardingHeaders {
                 case "x-forwarded-host": keptHost = true
                 default: break
                 }
+            case .keep:
+                if !options.isEmpty, options.contains(name.lowercased()) { continue }
             }
             result.add(name: name, value: value)
         }
@@ -71,12 +115,14 @@ enum ForwardingHeaders {
         case .none: break
         }
         let address = peer.address ?? "unknown"
-        result.add(name: "X-Forwarded-For", value: (priorForwardedFor + [address]).joined(separator: ", "))
+        result.add(
+            name: "X-Forwarded-For",
+            value: priorForwardedFor.isEmpty ? address : (priorForwardedFor + [address]).joined(separator: ", "))
         if !keptProto { result.add(name: "X-Forwarded-Proto", value: peer.scheme) }
         if !keptHost, let authority { result.add(name: "X-Forwarded-Host", value: authority) }
-        var element = "for=\(forwardedNode(address));proto=\(peer.scheme)"
-        if let authority { element += ";host=\"\(authority.replacingOccurrences(of: "\"", with: ""))\"" }
-        result.add(name: "Forwarded", value: (priorForwarded + [element]).joined(separator: ", "))
+        var element = "for=" + forwardedNode(address) + ";proto=" + peer.scheme
+        if let authority { element += ";host=\"" + authority.filter { $0 != "\"" } + "\"" }
+        result.add(name: "Forwarded", value: priorForwarded.isEmpty ? element : (priorForwarded + [element]).joined(separator: ", "))
         return result
     }
 
@@ -100,13 +146,17 @@ enum ForwardingHeaders {
 
     /// The headers for the client's response.
     static func downstreamResponse(from headers: HTTPHeaders, rewriteLocation: (String) -> String) -> HTTPHeaders {
-        let dropped = dropped(headers)
+        let options = headers.contains(name: "connection") ? connectionOptions(headers) : []
         var result = HTTPHeaders()
         result.reserveCapacity(headers.count)
         for (name, value) in headers {
-            let lower = name.lowercased()
-            if dropped.contains(lower) { continue }
-            result.add(name: name, value: lower == "location" ? rewriteLocation(value) : value)
+            if case .hopByHop = disposition(of: name) { continue }
+            if !options.isEmpty, options.contains(name.lowercased()) { continue }
+            if name.utf8.count == 8, name.lowercased() == "location" {
+                result.add(name: name, value: rewriteLocation(value))
+            } else {
+                result.add(name: name, value: value)
+            }
         }
         return result
     }

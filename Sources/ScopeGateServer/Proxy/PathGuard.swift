@@ -31,41 +31,63 @@ struct PathGuard: Sendable {
         return normalized[Self.normalize(rawPath)] == nil ? .other : .ambiguous
     }
 
-    /// A deliberately lossy form: decoded, lower-cased, without `;` parameters, empty or dot segments,
-    /// and with `\` read as `/`. Two paths an IdP might confuse share it.
+    /// A deliberately lossy form: decoded (up to three times), ASCII lower-cased, without `;`
+    /// parameters, empty or dot segments, surrounding blanks or control bytes, and with `\\` read as
+    /// `/`. Two paths an IdP might confuse share it. Byte-level: it runs for every proxied request.
     static func normalize(_ path: some StringProtocol) -> String {
-        var text = String(path)
-        for _ in 0..<3 where text.contains("%") {
-            text = percentDecodedLossy(text)
+        var bytes = Array(path.utf8)
+        for _ in 0..<3 where bytes.contains(UInt8(ascii: "%")) {
+            bytes = percentDecodedLossy(bytes)
         }
-        text = text.replacingOccurrences(of: "\\", with: "/").lowercased()
-        var segments: [Substring] = []
-        for raw in text.split(separator: "/", omittingEmptySubsequences: true) {
-            let segment = raw.split(separator: ";", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
-            let trimmed = segment.trimmingCharacters(in: .whitespacesAndNewlines.union(.controlCharacters))
-            switch trimmed {
-            case "", ".": continue
-            case "..": _ = segments.popLast()
-            default: segments.append(Substring(trimmed))
+        var output: [UInt8] = []
+        output.reserveCapacity(bytes.count + 1)
+        var segmentStarts: [Int] = []
+        var index = 0
+        while index <= bytes.count {
+            // Read one segment up to the next separator.
+            var end = index
+            while end < bytes.count, bytes[end] != UInt8(ascii: "/"), bytes[end] != UInt8(ascii: "\\") { end += 1 }
+            var segmentEnd = end
+            if let semicolon = bytes[index..<end].firstIndex(of: UInt8(ascii: ";")) { segmentEnd = semicolon }
+            var start = index
+            while start < segmentEnd, isBlank(bytes[start]) { start += 1 }
+            while segmentEnd > start, isBlank(bytes[segmentEnd - 1]) { segmentEnd -= 1 }
+            let length = segmentEnd - start
+            if length == 0 || (length == 1 && bytes[start] == UInt8(ascii: ".")) {
+                // empty or "." segment: dropped
+            } else if length == 2 && bytes[start] == UInt8(ascii: ".") && bytes[start + 1] == UInt8(ascii: ".") {
+                if let last = segmentStarts.popLast() { output.removeSubrange(last...) }
+            } else {
+                segmentStarts.append(output.count)
+                output.append(UInt8(ascii: "/"))
+                for byte in bytes[start..<segmentEnd] {
+                    output.append((UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte) ? byte | 0x20 : byte)
+                }
             }
+            index = end + 1
         }
-        return "/" + segments.joined(separator: "/")
+        if output.isEmpty { output.append(UInt8(ascii: "/")) }
+        return String(decoding: output, as: UTF8.self)
     }
 
-    private static func percentDecodedLossy(_ text: String) -> String {
+    private static func isBlank(_ byte: UInt8) -> Bool { byte <= 0x20 || byte == 0x7F }
+
+    private static func percentDecodedLossy(_ input: [UInt8]) -> [UInt8] {
         var bytes: [UInt8] = []
-        var iterator = Array(text.utf8)[...]
-        while let byte = iterator.popFirst() {
-            if byte == UInt8(ascii: "%"), iterator.count >= 2,
-                let high = hex(iterator[iterator.startIndex]), let low = hex(iterator[iterator.startIndex + 1])
+        bytes.reserveCapacity(input.count)
+        var index = 0
+        while index < input.count {
+            if input[index] == UInt8(ascii: "%"), index + 2 < input.count,
+                let high = hex(input[index + 1]), let low = hex(input[index + 2])
             {
                 bytes.append(high << 4 | low)
-                iterator = iterator.dropFirst(2)
+                index += 3
             } else {
-                bytes.append(byte)
+                bytes.append(input[index])
+                index += 1
             }
         }
-        return String(decoding: bytes, as: UTF8.self)
+        return bytes
     }
 
     private static func hex(_ byte: UInt8) -> UInt8? {

@@ -5,6 +5,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOHTTPTypesHTTP1
+import ScopeGateCore
 
 /// One client connection on the public listener.
 ///
@@ -47,6 +48,24 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
     private let shared: ProxyShared
     private var state = State.idle
     private var context: ChannelHandlerContext?
+    /// Whether reading from the client is paused for backpressure.
+    private var clientPaused = false
+    /// Whether reading from the current upstream connection is paused for backpressure.
+    private var upstreamPaused = false
+
+    /// Pauses or resumes reading from the client; only a change costs a call.
+    private func readClient(_ on: Bool, _ channel: any Channel) {
+        guard clientPaused == on else { return }
+        clientPaused = !on
+        channel.setOption(.autoRead, value: on).whenComplete { _ in }
+    }
+
+    /// Pauses or resumes reading from the upstream connection.
+    private func readUpstream(_ on: Bool, _ upstream: any Channel) {
+        guard upstreamPaused == on else { return }
+        upstreamPaused = !on
+        upstream.setOption(.autoRead, value: on).whenComplete { _ in }
+    }
 
     init(shared: ProxyShared) { self.shared = shared }
 
@@ -66,7 +85,7 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
             } else {
                 exchange.pendingBytes += buffer.readableBytes
                 exchange.pending.append(.body(.byteBuffer(buffer)))
-                if exchange.pendingBytes > Self.maximumPendingBody { context.channel.setOption(.autoRead, value: false).whenComplete { _ in } }
+                if exchange.pendingBytes > Self.maximumPendingBody { readClient(false, context.channel) }
             }
             state = .forwarding(exchange)
         case (.end, .forwarding(var exchange)):
@@ -102,7 +121,7 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         if case .forwarding(let exchange) = state, let upstream = exchange.upstream {
-            upstream.setOption(.autoRead, value: context.channel.isWritable).whenComplete { _ in }
+            readUpstream(context.channel.isWritable, upstream)
         }
         context.fireChannelWritabilityChanged()
     }
@@ -223,7 +242,8 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
             exchange.pending = []
             exchange.pendingBytes = 0
             state = .forwarding(exchange)
-            context.channel.setOption(.autoRead, value: exchange.requestEnded || upstream.isWritable).whenComplete { _ in }
+            upstreamPaused = false
+            readClient(exchange.requestEnded || upstream.isWritable, context.channel)
         }
     }
 
@@ -248,14 +268,14 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
     func upstreamReadComplete() {
         guard let context, case .forwarding(let exchange) = state else { return }
         context.flush()
-        if !context.channel.isWritable {
-            exchange.upstream?.setOption(.autoRead, value: false).whenComplete { _ in }
+        if !context.channel.isWritable, let upstream = exchange.upstream {
+            readUpstream(false, upstream)
         }
     }
 
     func upstreamWritabilityChanged(_ writable: Bool) {
         guard let context, case .forwarding(let exchange) = state, !exchange.requestEnded else { return }
-        context.channel.setOption(.autoRead, value: writable).whenComplete { _ in }
+        readClient(writable, context.channel)
     }
 
     func upstreamTimedOut(upstream: any Channel) {
@@ -299,6 +319,7 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
     private func finishExchange(_ exchange: Exchange, context: ChannelHandlerContext) {
         exchange.relay?.front = nil
         if let upstream = exchange.upstream {
+            if upstreamPaused { readUpstream(true, upstream) }
             if exchange.requestEnded && exchange.upstreamKeepAlive, let pool = shared.pools.pool(for: context.eventLoop) {
                 pool.release(upstream)
             } else {
@@ -309,7 +330,7 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
         state = keepAlive ? .idle : .refusing
         // Backpressure may have paused reading in the middle of this exchange; the next request on the
         // connection must be read.
-        context.channel.setOption(.autoRead, value: true).whenComplete { _ in }
+        readClient(true, context.channel)
         let write = context.writeAndFlush(wrapOutboundOut(.end(nil)))
         if !keepAlive {
             write.whenComplete { [channel = context.channel] _ in channel.close(promise: nil) }
@@ -335,7 +356,11 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
         state = .answering(keepAlive: keepAlive)
         let request: Request
         do {
-            request = Request(head: try HTTPRequest(head, secure: shared.secure, splitCookie: false), body: .init(buffer: body))
+            guard let method = HTTPRequest.Method(head.method.rawValue) else { throw GateError(.invalidRequest, "unknown method") }
+            let requestHead = HTTPRequest(
+                method: method, scheme: shared.secure ? "https" : "http", authority: head.headers.first(name: "host"),
+                path: head.uri, headerFields: HTTPFields(head.headers, splitCookie: false))
+            request = Request(head: requestHead, body: .init(buffer: body))
         } catch {
             refuse(.badRequest, "the request cannot be read", context: context)
             return
