@@ -48,6 +48,9 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
     private let shared: ProxyShared
     private var state = State.idle
     private var context: ChannelHandlerContext?
+    /// Whether a burst of client reads is under way; writes to the upstream are then flushed once, at
+    /// its end, instead of one system call per part.
+    private var inReadBurst = false
     /// Whether reading from the client is paused for backpressure.
     private var clientPaused = false
     /// Whether reading from the current upstream connection is paused for backpressure.
@@ -76,6 +79,7 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
     // MARK: - Client side
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        inReadBurst = true
         switch (unwrapInboundIn(data), state) {
         case (.head(let head), .idle):
             route(head, context: context)
@@ -91,7 +95,7 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
         case (.end, .forwarding(var exchange)):
             exchange.requestEnded = true
             if let upstream = exchange.upstream {
-                upstream.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
+                upstream.write(HTTPClientRequestPart.end(nil), promise: nil)
             } else {
                 exchange.pending.append(.end(nil))
             }
@@ -115,6 +119,7 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
+        inReadBurst = false
         if case .forwarding(let exchange) = state { exchange.upstream?.flush() }
         context.fireChannelReadComplete()
     }
@@ -238,7 +243,7 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
             exchange.upstream = upstream
             exchange.relay = relay
             for part in exchange.pending { upstream.write(part, promise: nil) }
-            upstream.flush()
+            if !inReadBurst { upstream.flush() }
             exchange.pending = []
             exchange.pendingBytes = 0
             state = .forwarding(exchange)
