@@ -18,6 +18,8 @@ public struct ScopeGateApplication: Sendable {
     /// The domain service.
     public let service: GateService
     let hub: DecisionHub
+    let snapshot: GrantSnapshot
+    let refresher: GrantSnapshotRefresher
     let metadata: UpstreamMetadata
     let proxy: UpstreamProxy
     let logger: Logger
@@ -28,13 +30,17 @@ public struct ScopeGateApplication: Sendable {
         now: @escaping @Sendable () -> Date = { Date() }
     ) {
         let hub = DecisionHub()
+        let snapshot = GrantSnapshot()
+        let refresher = GrantSnapshotRefresher(snapshot: snapshot, store: store, interval: .milliseconds(500), logger: logger)
         self.configuration = configuration
         self.hub = hub
+        self.snapshot = snapshot
+        self.refresher = refresher
         self.metadata = metadata
         self.logger = logger
         self.proxy = UpstreamProxy(client: httpClient, configuration: configuration, logger: logger)
         self.service = GateService(
-            policy: configuration.policy, store: store, observer: GateObservers([hub] + extraObservers),
+            policy: configuration.policy, store: store, observer: GateObservers([hub, refresher] + extraObservers),
             logger: logger, now: now)
     }
 
@@ -51,7 +57,8 @@ public struct ScopeGateApplication: Sendable {
         return ScopeGateResponder(
             pathGuard: PathGuard(gated),
             authorization: AuthorizationEndpoint(
-                service: service, binding: binding, redirect: redirect, path: metadata.authorizationPath, logger: logger),
+                service: service, snapshot: snapshot, binding: binding, redirect: redirect, path: metadata.authorizationPath,
+                logger: logger),
             holds: HoldEndpoints(
                 service: service, hub: hub, binding: binding, redirect: redirect,
                 authorizationPath: metadata.authorizationPath, publicOrigin: publicOrigin, logger: logger),
@@ -78,7 +85,9 @@ public struct ScopeGateApplication: Sendable {
     /// The admin listener, when an admin token is configured.
     public func adminApplication() -> (some ApplicationProtocol)? {
         guard let token = configuration.adminToken else { return nil as Application<RouterResponder<BasicRequestContext>>? }
-        let api = AdminAPI(service: service, token: token, tokenName: configuration.adminTokenName)
+        let api = AdminAPI(
+            service: service, token: token, tokenName: configuration.adminTokenName,
+            grantsChanged: { [snapshot] in snapshot.invalidate() })
         return Application(
             router: api.router(),
             configuration: .init(
@@ -87,9 +96,10 @@ public struct ScopeGateApplication: Sendable {
             logger: logger)
     }
 
-    /// Expiry and cross-process decision following.
+    /// Expiry, cross-process decision following, and the grant snapshot.
     public var backgroundServices: [any Service] {
         [
+            refresher,
             ExpiryService(service: service, interval: .seconds(1), logger: logger),
             DecisionFollower(store: service.store, hub: hub, interval: .milliseconds(200), logger: logger),
         ]

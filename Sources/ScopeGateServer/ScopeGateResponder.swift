@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
+import NIOHTTP1
 import ScopeGateCore
 
 /// What the gate decided about a request it answers itself.
@@ -27,6 +28,17 @@ struct ScopeGateResponder: Sendable {
     let authorization: AuthorizationEndpoint
     let holds: HoldEndpoints
     let discovery: DiscoveryEndpoint
+
+    /// The forward for a request the gate can admit at once (see
+    /// `AuthorizationEndpoint.admitWithoutWaiting`), or `nil` when it must be answered in full.
+    func admitWithoutWaiting(_ head: HTTPRequestHead, bodyLength: Int) -> UpstreamForward? {
+        guard head.method == .GET, bodyLength == 0, !head.headers.contains(name: "transfer-encoding") else { return nil }
+        let target = head.uri
+        let question = target.utf8.firstIndex(of: UInt8(ascii: "?"))
+        let path = question.map { target[..<$0] } ?? Substring(target)
+        guard pathGuard.classify(path) == .gated(.authorization) else { return nil }
+        return authorization.admitWithoutWaiting(query: question.map { target[target.index(after: $0)...] } ?? "")
+    }
 
     func answer(_ request: Request, context: GateRequestContext) async -> GateAnswer {
         let path = Substring(request.uri.path)

@@ -181,9 +181,28 @@ import Testing
         let store = InMemoryGateStore()
         try await GateHarness.with(store: store) { h in
             await store.setFailing(true)
+            // The grant snapshot answers for at most its maximum age after its last good refresh.
+            try await Task.sleep(for: h.gate.snapshot.maximumAge + .milliseconds(600))
             let reply = try await h.send(.GET, GateHarness.authorizePath + "?" + GateHarness.authorizeQuery(scope: "openid"))
             #expect(reply.status == 503)
             #expect(h.upstream.received.isEmpty)
+        }
+    }
+
+    @Test func aRevocationFromAnotherProcessStopsAdmissionWithinASecond() async throws {
+        try await GateHarness.with { h in
+            let browser = Browser(h)
+            _ = try await browser.hold(scope: "orders:read")
+            try await h.gate.service.approve(try await pendingID(h), actor: "test", once: false)
+            let query = GateHarness.authorizePath + "?" + GateHarness.authorizeQuery(scope: "orders:read", state: "again")
+            let admitted = try await Browser(h).send(.GET, query)
+            #expect(admitted.status == 200)
+            let commandLine = try SQLiteGateStoreForTests.open(h.storePath)
+            #expect(try await commandLine.revokeGrant(clientID: "app", scope: "orders:read"))
+            try await Task.sleep(for: .seconds(1))
+            let afterRevocation = try await Browser(h).send(.GET, query)
+            #expect(afterRevocation.status == 303, "a revoked grant must not admit anything")
+            #expect(h.upstream.received(at: GateHarness.authorizePath).count == 1)
         }
     }
 }

@@ -17,11 +17,14 @@ struct AdminAPI: Sendable {
     let service: GateService
     let tokenDigest: SHA256.Digest
     let tokenName: String
+    /// Told when a grant is revoked here, so that nothing cached outlives it.
+    let grantsChanged: @Sendable () -> Void
 
-    init(service: GateService, token: String, tokenName: String) {
+    init(service: GateService, token: String, tokenName: String, grantsChanged: @escaping @Sendable () -> Void = {}) {
         self.service = service
         self.tokenDigest = SHA256.hash(data: Data(token.utf8))
         self.tokenName = tokenName
+        self.grantsChanged = grantsChanged
     }
 
     struct DecisionBody: Decodable {
@@ -79,6 +82,7 @@ struct AdminAPI: Sendable {
                 guard try await service.store.revokeGrant(clientID: client, scope: scope) else {
                     throw GateError(.notFound, "client \(client) holds no grant for \(scope)")
                 }
+                grantsChanged()
                 return Response(status: .noContent)
             }
         }

@@ -9,6 +9,7 @@ import ScopeGateCore
 /// as parsed, hold what needs a decision, refuse the rest.
 struct AuthorizationEndpoint: Sendable {
     let service: GateService
+    let snapshot: GrantSnapshot
     let binding: BrowserBinding
     let redirect: ClientRedirect
     let path: String
@@ -49,6 +50,18 @@ struct AuthorizationEndpoint: Sendable {
             if let setCookie { headers[.setCookie] = setCookie }
             return .respond(PageResponse.redirect(HoldEndpoints.pagePath(hold.id), headers: headers))
         }
+    }
+
+    /// Admits a `GET` whose scopes are all granted or approved by policy, from the grant snapshot,
+    /// without waiting for anything. Returns `nil` for every other case (a parse error, a scope that
+    /// needs a decision or is denied, a stale snapshot): those take the full path.
+    func admitWithoutWaiting(query: Substring) -> UpstreamForward? {
+        guard let parsed = try? AuthorizationRequest(method: .get, query: query),
+            let scopes = try? service.policy.effectiveScopes(of: parsed),
+            let granted = snapshot.granted(clientID: parsed.clientID, among: scopes, at: service.now()),
+            service.policy.evaluate(scopes: scopes, clientID: parsed.clientID, granted: granted) == .allow
+        else { return nil }
+        return forward(parsed)
     }
 
     /// An admitted request as it goes to the IdP: re-serialized from what was parsed.

@@ -357,6 +357,10 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
     // MARK: - Answers from the gate
 
     private func answer(_ head: HTTPRequestHead, body: ByteBuffer, context: ChannelHandlerContext) {
+        if let forward = shared.responder.admitWithoutWaiting(head, bodyLength: body.readableBytes) {
+            startForwarding(head, target: forward.target, body: .complete(forward.body), context: context)
+            return
+        }
         let keepAlive = head.isKeepAlive
         state = .answering(keepAlive: keepAlive)
         let request: Request

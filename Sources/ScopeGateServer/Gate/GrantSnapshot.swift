@@ -1,0 +1,94 @@
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import ScopeGateCore
+import ServiceLifecycle
+
+/// The grants in force, in memory, so that a request whose scopes are all granted can be admitted on
+/// the event loop without a store round trip.
+///
+/// It is refreshed from the store every half second and after every decision this process makes. It
+/// answers only while fresh: when no refresh has succeeded for `maximumAge`, `granted` returns `nil`
+/// and the caller asks the store, which fails closed as before. A revocation made elsewhere therefore
+/// takes effect within one refresh interval.
+final class GrantSnapshot: Sendable {
+    private struct State {
+        var grants: [String: [String: Date?]] = [:]
+        var refreshedAt: ContinuousClock.Instant?
+        var invalidatedAt: ContinuousClock.Instant?
+    }
+
+    private let state = NIOLockedValueBox(State())
+    /// How long a snapshot may be used after its last successful refresh.
+    let maximumAge: Duration
+
+    init(maximumAge: Duration = .seconds(2)) { self.maximumAge = maximumAge }
+
+    /// Which of `scopes` the client holds at `date`, or `nil` when the snapshot is not fresh.
+    func granted(clientID: String, among scopes: ScopeSet, at date: Date) -> Set<String>? {
+        state.withLockedValue { state in
+            guard let refreshedAt = state.refreshedAt, ContinuousClock.now - refreshedAt <= maximumAge else { return nil }
+            guard let held = state.grants[clientID] else { return [] }
+            var result = Set<String>()
+            for scope in scopes {
+                if let entry = held[scope], entry.map({ date < $0 }) ?? true { result.insert(scope) }
+            }
+            return result
+        }
+    }
+
+    /// Replaces the snapshot with `grants`, read from the store at `readStartedAt`.
+    func replace(with grants: [Grant], readStartedAt: ContinuousClock.Instant) {
+        var byClient: [String: [String: Date?]] = [:]
+        for grant in grants { byClient[grant.clientID, default: [:]][grant.scope] = grant.expiresAt }
+        state.withLockedValue { state in
+            // A slower, older read must not overwrite a newer one, nor restore what an invalidation
+            // (a revocation) removed.
+            if let current = state.refreshedAt, current > readStartedAt { return }
+            if let invalidated = state.invalidatedAt, readStartedAt < invalidated { return }
+            state.grants = byClient
+            state.refreshedAt = readStartedAt
+        }
+    }
+
+    /// Marks the snapshot unusable until the next successful refresh.
+    func invalidate() {
+        state.withLockedValue {
+            $0.refreshedAt = nil
+            $0.invalidatedAt = .now
+        }
+    }
+}
+
+/// Keeps a `GrantSnapshot` fresh: every `interval`, and at once after a decision in this process.
+struct GrantSnapshotRefresher: Service, GateObserver {
+    let snapshot: GrantSnapshot
+    let store: any GateStore
+    let interval: Duration
+    let logger: Logger
+
+    func refresh() async {
+        let started = ContinuousClock.now
+        do {
+            snapshot.replace(with: try await store.allActiveGrants(at: Date()), readStartedAt: started)
+        } catch {
+            logger.error("refreshing the grant snapshot failed", metadata: ["sg.error": "\(String(describing: type(of: error)))"])
+        }
+    }
+
+    func run() async throws {
+        try? await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                await refresh()
+                try await Task.sleep(for: interval)
+            }
+        }
+    }
+
+    func approvalRequestDecided(_ request: ApprovalRequest) async {
+        // Grants written by this decision must be visible to the next request; until the refresh
+        // lands, the snapshot is not used.
+        snapshot.invalidate()
+        await refresh()
+    }
+}
