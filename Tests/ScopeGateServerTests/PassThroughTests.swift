@@ -108,6 +108,16 @@ import Testing
         }
     }
 
+    @Test func closesConnectionsLeftIdle() async throws {
+        try await GateHarness.with(listenExtra: "\n  idle_timeout: 1s") { h in
+            let started = ContinuousClock.now
+            let reply = try await RawHTTP.send(port: h.publicPort, "GET /resource HTTP/1.1\r\nHost: x\r\n\r\n", readUntilClose: true)
+            #expect(reply.status == 200)
+            let elapsed = ContinuousClock.now - started
+            #expect(elapsed >= .milliseconds(900) && elapsed < .seconds(5), "closed after \(elapsed)")
+        }
+    }
+
     @Test func keepsTheClientConnectionAcrossManyRequests() async throws {
         try await GateHarness.with { h in
             for index in 0..<200 {

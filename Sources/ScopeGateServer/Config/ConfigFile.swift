@@ -4,6 +4,7 @@ struct ConfigFile: Decodable {
     struct Listen: Decodable {
         var `public`: String?
         var admin: String?
+        var idle_timeout: String?
     }
 
     struct Upstream: Decodable {

@@ -48,7 +48,8 @@ struct ConfigValidator {
             tls = (resolve(files.certificate), resolve(files.key))
         }
         return ScopeGateConfiguration(
-            publicURL: publicURL, publicAddress: publicAddress, adminAddress: adminAddress, upstreamURL: upstreamURL,
+            publicURL: publicURL, publicAddress: publicAddress, adminAddress: adminAddress,
+            idleTimeout: try duration(file.listen?.idle_timeout ?? "75s", key: "listen.idle_timeout"), upstreamURL: upstreamURL,
             hostHeader: hostHeader, discoveryPath: file.upstream?.discovery_path,
             authorizationEndpointPath: file.upstream?.authorization_endpoint,
             connectTimeout: try duration(file.upstream?.connect_timeout ?? "5s", key: "upstream.connect_timeout"),

@@ -36,6 +36,8 @@ public struct ScopeGateConfiguration: Sendable {
     public var publicAddress: Address
     /// Where the admin API binds (loopback unless configured otherwise).
     public var adminAddress: Address
+    /// How long a client connection may sit with no request in progress before it is closed.
+    public var idleTimeout: Duration
     /// The IdP.
     public var upstreamURL: URL
     /// The `Host` sent upstream.

@@ -144,6 +144,16 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
         context.close(promise: nil)
     }
 
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        // Close connections that sit idle between requests; a request in progress (an upload, a slow
+        // IdP, a long-poll) is governed by its own timeouts.
+        if event is IdleStateHandler.IdleStateEvent {
+            if case .idle = state { context.close(promise: nil) }
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
     // MARK: - Routing
 
     private func route(_ head: HTTPRequestHead, context: ChannelHandlerContext) {

@@ -16,6 +16,7 @@ final class ProxyShared: Sendable {
     let upstreamHost: String
     let trustedProxies: Set<String>
     let secure: Bool
+    let idleTimeout: Duration
     let logger: Logger
 
     init(responder: ScopeGateResponder, pools: UpstreamPools, configuration: ScopeGateConfiguration, logger: Logger) {
@@ -26,6 +27,7 @@ final class ProxyShared: Sendable {
         self.upstreamHost = UpstreamProxy.upstreamHost(configuration)
         self.trustedProxies = configuration.trustedProxies
         self.secure = configuration.publicURL.scheme?.lowercased() == "https"
+        self.idleTimeout = configuration.idleTimeout
         self.logger = logger
     }
 
@@ -50,6 +52,7 @@ struct PublicListener: Service {
         let quiesce = ServerQuiescingHelper(group: group)
         let shared = self.shared
         let tls = self.tls
+        let idleTimeout = TimeAmount.nanoseconds(Int64(shared.idleTimeout.seconds * 1e9))
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -64,6 +67,7 @@ struct PublicListener: Service {
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
                     if let tls { try sync.addHandler(NIOSSLServerHandler(context: tls)) }
+                    try sync.addHandler(IdleStateHandler(allTimeout: idleTimeout))
                     try sync.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
                     try sync.addHandler(ProxyConnectionHandler(shared: shared))
                 }

@@ -24,7 +24,8 @@ struct GateHarness {
     static let adminToken = "test-admin-token-0123456789"
 
     static func configYAML(
-        upstreamPort: Int, publicPort: Int, adminPort: Int, storePath: String, extra: String, unreachableUpstream: Bool
+        upstreamPort: Int, publicPort: Int, adminPort: Int, storePath: String, extra: String, unreachableUpstream: Bool,
+        listenExtra: String = ""
     ) -> String {
         let upstream = unreachableUpstream
             ? "url: http://127.0.0.1:\(try! FreePorts.take(1)[0])\n  authorization_endpoint: /o/authorize/"
@@ -33,7 +34,7 @@ struct GateHarness {
         public_url: http://127.0.0.1:\(publicPort)
         listen:
           public: 127.0.0.1:\(publicPort)
-          admin: 127.0.0.1:\(adminPort)
+          admin: 127.0.0.1:\(adminPort)\(listenExtra)
         upstream:
           \(upstream)
           host_header: public
@@ -67,7 +68,7 @@ struct GateHarness {
 
     /// Runs `body` with ScopeGate serving; everything is torn down afterwards.
     static func with(
-        extraConfig: String = "", store: (any GateStore)? = nil, unreachableUpstream: Bool = false,
+        extraConfig: String = "", listenExtra: String = "", store: (any GateStore)? = nil, unreachableUpstream: Bool = false,
         _ body: @Sendable (GateHarness) async throws -> Void
     ) async throws {
         let logger = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
@@ -82,7 +83,7 @@ struct GateHarness {
         let configuration = try ScopeGateConfiguration.parse(
             yaml: configYAML(
                 upstreamPort: upstreamPort, publicPort: publicPort, adminPort: adminPort, storePath: storePath,
-                extra: extraConfig, unreachableUpstream: unreachableUpstream),
+                extra: extraConfig, unreachableUpstream: unreachableUpstream, listenExtra: listenExtra),
             baseDirectory: URL(fileURLWithPath: "/"), environment: ["SG_TEST_ADMIN_TOKEN": adminToken])
         let httpClient = ScopeGateApplication.makeHTTPClient(configuration: configuration)
         let testClient = HTTPClient(

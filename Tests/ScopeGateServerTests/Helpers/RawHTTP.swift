@@ -11,13 +11,14 @@ enum RawHTTP {
 
     /// Sends `request` and reads the reply. The blocking socket calls run on a thread of their own: on
     /// Swift's cooperative pool (two threads on a two-core machine) they would starve every other test.
-    static func send(port: Int, _ request: String) async throws -> Reply {
+    /// With `readUntilClose`, it keeps reading after the reply until the server closes the connection.
+    static func send(port: Int, _ request: String, readUntilClose: Bool = false) async throws -> Reply {
         try await withCheckedThrowingContinuation { continuation in
-            Thread { continuation.resume(with: Result { try exchange(port: port, request) }) }.start()
+            Thread { continuation.resume(with: Result { try exchange(port: port, request, readUntilClose: readUntilClose) }) }.start()
         }
     }
 
-    private static func exchange(port: Int, _ request: String) throws -> Reply {
+    private static func exchange(port: Int, _ request: String, readUntilClose: Bool) throws -> Reply {
         try {
             let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
             defer { close(fd) }
@@ -43,7 +44,7 @@ enum RawHTTP {
                     let head = String(text[..<split.lowerBound])
                     let length = head.split(separator: "\r\n").first { $0.lowercased().hasPrefix("content-length:") }
                         .flatMap { Int($0.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) } ?? 0
-                    if text.utf8.count - text.utf8.distance(from: text.startIndex, to: split.upperBound) >= length { break }
+                    if !readUntilClose, text.utf8.count - text.utf8.distance(from: text.startIndex, to: split.upperBound) >= length { break }
                 }
             }
             let text = String(decoding: received, as: UTF8.self)
