@@ -11,7 +11,4 @@ public struct GateRequestContext: RequestContext {
         self.coreContext = .init(source: source)
         self.peerAddress = source.channel.remoteAddress?.ipAddress
     }
-
-    /// Bodies ScopeGate reads itself (forms) are small; streamed pass-through bodies are not limited here.
-    public var maxUploadSize: Int { 64 * 1024 }
 }

@@ -62,37 +62,38 @@ import Testing
         }
     }
 
+    /// Holds a request, opens the live status, lets `decide` decide it, and checks that the status
+    /// answered `expected` within a second of the decision.
+    func expectStatusWakes(_ h: GateHarness, expected: String, decide: (String) async throws -> Void) async throws {
+        let browser = Browser(h)
+        let page = try await browser.hold(scope: "orders:read")
+        let id = try await pendingID(h)
+        async let status = browser.send(.GET, page + "/status")
+        try await Task.sleep(for: .milliseconds(300))
+        let decidedAt = ContinuousClock.now
+        try await decide(id)
+        let reply = try await status
+        #expect(reply.body == "{\"state\":\"\(expected)\"}")
+        #expect(ContinuousClock.now - decidedAt < .seconds(1))
+    }
+
     @Test func theLiveStatusWakesWithinASecondOfADecision() async throws {
         try await GateHarness.with { h in
-            let browser = Browser(h)
-            let page = try await browser.hold(scope: "orders:read")
-            let id = try await pendingID(h)
-            async let status = browser.send(.GET, page + "/status")
-            try await Task.sleep(for: .milliseconds(300))
-            let decidedAt = ContinuousClock.now
-            try await h.gate.service.approve(id, actor: "test", once: false)
-            let reply = try await status
-            #expect(reply.body == "{\"state\":\"approved\"}")
-            #expect(ContinuousClock.now - decidedAt < .seconds(1))
+            try await expectStatusWakes(h, expected: "approved") { id in
+                try await h.gate.service.approve(id, actor: "test", once: false)
+            }
         }
     }
 
     @Test func aDecisionFromAnotherProcessReachesTheWaitingBrowser() async throws {
         try await GateHarness.with { h in
-            let browser = Browser(h)
-            let page = try await browser.hold(scope: "orders:read")
-            let id = try await pendingID(h)
-            async let status = browser.send(.GET, page + "/status")
-            try await Task.sleep(for: .milliseconds(300))
             // A second store on the same file, as `scopegate requests deny` would open.
             let other = GateService(
                 policy: h.gate.configuration.policy, store: try SQLiteGateStoreForTests.open(h.storePath),
                 observer: GateObservers([]), logger: .init(label: "cli"))
-            let decidedAt = ContinuousClock.now
-            try await other.deny(id, actor: "cli:bob", reason: "not this quarter")
-            let reply = try await status
-            #expect(reply.body == "{\"state\":\"denied\"}")
-            #expect(ContinuousClock.now - decidedAt < .seconds(1))
+            try await expectStatusWakes(h, expected: "denied") { id in
+                try await other.deny(id, actor: "cli:bob", reason: "not this quarter")
+            }
         }
     }
 
