@@ -49,7 +49,9 @@ struct Demo: AsyncParsableCommand {
         let clientApp = Application(
             router: client.router(), configuration: .init(address: .hostname("127.0.0.1", port: appPort)),
             onServerRunning: { _ in
-                print(
+                // Written straight to the file descriptor: `print` is block-buffered when the output is
+                // not a terminal, and these lines are what a user needs first.
+                FileHandle.standardOutput.write(Data(
                     """
 
                     ScopeGate demo is running.
@@ -61,7 +63,7 @@ struct Demo: AsyncParsableCommand {
                       3. The waiting page moves on by itself; the app shows the token's scopes or the denial.
                     The demo IdP is at http://127.0.0.1:\(idpPort), ScopeGate at \(gateURL). Ctrl-C stops everything.
 
-                    """)
+                    """.utf8))
             }, logger: logger)
         let group = ServiceGroup(
             configuration: .init(

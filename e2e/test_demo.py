@@ -1,0 +1,80 @@
+"""`scopegate demo` works as the README says: the demo app signs in through ScopeGate, an auto-approved
+scope passes, a held one waits until it is approved on the demo's approvals page, and a denied one
+comes back as access_denied."""
+import re
+import signal
+import socket
+import subprocess
+
+import pytest
+import requests
+
+from conftest import SCOPEGATE, free_port, wait_for_port
+
+
+def four_free_ports():
+    """A base port such that it and the next three are free (the demo takes four in a row)."""
+    for _ in range(50):
+        base = free_port()
+        try:
+            for port in range(base, base + 4):
+                with socket.socket() as sock:
+                    sock.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+    raise RuntimeError("no four consecutive free ports")
+
+
+@pytest.fixture
+def demo(tmp_path):
+    base = four_free_ports()
+    log = open(tmp_path / "demo.log", "w")
+    process = subprocess.Popen(
+        [str(SCOPEGATE), "demo", "--port-base", str(base), "--directory", str(tmp_path / "demo")],
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    for port in (base, base + 1, base + 3):
+        wait_for_port(port, process)
+    yield f"http://127.0.0.1:{base + 3}", tmp_path / "demo.log"
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=15)
+
+
+def follow(session, url):
+    for _ in range(20):
+        response = session.get(url, allow_redirects=False, timeout=30)
+        if response.status_code in (302, 303):
+            url = requests.compat.urljoin(url, response.headers["Location"])
+            continue
+        return response
+    raise AssertionError("too many redirects")
+
+
+def test_demo_prints_what_to_open(demo):
+    app, log = demo
+    assert f"Open {app}" in log.read_text()
+
+
+def test_demo_auto_approved_sign_in(demo):
+    app, _ = demo
+    page = follow(requests.Session(), app + "/login?scope=openid+profile")
+    assert "Signed in" in page.text and "openid profile" in page.text
+
+
+def test_demo_held_then_approved_on_the_approvals_page(demo):
+    app, _ = demo
+    browser = requests.Session()
+    waiting = follow(browser, app + "/login?scope=openid+orders:read")
+    assert "Waiting for approval" in waiting.text
+    approvals = requests.get(app + "/approvals").text
+    request_id = re.search(r"/approvals/(ar_[0-9a-f]+)/approve", approvals).group(1)
+    assert requests.post(app + f"/approvals/{request_id}/approve", allow_redirects=False).status_code in (302, 303)
+    page = follow(browser, waiting.url)
+    assert "Signed in" in page.text and "orders:read" in page.text
+
+
+def test_demo_policy_denial(demo):
+    app, _ = demo
+    page = follow(requests.Session(), app + "/login?scope=openid+admin:org")
+    assert "access_denied" in page.text
