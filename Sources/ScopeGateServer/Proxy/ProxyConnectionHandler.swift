@@ -48,6 +48,9 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
     private let shared: ProxyShared
     private var state = State.idle
     private var context: ChannelHandlerContext?
+    /// This connection's event loop's upstream pool, and its peer: fixed for the connection's life.
+    private var pool: UpstreamPool?
+    private var peer = ForwardingHeaders.Peer(address: nil, trusted: false, scheme: "http")
     /// Whether a burst of client reads is under way; writes to the upstream are then flushed once, at
     /// its end, instead of one system call per part.
     private var inReadBurst = false
@@ -72,7 +75,11 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
 
     init(shared: ProxyShared) { self.shared = shared }
 
-    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        self.pool = shared.pools.pool(for: context.eventLoop)
+        self.peer = shared.peer(context.channel)
+    }
 
     func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
 
@@ -215,7 +222,7 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
         case .complete(let bytes): framing = bytes.map { .length($0.readableBytes) } ?? .none
         }
         let headers = ForwardingHeaders.upstreamRequest(
-            from: head.headers, peer: shared.peer(context.channel), host: shared.upstreamHost, bodyFraming: framing)
+            from: head.headers, peer: peer, host: shared.upstreamHost, bodyFraming: framing)
         var exchange = Exchange(clientKeepAlive: head.isKeepAlive)
         exchange.pending.append(.head(HTTPRequestHead(version: .http1_1, method: head.method, uri: target, headers: headers)))
         if case .complete(let bytes) = body {
@@ -224,8 +231,12 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
             exchange.requestEnded = true
         }
         state = .forwarding(exchange)
-        guard let pool = shared.pools.pool(for: context.eventLoop) else {
+        guard let pool else {
             upstreamFailed(status: .badGateway)
+            return
+        }
+        if let idle = pool.takeIdle() {
+            connected(.success(idle), pool: pool)
             return
         }
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
@@ -335,7 +346,7 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
         exchange.relay?.front = nil
         if let upstream = exchange.upstream {
             if upstreamPaused { readUpstream(true, upstream) }
-            if exchange.requestEnded && exchange.upstreamKeepAlive, let pool = shared.pools.pool(for: context.eventLoop) {
+            if exchange.requestEnded && exchange.upstreamKeepAlive, let pool {
                 pool.release(upstream)
             } else {
                 upstream.close(promise: nil)

@@ -67,12 +67,18 @@ final class UpstreamPool: @unchecked Sendable {
         self.sslContext = target.tls.flatMap { try? NIOSSLContext(configuration: $0) }
     }
 
-    /// An idle connection, or a new one.
-    func acquire() -> EventLoopFuture<any Channel> {
+    /// An idle connection, if one is open.
+    func takeIdle() -> (any Channel)? {
         eventLoop.assertInEventLoop()
         while let channel = idle.popLast() {
-            if channel.isActive { return eventLoop.makeSucceededFuture(channel) }
+            if channel.isActive { return channel }
         }
+        return nil
+    }
+
+    /// An idle connection, or a new one.
+    func acquire() -> EventLoopFuture<any Channel> {
+        if let channel = takeIdle() { return eventLoop.makeSucceededFuture(channel) }
         return connect()
     }
 
