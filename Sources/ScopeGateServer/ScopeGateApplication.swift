@@ -61,7 +61,7 @@ public struct ScopeGateApplication: Sendable {
                 logger: logger),
             holds: HoldEndpoints(
                 service: service, hub: hub, binding: binding, redirect: redirect,
-                authorizationPath: metadata.authorizationPath, publicOrigin: publicOrigin, logger: logger),
+                authorizationPath: metadata.authorizationPath, publicOrigin: publicOrigin),
             discovery: DiscoveryEndpoint(proxy: proxy))
     }
 
@@ -153,11 +153,14 @@ public struct ScopeGateApplication: Sendable {
     }
 }
 
-/// The HTTP client as a service, shut down after the listeners stop.
-struct HTTPClientService: Service {
+/// An HTTP client as a service, shut down after the listeners stop.
+public struct HTTPClientService: Service {
     let client: HTTPClient
 
-    func run() async throws {
+    /// Wraps `client`.
+    public init(client: HTTPClient) { self.client = client }
+
+    public func run() async throws {
         try? await gracefulShutdown()
         try await client.shutdown()
     }

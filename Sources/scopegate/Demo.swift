@@ -67,7 +67,7 @@ struct Demo: AsyncParsableCommand {
             }, logger: logger)
         let group = ServiceGroup(
             configuration: .init(
-                services: services + [clientApp, HTTPClientShutdown(client: httpClient)],
+                services: services + [clientApp, HTTPClientService(client: httpClient)],
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
         idpTask.cancel()
@@ -96,14 +96,6 @@ struct ServiceApprovals: DemoApprovals {
 
     func deny(_ id: String) async throws {
         try await service.deny(id, actor: "demo:approvals-page", reason: "denied on the demo approvals page")
-    }
-}
-
-struct HTTPClientShutdown: Service {
-    let client: HTTPClient
-    func run() async throws {
-        try? await gracefulShutdown()
-        try await client.shutdown()
     }
 }
 

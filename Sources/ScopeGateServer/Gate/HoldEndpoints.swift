@@ -14,7 +14,6 @@ struct HoldEndpoints: Sendable {
     let redirect: ClientRedirect
     let authorizationPath: String
     let publicOrigin: String
-    let logger: Logger
     /// How long one status request waits for a decision before answering "pending".
     var longPollTimeout: Duration = .seconds(25)
 

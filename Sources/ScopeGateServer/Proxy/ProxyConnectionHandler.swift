@@ -40,7 +40,8 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
         case idle
         case forwarding(Exchange)
         case collecting(HTTPRequestHead, ByteBuffer)
-        case answering(keepAlive: Bool)
+        /// The gate is answering asynchronously; the pipeline handler holds back the next request.
+        case answering
         /// An answer was given before the request ended; the rest is discarded and the connection closed.
         case refusing
     }
@@ -334,9 +335,8 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
         let message = status == .gatewayTimeout
             ? "the identity provider did not answer in time" : "the identity provider cannot be reached"
         if exchange.requestEnded && exchange.clientKeepAlive {
-            state = .answering(keepAlive: true)
-            writeSimple(status, message, keepAlive: true, context: context)
             state = .idle
+            writeSimple(status, message, keepAlive: true, context: context)
         } else {
             refuse(status, message, context: context)
         }
@@ -383,7 +383,7 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
             return
         }
         let keepAlive = head.isKeepAlive
-        state = .answering(keepAlive: keepAlive)
+        state = .answering
         let request: Request
         do {
             guard let method = HTTPRequest.Method(head.method.rawValue) else { throw GateError(.invalidRequest, "unknown method") }
