@@ -28,10 +28,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def free_ports(count):
+    """`count` distinct loopback ports the kernel reports free (probed while all are held)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 def wait_for(port, timeout=30):
@@ -94,7 +100,7 @@ def main():
         sys.exit(f"{args.binary} is missing: swift build -c release --product scopegate")
 
     work = Path(tempfile.mkdtemp(prefix="scopegate-bench-"))
-    up, ref, gate, admin = free_port(), free_port(), free_port(), free_port()
+    up, ref, gate, admin = free_ports(4)
     processes = []
     try:
         processes.append(nginx(work, "upstream", {

@@ -24,10 +24,22 @@ IDP_DIR = Path(__file__).resolve().parent / "idp"
 CLIENT_ID = "e2e-app"
 
 
+_issued_ports = set()
+
+
 def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A loopback port the kernel reports free that this run has not handed out before.
+
+    The kernel may offer the same ephemeral port twice in a row once the probing socket is
+    closed; two servers of one test configured with one port would then fail to start.
+    """
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        if port not in _issued_ports:
+            _issued_ports.add(port)
+            return port
 
 
 def wait_for_port(port, process=None, timeout=30):
