@@ -23,6 +23,9 @@ public struct ScopeGateApplication: Sendable {
     let metadata: UpstreamMetadata
     let proxy: UpstreamProxy
     let logger: Logger
+    /// Slack approvals, when configured: the outbox worker and the interaction endpoint.
+    let slackNotifier: SlackNotifier?
+    let slackInteractions: SlackInteractions?
 
     init(
         configuration: ScopeGateConfiguration, store: any GateStore, httpClient: HTTPClient,
@@ -39,9 +42,36 @@ public struct ScopeGateApplication: Sendable {
         self.metadata = metadata
         self.logger = logger
         self.proxy = UpstreamProxy(client: httpClient, configuration: configuration, logger: logger)
-        self.service = GateService(
-            policy: configuration.policy, store: store, observer: GateObservers([hub, refresher] + extraObservers),
-            logger: logger, now: now)
+        var observers: [any GateObserver] = [hub, refresher] + extraObservers
+        var slackAPI: SlackAPI?
+        if let slack = configuration.slack {
+            guard let outbox = store as? any ChatOutboxStore else {
+                preconditionFailure("Slack approvals need a store with a chat outbox")
+            }
+            let api = SlackAPI(client: httpClient, baseURL: slack.apiURL, token: slack.botToken)
+            let notifier = SlackNotifier(
+                outbox: outbox, store: store, api: api, routing: slack.routing, policy: configuration.policy,
+                confirmTiers: slack.confirmTiers, logger: logger, now: now)
+            observers.append(notifier)
+            slackAPI = api
+            self.slackNotifier = notifier
+        } else {
+            self.slackNotifier = nil
+        }
+        let service = GateService(
+            policy: configuration.policy, store: store, observer: GateObservers(observers), logger: logger, now: now)
+        self.service = service
+        if let slack = configuration.slack, let slackAPI, let notifier = slackNotifier,
+            let outbox = store as? any ChatOutboxStore
+        {
+            self.slackInteractions = SlackInteractions(
+                signature: SlackSignature(signingSecret: slack.signingSecret), service: service, outbox: outbox,
+                approvers: SlackApprovers(
+                    api: slackAPI, teamID: slack.teamID, lifetime: slack.groupCacheLifetime, now: now),
+                api: slackAPI, routing: slack.routing, notifier: notifier, logger: logger, now: now)
+        } else {
+            self.slackInteractions = nil
+        }
     }
 
     var publicOrigin: String {
@@ -62,7 +92,7 @@ public struct ScopeGateApplication: Sendable {
             holds: HoldEndpoints(
                 service: service, hub: hub, binding: binding, redirect: redirect,
                 authorizationPath: metadata.authorizationPath, publicOrigin: publicOrigin),
-            discovery: DiscoveryEndpoint(proxy: proxy))
+            discovery: DiscoveryEndpoint(proxy: proxy), slack: slackInteractions)
     }
 
     /// The public listener, with TLS when the configuration names a certificate and key. `onListening`
@@ -96,13 +126,15 @@ public struct ScopeGateApplication: Sendable {
             logger: logger)
     }
 
-    /// Expiry, cross-process decision following, and the grant snapshot.
+    /// Expiry, cross-process decision following, the grant snapshot and the Slack outbox.
     public var backgroundServices: [any Service] {
-        [
+        var services: [any Service] = [
             refresher,
             ExpiryService(service: service, interval: .seconds(1), logger: logger),
             DecisionFollower(store: service.store, hub: hub, interval: .milliseconds(200), logger: logger),
         ]
+        if let slackNotifier { services.append(slackNotifier) }
+        return services
     }
 
     /// The HTTP client ScopeGate uses toward the IdP: pooled, never following redirects (the browser

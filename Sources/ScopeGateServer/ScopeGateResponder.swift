@@ -28,6 +28,11 @@ struct ScopeGateResponder: Sendable {
     let authorization: AuthorizationEndpoint
     let holds: HoldEndpoints
     let discovery: DiscoveryEndpoint
+    /// Slack's interactivity endpoint, when Slack approvals are configured.
+    let slack: SlackInteractions?
+
+    /// Paths ScopeGate serves itself and never forwards.
+    static let ownPrefix = "/_scopegate/"
 
     /// The forward for a request the gate can admit at once (see
     /// `AuthorizationEndpoint.admitWithoutWaiting`), or `nil` when it must be answered in full.
@@ -44,6 +49,12 @@ struct ScopeGateResponder: Sendable {
         let path = Substring(request.uri.path)
         if path.hasPrefix(HoldEndpoints.prefix) {
             return .respond(await holds.respond(to: request, path: path, context: context))
+        }
+        if path == SlackInteractions.path, let slack {
+            return .respond(await slack.respond(to: request))
+        }
+        if path.hasPrefix(Self.ownPrefix) {
+            return .respond(ErrorResponses.plain(.notFound, "ScopeGate serves nothing at this path"))
         }
         switch pathGuard.classify(path) {
         case .gated(.authorization):

@@ -54,6 +54,45 @@ extension SQLiteGateStore {
                     );
                     """)
         }
+        migrator.registerMigration("v2: chat outbox and seen interactions") { db in
+            // The triggers bump a message's revision in the same transaction as the change it must show,
+            // whichever process makes the change (the server, the command line).
+            try db.execute(
+                sql: """
+                    CREATE TABLE chat_message (
+                        approval_request_id TEXT NOT NULL REFERENCES approval_request(id),
+                        platform TEXT NOT NULL,
+                        channel TEXT NOT NULL,
+                        message_id TEXT,
+                        posted_channel TEXT,
+                        revision INTEGER NOT NULL DEFAULT 1,
+                        delivered_revision INTEGER NOT NULL DEFAULT 0,
+                        attempts INTEGER NOT NULL DEFAULT 0,
+                        next_attempt_at REAL NOT NULL,
+                        last_error TEXT,
+                        failed_permanently INTEGER NOT NULL DEFAULT 0,
+                        created_at REAL NOT NULL,
+                        PRIMARY KEY (approval_request_id, platform, channel)
+                    );
+                    CREATE INDEX chat_message_due ON chat_message (platform, failed_permanently, next_attempt_at);
+                    CREATE TRIGGER chat_message_on_decision AFTER UPDATE OF state ON approval_request
+                    BEGIN
+                        UPDATE chat_message SET revision = revision + 1 WHERE approval_request_id = NEW.id;
+                    END;
+                    CREATE TRIGGER chat_message_on_justification AFTER UPDATE OF justification ON hold
+                    BEGIN
+                        UPDATE chat_message SET revision = revision + 1
+                        WHERE approval_request_id = NEW.approval_request_id;
+                    END;
+                    CREATE TABLE chat_interaction (
+                        platform TEXT NOT NULL,
+                        id TEXT NOT NULL,
+                        seen_at REAL NOT NULL,
+                        PRIMARY KEY (platform, id)
+                    );
+                    CREATE INDEX chat_interaction_by_age ON chat_interaction (seen_at);
+                    """)
+        }
         return migrator
     }
 
@@ -91,6 +130,15 @@ extension SQLiteGateStore {
             binderHash: row["binder_hash"], method: method, encodedParameters: row["encoded_parameters"],
             requestedScopes: try scopes(row["requested_scopes"]), justification: row["justification"],
             createdAt: date(row["created_at"]), consumedAt: (row["consumed_at"] as Double?).map(date))
+    }
+
+    static func chatMessage(_ row: Row) -> ChatMessage {
+        ChatMessage(
+            approvalRequestID: row["approval_request_id"], platform: row["platform"], channel: row["channel"],
+            messageID: row["message_id"], postedChannel: row["posted_channel"], revision: row["revision"],
+            deliveredRevision: row["delivered_revision"], attempts: row["attempts"],
+            nextAttemptAt: date(row["next_attempt_at"]), lastError: row["last_error"],
+            failedPermanently: row["failed_permanently"])
     }
 
     static func grant(_ row: Row) -> Grant {

@@ -111,7 +111,9 @@ struct CLIContext {
         guard let request = try await store.approvalRequest(id: id) else {
             throw ValidationError("no approval request \(id)")
         }
-        return RequestReport(request, holds: try await store.holds(approvalRequestID: id), policy: configuration.policy)
+        return RequestReport(
+            request, holds: try await store.holds(approvalRequestID: id), policy: configuration.policy,
+            notifications: try await store.chatMessages(approvalRequestID: id))
     }
 
     func decide(_ body: () async throws(GateError) -> ApprovalRequest) async throws -> ApprovalRequest {

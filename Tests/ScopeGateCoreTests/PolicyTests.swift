@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 
 @testable import ScopeGateCore
@@ -63,5 +64,42 @@ import Testing
     @Test func grantLifetimeFollowsTheTier() {
         #expect(Self.policy().grantLifetime(for: "orders:read", clientID: "app") == .seconds(3600))
         #expect(Self.policy().grantLifetime(for: "openid", clientID: "app") == nil)
+    }
+}
+
+@Suite struct RoutingTests {
+    let policy = Policy(
+        rules: [
+            .init(pattern: GlobPattern("*:read"), auto: .ask, tier: "elevated", origin: "scopes[0]"),
+            .init(pattern: GlobPattern("*:write"), auto: .ask, tier: "critical", origin: "scopes[1]"),
+        ],
+        clients: [.init(id: "billing", name: "Billing", redirectURIs: [])],
+        tiers: [.init(name: "elevated", grantLifetime: nil), .init(name: "critical", grantLifetime: nil)],
+        defaultTier: "elevated", approvalTimeout: .seconds(60))
+    let routing = Routing(
+        routes: [
+            Route(name: "critical", tiers: ["critical"], channel: "C0CRIT", approverUsers: ["U0SEC"]),
+            Route(name: "billing", clients: ["billing"], channel: "C0BILL", approverUsers: ["U0FIN"]),
+            Route(name: "admin", scopePatterns: [GlobPattern("admin:*")], channel: "C0ADM", approverUsers: ["U0ADM"]),
+        ],
+        defaultRoute: Route(name: "default", channel: "C0ALL", approverUsers: ["U0ANY"]))
+
+    func route(_ client: String, _ scopes: String) throws -> String {
+        let request = ApprovalRequest(
+            id: "r", clientID: client, scopes: try ScopeSet(parsing: scopes), alreadyGranted: try ScopeSet(parsing: ""),
+            createdAt: Date(), expiresAt: Date())
+        return routing.route(for: request, policy: policy).name
+    }
+
+    @Test func theFirstRouteOneScopeMatchesWins() throws {
+        #expect(try route("billing", "orders:read orders:write") == "critical", "one critical scope takes the stricter route")
+        #expect(try route("billing", "orders:read") == "billing")
+        #expect(try route("app", "admin:users") == "admin")
+        #expect(try route("app", "orders:read") == "default")
+    }
+
+    @Test func directMessagesGoToNamedApprovers() {
+        let route = Route(name: "r", channel: "C0A", directMessages: true, approverUsers: ["U0A", "U0B"], approverGroups: ["S0G"])
+        #expect(route.destinations == ["C0A", "U0A", "U0B"])
     }
 }

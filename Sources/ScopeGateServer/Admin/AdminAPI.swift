@@ -100,7 +100,10 @@ struct AdminAPI: Sendable {
         guard let request = try await service.store.approvalRequest(id: id) else {
             throw GateError(.notFound, "no approval request \(id)")
         }
-        return RequestReport(request, holds: try await service.store.holds(approvalRequestID: id), policy: service.policy)
+        let notifications = try await (service.store as? any ChatOutboxStore)?.chatMessages(approvalRequestID: id) ?? []
+        return RequestReport(
+            request, holds: try await service.store.holds(approvalRequestID: id), policy: service.policy,
+            notifications: notifications)
     }
 
     private func run(_ body: () async throws -> Response) async -> Response {

@@ -23,8 +23,40 @@ public struct RequestReport: Codable, Sendable {
         }
     }
 
+    /// A chat message about the request, and whether it reached its channel.
+    public struct NotificationReport: Codable, Sendable {
+        /// The platform (`slack`).
+        public var platform: String
+        /// The channel or user it goes to.
+        public var channel: String
+        /// `delivered` (up to date), `pending` (being posted or updated, `attempts` failed so far) or
+        /// `failed` (refused permanently; see `error`).
+        public var status: String
+        /// Failed attempts since the last success.
+        public var attempts: Int
+        /// The platform's last error.
+        public var error: String?
+        /// When the next attempt is due, while pending.
+        public var nextAttemptAt: Date?
+
+        enum CodingKeys: String, CodingKey {
+            case platform, channel, status, attempts, error
+            case nextAttemptAt = "next_attempt_at"
+        }
+
+        /// Builds a report of one outbox entry.
+        public init(_ message: ChatMessage) {
+            platform = message.platform
+            channel = message.channel
+            status = message.failedPermanently ? "failed" : message.isCurrent ? "delivered" : "pending"
+            attempts = message.attempts
+            error = message.lastError
+            nextAttemptAt = message.failedPermanently || message.isCurrent ? nil : message.nextAttemptAt
+        }
+    }
+
     enum CodingKeys: String, CodingKey {
-        case id, scopes, state, reason, holds
+        case id, scopes, state, reason, holds, notifications
         case clientID = "client_id", clientName = "client_name", alreadyGranted = "already_granted"
         case createdAt = "created_at", expiresAt = "expires_at", decidedBy = "decided_by", decidedAt = "decided_at"
     }
@@ -53,9 +85,12 @@ public struct RequestReport: Codable, Sendable {
     public var reason: String?
     /// The held requests waiting on it.
     public var holds: [HoldReport]
+    /// Its chat messages and their delivery.
+    public var notifications: [NotificationReport]
 
     /// Builds a report.
-    public init(_ request: ApprovalRequest, holds: [Hold], policy: Policy) {
+    public init(_ request: ApprovalRequest, holds: [Hold], policy: Policy, notifications: [ChatMessage] = []) {
+        self.notifications = notifications.map(NotificationReport.init)
         id = request.id
         clientID = request.clientID
         clientName = policy.displayName(of: request.clientID)

@@ -40,6 +40,36 @@ struct ConfigFile: Decodable {
     struct Tier: Decodable {
         var name: String
         var grant_lifetime: String?
+        var confirm_approval: Bool?
+    }
+
+    struct Slack: Decodable {
+        var team_id: String?
+        var bot_token_env: String?
+        var bot_token_file: String?
+        var signing_secret_env: String?
+        var signing_secret_file: String?
+        var api_url: String?
+        var group_cache: String?
+    }
+
+    struct Route: Decodable {
+        struct Match: Decodable {
+            var scopes: [String]?
+            var tiers: [String]?
+            var clients: [String]?
+        }
+
+        struct Approvers: Decodable {
+            var users: [String]?
+            var groups: [String]?
+        }
+
+        var name: String
+        var match: Match?
+        var channel: String?
+        var dm: Bool?
+        var approvers: Approvers?
     }
 
     struct Rule: Decodable {
@@ -68,4 +98,7 @@ struct ConfigFile: Decodable {
     var tiers: [Tier]?
     var scopes: [Rule]?
     var clients: [Client]?
+    var slack: Slack?
+    var routes: [Route]?
+    var default_route: String?
 }

@@ -62,6 +62,26 @@ public struct ScopeGateConfiguration: Sendable {
     public var adminTokenName: String
     /// The policy.
     public var policy: Policy
+    /// Slack approvals, when configured.
+    public var slack: SlackSettings?
+
+    /// How ScopeGate reaches Slack and where it sends each approval request.
+    public struct SlackSettings: Sendable {
+        /// The workspace (team) whose users may approve.
+        public var teamID: String
+        /// The bot token (`xoxb-…`) for the Web API.
+        public var botToken: String
+        /// The signing secret that authenticates interaction requests.
+        public var signingSecret: String
+        /// The Web API's base URL (`https://slack.com/api`; another for GovSlack or tests).
+        public var apiURL: URL
+        /// How long approver user-group memberships are cached.
+        public var groupCacheLifetime: Duration
+        /// Where requests go and who decides them.
+        public var routing: Routing
+        /// Tiers whose approval asks the approver to confirm.
+        public var confirmTiers: Set<String>
+    }
 
     /// Reads and validates the file at `path`.
     public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment)

@@ -171,7 +171,7 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
             return
         }
         let path = target.utf8.firstIndex(of: UInt8(ascii: "?")).map { target[..<$0] } ?? Substring(target)
-        if path.hasPrefix(HoldEndpoints.prefix) {
+        if path.hasPrefix(ScopeGateResponder.ownPrefix) {
             state = .collecting(head, ByteBuffer())
             return
         }

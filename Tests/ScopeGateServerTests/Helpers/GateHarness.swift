@@ -58,6 +58,10 @@ struct GateHarness {
           - pattern: "admin:*"
             auto: deny
             tier: critical
+          - pattern: "*:write"
+            auto: ask
+            tier: critical
+            description: Change data
         clients:
           - id: app
             name: Test <App>
@@ -66,11 +70,37 @@ struct GateHarness {
         """
     }
 
+    /// Slack approvals through `slack`: approvals channel for everyone (U0ALICE decides, also by direct
+    /// message), critical scopes to the security group's channel.
+    static func slackConfig(_ slack: FakeSlack) -> String {
+        """
+        slack:
+          team_id: \(FakeSlack.teamID)
+          bot_token_env: SG_TEST_SLACK_BOT_TOKEN
+          signing_secret_env: SG_TEST_SLACK_SIGNING_SECRET
+          api_url: \(slack.apiURL)
+        routes:
+          - name: critical
+            match:
+              tiers: [critical]
+            channel: C0CRITICAL
+            approvers:
+              groups: [S0SECURITY]
+          - name: everyone
+            channel: C0APPROVALS
+            dm: true
+            approvers:
+              users: [U0ALICE]
+        default_route: everyone
+        """
+    }
+
     /// Runs `body` with ScopeGate serving; everything is torn down afterwards.
     static func with(
         extraConfig: String = "", listenExtra: String = "", store: (any GateStore)? = nil, unreachableUpstream: Bool = false,
-        _ body: @Sendable (GateHarness) async throws -> Void
+        slack: FakeSlack? = nil, _ body: @Sendable (GateHarness) async throws -> Void
     ) async throws {
+        let extraConfig = slack.map { extraConfig + "\n" + slackConfig($0) } ?? extraConfig
         let logger = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
         let upstream = RecordingUpstream()
         let ports = try FreePorts.take(3)
@@ -84,7 +114,10 @@ struct GateHarness {
             yaml: configYAML(
                 upstreamPort: upstreamPort, publicPort: publicPort, adminPort: adminPort, storePath: storePath,
                 extra: extraConfig, unreachableUpstream: unreachableUpstream, listenExtra: listenExtra),
-            baseDirectory: URL(fileURLWithPath: "/"), environment: ["SG_TEST_ADMIN_TOKEN": adminToken])
+            baseDirectory: URL(fileURLWithPath: "/"), environment: [
+                "SG_TEST_ADMIN_TOKEN": adminToken, "SG_TEST_SLACK_BOT_TOKEN": FakeSlack.botToken,
+                "SG_TEST_SLACK_SIGNING_SECRET": FakeSlack.signingSecret,
+            ])
         let httpClient = ScopeGateApplication.makeHTTPClient(configuration: configuration)
         let testClient = HTTPClient(
             eventLoopGroupProvider: .singleton,

@@ -1,0 +1,112 @@
+import AsyncHTTPClient
+import Foundation
+import HTTPTypes
+import NIOCore
+import NIOHTTP1
+
+/// Calls to the Slack Web API (`POST {base}/{method}`, bearer token), with Slack's errors sorted into
+/// what a retry can fix and what it cannot.
+struct SlackAPI: Sendable {
+    /// Why a call failed.
+    enum Failure: Error, Equatable {
+        /// HTTP 429: wait this long before calling again.
+        case rateLimited(retryAfter: Duration)
+        /// Slack refused in a way retrying cannot fix (`channel_not_found`, `invalid_auth`, …).
+        case permanent(String)
+        /// Slack or the network failed; a later retry may succeed.
+        case transient(String)
+
+        /// The error as logged and stored.
+        var name: String {
+            switch self {
+            case .rateLimited(let after): "ratelimited (retry after \(after.components.seconds)s)"
+            case .permanent(let error), .transient(let error): error
+            }
+        }
+    }
+
+    /// What ScopeGate reads from a successful answer.
+    struct Answer: Decodable, Sendable {
+        var ok: Bool
+        var error: String?
+        var ts: String?
+        var channel: String?
+        var users: [String]?
+        var url: String?
+    }
+
+    /// Errors that mean the call will never succeed as it is (Slack's documented error codes).
+    static let permanentErrors: Set<String> = [
+        "invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired", "no_permission",
+        "missing_scope", "not_allowed_token_type", "ekm_access_denied", "team_access_not_granted",
+        "channel_not_found", "not_in_channel", "is_archived", "restricted_action", "msg_too_long", "no_text",
+        "invalid_blocks", "invalid_blocks_format", "invalid_arguments", "invalid_arg_name", "invalid_array_arg",
+        "invalid_charset", "invalid_form_data", "invalid_post_type", "missing_post_type", "cant_update_message",
+        "message_not_found", "edit_window_closed", "user_not_found", "user_not_in_channel", "no_such_subteam",
+        "subteam_not_found", "invalid_ts", "too_many_attachments",
+    ]
+
+    let client: HTTPClient
+    /// The API's base URL, without the trailing slash (`https://slack.com/api`).
+    let baseURL: String
+    let token: String
+    let timeout: TimeAmount
+
+    init(client: HTTPClient, baseURL: URL, token: String, timeout: TimeAmount = .seconds(10)) {
+        self.client = client
+        var base = baseURL.absoluteString
+        while base.hasSuffix("/") { base.removeLast() }
+        self.baseURL = base
+        self.token = token
+        self.timeout = timeout
+    }
+
+    /// Calls a write method with a JSON body.
+    func call(_ method: String, json body: JSONValue) async throws(Failure) -> Answer {
+        try await send(method, body: ByteBuffer(data: body.encoded()), contentType: "application/json; charset=utf-8")
+    }
+
+    /// Calls a method with form-encoded arguments (Slack's read methods take these).
+    func call(_ method: String, form arguments: [(String, String)]) async throws(Failure) -> Answer {
+        let encoded = arguments.map { "\(Self.formEncode($0.0))=\(Self.formEncode($0.1))" }.joined(separator: "&")
+        return try await send(method, body: ByteBuffer(string: encoded), contentType: "application/x-www-form-urlencoded")
+    }
+
+    private func send(_ method: String, body: ByteBuffer, contentType: String) async throws(Failure) -> Answer {
+        var request = HTTPClientRequest(url: "\(baseURL)/\(method)")
+        request.method = .POST
+        request.headers.add(name: "Authorization", value: "Bearer \(token)")
+        request.headers.add(name: "Content-Type", value: contentType)
+        request.body = .bytes(body)
+        let response: HTTPClientResponse
+        let bytes: ByteBuffer
+        do {
+            response = try await client.execute(request, timeout: timeout)
+            bytes = try await response.body.collect(upTo: 1 << 20)
+        } catch {
+            throw .transient("network: \(type(of: error))")
+        }
+        if response.status == .tooManyRequests {
+            let seconds = response.headers.first(name: "Retry-After").flatMap { Int($0) } ?? 30
+            throw .rateLimited(retryAfter: .seconds(max(1, min(seconds, 3600))))
+        }
+        guard response.status == .ok else {
+            if response.status.code >= 500 { throw .transient("http_\(response.status.code)") }
+            throw .permanent("http_\(response.status.code)")
+        }
+        guard let answer = try? JSONDecoder().decode(Answer.self, from: Data(buffer: bytes)) else {
+            throw .transient("unreadable_response")
+        }
+        guard answer.ok else {
+            let error = answer.error ?? "unknown_error"
+            if error == "ratelimited" { throw .rateLimited(retryAfter: .seconds(30)) }
+            throw Self.permanentErrors.contains(error) ? .permanent(error) : .transient(error)
+        }
+        return answer
+    }
+
+    static func formEncode(_ text: String) -> String {
+        let allowed = CharacterSet(charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+        return text.addingPercentEncoding(withAllowedCharacters: allowed) ?? ""
+    }
+}

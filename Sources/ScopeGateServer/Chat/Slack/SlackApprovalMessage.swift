@@ -1,0 +1,179 @@
+import Foundation
+import ScopeGateCore
+
+/// The Slack message for one approval request: what approvers need to decide, and, once decided,
+/// the outcome in place of the buttons. Everything that came from a request or the configuration is
+/// either `plain_text` or escaped.
+struct SlackApprovalMessage {
+    /// Action ids of the buttons; the button's value is the approval request's id.
+    enum Action: String, CaseIterable {
+        case approve = "scopegate_approve"
+        case approveOnce = "scopegate_approve_once"
+        case deny = "scopegate_deny"
+    }
+
+    /// The approval request.
+    var request: ApprovalRequest
+    /// The policy, for the client's name and each scope's description and tier.
+    var policy: Policy
+    /// The requesters' justifications, newest first.
+    var justifications: [String]
+    /// The route the request took.
+    var routeName: String
+    /// Tiers whose approval asks the approver to confirm.
+    var confirmTiers: Set<String>
+
+    /// The `text` (notifications, screen readers) and `blocks` of `chat.postMessage` / `chat.update`.
+    var body: (text: String, blocks: JSONValue) {
+        let client = policy.clients[request.clientID]
+        let name = client?.name ?? request.clientID
+        var blocks: [JSONValue] = [
+            ["type": "header", "text": SlackText.plain(headline, limit: 150)],
+            [
+                "type": "section",
+                "fields": [
+                    SlackText.markdown("*App*\n\(SlackText.escaped(SlackText.clipped(name, to: 200)))"),
+                    SlackText.markdown("*Client id*\n`\(SlackText.escaped(SlackText.clipped(request.clientID, to: 200)))`"),
+                    SlackText.markdown("*Request*\n`\(request.id)`"),
+                    SlackText.markdown(
+                        request.state == .pending
+                            ? "*Expires*\n\(Self.date(request.expiresAt))" : "*Opened*\n\(Self.date(request.createdAt))"),
+                ],
+            ],
+        ]
+        if let owner = client?.owner {
+            blocks.append(["type": "context", "elements": [SlackText.plain("Owner: " + owner, limit: 300)]])
+        }
+        blocks.append(["type": "section", "text": SlackText.markdown(scopeList)])
+        if let newest = justifications.first {
+            var text = "Why, in the requester's words:\n" + SlackText.clipped(newest, to: 1500, keepNewlines: true)
+            if justifications.count > 1 { text += "\n(\(justifications.count - 1) more from other sign-ins)" }
+            blocks.append(["type": "section", "text": SlackText.plain(text)])
+        } else if request.state == .pending {
+            blocks.append(["type": "context", "elements": [SlackText.plain("The requester has not given a reason yet.")]])
+        }
+        blocks.append(["type": "divider"])
+        if request.state == .pending {
+            blocks.append(["type": "actions", "block_id": .string("scopegate_decision"), "elements": .array(buttons)])
+        } else {
+            blocks.append(["type": "section", "text": SlackText.markdown(outcome)])
+        }
+        let text = "\(headline): \(SlackText.escaped(SlackText.clipped(name, to: 200))) asks for "
+            + SlackText.escaped(SlackText.clipped(request.scopes.tokens.joined(separator: " "), to: 500))
+        return (text, .array(blocks))
+    }
+
+    private var headline: String {
+        switch request.state {
+        case .pending: "Approval requested"
+        case .approved: "Approved"
+        case .approvedOnce: "Approved once"
+        case .denied: "Denied"
+        case .expired: "Expired unanswered"
+        }
+    }
+
+    private var needsConfirmation: Bool {
+        request.scopes.tokens.contains { confirmTiers.contains(policy.rule(for: $0, clientID: request.clientID).tier) }
+    }
+
+    /// One line per scope: new ones first, then those already granted, cut to fit one section.
+    private var scopeList: String {
+        var lines: [String] = ["*New scopes*"]
+        for scope in request.scopes.tokens { lines.append(line(scope)) }
+        if !request.alreadyGranted.isEmpty {
+            lines.append("*Already granted*")
+            for scope in request.alreadyGranted.tokens { lines.append(line(scope)) }
+        }
+        var text = ""
+        for (index, line) in lines.enumerated() {
+            if text.count + line.count + 1 > 2900 {
+                text += "\n… and \(lines.count - index) more"
+                break
+            }
+            text += (text.isEmpty ? "" : "\n") + line
+        }
+        return text
+    }
+
+    private func line(_ scope: String) -> String {
+        let rule = policy.rule(for: scope, clientID: request.clientID)
+        var line = "• `\(SlackText.escaped(SlackText.clipped(scope, to: 200)))` (\(SlackText.escaped(rule.tier)))"
+        if let description = rule.description {
+            line += " — " + SlackText.escaped(SlackText.clipped(description, to: 300))
+        }
+        return line
+    }
+
+    private var buttons: [JSONValue] {
+        var approve: [(String, JSONValue)] = [
+            ("type", "button"), ("action_id", .string(Action.approve.rawValue)),
+            ("text", SlackText.plain("Approve")), ("style", "primary"), ("value", .string(request.id)),
+        ]
+        var once: [(String, JSONValue)] = [
+            ("type", "button"), ("action_id", .string(Action.approveOnce.rawValue)),
+            ("text", SlackText.plain("Approve once")), ("value", .string(request.id)),
+        ]
+        if needsConfirmation {
+            let confirm = Self.confirmation(
+                title: "Approve critical scopes?",
+                text: "These scopes are critical. The app gets them as soon as you confirm.", button: "Approve", danger: false)
+            approve.append(("confirm", confirm))
+            once.append(("confirm", confirm))
+        }
+        let deny: JSONValue = .object([
+            ("type", "button"), ("action_id", .string(Action.deny.rawValue)), ("text", SlackText.plain("Deny")),
+            ("style", "danger"), ("value", .string(request.id)),
+            (
+                "confirm",
+                Self.confirmation(
+                    title: "Deny this request?", text: "The app's sign-in ends with access_denied.", button: "Deny",
+                    danger: true)
+            ),
+        ])
+        return [.object(approve), .object(once), deny]
+    }
+
+    private static func confirmation(title: String, text: String, button: String, danger: Bool) -> JSONValue {
+        var members: [(String, JSONValue)] = [
+            ("title", SlackText.plain(title, limit: 100)), ("text", SlackText.plain(text, limit: 300)),
+            ("confirm", SlackText.plain(button, limit: 30)), ("deny", SlackText.plain("Cancel", limit: 30)),
+        ]
+        if danger { members.append(("style", "danger")) }
+        return .object(members)
+    }
+
+    /// Who decided and when, in place of the buttons.
+    private var outcome: String {
+        guard let decision = request.decision else { return headline }
+        let when = Self.date(decision.at)
+        let who = Self.actor(decision.actor)
+        switch decision.outcome {
+        case .expired: return ":hourglass: *Expired* unanswered at \(when)."
+        case .denied: return ":no_entry: *Denied* by \(who) at \(when)."
+        case .approvedOnce: return ":white_check_mark: *Approved once* by \(who) at \(when). No grant stands."
+        case .approved: return ":white_check_mark: *Approved* by \(who) at \(when)."
+        case .pending: return headline
+        }
+    }
+
+    /// An actor as approvers read it: a Slack approver as a mention (ids ScopeGate itself stored),
+    /// anyone else by name, escaped.
+    static func actor(_ actor: String) -> String {
+        if actor.hasPrefix("slack:"), let user = actor.split(separator: "/").last,
+            user.utf8.allSatisfy({ (48...57).contains($0) || (65...90).contains($0) })
+        {
+            return "<@\(user)>"
+        }
+        if actor.hasPrefix("cli:") { return SlackText.escaped(String(actor.dropFirst(4))) + " (command line)" }
+        if actor.hasPrefix("admin:") { return "the admin API (" + SlackText.escaped(String(actor.dropFirst(6))) + ")" }
+        return SlackText.escaped(actor)
+    }
+
+    /// A date Slack shows in the reader's time zone, with a UTC fallback.
+    static func date(_ date: Date) -> String {
+        let seconds = Int(date.timeIntervalSince1970)
+        let fallback = ISO8601DateFormatter().string(from: date)
+        return "<!date^\(seconds)^{date_short_pretty} at {time}|\(fallback)>"
+    }
+}

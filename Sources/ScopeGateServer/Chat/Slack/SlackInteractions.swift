@@ -1,0 +1,186 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import ScopeGateCore
+
+/// The interactivity endpoint Slack posts button clicks to (`POST`, form-encoded `payload`).
+///
+/// Only a request with a valid, fresh `v0` signature is read. A click is acted on once: its
+/// `trigger_id` is recorded first, so a retry or replay of the same delivery changes nothing. The
+/// clicking user must be an approver of the request's route, by Slack user id and team; anyone else
+/// gets an ephemeral message and nothing changes. Slack is answered within its three seconds: the
+/// work normally finishes well before, and if it does not, the answer is sent anyway and the work
+/// goes on.
+struct SlackInteractions: Sendable {
+    static let path = "/_scopegate/slack/interactions"
+    /// How long the answer waits for the decision before acknowledging anyway.
+    static let acknowledgeWithin: Duration = .milliseconds(2500)
+
+    /// A click, as far as ScopeGate reads it.
+    struct Payload: Decodable {
+        struct User: Decodable {
+            var id: String
+            var team_id: String?
+        }
+        struct Team: Decodable { var id: String }
+        struct Container: Decodable { var channel_id: String? }
+        struct Channel: Decodable { var id: String }
+        struct Action: Decodable {
+            var action_id: String
+            var value: String?
+            var action_ts: String?
+        }
+
+        var type: String
+        var user: User?
+        var team: Team?
+        var trigger_id: String?
+        var container: Container?
+        var channel: Channel?
+        var actions: [Action]?
+    }
+
+    /// What became of a click; tests read it, Slack sees only the acknowledgement.
+    enum Outcome: Equatable, Sendable {
+        case decided(ApprovalRequest.State)
+        case replay
+        case ignored(String)
+        case refused(String)
+    }
+
+    let signature: SlackSignature
+    let service: GateService
+    let outbox: any ChatOutboxStore
+    let approvers: SlackApprovers
+    let api: SlackAPI
+    let routing: Routing
+    let notifier: SlackNotifier
+    let logger: Logger
+    let now: @Sendable () -> Date
+
+    func respond(to request: Request) async -> Response {
+        guard request.method == .post else {
+            var response = ErrorResponses.plain(.methodNotAllowed, "Slack interactions are POSTed")
+            response.headers[.allow] = "POST"
+            return response
+        }
+        let body: ByteBuffer
+        do {
+            body = try await request.body.collect(upTo: 256 * 1024)
+        } catch {
+            return ErrorResponses.plain(.contentTooLarge, "the interaction payload is too large")
+        }
+        let bytes = Array(buffer: body)
+        do {
+            try signature.verify(
+                timestamp: request.headers[HTTPField.Name("X-Slack-Request-Timestamp")!],
+                signature: request.headers[HTTPField.Name("X-Slack-Signature")!], body: bytes, now: now())
+        } catch {
+            logger.warning("refused a Slack interaction", metadata: ["sg.reason": "\(error)"])
+            return ErrorResponses.plain(.unauthorized, "the request is not signed by Slack")
+        }
+        let payload: Payload
+        do {
+            let form = try FormParameters(parsing: Substring(String(decoding: bytes, as: UTF8.self)))
+            guard let json = form["payload"] else { throw GateError(.invalidRequest, "no payload") }
+            payload = try JSONDecoder().decode(Payload.self, from: Data(json.utf8))
+        } catch {
+            return ErrorResponses.plain(.badRequest, "the interaction payload cannot be read")
+        }
+        let work = Task { await handle(payload) }
+        _ = await Self.first(work, within: Self.acknowledgeWithin)
+        return Response(status: .ok, headers: [.contentLength: "0"])
+    }
+
+    /// The work's outcome, or `nil` when it takes longer than `limit` (it goes on regardless).
+    private static func first(_ work: Task<Outcome, Never>, within limit: Duration) async -> Outcome? {
+        await withTaskGroup(of: Outcome?.self) { group in
+            group.addTask { await work.value }
+            group.addTask {
+                try? await Task.sleep(for: limit)
+                return nil
+            }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            return first
+        }
+    }
+
+    /// Acts on a verified click.
+    @discardableResult
+    func handle(_ payload: Payload) async -> Outcome {
+        guard payload.type == "block_actions", let actions = payload.actions, actions.count == 1,
+            let action = SlackApprovalMessage.Action(rawValue: actions[0].action_id), let requestID = actions[0].value,
+            let user = payload.user
+        else {
+            return .ignored("not a ScopeGate decision")
+        }
+        let team = payload.user?.team_id ?? payload.team?.id
+        let channel = payload.container?.channel_id ?? payload.channel?.id
+        let interactionID = payload.trigger_id ?? "\(user.id)/\(actions[0].action_ts ?? "")/\(requestID)"
+        do {
+            guard try await outbox.firstSeenInteraction(platform: SlackNotifier.platform, id: interactionID, at: now()) else {
+                logger.info("ignored a repeated Slack interaction", metadata: ["sg.request": "\(requestID)"])
+                return .replay
+            }
+        } catch {
+            await tell(user.id, in: channel, "ScopeGate could not record your click, so nothing changed. Please try again.")
+            return .refused("store")
+        }
+        guard let request = try? await service.store.approvalRequest(id: requestID) else {
+            await tell(user.id, in: channel, "ScopeGate knows no approval request \(requestID).")
+            return .refused("unknown request")
+        }
+        let route = routing.route(for: request, policy: service.policy)
+        switch await approvers.verdict(user: user.id, team: team, route: route) {
+        case .approver:
+            break
+        case .notAnApprover:
+            logger.warning(
+                "a Slack user who is not an approver clicked",
+                metadata: ["sg.request": "\(requestID)", "sg.slack.user": "\(user.id)", "sg.route": "\(route.name)"])
+            await tell(user.id, in: channel, "You are not an approver for this request, so nothing changed.")
+            return .refused("not an approver")
+        case .cannotCheck:
+            await tell(
+                user.id, in: channel,
+                "ScopeGate could not read the approver groups from Slack, so nothing changed. Please try again shortly.")
+            return .refused("cannot check approvers")
+        }
+        let actor = "slack:\(team ?? "")/\(user.id)"
+        do {
+            let decided: ApprovalRequest
+            switch action {
+            case .approve: decided = try await service.approve(requestID, actor: actor, once: false)
+            case .approveOnce: decided = try await service.approve(requestID, actor: actor, once: true)
+            case .deny: decided = try await service.deny(requestID, actor: actor)
+            }
+            notifier.wake()
+            return .decided(decided.state)
+        } catch where error.code == .alreadyDecided {
+            let state = (try? await service.store.approvalRequest(id: requestID))?.state.rawValue ?? "decided"
+            await tell(user.id, in: channel, "This request was already \(state.replacingOccurrences(of: "_", with: " ")); the first decision stands.")
+            return .refused("already decided")
+        } catch {
+            await tell(user.id, in: channel, "ScopeGate could not record your decision, so nothing changed. Please try again.")
+            return .refused(error.code.rawValue)
+        }
+    }
+
+    /// An ephemeral message to the clicking user; best effort, as these are transient by nature.
+    private func tell(_ user: String, in channel: String?, _ text: String) async {
+        guard let channel else { return }
+        for attempt in 0..<2 {
+            do {
+                _ = try await api.call(
+                    "chat.postEphemeral", json: ["channel": .string(channel), "user": .string(user), "text": .string(text)])
+                return
+            } catch {
+                logger.warning("an ephemeral Slack message failed", metadata: ["sg.slack.error": "\(error.name)"])
+                if attempt == 0 { try? await Task.sleep(for: .milliseconds(500)) }
+            }
+        }
+    }
+}
