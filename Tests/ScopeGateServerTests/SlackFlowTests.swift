@@ -1,0 +1,221 @@
+import AsyncHTTPClient
+import Foundation
+import ScopeGateCore
+import Testing
+
+@testable import ScopeGateServer
+
+/// Slack approvals end to end inside the process: ScopeGate in front of a recording upstream, posting
+/// to a fake Slack Web API, clicked through signed interactions.
+@Suite(.serialized) struct SlackFlowTests {
+    /// Polls until `condition` holds (the outbox works in the background), for up to five seconds.
+    func eventually(_ what: String, _ condition: () async throws -> Bool) async throws {
+        for _ in 0..<100 {
+            if try await condition() { return }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw HarnessError("timed out waiting until \(what)")
+    }
+
+    func pending(_ h: GateHarness) async throws -> ApprovalRequest {
+        try #require(try await h.gate.service.store.approvalRequests(states: [.pending]).first)
+    }
+
+    func click(
+        _ h: GateHarness, _ action: SlackApprovalMessage.Action, on id: String, as user: String = "U0ALICE",
+        team: String = FakeSlack.teamID, triggerID: String = UUID().uuidString
+    ) async throws -> GateHarness.Reply {
+        let (body, headers) = FakeSlack.interaction(action: action.rawValue, requestID: id, user: user, team: team, triggerID: triggerID)
+        return try await h.send(.POST, SlackInteractions.path, headers: headers, body: body)
+    }
+
+    func blocks(_ call: FakeSlack.Call) -> String { call.json["blocks"]?.text ?? "" }
+
+    @Test func anApprovalClickReleasesTheWaitingBrowserAndUpdatesTheMessage() async throws {
+        try await FakeSlack.with { slack in
+            try await GateHarness.with(slack: slack) { h in
+                let browser = Browser(h)
+                let page = try await browser.hold(scope: "openid+orders:read")
+                let request = try await pending(h)
+                try await eventually("the request is posted") { slack.calls("chat.postMessage").count == 2 }
+                let posts = slack.calls("chat.postMessage")
+                #expect(Set(posts.compactMap { $0.json["channel"]?.string }) == ["C0APPROVALS", "U0ALICE"])
+                #expect(posts.allSatisfy { self.blocks($0).contains(request.id) && self.blocks($0).contains("orders:read") })
+                #expect(posts.allSatisfy { $0.authorization == "Bearer \(FakeSlack.botToken)" })
+                #expect(h.upstream.received(at: GateHarness.authorizePath).isEmpty)
+
+                let reply = try await click(h, .approve, on: request.id)
+                #expect(reply.status == 200)
+                #expect(try await h.gate.service.store.approvalRequest(id: request.id)?.state == .approved)
+                #expect(try await h.gate.service.store.approvalRequest(id: request.id)?.decision?.actor == "slack:T0TEAM/U0ALICE")
+                let continued = try await browser.send(.GET, page)
+                #expect(continued.status == 303)
+                let forwarded = try await browser.send(.GET, try #require(continued.location))
+                #expect(forwarded.status == 200)
+                #expect(h.upstream.received(at: GateHarness.authorizePath).count == 1)
+
+                try await eventually("both messages are updated") { slack.calls("chat.update").count == 2 }
+                let updates = slack.calls("chat.update")
+                #expect(Set(updates.compactMap { $0.json["channel"]?.string }) == ["C0APPROVALS", "D0ALICE"])
+                #expect(updates.allSatisfy { self.blocks($0).contains("*Approved* by <@U0ALICE>") })
+                #expect(updates.allSatisfy { !self.blocks($0).contains("scopegate_approve") })
+            }
+        }
+    }
+
+    @Test func aDenyClickEndsTheFlowWithAccessDenied() async throws {
+        try await FakeSlack.with { slack in
+            try await GateHarness.with(slack: slack) { h in
+                let browser = Browser(h)
+                let page = try await browser.hold(scope: "orders:read", state: "xyz")
+                let request = try await pending(h)
+                #expect(try await click(h, .deny, on: request.id).status == 200)
+                let reply = try await browser.send(.GET, page)
+                #expect(reply.status == 303)
+                #expect(reply.location?.hasPrefix("https://app.example/cb?error=access_denied") == true)
+                #expect(reply.location?.contains("state=xyz") == true)
+                #expect(h.upstream.received(at: GateHarness.authorizePath).isEmpty)
+                try await eventually("the message shows the denial") {
+                    slack.calls("chat.update").contains { self.blocks($0).contains("*Denied* by <@U0ALICE>") }
+                }
+            }
+        }
+    }
+
+    @Test func criticalScopesGoToTheirRouteAndItsGroupDecides() async throws {
+        try await FakeSlack.with { slack in
+            slack.setGroup("S0SECURITY", members: ["U0BOB"])
+            try await GateHarness.with(slack: slack) { h in
+                _ = try await Browser(h).hold(scope: "orders:write")
+                let request = try await pending(h)
+                try await eventually("the request is posted") { !slack.calls("chat.postMessage").isEmpty }
+                #expect(slack.calls("chat.postMessage").map { $0.json["channel"]?.string } == ["C0CRITICAL"])
+                #expect(self.blocks(slack.calls("chat.postMessage")[0]).contains("Approve critical scopes?"))
+
+                // Alice approves the everyday route, not this one.
+                #expect(try await click(h, .approve, on: request.id, as: "U0ALICE").status == 200)
+                #expect(try await h.gate.service.store.approvalRequest(id: request.id)?.state == .pending)
+                #expect(slack.calls("chat.postEphemeral").last?.json["text"]?.string?.contains("not an approver") == true)
+                #expect(slack.calls("chat.postEphemeral").last?.json["user"]?.string == "U0ALICE")
+
+                #expect(try await click(h, .approveOnce, on: request.id, as: "U0BOB").status == 200)
+                #expect(try await h.gate.service.store.approvalRequest(id: request.id)?.state == .approvedOnce)
+                #expect(slack.calls("usergroups.users.list").first?.form["usergroup"] == "S0SECURITY")
+            }
+        }
+    }
+
+    @Test func forgedStaleReplayedForeignAndMalformedClicksChangeNothing() async throws {
+        try await FakeSlack.with { slack in
+            try await GateHarness.with(slack: slack) { h in
+                _ = try await Browser(h).hold(scope: "orders:read")
+                let request = try await pending(h)
+                let path = SlackInteractions.path
+
+                let (body, headers) = FakeSlack.interaction(action: "scopegate_approve", requestID: request.id, user: "U0ALICE")
+                var forged = headers
+                forged[2].1 = "v0=" + String(repeating: "0", count: 64)
+                #expect(try await h.send(.POST, path, headers: forged, body: body).status == 401)
+                #expect(try await h.send(.POST, path, headers: Array(headers.prefix(1)), body: body).status == 401)
+                #expect(try await h.send(.POST, path, headers: headers, body: body + "&x=1").status == 401)
+                let stale = FakeSlack.interaction(
+                    action: "scopegate_approve", requestID: request.id, user: "U0ALICE", timestamp: Date().addingTimeInterval(-400))
+                #expect(try await h.send(.POST, path, headers: stale.headers, body: stale.body).status == 401)
+                let foreignSecret = FakeSlack.interaction(
+                    action: "scopegate_approve", requestID: request.id, user: "U0ALICE", secret: "not-the-secret")
+                #expect(try await h.send(.POST, path, headers: foreignSecret.headers, body: foreignSecret.body).status == 401)
+                #expect(try await h.send(.GET, path).status == 405)
+                let malformed = "payload=%7Bnot-json"
+                #expect(try await h.send(.POST, path, headers: FakeSlack.signed(body: malformed, timestamp: Date()), body: malformed).status == 400)
+                // An approver's id in another workspace is not that approver.
+                #expect(try await click(h, .approve, on: request.id, team: "T0OTHER").status == 200)
+                #expect(try await h.gate.service.store.approvalRequest(id: request.id)?.state == .pending)
+
+                // A real click, then the same delivery again (Slack's retry): one effect.
+                let trigger = "trigger-1"
+                #expect(try await click(h, .deny, on: request.id, triggerID: trigger).status == 200)
+                #expect(try await h.gate.service.store.approvalRequest(id: request.id)?.state == .denied)
+                let ephemeralBefore = slack.calls("chat.postEphemeral").count
+                #expect(try await click(h, .approve, on: request.id, triggerID: trigger).status == 200)
+                #expect(slack.calls("chat.postEphemeral").count == ephemeralBefore, "a replay has no effect at all")
+                // A new click on a decided request: the first decision stands.
+                #expect(try await click(h, .approve, on: request.id).status == 200)
+                #expect(try await h.gate.service.store.approvalRequest(id: request.id)?.state == .denied)
+                #expect(slack.calls("chat.postEphemeral").last?.json["text"]?.string?.contains("already denied") == true)
+                #expect(h.upstream.received(at: GateHarness.authorizePath).isEmpty)
+            }
+        }
+    }
+
+    @Test func aSlackOutageLosesNothingAndPostsOnce() async throws {
+        try await FakeSlack.with { slack in
+            slack.fail("chat.postMessage", with: .status(500), .rateLimited(retryAfter: 1), .error("internal_error"))
+            try await GateHarness.with(slack: slack) { h in
+                let browser = Browser(h)
+                let page = try await browser.hold(scope: "orders:read")
+                let request = try await pending(h)
+                let outbox = h.gate.service.store as! any ChatOutboxStore
+                try await eventually("the request is posted to both destinations") {
+                    let messages = try await outbox.chatMessages(approvalRequestID: request.id)
+                    return messages.count == 2 && messages.allSatisfy(\.isCurrent)
+                }
+                #expect(slack.calls("chat.postMessage").count == 5, "three failures, then one post per destination")
+                #expect(try await h.gate.service.store.approvalRequest(id: request.id)?.state == .pending, "an outage never decides")
+                #expect(h.upstream.received(at: GateHarness.authorizePath).isEmpty)
+                #expect(try await click(h, .approve, on: request.id).status == 200)
+                #expect(try await browser.send(.GET, page).status == 303)
+            }
+        }
+    }
+
+    @Test func aPermanentErrorIsRecordedAndNotRetried() async throws {
+        try await FakeSlack.with { slack in
+            slack.fail("chat.postMessage", with: .error("channel_not_found"))
+            try await GateHarness.with(slack: slack) { h in
+                _ = try await Browser(h).hold(scope: "orders:read")
+                let request = try await pending(h)
+                let outbox = h.gate.service.store as! any ChatOutboxStore
+                try await eventually("the failure is recorded") {
+                    try await outbox.chatMessages(approvalRequestID: request.id).contains(where: \.failedPermanently)
+                }
+                try await Task.sleep(for: .milliseconds(600))
+                let failed = try await outbox.chatMessages(approvalRequestID: request.id).filter(\.failedPermanently)
+                #expect(failed.count == 1)
+                #expect(failed.first?.lastError == "channel_not_found")
+                #expect(slack.calls("chat.postMessage").filter { $0.json["channel"]?.string == failed.first?.channel }.count == 1)
+                let report = try await h.admin(.GET, "/v1/requests/\(request.id)")
+                #expect(report.body.contains("\"status\" : \"failed\""))
+                #expect(report.body.contains("channel_not_found"))
+                #expect(try await h.gate.service.store.approvalRequest(id: request.id)?.state == .pending)
+            }
+        }
+    }
+
+    @Test func decisionsElsewhereAndNewJustificationsUpdateTheMessage() async throws {
+        try await FakeSlack.with { slack in
+            try await GateHarness.with(slack: slack) { h in
+                let browser = Browser(h)
+                let page = try await browser.hold(scope: "orders:read")
+                let request = try await pending(h)
+                try await eventually("the request is posted") { slack.calls("chat.postMessage").count == 2 }
+                let holdID = String(page.split(separator: "/").last!)
+                let pageReply = try await browser.send(.GET, page)
+                #expect(pageReply.status == 200)
+                let justified = try await browser.send(
+                    .POST, page + "/justification",
+                    headers: [("Content-Type", "application/x-www-form-urlencoded"), ("Origin", h.publicURL)],
+                    body: "justification=Quarterly+report+%3C%40U0BOSS%3E")
+                #expect(justified.status == 303 || justified.status == 200, "justification accepted for \(holdID)")
+                try await eventually("the justification reaches the message") {
+                    slack.calls("chat.update").contains { self.blocks($0).contains("Quarterly report <@U0BOSS>") }
+                }
+                let withReason = slack.calls("chat.update").first { self.blocks($0).contains("Quarterly report") }!
+                #expect(self.blocks(withReason).contains(#""type":"plain_text""#))
+                _ = try await h.admin(.POST, "/v1/requests/\(request.id)/deny", body: "{}")
+                try await eventually("the admin decision reaches the message") {
+                    slack.calls("chat.update").contains { self.blocks($0).contains("*Denied* by the admin API") }
+                }
+            }
+        }
+    }
+}
