@@ -122,7 +122,8 @@ def idp(callback_server, tmp_path_factory):
 class Gate:
     """ScopeGate as a process, with its own config and SQLite file; restartable."""
 
-    def __init__(self, idp, callback, work):
+    def __init__(self, idp, callback, work, extra="", env=None):
+        self.env = dict(os.environ, **(env or {}))
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.work = work
@@ -163,6 +164,7 @@ clients:
   - id: {CLIENT_ID}
     name: E2E App
     redirect_uris: ["{callback}"]
+{extra}
 """
         )
         self.process = None
@@ -170,7 +172,8 @@ clients:
     def start(self):
         self.log = open(self.work / "scopegate.log", "a")
         self.process = subprocess.Popen(
-            [str(SCOPEGATE), "serve", "--config", str(self.config)], stdout=self.log, stderr=subprocess.STDOUT
+            [str(SCOPEGATE), "serve", "--config", str(self.config)], stdout=self.log, stderr=subprocess.STDOUT,
+            env=self.env,
         )
         wait_for_port(self.port, self.process)
 
@@ -181,7 +184,8 @@ clients:
 
     def cli(self, *args):
         result = subprocess.run(
-            [str(SCOPEGATE), *args, "--config", str(self.config)], capture_output=True, text=True, timeout=60
+            [str(SCOPEGATE), *args, "--config", str(self.config)], capture_output=True, text=True, timeout=60,
+            env=self.env,
         )
         assert result.returncode == 0, result.stderr
         return result.stdout

@@ -1,0 +1,201 @@
+"""Slack approvals end to end: django-oauth-toolkit behind ScopeGate, Authlib as the client, a fake
+Slack Web API recording what ScopeGate posts, and button clicks signed exactly as Slack signs them."""
+import json
+import time
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+import requests
+
+import fake_slack
+from conftest import BrowserSession, Gate, free_port
+from fake_slack import FakeSlack, interaction, sign
+from test_authorization_flow import finish, start
+
+INTERACTIONS = "/_scopegate/slack/interactions"
+
+
+@pytest.fixture
+def slack():
+    fake = FakeSlack(free_port())
+    fake.groups["S0SECURITY"] = ["U0BOB"]
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def slack_gate(idp, callback_server, tmp_path, slack):
+    extra = f"""
+slack:
+  team_id: {fake_slack.TEAM_ID}
+  bot_token_env: E2E_SLACK_BOT_TOKEN
+  signing_secret_env: E2E_SLACK_SIGNING_SECRET
+  api_url: {slack.api_url}
+routes:
+  - name: critical
+    match:
+      tiers: [critical]
+    channel: C0CRITICAL
+    approvers:
+      groups: [S0SECURITY]
+  - name: everyone
+    channel: C0APPROVALS
+    approvers:
+      users: [U0ALICE]
+default_route: everyone
+"""
+    env = {"E2E_SLACK_BOT_TOKEN": fake_slack.BOT_TOKEN, "E2E_SLACK_SIGNING_SECRET": fake_slack.SIGNING_SECRET}
+    instance = Gate(idp, callback_server, tmp_path, extra=extra, env=env)
+    instance.start()
+    idp.reset()
+    yield instance
+    instance.stop()
+
+
+def click(gate, action, request_id, user="U0ALICE", **kwargs):
+    body = interaction(action, request_id, user, **kwargs)
+    return requests.post(gate.url + INTERACTIONS, data=body, headers=sign(body), timeout=10)
+
+
+def state_of(gate, request_id):
+    return json.loads(gate.cli("requests", "show", request_id))["state"]
+
+
+def blocks(call):
+    return json.dumps(call["arguments"].get("blocks"))
+
+
+def test_an_approve_click_in_slack_releases_the_browser_and_the_flow_yields_a_token(slack_gate, idp, slack, callback_server):
+    client, verifier, url, _ = start(slack_gate, callback_server, "openid orders:read")
+    browser = BrowserSession(slack_gate, callback_server)
+    kind, page = browser.go(url)
+    assert kind == "page"
+    request_id = slack_gate.only_pending_id()
+    posts = slack.wait_for("chat.postMessage")
+    time.sleep(0.5)
+    posts = slack.calls_to("chat.postMessage")
+    assert len(posts) == 1, "one message, to the routed channel"
+    assert posts[0]["arguments"]["channel"] == "C0APPROVALS"
+    assert request_id in blocks(posts[0]) and "orders:read" in blocks(posts[0])
+    assert idp.received("/o/authorize/") == []
+
+    response = click(slack_gate, "scopegate_approve", request_id)
+    assert response.status_code == 200
+    kind, callback = browser.go(page.url)
+    assert kind == "callback"
+    assert "orders:read" in finish(slack_gate, client, verifier, callback)["scope"].split()
+    assert json.loads(slack_gate.cli("requests", "show", request_id))["decided_by"] == f"slack:{fake_slack.TEAM_ID}/U0ALICE"
+    updates = slack.wait_for("chat.update", where=lambda call: "Approved" in blocks(call))
+    assert updates[-1]["arguments"]["channel"] == "C0APPROVALS"
+    assert updates[-1]["arguments"]["ts"] == "1700000000.000002", "the posted message is updated, not a new one"
+    assert "scopegate_approve" not in blocks(updates[-1])
+
+
+def test_a_deny_click_reaches_the_client_as_access_denied(slack_gate, idp, slack, callback_server):
+    _, _, url, state = start(slack_gate, callback_server, "openid orders:read")
+    browser = BrowserSession(slack_gate, callback_server)
+    kind, page = browser.go(url)
+    assert kind == "page"
+    request_id = slack_gate.only_pending_id()
+    assert click(slack_gate, "scopegate_deny", request_id).status_code == 200
+    kind, callback = browser.go(page.url)
+    assert kind == "callback"
+    params = parse_qs(urlparse(callback).query)
+    assert params["error"] == ["access_denied"] and params["state"] == [state]
+    slack.wait_for("chat.update", where=lambda call: "Denied" in blocks(call))
+    assert idp.received("/o/authorize/") == []
+
+
+def test_critical_scopes_are_decided_by_their_route_only(slack_gate, idp, slack, callback_server):
+    _, _, url, _ = start(slack_gate, callback_server, "openid orders:write")
+    kind, page = BrowserSession(slack_gate, callback_server).go(url)
+    assert kind == "page"
+    request_id = slack_gate.only_pending_id()
+    post = slack.wait_for("chat.postMessage")[0]
+    assert post["arguments"]["channel"] == "C0CRITICAL"
+    assert click(slack_gate, "scopegate_approve", request_id, user="U0ALICE").status_code == 200
+    assert state_of(slack_gate, request_id) == "pending"
+    ephemeral = slack.wait_for("chat.postEphemeral")[-1]["arguments"]
+    assert ephemeral["user"] == "U0ALICE" and "not an approver" in ephemeral["text"]
+    assert click(slack_gate, "scopegate_approve", request_id, user="U0BOB").status_code == 200
+    assert state_of(slack_gate, request_id) == "approved"
+
+
+@pytest.mark.parametrize("case", ["bad signature", "stale timestamp", "replay", "unauthorized", "other workspace", "decided", "malformed"])
+def test_bad_clicks_change_nothing_and_the_idp_receives_nothing(slack_gate, idp, slack, callback_server, case):
+    _, _, url, _ = start(slack_gate, callback_server, "openid orders:read")
+    kind, _ = BrowserSession(slack_gate, callback_server).go(url)
+    assert kind == "page"
+    request_id = slack_gate.only_pending_id()
+    endpoint = slack_gate.url + INTERACTIONS
+    body = interaction("scopegate_approve", request_id, "U0ALICE")
+    expected_state = "pending"
+    if case == "bad signature":
+        headers = sign(body, secret="a-guess")
+        assert requests.post(endpoint, data=body, headers=headers, timeout=10).status_code == 401
+    elif case == "stale timestamp":
+        headers = sign(body, timestamp=time.time() - 301)
+        assert requests.post(endpoint, data=body, headers=headers, timeout=10).status_code == 401
+    elif case == "replay":
+        deny = interaction("scopegate_deny", request_id, "U0ALICE", trigger_id="1.2.same")
+        assert requests.post(endpoint, data=deny, headers=sign(deny), timeout=10).status_code == 200
+        expected_state = "denied"
+        approve = interaction("scopegate_approve", request_id, "U0ALICE", trigger_id="1.2.same")
+        assert requests.post(endpoint, data=approve, headers=sign(approve), timeout=10).status_code == 200
+    elif case == "unauthorized":
+        assert click(slack_gate, "scopegate_approve", request_id, user="U0MALLORY").status_code == 200
+        assert "not an approver" in slack.wait_for("chat.postEphemeral")[-1]["arguments"]["text"]
+    elif case == "other workspace":
+        assert click(slack_gate, "scopegate_approve", request_id, team="T0OTHER").status_code == 200
+    elif case == "decided":
+        slack_gate.cli("requests", "deny", request_id)
+        expected_state = "denied"
+        assert click(slack_gate, "scopegate_approve", request_id).status_code == 200
+        assert "already denied" in slack.wait_for("chat.postEphemeral")[-1]["arguments"]["text"]
+    elif case == "malformed":
+        # Unreadable: 400. Readable but not a ScopeGate decision: acknowledged and ignored.
+        for bad, expected in [
+            ("payload=%7Bnot%20json", 400),
+            ("nothing=here", 400),
+            ("payload=%7B%22type%22%3A%22block_actions%22%7D", 200),
+        ]:
+            assert requests.post(endpoint, data=bad, headers=sign(bad), timeout=10).status_code == expected
+    assert state_of(slack_gate, request_id) == expected_state
+    assert idp.received("/o/authorize/") == []
+
+
+def test_a_slack_outage_loses_nothing_and_the_message_is_posted_once(slack_gate, idp, slack, callback_server):
+    slack.fail("chat.postMessage", 500, ("429", 1), 503)
+    client, verifier, url, _ = start(slack_gate, callback_server, "openid orders:read")
+    browser = BrowserSession(slack_gate, callback_server)
+    kind, page = browser.go(url)
+    assert kind == "page"
+    request_id = slack_gate.only_pending_id()
+    report = json.loads(slack_gate.cli("requests", "show", request_id))
+    assert report["state"] == "pending", "an outage never decides"
+    slack.wait_for("chat.postMessage", count=4, timeout=20)
+    time.sleep(1.5)
+    assert len(slack.calls_to("chat.postMessage")) == 4, "three failed attempts, then exactly one post"
+    notifications = json.loads(slack_gate.cli("requests", "show", request_id))["notifications"]
+    assert [n["status"] for n in notifications] == ["delivered"]
+    assert idp.received("/o/authorize/") == []
+    assert click(slack_gate, "scopegate_approve", request_id).status_code == 200
+    kind, callback = browser.go(page.url)
+    assert kind == "callback"
+    assert "orders:read" in finish(slack_gate, client, verifier, callback)["scope"].split()
+
+
+def test_a_permanent_slack_error_is_shown_by_requests_show(slack_gate, slack, callback_server):
+    slack.fail("chat.postMessage", "channel_not_found")
+    _, _, url, _ = start(slack_gate, callback_server, "openid orders:read")
+    kind, _ = BrowserSession(slack_gate, callback_server).go(url)
+    assert kind == "page"
+    request_id = slack_gate.only_pending_id()
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        notifications = json.loads(slack_gate.cli("requests", "show", request_id))["notifications"]
+        if notifications and notifications[0]["status"] == "failed":
+            break
+        time.sleep(0.2)
+    assert notifications[0]["status"] == "failed" and notifications[0]["error"] == "channel_not_found"
+    assert len(slack.calls_to("chat.postMessage")) == 1, "a permanent error is not retried"
