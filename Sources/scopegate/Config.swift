@@ -16,6 +16,16 @@ struct Config: AsyncParsableCommand {
             print("public URL \(configuration.publicURL.absoluteString), upstream \(configuration.upstreamURL.absoluteString)")
             print("\(policy.rules.count) scope rules, \(policy.clients.count) clients, tiers: \(policy.tiers.keys.sorted().joined(separator: ", "))")
             print("admin API: \(configuration.adminToken == nil ? "disabled (no token configured)" : "\(configuration.adminAddress.host):\(configuration.adminAddress.port)")")
+            if let slack = configuration.slack {
+                print("Slack approvals in team \(slack.teamID):")
+                for route in slack.routing.routes {
+                    let approvers = (route.approverUsers + route.approverGroups).joined(separator: ", ")
+                    let isDefault = route.name == slack.routing.defaultRoute.name ? " (default)" : ""
+                    print("  route \(route.name)\(isDefault): \(route.destinations.joined(separator: ", ")); approvers \(approvers)")
+                }
+            } else {
+                print("Slack approvals: off (decisions on the command line and the admin API)")
+            }
         }
     }
 }
