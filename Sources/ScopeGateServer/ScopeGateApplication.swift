@@ -65,7 +65,7 @@ public struct ScopeGateApplication: Sendable {
             let outbox = store as? any ChatOutboxStore
         {
             self.slackInteractions = SlackInteractions(
-                signature: SlackSignature(signingSecret: slack.signingSecret), service: service, outbox: outbox,
+                signature: slack.signingSecret.map(SlackSignature.init(signingSecret:)), service: service, outbox: outbox,
                 approvers: SlackApprovers(
                     api: slackAPI, teamID: slack.teamID, lifetime: slack.groupCacheLifetime, now: now),
                 api: slackAPI, routing: slack.routing, notifier: notifier, logger: logger, now: now)
@@ -134,6 +134,12 @@ public struct ScopeGateApplication: Sendable {
             DecisionFollower(store: service.store, hub: hub, interval: .milliseconds(200), logger: logger),
         ]
         if let slackNotifier { services.append(slackNotifier) }
+        if let slack = configuration.slack, let appToken = slack.appToken, let slackInteractions {
+            services.append(
+                SlackSocketMode(
+                    connections: SlackAPI(client: slackInteractions.api.client, baseURL: slack.apiURL, token: appToken),
+                    interactions: slackInteractions, logger: logger))
+        }
         return services
     }
 

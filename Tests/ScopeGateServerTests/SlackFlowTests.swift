@@ -218,4 +218,45 @@ import Testing
             }
         }
     }
+
+    @Test func socketModeAcknowledgesDecidesAndReconnectsWhenAsked() async throws {
+        try await FakeSlack.with { slack in
+            try await GateHarness.with(slack: slack, socketMode: true) { h in
+                try await eventually("ScopeGate connects") { slack.openSockets == 1 }
+                let browser = Browser(h)
+                let page = try await browser.hold(scope: "orders:read")
+                let request = try await pending(h)
+                // The HTTP endpoint is off under Socket Mode, even with a valid signature.
+                let (body, headers) = FakeSlack.interaction(action: "scopegate_approve", requestID: request.id, user: "U0ALICE")
+                #expect(try await h.send(.POST, SlackInteractions.path, headers: headers, body: body).status == 404)
+                #expect(try await h.gate.service.store.approvalRequest(id: request.id)?.state == .pending)
+
+                // A stranger's click is acknowledged and changes nothing.
+                let strangers = slack.sendInteraction(action: "scopegate_approve", requestID: request.id, user: "U0MALLORY")
+                try await eventually("the envelope is acknowledged") { slack.acknowledged.contains(strangers) }
+                try await eventually("the stranger is told") { !slack.calls("chat.postEphemeral").isEmpty }
+                #expect(try await h.gate.service.store.approvalRequest(id: request.id)?.state == .pending)
+
+                // Slack rotates the connection; ScopeGate opens a new one at once.
+                slack.sendOnSocket(#"{"type":"disconnect","reason":"refresh_requested","debug_info":{"host":"fake"}}"#)
+                try await eventually("ScopeGate reconnects") { slack.connectionsOpened == 2 && slack.openSockets == 1 }
+                #expect(slack.calls("apps.connections.open").allSatisfy { $0.authorization == "Bearer \(FakeSlack.appToken)" })
+
+                let trigger = "socket-trigger"
+                let approval = slack.sendInteraction(action: "scopegate_approve", requestID: request.id, user: "U0ALICE", triggerID: trigger)
+                try await eventually("the approval is acknowledged and recorded") {
+                    let state = try await h.gate.service.store.approvalRequest(id: request.id)?.state
+                    return slack.acknowledged.contains(approval) && state == .approved
+                }
+                // Slack redelivers an envelope it thinks was lost: acknowledged again, no second effect.
+                let ephemerals = slack.calls("chat.postEphemeral").count
+                let redelivery = slack.sendInteraction(action: "scopegate_deny", requestID: request.id, user: "U0ALICE", triggerID: trigger)
+                try await eventually("the redelivery is acknowledged") { slack.acknowledged.contains(redelivery) }
+                try await Task.sleep(for: .milliseconds(200))
+                #expect(try await h.gate.service.store.approvalRequest(id: request.id)?.state == .approved)
+                #expect(slack.calls("chat.postEphemeral").count == ephemerals)
+                #expect(try await browser.send(.GET, page).status == 303)
+            }
+        }
+    }
 }

@@ -51,6 +51,9 @@ struct ConfigFile: Decodable {
         var signing_secret_file: String?
         var api_url: String?
         var group_cache: String?
+        var socket_mode: Bool?
+        var app_token_env: String?
+        var app_token_file: String?
     }
 
     struct Route: Decodable {

@@ -75,10 +75,22 @@ struct ConfigValidator {
         guard let botToken = try secret(env: slack.bot_token_env, file: slack.bot_token_file, key: "slack.bot_token") else {
             throw fail("slack.bot_token_env", "or slack.bot_token_file is required")
         }
-        guard let signingSecret = try secret(
-            env: slack.signing_secret_env, file: slack.signing_secret_file, key: "slack.signing_secret")
-        else {
-            throw fail("slack.signing_secret_env", "or slack.signing_secret_file is required")
+        var signingSecret: String?
+        var appToken: String?
+        if slack.socket_mode == true {
+            guard let token = try secret(env: slack.app_token_env, file: slack.app_token_file, key: "slack.app_token") else {
+                throw fail("slack.app_token_env", "or slack.app_token_file is required with socket_mode")
+            }
+            guard token.hasPrefix("xapp-") else {
+                throw fail(slack.app_token_env != nil ? "slack.app_token_env" : "slack.app_token_file", "must give an app-level token (xapp-…)")
+            }
+            appToken = token
+        } else {
+            signingSecret = try secret(
+                env: slack.signing_secret_env, file: slack.signing_secret_file, key: "slack.signing_secret")
+            guard signingSecret != nil else {
+                throw fail("slack.signing_secret_env", "or slack.signing_secret_file is required (or socket_mode: true)")
+            }
         }
         let apiURL = try httpURL(slack.api_url ?? "https://slack.com/api", key: "slack.api_url")
         let groupCache = try duration(slack.group_cache ?? "5m", key: "slack.group_cache")
@@ -96,7 +108,7 @@ struct ConfigValidator {
         let confirmTiers = Set(
             (file.tiers ?? Self.defaultTiers).filter { $0.confirm_approval ?? ($0.name == "critical") }.map(\.name))
         return .init(
-            teamID: team, botToken: botToken, signingSecret: signingSecret, apiURL: apiURL, groupCacheLifetime: groupCache,
+            teamID: team, botToken: botToken, signingSecret: signingSecret, appToken: appToken, apiURL: apiURL, groupCacheLifetime: groupCache,
             routing: Routing(routes: routes, defaultRoute: defaultRoute), confirmTiers: confirmTiers)
     }
 

@@ -71,8 +71,11 @@ public struct ScopeGateConfiguration: Sendable {
         public var teamID: String
         /// The bot token (`xoxb-…`) for the Web API.
         public var botToken: String
-        /// The signing secret that authenticates interaction requests.
-        public var signingSecret: String
+        /// The signing secret that authenticates interaction requests (HTTP interactivity).
+        public var signingSecret: String?
+        /// The app-level token (`xapp-…`, scope `connections:write`) that opens Socket Mode
+        /// connections; when set, clicks arrive over Socket Mode and the interaction endpoint is off.
+        public var appToken: String?
         /// The Web API's base URL (`https://slack.com/api`; another for GovSlack or tests).
         public var apiURL: URL
         /// How long approver user-group memberships are cached.

@@ -2,6 +2,8 @@ import Crypto
 import Foundation
 import HTTPTypes
 import Hummingbird
+import HummingbirdCore
+import HummingbirdWebSocket
 import Logging
 import NIOCore
 import ServiceLifecycle
@@ -12,6 +14,7 @@ import Synchronization
 /// with `Retry-After` when rate limited. It records every call and can be told to fail.
 final class FakeSlack: Sendable {
     static let botToken = "xoxb-test-bot-token"
+    static let appToken = "xapp-test-app-token"
     static let signingSecret = "8f742231b10e8888abcd99yyyzzz85a5"
     static let teamID = "T0TEAM"
 
@@ -31,6 +34,10 @@ final class FakeSlack: Sendable {
 
     private struct State {
         var calls: [Call] = []
+        /// Socket Mode: one writer per open connection, the acknowledgements received, connections made.
+        var sockets: [AsyncStream<String>.Continuation] = []
+        var acknowledged: [String] = []
+        var connectionsOpened = 0
         var failures: [String: [Failure]] = [:]
         var groups: [String: [String]] = [:]
         var nextTS = 1
@@ -52,13 +59,82 @@ final class FakeSlack: Sendable {
 
     func setGroup(_ id: String, members: [String]) { state.withLock { $0.groups[id] = members } }
 
+    // MARK: Socket Mode
+
+    /// How many WebSocket connections ScopeGate has made.
+    var connectionsOpened: Int { state.withLock { $0.connectionsOpened } }
+    /// The envelope ids ScopeGate acknowledged.
+    var acknowledged: [String] { state.withLock { $0.acknowledged } }
+    var openSockets: Int { state.withLock { $0.sockets.count } }
+
+    /// Sends a text frame on the newest connection.
+    func sendOnSocket(_ text: String) {
+        _ = state.withLock { $0.sockets.last?.yield(text) }
+    }
+
+    /// Sends a click as an `interactive` envelope; returns its envelope id.
+    @discardableResult
+    func sendInteraction(action: String, requestID: String, user: String, triggerID: String = UUID().uuidString) -> String {
+        let envelope = UUID().uuidString
+        let payload = Self.interactionPayload(action: action, requestID: requestID, user: user, team: Self.teamID, channel: "C0APPROVALS", triggerID: triggerID)
+        let object: [String: Any] = [
+            "envelope_id": envelope, "type": "interactive", "accepts_response_payload": false, "retry_attempt": 0,
+            "retry_reason": "", "payload": payload,
+        ]
+        sendOnSocket(String(decoding: try! JSONSerialization.data(withJSONObject: object), as: UTF8.self))
+        return envelope
+    }
+
+    private func socketOpened(_ continuation: AsyncStream<String>.Continuation) {
+        state.withLock {
+            $0.sockets.append(continuation)
+            $0.connectionsOpened += 1
+        }
+    }
+
+    private func socketClosed() { state.withLock { _ = $0.sockets.popLast() } }
+
+    private func received(_ text: String) {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any],
+            let id = object["envelope_id"] as? String
+        else { return }
+        state.withLock { $0.acknowledged.append(id) }
+    }
+
+    /// The WebSocket side of Socket Mode at `/link`: `hello` first, then whatever the test sends.
+    private func socketHandler() -> HTTPServerBuilder {
+        .http1WebSocketUpgrade { request, _, _ in
+            guard request.path?.hasPrefix("/link") == true else { return .dontUpgrade }
+            return .upgrade([:]) { inbound, outbound, _ in
+                let (stream, continuation) = AsyncStream<String>.makeStream()
+                self.socketOpened(continuation)
+                defer { self.socketClosed() }
+                try await outbound.write(
+                    .text(#"{"type":"hello","num_connections":1,"debug_info":{"host":"fake"},"connection_info":{"app_id":"A0APP"}}"#))
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask {
+                        for await text in stream { try await outbound.write(.text(text)) }
+                    }
+                    group.addTask {
+                        for try await message in inbound.messages(maxSize: 1 << 20) {
+                            if case .text(let text) = message { self.received(text) }
+                        }
+                    }
+                    _ = try await group.next()
+                    group.cancelAll()
+                }
+            }
+        }
+    }
+
     /// Runs `body` with the fake serving.
     static func with(_ body: @Sendable (FakeSlack) async throws -> Void) async throws {
         let logger = Logger(label: "fake-slack") { _ in SwiftLogNoOpLogHandler() }
         let port = try FreePorts.take(1)[0]
         let fake = FakeSlack(port: port)
         let app = Application(
-            responder: fake.responder(), configuration: .init(address: .hostname("127.0.0.1", port: port)), logger: logger)
+            responder: fake.responder(), server: fake.socketHandler(),
+            configuration: .init(address: .hostname("127.0.0.1", port: port)), logger: logger)
         let group = ServiceGroup(services: [app], logger: logger)
         let task = Task { try await group.run() }
         try await FreePorts.waitUntilListening(port)
@@ -95,7 +171,8 @@ final class FakeSlack: Sendable {
                 if failure == nil, method == "chat.postMessage" { state.nextTS += 1 }
                 return (failure, state.nextTS, state.groups)
             }
-            if call.authorization != "Bearer \(Self.botToken)" { return Self.json(["ok": false, "error": "invalid_auth"]) }
+            let token = method == "apps.connections.open" ? Self.appToken : Self.botToken
+            if call.authorization != "Bearer \(token)" { return Self.json(["ok": false, "error": "invalid_auth"]) }
             switch failure {
             case .status(let code)?:
                 return Response(status: .init(code: code), headers: [.contentLength: "0"])
@@ -115,6 +192,8 @@ final class FakeSlack: Sendable {
                 return Self.json(["ok": true, "channel": call.json["channel"]?.string ?? "", "ts": call.json["ts"]?.string ?? ""])
             case "chat.postEphemeral":
                 return Self.json(["ok": true, "message_ts": "1700000001.000001"])
+            case "apps.connections.open":
+                return Self.json(["ok": true, "url": "ws://127.0.0.1:\(self.port)/link/?ticket=\(UUID().uuidString)"])
             case "usergroups.users.list":
                 guard let members = groups[call.form["usergroup"] ?? ""] else {
                     return Self.json(["ok": false, "error": "no_such_subteam"])
@@ -140,7 +219,19 @@ final class FakeSlack: Sendable {
         action: String, requestID: String, user: String, team: String = teamID, channel: String = "C0APPROVALS",
         triggerID: String = UUID().uuidString, timestamp: Date = Date(), secret: String = signingSecret
     ) -> (body: String, headers: [(String, String)]) {
-        let payload: [String: Any] = [
+        let payload = interactionPayload(action: action, requestID: requestID, user: user, team: team, channel: channel, triggerID: triggerID)
+        let json = String(decoding: try! JSONSerialization.data(withJSONObject: payload), as: UTF8.self)
+        var allowed = CharacterSet.alphanumerics
+        allowed.insert(charactersIn: "-._~")
+        let body = "payload=" + json.addingPercentEncoding(withAllowedCharacters: allowed)!
+        return (body, signed(body: body, timestamp: timestamp, secret: secret))
+    }
+
+    /// A `block_actions` payload as Slack sends it.
+    static func interactionPayload(
+        action: String, requestID: String, user: String, team: String, channel: String, triggerID: String
+    ) -> [String: Any] {
+        [
             "type": "block_actions",
             "user": ["id": user, "username": "someone", "name": "someone", "team_id": team],
             "api_app_id": "A0APP", "token": "verification-token-unused",
@@ -154,11 +245,6 @@ final class FakeSlack: Sendable {
                 ]
             ],
         ]
-        let json = String(decoding: try! JSONSerialization.data(withJSONObject: payload), as: UTF8.self)
-        var allowed = CharacterSet.alphanumerics
-        allowed.insert(charactersIn: "-._~")
-        let body = "payload=" + json.addingPercentEncoding(withAllowedCharacters: allowed)!
-        return (body, signed(body: body, timestamp: timestamp, secret: secret))
     }
 
     static func signed(body: String, timestamp: Date, secret: String = signingSecret) -> [(String, String)] {

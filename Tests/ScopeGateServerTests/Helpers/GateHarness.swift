@@ -72,12 +72,14 @@ struct GateHarness {
 
     /// Slack approvals through `slack`: approvals channel for everyone (U0ALICE decides, also by direct
     /// message), critical scopes to the security group's channel.
-    static func slackConfig(_ slack: FakeSlack) -> String {
-        """
+    static func slackConfig(_ slack: FakeSlack, socketMode: Bool) -> String {
+        let interactivity = socketMode
+            ? "socket_mode: true\n  app_token_env: SG_TEST_SLACK_APP_TOKEN" : "signing_secret_env: SG_TEST_SLACK_SIGNING_SECRET"
+        return """
         slack:
           team_id: \(FakeSlack.teamID)
           bot_token_env: SG_TEST_SLACK_BOT_TOKEN
-          signing_secret_env: SG_TEST_SLACK_SIGNING_SECRET
+          \(interactivity)
           api_url: \(slack.apiURL)
         routes:
           - name: critical
@@ -98,9 +100,9 @@ struct GateHarness {
     /// Runs `body` with ScopeGate serving; everything is torn down afterwards.
     static func with(
         extraConfig: String = "", listenExtra: String = "", store: (any GateStore)? = nil, unreachableUpstream: Bool = false,
-        slack: FakeSlack? = nil, _ body: @Sendable (GateHarness) async throws -> Void
+        slack: FakeSlack? = nil, socketMode: Bool = false, _ body: @Sendable (GateHarness) async throws -> Void
     ) async throws {
-        let extraConfig = slack.map { extraConfig + "\n" + slackConfig($0) } ?? extraConfig
+        let extraConfig = slack.map { extraConfig + "\n" + slackConfig($0, socketMode: socketMode) } ?? extraConfig
         let logger = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
         let upstream = RecordingUpstream()
         let ports = try FreePorts.take(3)
@@ -116,7 +118,7 @@ struct GateHarness {
                 extra: extraConfig, unreachableUpstream: unreachableUpstream, listenExtra: listenExtra),
             baseDirectory: URL(fileURLWithPath: "/"), environment: [
                 "SG_TEST_ADMIN_TOKEN": adminToken, "SG_TEST_SLACK_BOT_TOKEN": FakeSlack.botToken,
-                "SG_TEST_SLACK_SIGNING_SECRET": FakeSlack.signingSecret,
+                "SG_TEST_SLACK_SIGNING_SECRET": FakeSlack.signingSecret, "SG_TEST_SLACK_APP_TOKEN": FakeSlack.appToken,
             ])
         let httpClient = ScopeGateApplication.makeHTTPClient(configuration: configuration)
         let testClient = HTTPClient(

@@ -24,7 +24,7 @@ struct SlackInteractions: Sendable {
             var id: String
             var team_id: String?
         }
-        struct Team: Decodable { var id: String }
+        struct Team: Decodable { var id: String? }
         struct Container: Decodable { var channel_id: String? }
         struct Channel: Decodable { var id: String }
         struct Action: Decodable {
@@ -50,7 +50,8 @@ struct SlackInteractions: Sendable {
         case refused(String)
     }
 
-    let signature: SlackSignature
+    /// The signature check of the HTTP endpoint; `nil` under Socket Mode, where the endpoint is off.
+    let signature: SlackSignature?
     let service: GateService
     let outbox: any ChatOutboxStore
     let approvers: SlackApprovers
@@ -61,6 +62,9 @@ struct SlackInteractions: Sendable {
     let now: @Sendable () -> Date
 
     func respond(to request: Request) async -> Response {
+        guard let signature else {
+            return ErrorResponses.plain(.notFound, "Slack interactions arrive over Socket Mode, not at this path")
+        }
         guard request.method == .post else {
             var response = ErrorResponses.plain(.methodNotAllowed, "Slack interactions are POSTed")
             response.headers[.allow] = "POST"
