@@ -5,6 +5,7 @@ import re
 import signal
 import socket
 import subprocess
+import time
 
 import pytest
 import requests
@@ -12,31 +13,31 @@ import requests
 from conftest import SCOPEGATE, free_port, wait_for_port
 
 
-def four_free_ports():
-    """A base port such that it and the next three are free (the demo takes four in a row)."""
+def five_free_ports():
+    """A base port such that it and the next four are free (the demo takes five in a row)."""
     for _ in range(50):
         base = free_port()
         try:
-            for port in range(base, base + 4):
+            for port in range(base, base + 5):
                 with socket.socket() as sock:
                     sock.bind(("127.0.0.1", port))
             return base
         except OSError:
             continue
-    raise RuntimeError("no four consecutive free ports")
+    raise RuntimeError("no five consecutive free ports")
 
 
 @pytest.fixture
 def demo(tmp_path):
-    base = four_free_ports()
+    base = five_free_ports()
     log = open(tmp_path / "demo.log", "w")
     process = subprocess.Popen(
         [str(SCOPEGATE), "demo", "--port-base", str(base), "--directory", str(tmp_path / "demo")],
         stdout=log, stderr=subprocess.STDOUT,
     )
-    for port in (base, base + 1, base + 3):
+    for port in (base, base + 1, base + 3, base + 4):
         wait_for_port(port, process)
-    yield f"http://127.0.0.1:{base + 3}", tmp_path / "demo.log"
+    yield f"http://127.0.0.1:{base + 3}", tmp_path / "demo.log", f"http://127.0.0.1:{base + 4}"
     process.send_signal(signal.SIGTERM)
     process.wait(timeout=15)
 
@@ -52,18 +53,19 @@ def follow(session, url):
 
 
 def test_demo_prints_what_to_open(demo):
-    app, log = demo
+    app, log, slack = demo
     assert f"Open {app}" in log.read_text()
+    assert slack in log.read_text(), "the demo Slack's address is printed too"
 
 
 def test_demo_auto_approved_sign_in(demo):
-    app, _ = demo
+    app, _, _ = demo
     page = follow(requests.Session(), app + "/login?scope=openid+profile")
     assert "Signed in" in page.text and "openid profile" in page.text
 
 
 def test_demo_held_then_approved_on_the_approvals_page(demo):
-    app, _ = demo
+    app, _, _ = demo
     browser = requests.Session()
     waiting = follow(browser, app + "/login?scope=openid+orders:read")
     assert "Waiting for approval" in waiting.text
@@ -75,6 +77,37 @@ def test_demo_held_then_approved_on_the_approvals_page(demo):
 
 
 def test_demo_policy_denial(demo):
-    app, _ = demo
+    app, _, _ = demo
     page = follow(requests.Session(), app + "/login?scope=openid+admin:org")
     assert "access_denied" in page.text
+
+
+def test_demo_held_then_approved_in_the_demo_slack(demo):
+    app, _, slack = demo
+    browser = requests.Session()
+    waiting = follow(browser, app + "/login?scope=openid+orders:read")
+    assert "Waiting for approval" in waiting.text
+    # ScopeGate posts the request to the demo Slack's approvals channel, with its buttons.
+    for _ in range(50):
+        page = requests.get(slack + "/").text
+        if "scopegate_approve" in page:
+            break
+        time.sleep(0.1)
+    assert "#C0APPROVALS" in page and "orders:read" in page and "Demo App" in page
+    request_id = re.search(r'name="value" value="(ar_[0-9a-f]+)"', page).group(1)
+    channel = re.search(r'name="channel" value="([^"]+)"', page).group(1)
+    ts = re.search(r'name="ts" value="([^"]+)"', page).group(1)
+    click = {"action": "scopegate_approve", "value": request_id, "channel": channel, "ts": ts}
+    # Mallory is not an approver: nothing changes, and the demo Slack shows her the ephemeral notice.
+    requests.post(slack + "/click", data={**click, "user": "U0MALLORY"}, allow_redirects=False)
+    assert "not an approver" in requests.get(slack + "/").text
+    assert "Waiting for approval" in follow(browser, waiting.url).text
+    # Alice is: a correctly signed click releases the waiting browser.
+    requests.post(slack + "/click", data={**click, "user": "U0ALICE"}, allow_redirects=False)
+    page = follow(browser, waiting.url)
+    assert "Signed in" in page.text and "orders:read" in page.text
+    for _ in range(50):
+        if "Approved" in requests.get(slack + "/").text and "scopegate_approve" not in requests.get(slack + "/").text:
+            break
+        time.sleep(0.1)
+    assert "scopegate_approve" not in requests.get(slack + "/").text, "the message shows the outcome instead of buttons"

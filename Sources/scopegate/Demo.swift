@@ -10,9 +10,9 @@ import ServiceLifecycle
 
 struct Demo: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run the whole loop locally: a demo IdP, ScopeGate in front of it, and a demo app.")
+        abstract: "Run the whole loop locally: a demo IdP, ScopeGate in front of it, a demo app and a demo Slack.")
 
-    @Option(help: "The first of four consecutive loopback ports (IdP, ScopeGate, admin API, demo app).")
+    @Option(help: "The first of five consecutive loopback ports (IdP, ScopeGate, admin API, demo app, demo Slack).")
     var portBase: Int = 9400
 
     @Option(help: "Where the demo keeps its configuration and SQLite file (default: a new temporary folder).")
@@ -23,10 +23,18 @@ struct Demo: AsyncParsableCommand {
         let folder = directory ?? FileManager.default.temporaryDirectory.appendingPathComponent("scopegate-demo-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         let (idpPort, gatePort, adminPort, appPort) = (portBase, portBase + 1, portBase + 2, portBase + 3)
+        let slackPort = portBase + 4
         let gateURL = "http://127.0.0.1:\(gatePort)"
         let appURL = "http://127.0.0.1:\(appPort)"
+        let slackURL = "http://127.0.0.1:\(slackPort)"
         let configPath = folder + "/scopegate.yaml"
-        try DemoConfiguration.yaml(idpPort: idpPort, gatePort: gatePort, adminPort: adminPort, appURL: appURL)
+        // The demo Slack's secrets, made anew for each run and read by ScopeGate from files, as a
+        // deployment would read them.
+        let botToken = "xoxb-demo-" + RandomID.make()
+        let signingSecret = RandomID.make()
+        try botToken.write(toFile: folder + "/slack-bot-token", atomically: true, encoding: .utf8)
+        try signingSecret.write(toFile: folder + "/slack-signing-secret", atomically: true, encoding: .utf8)
+        try DemoConfiguration.yaml(idpPort: idpPort, gatePort: gatePort, adminPort: adminPort, appURL: appURL, slackURL: slackURL)
             .write(toFile: configPath, atomically: true, encoding: .utf8)
         let configuration = try ScopeGateConfiguration.load(path: configPath)
 
@@ -46,6 +54,16 @@ struct Demo: AsyncParsableCommand {
         let client = DemoClientApp(
             clientID: "demo-app", baseURL: appURL, gatewayURL: gateURL,
             approvals: ServiceApprovals(service: gate.service), httpClient: httpClient)
+        let slack = DemoSlack(
+            teamID: DemoConfiguration.slackTeam, botToken: botToken, signingSecret: signingSecret,
+            interactionURL: gateURL + "/_scopegate/slack/interactions",
+            members: [
+                .init(id: "U0ALICE", name: "Alice (approver)"), .init(id: "U0BOB", name: "Bob (security group)"),
+                .init(id: "U0MALLORY", name: "Mallory (not an approver)"),
+            ],
+            groups: ["S0SECURITY": ["U0BOB"]], httpClient: httpClient)
+        let slackApp = Application(
+            router: slack.router(), configuration: .init(address: .hostname("127.0.0.1", port: slackPort)), logger: logger)
         let clientApp = Application(
             router: client.router(), configuration: .init(address: .hostname("127.0.0.1", port: appPort)),
             onServerRunning: { _ in
@@ -56,7 +74,8 @@ struct Demo: AsyncParsableCommand {
 
                     ScopeGate demo is running.
                       1. Open \(appURL) and pick what the demo app asks for.
-                      2. A held request shows ScopeGate's waiting page. Decide it on the approvals page
+                      2. A held request shows ScopeGate's waiting page. Decide it in the demo Slack at
+                         \(slackURL) (as it would be decided in Slack), on the approvals page
                          \(appURL)/approvals, or from another terminal:
                            swift run scopegate requests list --config \(configPath)
                            swift run scopegate requests approve <id> --config \(configPath)
@@ -67,7 +86,7 @@ struct Demo: AsyncParsableCommand {
             }, logger: logger)
         let group = ServiceGroup(
             configuration: .init(
-                services: services + [clientApp, HTTPClientService(client: httpClient)],
+                services: services + [slackApp, clientApp, HTTPClientService(client: httpClient)],
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
         idpTask.cancel()
@@ -100,7 +119,9 @@ struct ServiceApprovals: DemoApprovals {
 }
 
 enum DemoConfiguration {
-    static func yaml(idpPort: Int, gatePort: Int, adminPort: Int, appURL: String) -> String {
+    static let slackTeam = "T0DEMO"
+
+    static func yaml(idpPort: Int, gatePort: Int, adminPort: Int, appURL: String, slackURL: String) -> String {
         """
         # Written by `scopegate demo`.
         public_url: http://127.0.0.1:\(gatePort)
@@ -140,6 +161,23 @@ enum DemoConfiguration {
             owner: the ScopeGate demo
             redirect_uris:
               - \(appURL)/callback
+        slack:
+          team_id: \(slackTeam)
+          bot_token_file: slack-bot-token
+          signing_secret_file: slack-signing-secret
+          api_url: \(slackURL)/api
+        routes:
+          - name: critical
+            match:
+              tiers: [critical]
+            channel: C0SECURITY
+            approvers:
+              groups: [S0SECURITY]
+          - name: everyone
+            channel: C0APPROVALS
+            approvers:
+              users: [U0ALICE]
+        default_route: everyone
         """
     }
 }
