@@ -145,6 +145,7 @@ public struct DemoSlack: Sendable {
             <title>Demo Slack</title><style>
             body{font-family:system-ui;max-width:48rem;margin:2rem auto}
             .message{border:1px solid #ccc;border-radius:6px;padding:.5rem 1rem;margin:1rem 0}
+            .fields{display:grid;grid-template-columns:1fr 1fr;gap:0 1rem}.fields p{margin:.3rem 0}
             .text{white-space:pre-wrap}.context{color:#666;font-size:.9em}.ephemeral{background:#ffe;padding:.5rem}
             form{display:inline}</style></head><body>\(html)</body></html>
             """
@@ -159,30 +160,52 @@ public struct DemoSlack: Sendable {
         for block in blocks {
             switch block["type"] as? String {
             case "header":
-                html += "<h3>\(escape(text(block["text"])))</h3>"
+                html += "<h3>\(mrkdwn(text(block["text"])))</h3>"
             case "section":
                 if let fields = block["fields"] as? [Any] {
-                    html += "<p class=\"text\">" + fields.map { escape(text($0)) }.joined(separator: "\n") + "</p>"
+                    html += "<div class=\"fields\">" + fields.map { "<p class=\"text\">\(mrkdwn(text($0)))</p>" }.joined() + "</div>"
                 }
-                if block["text"] != nil { html += "<p class=\"text\">\(escape(text(block["text"])))</p>" }
+                if let object = block["text"] as? [String: Any] {
+                    let body = object["type"] as? String == "plain_text" ? escape(text(object)) : mrkdwn(text(object))
+                    html += "<p class=\"text\">\(body)</p>"
+                }
             case "context":
                 html += "<p class=\"context\">" + ((block["elements"] as? [Any]) ?? []).map { escape(text($0)) }.joined(separator: " ") + "</p>"
             case "actions":
+                let options = members.map { "<option value=\"\(escape($0.id))\">\(escape($0.name))</option>" }.joined()
+                var buttons = ""
+                var value = ""
                 for element in (block["elements"] as? [[String: Any]]) ?? [] {
-                    let action = element["action_id"] as? String ?? ""
-                    let value = element["value"] as? String ?? ""
-                    let options = members.map { "<option value=\"\(escape($0.id))\">\(escape($0.name))</option>" }.joined()
-                    html += """
-                        <form method="post" action="/click"><input type="hidden" name="action" value="\(escape(action))">
-                        <input type="hidden" name="value" value="\(escape(value))"><input type="hidden" name="channel" value="\(escape(message.channel))">
-                        <input type="hidden" name="ts" value="\(escape(message.ts))"><select name="user" aria-label="click as">\(options)</select>
-                        <button>\(escape(text(element["text"])))</button></form>
-                        """
+                    value = element["value"] as? String ?? value
+                    buttons += "<button name=\"action\" value=\"\(escape(element["action_id"] as? String ?? ""))\">\(escape(text(element["text"])))</button> "
                 }
+                html += """
+                    <form method="post" action="/click"><input type="hidden" name="value" value="\(escape(value))">
+                    <input type="hidden" name="channel" value="\(escape(message.channel))"><input type="hidden" name="ts" value="\(escape(message.ts))">
+                    Click as <select name="user" aria-label="click as">\(options)</select> \(buttons)</form>
+                    """
             default:
                 continue
             }
         }
+        return html
+    }
+
+    /// Slack's mrkdwn as Slack would show it, for what ScopeGate writes: `<!date^…|fallback>` as its
+    /// fallback, `<@U…>` as the member's name, `*bold*`, `` `code` ``; everything else as text.
+    private func mrkdwn(_ source: String) -> String {
+        var text = source
+        while let open = text.range(of: "<!date^"), let close = text[open.upperBound...].firstIndex(of: ">") {
+            let token = text[open.upperBound..<close]
+            let fallback = token.split(separator: "|", maxSplits: 1).last.map(String.init) ?? ""
+            text.replaceSubrange(open.lowerBound...close, with: fallback)
+        }
+        for member in members { text = text.replacingOccurrences(of: "<@\(member.id)>", with: "@" + member.name) }
+        text = text.replacingOccurrences(of: "&lt;", with: "<").replacingOccurrences(of: "&gt;", with: ">")
+            .replacingOccurrences(of: "&amp;", with: "&")
+        var html = escape(text)
+        html = html.replacingOccurrences(of: #"\*([^*\n]+)\*"#, with: "<strong>$1</strong>", options: .regularExpression)
+        html = html.replacingOccurrences(of: #"`([^`\n]+)`"#, with: "<code>$1</code>", options: .regularExpression)
         return html
     }
 
@@ -201,6 +224,7 @@ public struct DemoSlack: Sendable {
         var copy = request
         let form = String(buffer: try await copy.collectBody(upTo: 1 << 16))
         var fields: [String: String] = [:]
+        // The clicked button's `action` comes with the form's other fields.
         for pair in form.split(separator: "&") {
             let parts = pair.split(separator: "=", maxSplits: 1).map {
                 String($0).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? ""
