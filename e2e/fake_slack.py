@@ -24,6 +24,7 @@ class FakeSlack:
         self.calls = []
         self.failures = {}
         self.groups = {}
+        self.guests = set()
         self.next_ts = 1
         fake = self
 
@@ -83,6 +84,14 @@ class FakeSlack:
             return 200, {}, {"ok": True, "channel": arguments.get("channel"), "ts": arguments.get("ts")}
         if method == "chat.postEphemeral":
             return 200, {}, {"ok": True, "message_ts": "1700000001.000001"}
+        if method == "users.info":
+            user = arguments.get("user", "")
+            if not user.startswith("U"):
+                return 200, {}, {"ok": False, "error": "user_not_found"}
+            return 200, {}, {"ok": True, "user": {
+                "id": user, "team_id": TEAM_ID, "name": user.lower(), "deleted": False, "is_bot": False,
+                "is_restricted": user in self.guests, "is_ultra_restricted": False,
+            }}
         if method == "usergroups.users.list":
             members = self.groups.get(arguments.get("usergroup"))
             if members is None:

@@ -18,7 +18,7 @@ INTERACTIONS = "/_scopegate/slack/interactions"
 @pytest.fixture
 def slack():
     fake = FakeSlack(free_port())
-    fake.groups["S0SECURITY"] = ["U0BOB"]
+    fake.groups["S0SECURITY"] = ["U0BOB", "U0CAROL"]
     yield fake
     fake.stop()
 
@@ -117,7 +117,11 @@ def test_critical_scopes_are_decided_by_their_route_only(slack_gate, idp, slack,
     assert state_of(slack_gate, request_id) == "pending"
     ephemeral = slack.wait_for("chat.postEphemeral")[-1]["arguments"]
     assert ephemeral["user"] == "U0ALICE" and "not an approver" in ephemeral["text"]
+    slack.guests.add("U0BOB")
     assert click(slack_gate, "scopegate_approve", request_id, user="U0BOB").status_code == 200
+    assert state_of(slack_gate, request_id) == "pending", "a guest account decides nothing, even in the group"
+    assert [c["arguments"]["user"] for c in slack.calls_to("users.info")] == ["U0BOB"]
+    assert click(slack_gate, "scopegate_approve", request_id, user="U0CAROL").status_code == 200
     assert state_of(slack_gate, request_id) == "approved"
 
 

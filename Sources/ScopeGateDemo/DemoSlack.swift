@@ -99,6 +99,13 @@ public struct DemoSlack: Sendable {
         case "chat.postEphemeral":
             state.withLockedValue { $0.ephemeral.append((arguments["user"] as? String ?? "", arguments["text"] as? String ?? "")) }
             return json(["ok": true, "message_ts": "1700000001.000001"])
+        case "users.info":
+            let user = arguments["user"] as? String ?? ""
+            guard members.contains(where: { $0.id == user }) else { return json(["ok": false, "error": "user_not_found"]) }
+            return json([
+                "ok": true,
+                "user": ["id": user, "team_id": teamID, "deleted": false, "is_bot": false, "is_restricted": false] as [String: Any],
+            ])
         case "usergroups.users.list":
             guard let members = groups[arguments["usergroup"] as? String ?? ""] else {
                 return json(["ok": false, "error": "no_such_subteam"])

@@ -98,9 +98,29 @@ import Testing
                 #expect(slack.calls("chat.postEphemeral").last?.json["text"]?.string?.contains("not an approver") == true)
                 #expect(slack.calls("chat.postEphemeral").last?.json["user"]?.string == "U0ALICE")
 
+                // Bob is in the group, but while his account is a guest's he decides nothing.
+                slack.makeGuest("U0BOB")
+                #expect(try await click(h, .approve, on: request.id, as: "U0BOB").status == 200)
+                #expect(try await h.gate.service.store.approvalRequest(id: request.id)?.state == .pending)
+                #expect(slack.calls("users.info").last?.form["user"] == "U0BOB")
+                #expect(try await click(h, .approveOnce, on: request.id, as: "U0BOB").status == 200)
+                #expect(try await h.gate.service.store.approvalRequest(id: request.id)?.state == .pending, "the verdict is cached")
+                #expect(slack.calls("usergroups.users.list").first?.form["usergroup"] == "S0SECURITY")
+            }
+        }
+    }
+
+    @Test func aGroupMemberWithAnActiveAccountDecides() async throws {
+        try await FakeSlack.with { slack in
+            slack.setGroup("S0SECURITY", members: ["U0BOB", "U0CAROL"])
+            slack.deactivate("U0CAROL")
+            try await GateHarness.with(slack: slack) { h in
+                _ = try await Browser(h).hold(scope: "orders:write")
+                let request = try await pending(h)
+                #expect(try await click(h, .approve, on: request.id, as: "U0CAROL").status == 200)
+                #expect(try await h.gate.service.store.approvalRequest(id: request.id)?.state == .pending, "a deactivated account decides nothing")
                 #expect(try await click(h, .approveOnce, on: request.id, as: "U0BOB").status == 200)
                 #expect(try await h.gate.service.store.approvalRequest(id: request.id)?.state == .approvedOnce)
-                #expect(slack.calls("usergroups.users.list").first?.form["usergroup"] == "S0SECURITY")
             }
         }
     }

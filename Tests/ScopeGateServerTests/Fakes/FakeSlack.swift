@@ -41,6 +41,9 @@ final class FakeSlack: Sendable {
         var failures: [String: [Failure]] = [:]
         var groups: [String: [String]] = [:]
         var nextTS = 1
+        /// Accounts `users.info` describes as deactivated or guests; everyone else is an active member.
+        var deactivated: Set<String> = []
+        var guests: Set<String> = []
     }
 
     private let state = Mutex(State())
@@ -58,6 +61,8 @@ final class FakeSlack: Sendable {
     }
 
     func setGroup(_ id: String, members: [String]) { state.withLock { $0.groups[id] = members } }
+    func deactivate(_ user: String) { state.withLock { _ = $0.deactivated.insert(user) } }
+    func makeGuest(_ user: String) { state.withLock { _ = $0.guests.insert(user) } }
 
     // MARK: Socket Mode
 
@@ -165,11 +170,11 @@ final class FakeSlack: Sendable {
                     if parts.count == 2 { call.form[parts[0]] = parts[1] }
                 }
             }
-            let (failure, ts, groups): (Failure?, Int, [String: [String]]) = self.state.withLock { state in
+            let (failure, ts, groups, deactivated, guests) = self.state.withLock { state in
                 state.calls.append(call)
                 let failure = state.failures[method]?.isEmpty == false ? state.failures[method]!.removeFirst() : nil
                 if failure == nil, method == "chat.postMessage" { state.nextTS += 1 }
-                return (failure, state.nextTS, state.groups)
+                return (failure, state.nextTS, state.groups, state.deactivated, state.guests)
             }
             let token = method == "apps.connections.open" ? Self.appToken : Self.botToken
             if call.authorization != "Bearer \(token)" { return Self.json(["ok": false, "error": "invalid_auth"]) }
@@ -192,6 +197,16 @@ final class FakeSlack: Sendable {
                 return Self.json(["ok": true, "channel": call.json["channel"]?.string ?? "", "ts": call.json["ts"]?.string ?? ""])
             case "chat.postEphemeral":
                 return Self.json(["ok": true, "message_ts": "1700000001.000001"])
+            case "users.info":
+                let user = call.form["user"] ?? ""
+                guard user.hasPrefix("U") else { return Self.json(["ok": false, "error": "user_not_found"]) }
+                return Self.json([
+                    "ok": true,
+                    "user": [
+                        "id": user, "team_id": Self.teamID, "name": user.lowercased(), "deleted": deactivated.contains(user),
+                        "is_bot": false, "is_restricted": guests.contains(user), "is_ultra_restricted": false,
+                    ] as [String: Any],
+                ])
             case "apps.connections.open":
                 return Self.json(["ok": true, "url": "ws://127.0.0.1:\(self.port)/link/?ticket=\(UUID().uuidString)"])
             case "usergroups.users.list":

@@ -27,7 +27,18 @@ struct SlackAPI: Sendable {
 
     /// What ScopeGate reads from a successful answer.
     struct Answer: Decodable, Sendable {
+        /// A workspace member, as `users.info` describes them.
+        struct User: Decodable, Sendable {
+            var id: String
+            var team_id: String?
+            var deleted: Bool?
+            var is_bot: Bool?
+            var is_restricted: Bool?
+            var is_ultra_restricted: Bool?
+        }
+
         var ok: Bool
+        var user: User?
         var error: String?
         var ts: String?
         var channel: String?

@@ -3,8 +3,9 @@ import Logging
 import ScopeGateCore
 
 /// Decides whether a Slack user may decide a request on a route: by user id, or by membership of an
-/// approver user group (`usergroups.users.list`, cached for a bounded time). The user's team must be
-/// the configured workspace. A group that cannot be read authorizes nobody.
+/// approver user group (`usergroups.users.list`), and only while the account is active and a full
+/// member of the configured workspace (`users.info`: not deactivated, not a guest, not a bot). Both
+/// lookups are cached for a bounded time. What cannot be read authorizes nobody.
 actor SlackApprovers {
     /// Whether the user may decide, and if not, why (shown to the user, ephemeral).
     enum Verdict: Equatable {
@@ -18,6 +19,7 @@ actor SlackApprovers {
     let lifetime: Duration
     let now: @Sendable () -> Date
     private var groups: [String: (members: Set<String>, fetched: Date)] = [:]
+    private var accounts: [String: (active: Bool, fetched: Date)] = [:]
 
     init(api: SlackAPI, teamID: String, lifetime: Duration = .seconds(300), now: @escaping @Sendable () -> Date) {
         self.api = api
@@ -28,16 +30,34 @@ actor SlackApprovers {
 
     func verdict(user: String, team: String?, route: Route) async -> Verdict {
         guard team == teamID else { return .notAnApprover }
-        if route.approverUsers.contains(user) { return .approver }
+        var named = route.approverUsers.contains(user)
         var unreadable = false
-        for group in route.approverGroups {
+        for group in route.approverGroups where !named {
             guard let members = await members(of: group) else {
                 unreadable = true
                 continue
             }
-            if members.contains(user) { return .approver }
+            named = members.contains(user)
         }
-        return unreadable ? .cannotCheck : .notAnApprover
+        guard named else { return unreadable ? .cannotCheck : .notAnApprover }
+        switch await isActiveMember(user) {
+        case true?: return .approver
+        case false?: return .notAnApprover
+        case nil: return .cannotCheck
+        }
+    }
+
+    /// Whether the account is an active, full member of the workspace; `nil` when Slack cannot tell.
+    private func isActiveMember(_ user: String) async -> Bool? {
+        let date = now()
+        if let cached = accounts[user], date.timeIntervalSince(cached.fetched) < lifetime.seconds { return cached.active }
+        guard let answer = try? await api.call("users.info", form: [("user", user)]), let account = answer.user else {
+            return nil
+        }
+        let active = account.id == user && account.team_id == teamID && account.deleted != true && account.is_bot != true
+            && account.is_restricted != true && account.is_ultra_restricted != true
+        accounts[user] = (active, date)
+        return active
     }
 
     /// A group's members, from the cache while fresh.
