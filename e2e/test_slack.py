@@ -203,3 +203,26 @@ def test_a_permanent_slack_error_is_shown_by_requests_show(slack_gate, slack, ca
         time.sleep(0.2)
     assert notifications[0]["status"] == "failed" and notifications[0]["error"] == "channel_not_found"
     assert len(slack.calls_to("chat.postMessage")) == 1, "a permanent error is not retried"
+
+
+def test_a_restart_resumes_the_outbox_and_posts_once(slack_gate, idp, slack, callback_server):
+    slack.fail("chat.postMessage", *([503] * 50))
+    client, verifier, url, _ = start(slack_gate, callback_server, "openid orders:read")
+    browser = BrowserSession(slack_gate, callback_server)
+    kind, page = browser.go(url)
+    assert kind == "page"
+    request_id = slack_gate.only_pending_id()
+    slack.wait_for("chat.postMessage", count=2)
+    slack_gate.stop()
+    with slack.lock:
+        slack.failures.clear()
+    attempts_before = len(slack.calls_to("chat.postMessage"))
+    slack_gate.start()
+    slack.wait_for("chat.postMessage", count=attempts_before + 1, timeout=20)
+    time.sleep(1.0)
+    assert len(slack.calls_to("chat.postMessage")) == attempts_before + 1, "posted once after the restart"
+    assert [n["status"] for n in json.loads(slack_gate.cli("requests", "show", request_id))["notifications"]] == ["delivered"]
+    assert click(slack_gate, "scopegate_approve", request_id).status_code == 200
+    kind, callback = browser.go(page.url)
+    assert kind == "callback"
+    assert "orders:read" in finish(slack_gate, client, verifier, callback)["scope"].split()

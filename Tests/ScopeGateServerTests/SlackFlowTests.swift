@@ -235,6 +235,16 @@ import Testing
                 try await eventually("the admin decision reaches the message") {
                     slack.calls("chat.update").contains { self.blocks($0).contains("*Denied* by the admin API") }
                 }
+
+                // An expiry updates the message the same way.
+                _ = try await Browser(h).hold(scope: "invoices:read")
+                let second = try await pending(h)
+                try await eventually("the second request is posted") { slack.calls("chat.postMessage").count == 4 }
+                _ = try await h.gate.service.store.decide(
+                    second.id, Decision(outcome: .expired, actor: "policy:expiry", at: second.expiresAt), grants: [])
+                try await eventually("the expiry reaches the message") {
+                    slack.calls("chat.update").contains { self.blocks($0).contains("*Expired* unanswered") && self.blocks($0).contains(second.id) }
+                }
             }
         }
     }
