@@ -25,6 +25,8 @@ public struct ScopeGateApplication: Sendable {
     let logger: Logger
     /// Slack approvals, when configured: the outbox worker and the interaction endpoint.
     let slackNotifier: SlackNotifier?
+    /// Counters and gauges for the admin API's `/metrics`.
+    public let metrics: GateMetrics
     let slackInteractions: SlackInteractions?
 
     init(
@@ -42,16 +44,18 @@ public struct ScopeGateApplication: Sendable {
         self.metadata = metadata
         self.logger = logger
         self.proxy = UpstreamProxy(client: httpClient, configuration: configuration, logger: logger)
-        var observers: [any GateObserver] = [hub, refresher] + extraObservers
+        let metrics = GateMetrics()
+        self.metrics = metrics
+        var observers: [any GateObserver] = [hub, refresher, metrics] + extraObservers
         var slackAPI: SlackAPI?
         if let slack = configuration.slack {
             guard let outbox = store as? any ChatOutboxStore else {
                 preconditionFailure("Slack approvals need a store with a chat outbox")
             }
-            let api = SlackAPI(client: httpClient, baseURL: slack.apiURL, token: slack.botToken)
+            let api = SlackAPI(client: httpClient, baseURL: slack.apiURL, token: slack.botToken, metrics: metrics)
             let notifier = SlackNotifier(
                 outbox: outbox, store: store, api: api, routing: slack.routing, policy: configuration.policy,
-                confirmTiers: slack.confirmTiers, logger: logger, now: now)
+                confirmTiers: slack.confirmTiers, metrics: metrics, logger: logger, now: now)
             observers.append(notifier)
             slackAPI = api
             self.slackNotifier = notifier
@@ -68,7 +72,7 @@ public struct ScopeGateApplication: Sendable {
                 signature: slack.signingSecret.map(SlackSignature.init(signingSecret:)), service: service, outbox: outbox,
                 approvers: SlackApprovers(
                     api: slackAPI, teamID: slack.teamID, lifetime: slack.groupCacheLifetime, now: now),
-                api: slackAPI, routing: slack.routing, notifier: notifier, logger: logger, now: now)
+                api: slackAPI, routing: slack.routing, notifier: notifier, metrics: metrics, logger: logger, now: now)
         } else {
             self.slackInteractions = nil
         }
@@ -116,7 +120,7 @@ public struct ScopeGateApplication: Sendable {
     public func adminApplication() -> (some ApplicationProtocol)? {
         guard let token = configuration.adminToken else { return nil as Application<RouterResponder<BasicRequestContext>>? }
         let api = AdminAPI(
-            service: service, token: token, tokenName: configuration.adminTokenName,
+            service: service, metrics: metrics, token: token, tokenName: configuration.adminTokenName,
             grantsChanged: { [snapshot] in snapshot.invalidate() })
         return Application(
             router: api.router(),
@@ -137,7 +141,8 @@ public struct ScopeGateApplication: Sendable {
         if let slack = configuration.slack, let appToken = slack.appToken, let slackInteractions {
             services.append(
                 SlackSocketMode(
-                    connections: SlackAPI(client: slackInteractions.api.client, baseURL: slack.apiURL, token: appToken),
+                    connections: SlackAPI(
+                        client: slackInteractions.api.client, baseURL: slack.apiURL, token: appToken, metrics: metrics),
                     interactions: slackInteractions, logger: logger))
         }
         return services

@@ -206,6 +206,12 @@ import Testing
                 let report = try await h.admin(.GET, "/v1/requests/\(request.id)")
                 #expect(report.body.contains("\"status\" : \"failed\""))
                 #expect(report.body.contains("channel_not_found"))
+                let metrics = try await h.admin(.GET, "/metrics")
+                #expect(metrics.status == 200)
+                #expect(metrics.body.contains("scopegate_slack_messages_failed_total 1"))
+                #expect(metrics.body.contains(#"scopegate_slack_calls_total{method="chat.postMessage",outcome="permanent"} 1"#))
+                #expect(metrics.body.contains("scopegate_approval_requests_opened_total 1"))
+                #expect(try await h.admin(.GET, "/metrics", token: nil).status == 401)
                 #expect(try await h.gate.service.store.approvalRequest(id: request.id)?.state == .pending)
             }
         }

@@ -13,15 +13,21 @@ import ScopeGateCore
 ///     POST   /v1/requests/{id}/deny         {"reason": "…"}
 ///     GET    /v1/grants                     grants in force
 ///     DELETE /v1/grants/{client}/{scope}    revoke one
+///     GET    /metrics                       Prometheus text format
 struct AdminAPI: Sendable {
     let service: GateService
+    let metrics: GateMetrics
     let tokenDigest: SHA256.Digest
     let tokenName: String
     /// Told when a grant is revoked here, so that nothing cached outlives it.
     let grantsChanged: @Sendable () -> Void
 
-    init(service: GateService, token: String, tokenName: String, grantsChanged: @escaping @Sendable () -> Void = {}) {
+    init(
+        service: GateService, metrics: GateMetrics, token: String, tokenName: String,
+        grantsChanged: @escaping @Sendable () -> Void = {}
+    ) {
         self.service = service
+        self.metrics = metrics
         self.tokenDigest = SHA256.hash(data: Data(token.utf8))
         self.tokenName = tokenName
         self.grantsChanged = grantsChanged
@@ -35,6 +41,11 @@ struct AdminAPI: Sendable {
     func router() -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
         router.add(middleware: BearerTokenMiddleware(tokenDigest: tokenDigest))
+        router.get("/metrics") { _, _ in
+            Response(
+                status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8", .cacheControl: "no-store"],
+                body: .init(byteBuffer: ByteBuffer(string: metrics.text)))
+        }
         router.get("/v1/requests") { request, _ in
             let filter = request.uri.queryParameters["state"].map(String.init)
             var states: Set<ApprovalRequest.State>?

@@ -62,8 +62,10 @@ struct SlackAPI: Sendable {
     let baseURL: String
     let token: String
     let timeout: TimeAmount
+    let metrics: GateMetrics?
 
-    init(client: HTTPClient, baseURL: URL, token: String, timeout: TimeAmount = .seconds(10)) {
+    init(client: HTTPClient, baseURL: URL, token: String, timeout: TimeAmount = .seconds(10), metrics: GateMetrics? = nil) {
+        self.metrics = metrics
         self.client = client
         var base = baseURL.absoluteString
         while base.hasSuffix("/") { base.removeLast() }
@@ -83,7 +85,23 @@ struct SlackAPI: Sendable {
         return try await send(method, body: ByteBuffer(string: encoded), contentType: "application/x-www-form-urlencoded")
     }
 
+    /// Sends one call and counts how it ended.
     private func send(_ method: String, body: ByteBuffer, contentType: String) async throws(Failure) -> Answer {
+        do {
+            let answer = try await exchange(method, body: body, contentType: contentType)
+            metrics?.slackCall(method, outcome: "ok")
+            return answer
+        } catch {
+            switch error {
+            case .rateLimited: metrics?.slackCall(method, outcome: "rate_limited")
+            case .permanent: metrics?.slackCall(method, outcome: "permanent")
+            case .transient: metrics?.slackCall(method, outcome: "transient")
+            }
+            throw error
+        }
+    }
+
+    private func exchange(_ method: String, body: ByteBuffer, contentType: String) async throws(Failure) -> Answer {
         var request = HTTPClientRequest(url: "\(baseURL)/\(method)")
         request.method = .POST
         request.headers.add(name: "Authorization", value: "Bearer \(token)")

@@ -58,6 +58,7 @@ struct SlackInteractions: Sendable {
     let api: SlackAPI
     let routing: Routing
     let notifier: SlackNotifier
+    let metrics: GateMetrics?
     let logger: Logger
     let now: @Sendable () -> Date
 
@@ -83,6 +84,7 @@ struct SlackInteractions: Sendable {
                 signature: request.headers[HTTPField.Name("X-Slack-Signature")!], body: bytes, now: now())
         } catch {
             logger.warning("refused a Slack interaction", metadata: ["sg.reason": "\(error)"])
+            metrics?.slackInteraction("bad_signature")
             return ErrorResponses.plain(.unauthorized, "the request is not signed by Slack")
         }
         let payload: Payload
@@ -112,9 +114,20 @@ struct SlackInteractions: Sendable {
         }
     }
 
-    /// Acts on a verified click.
+    /// Acts on a verified click, and counts what became of it.
     @discardableResult
     func handle(_ payload: Payload) async -> Outcome {
+        let outcome = await act(on: payload)
+        switch outcome {
+        case .decided: metrics?.slackInteraction("decided")
+        case .replay: metrics?.slackInteraction("replay")
+        case .ignored: metrics?.slackInteraction("ignored")
+        case .refused: metrics?.slackInteraction("refused")
+        }
+        return outcome
+    }
+
+    private func act(on payload: Payload) async -> Outcome {
         guard payload.type == "block_actions", let actions = payload.actions, actions.count == 1,
             let action = SlackApprovalMessage.Action(rawValue: actions[0].action_id), let requestID = actions[0].value,
             let user = payload.user

@@ -20,6 +20,7 @@ final class SlackNotifier: Service, GateObserver {
     let routing: Routing
     let policy: Policy
     let confirmTiers: Set<String>
+    let metrics: GateMetrics?
     let interval: Duration
     let logger: Logger
     let now: @Sendable () -> Date
@@ -28,7 +29,7 @@ final class SlackNotifier: Service, GateObserver {
 
     init(
         outbox: any ChatOutboxStore, store: any GateStore, api: SlackAPI, routing: Routing, policy: Policy,
-        confirmTiers: Set<String>, interval: Duration = .milliseconds(250), logger: Logger,
+        confirmTiers: Set<String>, metrics: GateMetrics? = nil, interval: Duration = .milliseconds(250), logger: Logger,
         now: @escaping @Sendable () -> Date
     ) {
         self.outbox = outbox
@@ -37,6 +38,7 @@ final class SlackNotifier: Service, GateObserver {
         self.routing = routing
         self.policy = policy
         self.confirmTiers = confirmTiers
+        self.metrics = metrics
         self.interval = interval
         self.logger = logger
         self.now = now
@@ -82,7 +84,9 @@ final class SlackNotifier: Service, GateObserver {
                         metadata: ["sg.request": "\(request.id)", "sg.route": "\(route.name)"])
                 }
             }
-            for message in try await outbox.dueChatMessages(platform: Self.platform, at: now(), limit: 50) {
+            let due = try await outbox.dueChatMessages(platform: Self.platform, at: now(), limit: 50)
+            metrics?.slackOutboxDue(due.count)
+            for message in due {
                 if let pause = try await deliver(message) { return pause }
             }
         } catch {
@@ -142,6 +146,7 @@ final class SlackNotifier: Service, GateObserver {
         switch failure {
         case .permanent(let error):
             logger.error("Slack refused the approval message; it will not be retried", metadata: metadata)
+            metrics?.slackMessageFailedPermanently()
             try await outbox.chatMessageFailed(message, error: error, permanent: true, retryAt: now())
             return nil
         case .rateLimited(let after):
