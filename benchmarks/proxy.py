@@ -16,7 +16,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -25,30 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_ports(count):
-    """`count` distinct loopback ports the kernel reports free (probed while all are held)."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
-def wait_for(port, timeout=30):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on {port}")
+from common import RELEASE_BINARY, free_ports, scopegate_config, wait_for
 
 
 def nginx(work, name, body):
@@ -91,7 +67,7 @@ def main():
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--binary", default=str(ROOT / ".build" / "release" / "scopegate"))
+    parser.add_argument("--binary", default=str(RELEASE_BINARY))
     args = parser.parse_args()
     for tool in ("nginx", "wrk"):
         if not shutil.which(tool):
@@ -122,25 +98,7 @@ def main():
     }}""",
         }))
         config = work / "scopegate.yaml"
-        config.write_text(f"""
-public_url: http://127.0.0.1:{gate}
-listen:
-  public: 127.0.0.1:{gate}
-  admin: 127.0.0.1:{admin}
-upstream:
-  url: http://127.0.0.1:{up}
-  authorization_endpoint: /authorize
-store:
-  path: {work}/scopegate.sqlite
-scopes:
-  - pattern: "s*"
-    auto: ask
-    tier: elevated
-clients:
-  - id: bench
-    name: Benchmark
-    redirect_uris: ["https://bench.example/cb"]
-""")
+        config.write_text(scopegate_config(work, gate, admin, up, "s*"))
         env = dict(os.environ, SCOPEGATE_LOG_LEVEL="warning")
         server = subprocess.Popen([args.binary, "serve", "--config", str(config)], env=env)
         processes.append(server)

@@ -18,7 +18,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,32 +30,11 @@ from urllib.parse import urljoin
 
 import requests
 
-ROOT = Path(__file__).resolve().parent.parent
+from common import RELEASE_BINARY, ROOT, free_ports, scopegate_config, wait_for
+
 sys.path.insert(0, str(ROOT / "e2e"))
 import fake_slack  # noqa: E402
 from fake_slack import FakeSlack, interaction, sign  # noqa: E402
-
-
-def free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
-def wait_for(port, timeout=30):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on {port}")
 
 
 class Upstream(BaseHTTPRequestHandler):
@@ -81,7 +59,7 @@ def percentile(values, fraction):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=300)
-    parser.add_argument("--binary", default=str(ROOT / ".build" / "release" / "scopegate"))
+    parser.add_argument("--binary", default=str(RELEASE_BINARY))
     args = parser.parse_args()
     if not Path(args.binary).exists():
         sys.exit(f"{args.binary} is missing: swift build -c release --product scopegate")
@@ -92,24 +70,7 @@ def main():
     threading.Thread(target=upstream.serve_forever, daemon=True).start()
     slack = FakeSlack(slack_port)
     config = work / "scopegate.yaml"
-    config.write_text(f"""
-public_url: http://127.0.0.1:{gate}
-listen:
-  public: 127.0.0.1:{gate}
-  admin: 127.0.0.1:{admin}
-upstream:
-  url: http://127.0.0.1:{up}
-  authorization_endpoint: /authorize
-store:
-  path: {work}/scopegate.sqlite
-scopes:
-  - pattern: "*"
-    auto: ask
-    tier: elevated
-clients:
-  - id: bench
-    name: Benchmark
-    redirect_uris: ["https://bench.example/cb"]
+    config.write_text(scopegate_config(work, gate, admin, up, "*", extra=f"""
 slack:
   team_id: {fake_slack.TEAM_ID}
   bot_token_env: BENCH_SLACK_BOT_TOKEN
@@ -121,7 +82,7 @@ routes:
     approvers:
       users: [U0ALICE]
 default_route: everyone
-""")
+"""))
     env = dict(
         os.environ, SCOPEGATE_LOG_LEVEL="warning", BENCH_SLACK_BOT_TOKEN=fake_slack.BOT_TOKEN,
         BENCH_SLACK_SIGNING_SECRET=fake_slack.SIGNING_SECRET,

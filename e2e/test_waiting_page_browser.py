@@ -1,6 +1,5 @@
 """The waiting page in a real headless chromium: it renders, takes a justification, and moves on after a
 decision by itself with JavaScript on, or on reload with JavaScript off."""
-import json
 import time
 
 import pytest
