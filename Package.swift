@@ -38,10 +38,18 @@ let package = Package(
             ]
         ),
         .target(
+            name: "ScopeGateAudit",
+            dependencies: [
+                "ScopeGateCore",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        .target(
             name: "ScopeGateServer",
             dependencies: [
                 "ScopeGateCore",
                 "ScopeGateStore",
+                "ScopeGateAudit",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOExtras", package: "swift-nio-extras"),
@@ -69,6 +77,8 @@ let package = Package(
             name: "scopegate",
             dependencies: [
                 "ScopeGateServer",
+                "ScopeGateAudit",
+                "ScopeGateStore",
                 "ScopeGateDemo",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -76,13 +86,19 @@ let package = Package(
         .testTarget(name: "ScopeGateCoreTests", dependencies: ["ScopeGateCore"]),
         .testTarget(name: "ScopeGateStoreTests", dependencies: ["ScopeGateStore"]),
         .testTarget(
+            name: "ScopeGateAuditTests",
+            dependencies: ["ScopeGateAudit", "ScopeGateStore", "ScopeGateCore", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
+        .testTarget(
             name: "ScopeGateServerTests",
             dependencies: [
                 "ScopeGateServer",
                 "ScopeGateStore",
+                "ScopeGateAudit",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
-            ]
+            ],
+            exclude: ["Vectors"]
         ),
     ]
 )

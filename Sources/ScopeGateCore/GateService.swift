@@ -34,15 +34,24 @@ public struct GateService: Sendable {
     let logger: Logger
 
     /// Creates the service.
+    /// Names the route a new approval request takes (client, unapproved scopes), for the audit log.
+    public let routeName: (@Sendable (String, ScopeSet) -> String?)?
+
     public init(
         policy: Policy, store: any GateStore, observer: any GateObserver, logger: Logger,
-        now: @escaping @Sendable () -> Date = { Date() }
+        routeName: (@Sendable (String, ScopeSet) -> String?)? = nil, now: @escaping @Sendable () -> Date = { Date() }
     ) {
+        self.routeName = routeName
         self.policy = policy
         self.store = store
         self.observer = observer
         self.logger = logger
         self.now = now
+    }
+
+    /// `scope=origin` of the rule that decides each scope, for the audit log.
+    func rules(_ scopes: ScopeSet, clientID: String) -> [String] {
+        scopes.tokens.map { "\($0)=\(policy.rule(for: $0, clientID: clientID).origin)" }
     }
 
     /// Decides what happens to `request` from the browser identified by `binderHash`.
@@ -55,6 +64,13 @@ public struct GateService: Sendable {
             let evaluation = policy.evaluate(scopes: scopes, clientID: request.clientID, granted: granted)
             switch evaluation {
             case .deny(let denied):
+                try await store.recordAudit(
+                    AuditEvent(
+                        "decision", clientID: request.clientID,
+                        [
+                            ("outcome", .string("denied")), ("actor", .string("policy")),
+                            ("scopes", .strings(denied.tokens)), ("rules", .strings(rules(denied, clientID: request.clientID))),
+                        ]), at: date)
                 return .deny(denied)
             case .allow:
                 return .forward
@@ -69,7 +85,8 @@ public struct GateService: Sendable {
                 let draft = HoldDraft(
                     clientID: request.clientID, binderHash: binderHash, method: request.method,
                     encodedParameters: encoded, requestedScopes: scopes, unapproved: unapproved,
-                    alreadyGranted: alreadyGranted)
+                    alreadyGranted: alreadyGranted, rules: rules(unapproved, clientID: request.clientID),
+                    route: routeName?(request.clientID, unapproved))
                 let expiresAt = date.addingTimeInterval(policy.approvalTimeout.seconds)
                 let (hold, approval, opened) = try await store.openHold(draft, at: date, expiresAt: expiresAt)
                 if opened {

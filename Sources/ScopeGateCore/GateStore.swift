@@ -16,12 +16,18 @@ public struct HoldDraft: Sendable, Equatable {
     public var unapproved: ScopeSet
     /// The part the client already holds.
     public var alreadyGranted: ScopeSet
+    /// For the audit log: the policy rule that sent each unapproved scope to approvers
+    /// (`scope=origin`), and the route the request takes.
+    public var rules: [String]
+    public var route: String?
 
     /// Creates a draft.
     public init(
         clientID: String, binderHash: String, method: AuthorizationRequest.Method, encodedParameters: String,
-        requestedScopes: ScopeSet, unapproved: ScopeSet, alreadyGranted: ScopeSet
+        requestedScopes: ScopeSet, unapproved: ScopeSet, alreadyGranted: ScopeSet, rules: [String] = [], route: String? = nil
     ) {
+        self.rules = rules
+        self.route = route
         self.clientID = clientID
         self.binderHash = binderHash
         self.method = method
@@ -56,8 +62,8 @@ public protocol GateStore: Sendable {
     func activeGrants(clientID: String, among scopes: ScopeSet, at date: Date) async throws -> [Grant]
     /// Every grant in force at `date`, for listings.
     func allActiveGrants(at date: Date) async throws -> [Grant]
-    /// Removes a grant; returns whether there was one.
-    func revokeGrant(clientID: String, scope: String) async throws -> Bool
+    /// Removes a grant on behalf of `actor`; returns whether there was one.
+    func revokeGrant(clientID: String, scope: String, actor: String, at date: Date) async throws -> Bool
     /// Stores a new hold, attached to the pending approval request for the same client and unapproved
     /// scopes, or to a new one expiring at `expiresAt`. `opened` tells whether the request is new.
     func openHold(_ draft: HoldDraft, at date: Date, expiresAt: Date) async throws -> (
@@ -81,6 +87,11 @@ public protocol GateStore: Sendable {
     func releasedHold(binderHash: String, encodedParameters: String, decidedSince: Date) async throws -> Hold?
     /// Records when a released hold first continued to the IdP; false when it already had.
     func markContinued(holdID: String, at date: Date) async throws -> Bool
+    /// Records when a denied or expired hold was first sent back to the app; false when it already was.
+    func markRejected(holdID: String, at date: Date) async throws -> Bool
+    /// Appends an event that comes with no state change (a refused request, a policy denial, the
+    /// configuration loaded) to the audit log, if the store keeps one.
+    func recordAudit(_ event: AuditEvent, at date: Date) async throws
     /// Pending requests whose deadline is at or before `date`.
     func pendingRequests(expiringBy date: Date) async throws -> [ApprovalRequest]
     /// Decisions stored after `cursor`, oldest first.

@@ -30,7 +30,7 @@ public actor InMemoryGateStore: GateStore {
         return grants.filter { $0.isActive(at: date) }
     }
 
-    public func revokeGrant(clientID: String, scope: String) throws -> Bool {
+    public func revokeGrant(clientID: String, scope: String, actor: String, at date: Date) throws -> Bool {
         try check()
         let before = grants.count
         grants.removeAll { $0.clientID == clientID && $0.scope == scope }
@@ -118,6 +118,18 @@ public actor InMemoryGateStore: GateStore {
         guard let hold = holdsByID[id], hold.consumedAt == nil else { return false }
         holdsByID[id]?.consumedAt = date
         return true
+    }
+
+    public func markRejected(holdID id: String, at date: Date) throws -> Bool {
+        try markContinued(holdID: id, at: date)
+    }
+
+    /// Events recorded with `recordAudit`, for tests; this store signs nothing.
+    public private(set) var auditEvents: [AuditEvent] = []
+
+    public func recordAudit(_ event: AuditEvent, at date: Date) throws {
+        try check()
+        auditEvents.append(event)
     }
 
     public func pendingRequests(expiringBy date: Date) throws -> [ApprovalRequest] {

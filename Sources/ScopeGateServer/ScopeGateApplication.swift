@@ -5,6 +5,7 @@ import Logging
 import NIOPosix
 import NIOSSL
 import NIOCore
+import ScopeGateAudit
 import ScopeGateCore
 import ScopeGateStore
 import ServiceLifecycle
@@ -28,12 +29,15 @@ public struct ScopeGateApplication: Sendable {
     /// Counters and gauges for the admin API's `/metrics`.
     public let metrics: GateMetrics
     let slackInteractions: SlackInteractions?
+    /// The audit log's signer, when the audit log is configured.
+    let auditSigner: AuditSigner?
 
     init(
         configuration: ScopeGateConfiguration, store: any GateStore, httpClient: HTTPClient,
         metadata: UpstreamMetadata, logger: Logger, extraObservers: [any GateObserver] = [],
-        now: @escaping @Sendable () -> Date = { Date() }
+        auditSigner: AuditSigner? = nil, now: @escaping @Sendable () -> Date = { Date() }
     ) {
+        self.auditSigner = auditSigner
         let hub = DecisionHub()
         let snapshot = GrantSnapshot()
         let refresher = GrantSnapshotRefresher(snapshot: snapshot, store: store, interval: .milliseconds(500), logger: logger)
@@ -62,8 +66,19 @@ public struct ScopeGateApplication: Sendable {
         } else {
             self.slackNotifier = nil
         }
+        var routeName: (@Sendable (String, ScopeSet) -> String?)?
+        if let routing = configuration.slack?.routing {
+            let policy = configuration.policy
+            routeName = { client, scopes in
+                let question = ApprovalRequest(
+                    id: "", clientID: client, scopes: scopes, alreadyGranted: ScopeSet([String]()), createdAt: Date(),
+                    expiresAt: Date())
+                return routing.route(for: question, policy: policy).name
+            }
+        }
         let service = GateService(
-            policy: configuration.policy, store: store, observer: GateObservers(observers), logger: logger, now: now)
+            policy: configuration.policy, store: store, observer: GateObservers(observers), logger: logger,
+            routeName: routeName, now: now)
         self.service = service
         if let slack = configuration.slack, let slackAPI, let notifier = slackNotifier,
             let outbox = store as? any ChatOutboxStore
@@ -96,7 +111,8 @@ public struct ScopeGateApplication: Sendable {
             holds: HoldEndpoints(
                 service: service, hub: hub, binding: binding, redirect: redirect,
                 authorizationPath: metadata.authorizationPath, publicOrigin: publicOrigin),
-            discovery: DiscoveryEndpoint(proxy: proxy), slack: slackInteractions)
+            discovery: DiscoveryEndpoint(proxy: proxy), slack: slackInteractions,
+            auditJWKS: configuration.audit.map { AuditJWKSEndpoint(keyring: AuditKeyring(directory: $0.keysDirectory)) })
     }
 
     /// The public listener, with TLS when the configuration names a certificate and key. `onListening`
@@ -138,6 +154,12 @@ public struct ScopeGateApplication: Sendable {
             DecisionFollower(store: service.store, hub: hub, interval: .milliseconds(200), logger: logger),
         ]
         if let slackNotifier { services.append(slackNotifier) }
+        if let settings = configuration.audit, let auditSigner, let store = service.store as? SQLiteGateStore {
+            services.append(
+                AuditCheckpointService(
+                    store: store, signer: auditSigner, settings: settings, httpClient: proxy.client,
+                    slack: slackInteractions?.api, logger: logger))
+        }
         if let slack = configuration.slack, let appToken = slack.appToken, let slackInteractions {
             services.append(
                 SlackSocketMode(
@@ -165,7 +187,21 @@ public struct ScopeGateApplication: Sendable {
     public static func prepare(configuration: ScopeGateConfiguration, logger: Logger) async throws -> (
         app: ScopeGateApplication, services: [any Service]
     ) {
-        let store = try SQLiteGateStore(path: configuration.storePath)
+        let auditSigner = try configuration.auditSigner()
+        let store = try SQLiteGateStore(path: configuration.storePath, audit: auditSigner)
+        if auditSigner != nil {
+            // The first entry of every run says which policy decides; a store that cannot take it
+            // would not take decisions either, so ScopeGate does not start.
+            try await store.recordAudit(
+                AuditEvent(
+                    "config.loaded",
+                    [
+                        ("policy_sha256", .string(configuration.policyDigest)),
+                        ("signing_kid", .string(auditSigner?.key.publicKey.kid ?? "")),
+                    ]), at: Date())
+        } else {
+            logger.warning("the audit log is off: decisions are not signed (configure audit.keys)")
+        }
         let httpClient = makeHTTPClient(configuration: configuration)
         let metadata: UpstreamMetadata
         do {
@@ -178,7 +214,8 @@ public struct ScopeGateApplication: Sendable {
             "gating the authorization endpoint",
             metadata: ["sg.path": "\(metadata.authorizationPath)", "sg.upstream": "\(configuration.upstreamURL)"])
         let app = ScopeGateApplication(
-            configuration: configuration, store: store, httpClient: httpClient, metadata: metadata, logger: logger)
+            configuration: configuration, store: store, httpClient: httpClient, metadata: metadata, logger: logger,
+            auditSigner: auditSigner)
         var services: [any Service] = [HTTPClientService(client: httpClient)]
         services.append(contentsOf: app.backgroundServices)
         if let admin = app.adminApplication() { services.append(admin) }

@@ -30,6 +30,8 @@ struct ScopeGateResponder: Sendable {
     let discovery: DiscoveryEndpoint
     /// Slack's interactivity endpoint, when Slack approvals are configured.
     let slack: SlackInteractions?
+    /// The audit log's public keys, when the audit log is configured.
+    let auditJWKS: AuditJWKSEndpoint?
 
     /// Paths ScopeGate serves itself and never forwards.
     static let ownPrefix = "/_scopegate/"
@@ -52,6 +54,9 @@ struct ScopeGateResponder: Sendable {
         }
         if path == SlackInteractions.path, let slack {
             return .respond(await slack.respond(to: request))
+        }
+        if path == AuditJWKSEndpoint.path, let auditJWKS {
+            return .respond(auditJWKS.respond(to: request))
         }
         if path.hasPrefix(Self.ownPrefix) {
             return .respond(ErrorResponses.plain(.notFound, "ScopeGate serves nothing at this path"))

@@ -23,7 +23,7 @@ extension SQLiteGateStore: ChatOutboxStore {
     public func addChatMessages(approvalRequestID: String, platform: String, channels: [String], at date: Date)
         async throws -> Bool
     {
-        try await writer.write { db in
+        try await commits.write { db in
             let pending = try Bool.fetchOne(
                 db,
                 sql: """
@@ -71,7 +71,11 @@ extension SQLiteGateStore: ChatOutboxStore {
     public func chatMessageDelivered(
         _ message: ChatMessage, messageID: String, postedChannel: String, revision: Int64, at date: Date
     ) async throws {
-        try await writer.write { db in
+        try await commits.write { [self] db in
+            let stored = try String.fetchOne(
+                db, sql: "SELECT message_id FROM chat_message WHERE approval_request_id = ? AND platform = ? AND channel = ?",
+                arguments: [message.approvalRequestID, message.platform, message.channel])
+            let firstPost = message.messageID == nil && stored == nil
             try db.execute(
                 sql: """
                     UPDATE chat_message
@@ -84,11 +88,23 @@ extension SQLiteGateStore: ChatOutboxStore {
                     messageID, postedChannel, revision, date.timeIntervalSince1970, message.approvalRequestID,
                     message.platform, message.channel,
                 ])
+            if firstPost {
+                try appendAudit(
+                    db,
+                    [
+                        AuditEvent(
+                            "notification.sent",
+                            [
+                                ("request_id", .string(message.approvalRequestID)), ("platform", .string(message.platform)),
+                                ("channel", .string(message.channel)), ("message_id", .string(messageID)),
+                            ])
+                    ], at: date)
+            }
         }
     }
 
     public func chatMessageFailed(_ message: ChatMessage, error: String, permanent: Bool, retryAt: Date) async throws {
-        try await writer.write { db in
+        try await commits.write { [self] db in
             try db.execute(
                 sql: """
                     UPDATE chat_message
@@ -99,11 +115,22 @@ extension SQLiteGateStore: ChatOutboxStore {
                     error, permanent, retryAt.timeIntervalSince1970, message.approvalRequestID, message.platform,
                     message.channel,
                 ])
+            try appendAudit(
+                db,
+                [
+                    AuditEvent(
+                        "notification.failed",
+                        [
+                            ("request_id", .string(message.approvalRequestID)), ("platform", .string(message.platform)),
+                            ("channel", .string(message.channel)), ("error", .string(error)), ("permanent", .bool(permanent)),
+                            ("attempt", .int(Int64(message.attempts + 1))),
+                        ])
+                ], at: Date())
         }
     }
 
     public func firstSeenInteraction(platform: String, id: String, at date: Date) async throws -> Bool {
-        try await writer.write { db in
+        try await commits.write { db in
             try db.execute(
                 sql: "DELETE FROM chat_interaction WHERE seen_at < ?",
                 arguments: [date.timeIntervalSince1970 - Self.interactionMemory])

@@ -93,6 +93,7 @@ extension SQLiteGateStore {
                     CREATE INDEX chat_interaction_by_age ON chat_interaction (seen_at);
                     """)
         }
+        registerAuditMigration(&migrator)
         return migrator
     }
 

@@ -6,13 +6,19 @@ import ScopeGateCore
 ///
 /// Several processes may open the same file: the server, and the command line deciding a request.
 /// Each decision is a compare-and-set inside one write transaction, so concurrent decisions from any
-/// of them yield exactly one outcome.
+/// of them yield exactly one outcome. With an audit sealer, every state change appends its signed
+/// audit entries in the same transaction: no entry, no change. Writes from concurrent callers are
+/// grouped into shared transactions (`GroupCommit`).
 public final class SQLiteGateStore: GateStore {
     let writer: DatabasePool
+    let commits: GroupCommit
+    let audit: (any AuditSealing)?
 
     /// Opens (creating if needed) the database at `path` and brings its schema up to date. A
     /// read-only store refuses every write, which tests use to prove that the gate fails closed.
-    public init(path: String, readOnly: Bool = false) throws {
+    /// `audit` seals the audit log's entries; without it the store keeps no audit log.
+    public init(path: String, readOnly: Bool = false, audit: (any AuditSealing)? = nil) throws {
+        self.audit = audit
         var configuration = Configuration()
         configuration.busyMode = .timeout(10)
         configuration.readonly = readOnly
@@ -22,6 +28,7 @@ public final class SQLiteGateStore: GateStore {
         let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         writer = try DatabasePool(path: path, configuration: configuration)
+        commits = GroupCommit(writer: writer)
         if !readOnly { try Self.migrator.migrate(writer) }
     }
 
@@ -51,17 +58,22 @@ public final class SQLiteGateStore: GateStore {
         }
     }
 
-    public func revokeGrant(clientID: String, scope: String) async throws -> Bool {
-        try await writer.write { db in
+    public func revokeGrant(clientID: String, scope: String, actor: String, at date: Date) async throws -> Bool {
+        try await commits.write { [self] db in
             try db.execute(sql: "DELETE FROM scope_grant WHERE client_id = ? AND scope = ?", arguments: [clientID, scope])
-            return db.changesCount > 0
+            guard db.changesCount > 0 else { return false }
+            try appendAudit(
+                db,
+                [AuditEvent("grant.revoked", clientID: clientID, [("scope", .string(scope)), ("actor", .string(actor))])],
+                at: date)
+            return true
         }
     }
 
     public func openHold(_ draft: HoldDraft, at date: Date, expiresAt: Date) async throws -> (
         hold: Hold, request: ApprovalRequest, opened: Bool
     ) {
-        try await writer.write { db in
+        try await commits.write { [self] db in
             let scopesJSON = try Self.json(draft.unapproved)
             var opened = false
             let request: ApprovalRequest
@@ -99,6 +111,23 @@ public final class SQLiteGateStore: GateStore {
                     hold.id, hold.approvalRequestID, hold.clientID, hold.binderHash, hold.method.rawValue,
                     hold.encodedParameters, try Self.json(hold.requestedScopes), date.timeIntervalSince1970,
                 ])
+            var events: [AuditEvent] = []
+            if opened {
+                events.append(
+                    AuditEvent(
+                        "approval_request.opened", clientID: draft.clientID,
+                        [
+                            ("request_id", .string(request.id)), ("scopes", .strings(draft.unapproved.tokens)),
+                            ("already_granted", .strings(draft.alreadyGranted.tokens)), ("rules", .strings(draft.rules)),
+                            ("route", draft.route.map { .string($0) } ?? .null),
+                            ("expires_at", .int(Int64(expiresAt.timeIntervalSince1970))),
+                        ]))
+            }
+            events.append(
+                AuditEvent(
+                    "hold.created", clientID: draft.clientID,
+                    [("hold_id", .string(hold.id)), ("request_id", .string(request.id))]))
+            try appendAudit(db, events, at: date)
             return (hold, request, opened)
         }
     }
@@ -134,7 +163,7 @@ public final class SQLiteGateStore: GateStore {
     }
 
     public func decide(_ requestID: String, _ decision: Decision, grants: [Grant]) async throws -> ApprovalRequest {
-        try await writer.write { db in
+        try await commits.write { [self] db in
             guard let row = try Row.fetchOne(db, sql: "SELECT * FROM approval_request WHERE id = ?", arguments: [requestID])
             else {
                 throw GateError(.notFound, "no approval request \(requestID)")
@@ -168,12 +197,32 @@ public final class SQLiteGateStore: GateStore {
             try db.execute(
                 sql: "INSERT INTO decision_event (approval_request_id, at) VALUES (?, ?)",
                 arguments: [requestID, decision.at.timeIntervalSince1970])
+            var events = [
+                AuditEvent(
+                    "decision", clientID: decided.clientID,
+                    [
+                        ("request_id", .string(requestID)), ("outcome", .string(decision.outcome.rawValue)),
+                        ("actor", .string(decision.actor)), ("reason", decision.reason.map { .string($0) } ?? .null),
+                        ("scopes", .strings(decided.scopes.tokens)),
+                    ])
+            ]
+            for grant in grants {
+                events.append(
+                    AuditEvent(
+                        "grant.created", clientID: grant.clientID,
+                        [
+                            ("scope", .string(grant.scope)), ("request_id", .string(requestID)),
+                            ("approved_by", .string(grant.approvedBy)),
+                            ("expires_at", grant.expiresAt.map { .int(Int64($0.timeIntervalSince1970)) } ?? .null),
+                        ]))
+            }
+            try appendAudit(db, events, at: decision.at)
             return decided
         }
     }
 
     public func setJustification(holdID: String, _ text: String) async throws {
-        try await writer.write { db in
+        try await commits.write { db in
             try db.execute(sql: "UPDATE hold SET justification = ? WHERE id = ?", arguments: [text, holdID])
         }
     }
@@ -193,11 +242,36 @@ public final class SQLiteGateStore: GateStore {
     }
 
     public func markContinued(holdID id: String, at date: Date) async throws -> Bool {
-        try await writer.write { db in
+        try await finishHold(id, at: date, event: { _ in "hold.released" })
+    }
+
+    public func markRejected(holdID id: String, at date: Date) async throws -> Bool {
+        try await finishHold(id, at: date, event: { $0 == "expired" ? "hold.expired" : "hold.rejected" })
+    }
+
+    /// Marks a hold as answered once, with its audit entry named from its request's state.
+    private func finishHold(_ id: String, at date: Date, event: @escaping @Sendable (String) -> String) async throws -> Bool {
+        try await commits.write { [self] db in
             try db.execute(
                 sql: "UPDATE hold SET consumed_at = ? WHERE id = ? AND consumed_at IS NULL",
                 arguments: [date.timeIntervalSince1970, id])
-            return db.changesCount == 1
+            guard db.changesCount == 1 else { return false }
+            if let row = try Row.fetchOne(
+                db,
+                sql: """
+                    SELECT hold.client_id, hold.approval_request_id, approval_request.state FROM hold
+                    JOIN approval_request ON approval_request.id = hold.approval_request_id WHERE hold.id = ?
+                    """, arguments: [id])
+            {
+                try appendAudit(
+                    db,
+                    [
+                        AuditEvent(
+                            event(row["state"]), clientID: row["client_id"],
+                            [("hold_id", .string(id)), ("request_id", .string(row["approval_request_id"]))])
+                    ], at: date)
+            }
+            return true
         }
     }
 

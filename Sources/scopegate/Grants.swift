@@ -26,10 +26,13 @@ struct Grants: AsyncParsableCommand {
         @OptionGroup var options: ConfigOption
         @Argument(help: "The client id.") var client: String
         @Argument(help: "The scope.") var scope: String
+        @Option(name: .customLong("as"), help: "Who revokes (defaults to the login name).") var actor: String?
 
         func run() async throws {
             let context = try CLIContext(options)
-            guard try await context.store.revokeGrant(clientID: client, scope: scope) else {
+            guard try await context.store.revokeGrant(
+                clientID: client, scope: scope, actor: "cli:\(actor ?? CLIContext.userName)", at: Date())
+            else {
                 throw ValidationError("client \(client) holds no grant for \(scope)")
             }
             print("revoked \(scope) for \(client)")

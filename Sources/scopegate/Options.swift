@@ -9,9 +9,11 @@ struct ConfigOption: ParsableArguments {
     @Option(name: .shortAndLong, help: "The configuration file.")
     var config: String = "proxy-config/scopegate.yaml"
 
-    func load() throws -> ScopeGateConfiguration {
+    func load() throws -> ScopeGateConfiguration { try Self.load(config) }
+
+    static func load(_ path: String) throws -> ScopeGateConfiguration {
         do {
-            return try ScopeGateConfiguration.load(path: config)
+            return try ScopeGateConfiguration.load(path: path)
         } catch {
             throw ValidationError(error.message)
         }

@@ -90,7 +90,7 @@ struct CLIContext {
 
     init(_ options: ConfigOption) throws {
         configuration = try options.load()
-        store = try SQLiteGateStore(path: configuration.storePath)
+        store = try configuration.openStore()
         service = GateService(
             policy: configuration.policy, store: store, observer: GateObservers([]), logger: Logs.make())
     }

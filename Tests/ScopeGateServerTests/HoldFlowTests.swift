@@ -199,7 +199,7 @@ import Testing
             let admitted = try await Browser(h).send(.GET, query)
             #expect(admitted.status == 200)
             let commandLine = try SQLiteGateStoreForTests.open(h.storePath)
-            #expect(try await commandLine.revokeGrant(clientID: "app", scope: "orders:read"))
+            #expect(try await commandLine.revokeGrant(clientID: "app", scope: "orders:read", actor: "test", at: Date()))
             try await Task.sleep(for: .seconds(1))
             let afterRevocation = try await Browser(h).send(.GET, query)
             #expect(afterRevocation.status == 303, "a revoked grant must not admit anything")

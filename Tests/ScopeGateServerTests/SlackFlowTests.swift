@@ -1,6 +1,9 @@
 import AsyncHTTPClient
 import Foundation
+import ScopeGateAudit
 import ScopeGateCore
+import ScopeGateStore
+import Synchronization
 import Testing
 
 @testable import ScopeGateServer
@@ -188,6 +191,24 @@ import Testing
         }
     }
 
+    @Test func aSlowSuccessIsNotRacedByARetry() async throws {
+        try await FakeSlack.with { slack in
+            // Slower than many outbox ticks: no second attempt may start while the first is in flight.
+            slack.delay("chat.postMessage", by: .milliseconds(1200))
+            try await GateHarness.with(slack: slack) { h in
+                _ = try await Browser(h).hold(scope: "orders:read")
+                let request = try await pending(h)
+                let outbox = h.gate.service.store as! any ChatOutboxStore
+                try await eventually("both destinations are posted") {
+                    try await outbox.chatMessages(approvalRequestID: request.id).filter(\.isCurrent).count == 2
+                }
+                try await Task.sleep(for: .milliseconds(600))
+                let channels = slack.calls("chat.postMessage").compactMap { $0.json["channel"]?.string }
+                #expect(channels.sorted() == ["C0APPROVALS", "U0ALICE"], "each message posted exactly once")
+            }
+        }
+    }
+
     @Test func aPermanentErrorIsRecordedAndNotRetried() async throws {
         try await FakeSlack.with { slack in
             slack.fail("chat.postMessage", with: .error("channel_not_found"))
@@ -292,6 +313,41 @@ import Testing
                 #expect(try await h.gate.service.store.approvalRequest(id: request.id)?.state == .approved)
                 #expect(slack.calls("chat.postEphemeral").count == ephemerals)
                 #expect(try await browser.send(.GET, page).status == 303)
+            }
+        }
+    }
+
+    /// Signs until told to fail, as a signing key that became unreadable would.
+    final class SwitchableSealer: AuditSealing, @unchecked Sendable {
+        let signer = AuditSigner(key: .generate(.es256), issuer: "http://127.0.0.1")
+        let failing = Mutex(false)
+        func seal(_ event: AuditEvent, seq: Int64, previous: String?, at date: Date) throws -> String {
+            if failing.withLock({ $0 }) { throw CancellationError() }
+            return try signer.seal(event, seq: seq, previous: previous, at: date)
+        }
+    }
+
+    @Test func aClickWhoseAuditEntryCannotBeWrittenChangesNothingAndSaysSo() async throws {
+        let sealer = SwitchableSealer()
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("sg-\(UUID().uuidString)/gate.sqlite").path
+        let store = try SQLiteGateStore(path: path, audit: sealer)
+        try await FakeSlack.with { slack in
+            try await GateHarness.with(store: store, slack: slack) { h in
+                let browser = Browser(h)
+                let page = try await browser.hold(scope: "orders:read")
+                let request = try await pending(h)
+                sealer.failing.withLock { $0 = true }
+                #expect(try await click(h, .approve, on: request.id).status == 200)
+                #expect(try await h.gate.service.store.approvalRequest(id: request.id)?.state == .pending)
+                #expect(slack.calls("chat.postEphemeral").last?.json["text"]?.string?.contains("could not record your decision") == true)
+                #expect(try await browser.send(.GET, page).status == 200, "still the waiting page")
+                #expect(h.upstream.received(at: GateHarness.authorizePath).isEmpty)
+                sealer.failing.withLock { $0 = false }
+                #expect(try await click(h, .approve, on: request.id).status == 200)
+                #expect(try await h.gate.service.store.approvalRequest(id: request.id)?.state == .approved)
+                let entries = try await store.auditEntries().map(\.jws)
+                #expect(entries.count >= 4)
+                #expect(AuditVerifier(keys: [sealer.signer.key.publicKey]).verify(entries: entries) == .success(.init(entries: entries.count, checkpoints: 0)))
             }
         }
     }

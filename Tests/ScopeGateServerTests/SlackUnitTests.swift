@@ -12,12 +12,19 @@ import Testing
         var expected_signature: String
     }
 
-    /// Slack's worked example, from the shared test vectors beside the repository.
+    static let testsFolder = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+    static let sharedCopy = testsFolder.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("shared/vectors/slack-signing.json")
+
+    /// Slack's worked example: the copy kept with the tests (identical to the shared vectors, checked
+    /// below whenever those are beside the repository).
     static func vector() throws -> Vector {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent()
-        let file = root.deletingLastPathComponent().appendingPathComponent("shared/vectors/slack-signing.json")
-        return try JSONDecoder().decode(Vector.self, from: Data(contentsOf: file))
+        try JSONDecoder().decode(Vector.self, from: Data(contentsOf: testsFolder.appendingPathComponent("Vectors/slack-signing.json")))
+    }
+
+    @Test func theKeptCopyIsTheSharedVector() throws {
+        guard let shared = try? Data(contentsOf: Self.sharedCopy) else { return }
+        #expect(shared == (try Data(contentsOf: Self.testsFolder.appendingPathComponent("Vectors/slack-signing.json"))))
     }
 
     @Test func matchesSlacksWorkedExample() throws {

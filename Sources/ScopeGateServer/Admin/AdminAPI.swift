@@ -90,7 +90,9 @@ struct AdminAPI: Sendable {
             let client = try context.parameters.require("client")
             let scope = try context.parameters.require("scope")
             return await run {
-                guard try await service.store.revokeGrant(clientID: client, scope: scope) else {
+                guard try await service.store.revokeGrant(
+                    clientID: client, scope: scope, actor: "admin:\(tokenName)", at: service.now())
+                else {
                     throw GateError(.notFound, "client \(client) holds no grant for \(scope)")
                 }
                 grantsChanged()

@@ -101,6 +101,16 @@ struct ConfigFile: Decodable {
     var tiers: [Tier]?
     var scopes: [Rule]?
     var clients: [Client]?
+    struct Audit: Decodable {
+        var keys: String?
+        var checkpoint_every: Int?
+        var checkpoint_interval: String?
+        var checkpoint_file: String?
+        var checkpoint_webhook: String?
+        var checkpoint_slack_channel: String?
+    }
+
+    var audit: Audit?
     var slack: Slack?
     var routes: [Route]?
     var default_route: String?

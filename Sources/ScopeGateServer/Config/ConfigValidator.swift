@@ -57,7 +57,33 @@ struct ConfigValidator {
             responseTimeout: try duration(file.upstream?.response_timeout ?? "60s", key: "upstream.response_timeout"),
             trustedProxies: Set(file.upstream?.trusted_proxies ?? []),
             tls: tls, storePath: resolve(storePath), adminToken: try adminToken(),
-            adminTokenName: file.admin?.token_name ?? "admin", policy: policy, slack: try slack(policy: policy))
+            adminTokenName: file.admin?.token_name ?? "admin", policy: policy, slack: try slack(policy: policy),
+            audit: try audit())
+    }
+
+    func audit() throws(GateError) -> ScopeGateConfiguration.AuditSettings? {
+        guard let audit = file.audit else { return nil }
+        guard let keys = audit.keys, !keys.isEmpty else { throw fail("audit.keys", "is missing: the folder of the audit keys") }
+        let directory = URL(fileURLWithPath: resolve(keys))
+        guard FileManager.default.isReadableFile(atPath: directory.appendingPathComponent("audit-signing-key.jwk").path) else {
+            throw fail("audit.keys", "holds no readable audit-signing-key.jwk; create one with `scopegate keys generate --dir \(directory.path)`")
+        }
+        let every = audit.checkpoint_every ?? 1000
+        guard every > 0 else { throw fail("audit.checkpoint_every", "must be a positive number of entries") }
+        if audit.checkpoint_slack_channel != nil, file.slack == nil {
+            throw fail("audit.checkpoint_slack_channel", "needs the slack section")
+        }
+        if let channel = audit.checkpoint_slack_channel, !Self.isSlackID(channel, prefixes: "CG") {
+            throw fail("audit.checkpoint_slack_channel", "must be a Slack channel id (C…, G…)")
+        }
+        return .init(
+            keysDirectory: directory, checkpointEvery: every,
+            checkpointInterval: try duration(audit.checkpoint_interval ?? "1m", key: "audit.checkpoint_interval"),
+            checkpointFile: audit.checkpoint_file.map(resolve),
+            checkpointWebhook: try audit.checkpoint_webhook.map { (text) throws(GateError) in
+                try httpURL(text, key: "audit.checkpoint_webhook")
+            },
+            checkpointSlackChannel: audit.checkpoint_slack_channel)
     }
 
     /// Slack settings and routes. Every route needs a channel and at least one approver, and a default

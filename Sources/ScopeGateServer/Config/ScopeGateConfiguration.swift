@@ -64,6 +64,22 @@ public struct ScopeGateConfiguration: Sendable {
     public var policy: Policy
     /// Slack approvals, when configured.
     public var slack: SlackSettings?
+    /// The signed audit log, when configured.
+    public var audit: AuditSettings?
+
+    /// Where the audit keys are and where checkpoints go.
+    public struct AuditSettings: Sendable {
+        /// The folder with `audit-signing-key.jwk` and `audit-jwks.json`.
+        public var keysDirectory: URL
+        /// A checkpoint after this many new entries…
+        public var checkpointEvery: Int
+        /// …or after this long, whichever comes first (also when nothing happened).
+        public var checkpointInterval: Duration
+        /// Sinks for checkpoints: a file (JSON lines), a webhook (POSTed JSON), a Slack channel.
+        public var checkpointFile: String?
+        public var checkpointWebhook: URL?
+        public var checkpointSlackChannel: String?
+    }
 
     /// How ScopeGate reaches Slack and where it sends each approval request.
     public struct SlackSettings: Sendable {

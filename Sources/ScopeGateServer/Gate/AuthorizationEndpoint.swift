@@ -24,6 +24,14 @@ struct AuthorizationEndpoint: Sendable {
             parsed = try await parse(request)
         } catch {
             logger.notice("authorization request refused", metadata: ["sg.reason": "\(error.code.rawValue)"])
+            // Recorded, never forwarded: if even the record fails, the request is refused all the same.
+            try? await service.store.recordAudit(
+                AuditEvent(
+                    "request.refused",
+                    [
+                        ("endpoint", .string("authorization")), ("error", .string(error.code.rawValue)),
+                        ("reason", .string(String(error.message.prefix(300)))),
+                    ]), at: service.now())
             return .respond(ErrorResponses.page(error, title: "This sign-in request is malformed"))
         }
         let (binder, setCookie) = binding.valueOrNew(in: request)

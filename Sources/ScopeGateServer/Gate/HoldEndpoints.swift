@@ -80,13 +80,34 @@ struct HoldEndpoints: Sendable {
                     GateError(.alreadyDecided, "This request was approved a while ago and can no longer continue. Start the sign-in again from the app."),
                     title: "Approval no longer usable")
             }
+            // The release is recorded (once) before the browser is sent on; if it cannot be, it is not sent.
+            do {
+                _ = try await service.store.markContinued(holdID: hold.id, at: service.now())
+            } catch {
+                return ErrorResponses.page(Self.cannotRecord)
+            }
             return proceed(parsed)
         case .denied:
+            guard await recordRejection(hold) else { return ErrorResponses.page(Self.cannotRecord) }
             let reason = approval.decision?.reason.map { ": \($0)" } ?? ""
             return redirect.error(.accessDenied, description: "An approver denied this request\(reason)", for: parsed)
         case .expired:
+            guard await recordRejection(hold) else { return ErrorResponses.page(Self.cannotRecord) }
             return redirect.error(
                 .accessDenied, description: "Nobody approved this request in time; it has expired", for: parsed)
+        }
+    }
+
+    static let cannotRecord = GateError(
+        .temporarilyUnavailable, "ScopeGate cannot record the outcome right now. Reload this page in a moment.")
+
+    /// Records, once, that the hold went back to the app refused; false when that cannot be recorded.
+    private func recordRejection(_ hold: Hold) async -> Bool {
+        do {
+            _ = try await service.store.markRejected(holdID: hold.id, at: service.now())
+            return true
+        } catch {
+            return false
         }
     }
 

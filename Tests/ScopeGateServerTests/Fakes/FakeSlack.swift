@@ -44,6 +44,8 @@ final class FakeSlack: Sendable {
         /// Accounts `users.info` describes as deactivated or guests; everyone else is an active member.
         var deactivated: Set<String> = []
         var guests: Set<String> = []
+        /// How long each method takes to answer.
+        var delays: [String: Duration] = [:]
     }
 
     private let state = Mutex(State())
@@ -61,6 +63,8 @@ final class FakeSlack: Sendable {
     }
 
     func setGroup(_ id: String, members: [String]) { state.withLock { $0.groups[id] = members } }
+    /// Makes every call of `method` take this long to answer (a slow success).
+    func delay(_ method: String, by duration: Duration) { state.withLock { $0.delays[method] = duration } }
     func deactivate(_ user: String) { state.withLock { _ = $0.deactivated.insert(user) } }
     func makeGuest(_ user: String) { state.withLock { _ = $0.guests.insert(user) } }
 
@@ -176,6 +180,7 @@ final class FakeSlack: Sendable {
                 if failure == nil, method == "chat.postMessage" { state.nextTS += 1 }
                 return (failure, state.nextTS, state.groups, state.deactivated, state.guests)
             }
+            if let delay = self.state.withLock({ $0.delays[method] }) { try? await Task.sleep(for: delay) }
             let token = method == "apps.connections.open" ? Self.appToken : Self.botToken
             if call.authorization != "Bearer \(token)" { return Self.json(["ok": false, "error": "invalid_auth"]) }
             switch failure {

@@ -1,0 +1,151 @@
+import AsyncHTTPClient
+import Crypto
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import ScopeGateAudit
+import ScopeGateCore
+import ScopeGateStore
+import ServiceLifecycle
+
+extension ScopeGateConfiguration {
+    /// The audit signer, when the audit log is configured; throws when its key cannot be read.
+    public func auditSigner() throws -> AuditSigner? {
+        guard let audit else { return nil }
+        let key = try AuditKeyring(directory: audit.keysDirectory).signingKey()
+        return AuditSigner(key: key, issuer: publicURL.absoluteString)
+    }
+
+    /// Opens the store, signing audit entries when the audit log is configured.
+    public func openStore() throws -> SQLiteGateStore {
+        try SQLiteGateStore(path: storePath, audit: try auditSigner())
+    }
+
+    /// SHA-256 (hex) of the effective policy: tiers, rules, clients and routes as validated, one
+    /// canonical line each, so that the audit log shows which policy decided.
+    public var policyDigest: String {
+        var lines: [String] = []
+        for tier in policy.tiers.values.sorted(by: { $0.name < $1.name }) {
+            lines.append("tier \(tier.name) \(tier.grantLifetime.map { "\($0.components.seconds)s" } ?? "-")")
+        }
+        func rule(_ rule: Policy.ScopeRule) -> String {
+            "rule \(rule.origin) \(rule.pattern.source) \(rule.auto.rawValue) \(rule.tier) \(rule.description ?? "")"
+        }
+        lines += policy.rules.map(rule)
+        for client in policy.clients.values.sorted(by: { $0.id < $1.id }) {
+            lines.append(
+                "client \(client.id) \(client.name) \(client.redirectURIs.joined(separator: " ")) defaults \(client.defaultScopes?.tokens.joined(separator: " ") ?? "-")")
+            lines += client.rules.map(rule)
+        }
+        lines.append("approval_timeout \(policy.approvalTimeout.components.seconds)s default_tier \(policy.defaultTier)")
+        if let slack {
+            for route in slack.routing.routes {
+                lines.append(
+                    "route \(route.name) scopes \(route.scopePatterns.map(\.source).joined(separator: ",")) tiers \(route.tiers.sorted().joined(separator: ",")) clients \(route.clients.sorted().joined(separator: ",")) channel \(route.channel) dm \(route.directMessages) users \(route.approverUsers.joined(separator: ",")) groups \(route.approverGroups.joined(separator: ","))")
+            }
+            lines.append("default_route \(slack.routing.defaultRoute.name) team \(slack.teamID)")
+        }
+        return SHA256.hash(data: Data(lines.joined(separator: "\n").utf8)).map { String(format: "%02x", $0) }.joined()
+    }
+}
+
+/// `GET /_scopegate/audit/jwks.json`: every current and retired audit public key, read from the
+/// keyring at each request so that a rotation shows at once.
+struct AuditJWKSEndpoint: Sendable {
+    static let path = "/_scopegate/audit/jwks.json"
+    let keyring: AuditKeyring
+
+    func respond(to request: Request) -> Response {
+        guard request.method == .get || request.method == .head else {
+            var response = ErrorResponses.plain(.methodNotAllowed, "the JWKS is read with GET")
+            response.headers[.allow] = "GET, HEAD"
+            return response
+        }
+        guard let document = try? keyring.jwksDocument() else {
+            return ErrorResponses.plain(.serviceUnavailable, "the audit keys cannot be read")
+        }
+        return Response(
+            status: .ok,
+            headers: [.contentType: "application/jwk-set+json", .cacheControl: "no-cache", .contentLength: String(document.count)],
+            body: .init(byteBuffer: ByteBuffer(bytes: document)))
+    }
+}
+
+/// Signs a checkpoint of the audit log every `every` entries or every `interval` (also when nothing
+/// happened), stores it, and hands it to the configured sinks. A sink that fails is logged; the
+/// checkpoint stays in the store and the next one carries the chain on.
+struct AuditCheckpointService: Service {
+    let store: SQLiteGateStore
+    let signer: AuditSigner
+    let settings: ScopeGateConfiguration.AuditSettings
+    let httpClient: HTTPClient
+    let slack: SlackAPI?
+    let logger: Logger
+    var poll: Duration = .seconds(1)
+
+    func run() async throws {
+        try? await cancelWhenGracefulShutdown {
+            var lastCount = (try? await store.auditHead().count) ?? 0
+            var lastAt = ContinuousClock.now
+            _ = try? await checkpoint()
+            while !Task.isCancelled {
+                try await Task.sleep(for: poll)
+                let count = (try? await store.auditHead().count) ?? lastCount
+                guard count - lastCount >= Int64(settings.checkpointEvery)
+                    || ContinuousClock.now - lastAt >= settings.checkpointInterval
+                else { continue }
+                if let written = try? await checkpoint() { lastCount = written }
+                lastAt = ContinuousClock.now
+            }
+        }
+    }
+
+    /// Writes one checkpoint and sends it to the sinks; returns the entry count it covers.
+    @discardableResult
+    func checkpoint() async throws -> Int64 {
+        let signer = self.signer
+        let (jws, count) = try await store.writeAuditCheckpoint(
+            sign: { count, head, previous in try signer.checkpoint(count: count, head: head, previous: previous, at: Date()) },
+            at: Date())
+        if let path = settings.checkpointFile {
+            do {
+                try Self.append(line: "\"\(jws)\"\n", to: path)
+            } catch {
+                logger.error("the audit checkpoint file cannot be written", metadata: ["sg.path": "\(path)"])
+            }
+        }
+        if let url = settings.checkpointWebhook {
+            var request = HTTPClientRequest(url: url.absoluteString)
+            request.method = .POST
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(ByteBuffer(string: #"{"type":"scopegate.audit.checkpoint","count":\#(count),"checkpoint":"\#(jws)"}"#))
+            let status = try? await httpClient.execute(request, timeout: .seconds(10)).status
+            if status.map({ !(200..<300).contains($0.code) }) ?? true {
+                logger.error("the audit checkpoint webhook failed", metadata: ["sg.status": "\(status.map { "\($0.code)" } ?? "none")"])
+            }
+        }
+        if let channel = settings.checkpointSlackChannel, let slack {
+            do {
+                _ = try await slack.call(
+                    "chat.postMessage",
+                    json: ["channel": .string(channel), "text": .string("ScopeGate audit checkpoint, \(count) entries:\n```\(jws)```")])
+            } catch {
+                logger.error("the audit checkpoint could not be posted to Slack", metadata: ["sg.slack.error": "\(error.name)"])
+            }
+        }
+        return count
+    }
+
+    static func append(line: String, to path: String) throws {
+        if !FileManager.default.fileExists(atPath: path) {
+            FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o644])
+        }
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        defer { try? handle.close() }
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data(line.utf8))
+        try handle.synchronize()
+    }
+}

@@ -1,0 +1,136 @@
+import Foundation
+import GRDB
+import ScopeGateCore
+
+extension SQLiteGateStore {
+    static func registerAuditMigration(_ migrator: inout DatabaseMigrator) {
+        migrator.registerMigration("v3: append-only audit log and checkpoints") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE audit_entry (
+                        seq INTEGER PRIMARY KEY NOT NULL,
+                        jws TEXT NOT NULL,
+                        event TEXT NOT NULL,
+                        client_id TEXT,
+                        at REAL NOT NULL
+                    );
+                    CREATE INDEX audit_entry_by_time ON audit_entry (at);
+                    CREATE TRIGGER audit_entry_no_update BEFORE UPDATE ON audit_entry
+                    BEGIN SELECT RAISE(ABORT, 'audit entries are append-only'); END;
+                    CREATE TRIGGER audit_entry_no_delete BEFORE DELETE ON audit_entry
+                    BEGIN SELECT RAISE(ABORT, 'audit entries are append-only'); END;
+                    CREATE TABLE audit_checkpoint (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT,
+                        jws TEXT NOT NULL,
+                        count INTEGER NOT NULL,
+                        at REAL NOT NULL
+                    );
+                    CREATE TRIGGER audit_checkpoint_no_update BEFORE UPDATE ON audit_checkpoint
+                    BEGIN SELECT RAISE(ABORT, 'audit checkpoints are append-only'); END;
+                    CREATE TRIGGER audit_checkpoint_no_delete BEFORE DELETE ON audit_checkpoint
+                    BEGIN SELECT RAISE(ABORT, 'audit checkpoints are append-only'); END;
+                    """)
+        }
+    }
+
+    /// Appends `events` to the audit log inside the caller's transaction: sealed with the next
+    /// sequence numbers, each chained to the one before. Throws (failing the whole transaction) when
+    /// an entry cannot be sealed or written. Without a sealer, the store keeps no audit log.
+    func appendAudit(_ db: Database, _ events: [AuditEvent], at date: Date) throws {
+        guard let audit, !events.isEmpty else { return }
+        let last = try Row.fetchOne(db, sql: "SELECT seq, jws FROM audit_entry ORDER BY seq DESC LIMIT 1")
+        var seq: Int64 = last?["seq"] ?? 0
+        var previous: String? = last?["jws"]
+        for event in events {
+            seq += 1
+            let jws: String
+            do {
+                jws = try audit.seal(event, seq: seq, previous: previous, at: date)
+            } catch {
+                throw GateError(.storeFailure, "the audit entry cannot be signed")
+            }
+            try db.execute(
+                sql: "INSERT INTO audit_entry (seq, jws, event, client_id, at) VALUES (?, ?, ?, ?, ?)",
+                arguments: [seq, jws, event.type, event.clientID, date.timeIntervalSince1970])
+            previous = jws
+        }
+    }
+
+    public func recordAudit(_ event: AuditEvent, at date: Date) async throws {
+        guard audit != nil else { return }
+        try await commits.write { [self] db in try appendAudit(db, [event], at: date) }
+    }
+
+    // MARK: Reading the log
+
+    /// One stored entry.
+    public struct AuditRow: Sendable, Equatable {
+        public var seq: Int64
+        public var jws: String
+        public var event: String
+        public var clientID: String?
+        public var at: Date
+    }
+
+    /// Entries after `seq`, oldest first, optionally filtered.
+    public func auditEntries(
+        after seq: Int64 = 0, limit: Int = 10_000, since: Date? = nil, until: Date? = nil, clientID: String? = nil,
+        event: String? = nil
+    ) async throws -> [AuditRow] {
+        var conditions = ["seq > ?"]
+        var arguments: StatementArguments = [seq]
+        if let since {
+            conditions.append("at >= ?")
+            arguments += [since.timeIntervalSince1970]
+        }
+        if let until {
+            conditions.append("at < ?")
+            arguments += [until.timeIntervalSince1970]
+        }
+        if let clientID {
+            conditions.append("client_id = ?")
+            arguments += [clientID]
+        }
+        if let event {
+            conditions.append("event = ?")
+            arguments += [event]
+        }
+        arguments += [limit]
+        let sql = "SELECT * FROM audit_entry WHERE \(conditions.joined(separator: " AND ")) ORDER BY seq LIMIT ?"
+        let statementArguments = arguments
+        return try await writer.read { db in
+            try Row.fetchAll(db, sql: sql, arguments: statementArguments).map {
+                AuditRow(seq: $0["seq"], jws: $0["jws"], event: $0["event"], clientID: $0["client_id"], at: Self.date($0["at"]))
+            }
+        }
+    }
+
+    /// The number of entries and the newest one.
+    public func auditHead() async throws -> (count: Int64, head: String?) {
+        try await writer.read { db in
+            let row = try Row.fetchOne(db, sql: "SELECT seq, jws FROM audit_entry ORDER BY seq DESC LIMIT 1")
+            return (row?["seq"] ?? 0, row?["jws"])
+        }
+    }
+
+    /// Signs and stores a checkpoint of the log as it stands; returns it.
+    public func writeAuditCheckpoint(
+        sign: @escaping @Sendable (_ count: Int64, _ head: String?, _ previous: String?) throws -> String, at date: Date
+    ) async throws -> (jws: String, count: Int64) {
+        try await commits.write { db in
+            let head = try Row.fetchOne(db, sql: "SELECT seq, jws FROM audit_entry ORDER BY seq DESC LIMIT 1")
+            let previous = try String.fetchOne(db, sql: "SELECT jws FROM audit_checkpoint ORDER BY id DESC LIMIT 1")
+            let count: Int64 = head?["seq"] ?? 0
+            let jws = try sign(count, head?["jws"], previous)
+            try db.execute(
+                sql: "INSERT INTO audit_checkpoint (jws, count, at) VALUES (?, ?, ?)",
+                arguments: [jws, count, date.timeIntervalSince1970])
+            return (jws, count)
+        }
+    }
+
+    /// Every checkpoint, oldest first.
+    public func auditCheckpoints() async throws -> [String] {
+        try await writer.read { db in try String.fetchAll(db, sql: "SELECT jws FROM audit_checkpoint ORDER BY id") }
+    }
+}

@@ -1,0 +1,164 @@
+"""The signed audit log end to end: a real approval flow through ScopeGate in front of
+django-oauth-toolkit, exported with `scopegate audit export` and verified with joserfc, a JOSE library
+ScopeGate does not use, against the JWKS fetched over HTTP; tampering is caught by `audit verify`."""
+import base64
+import hashlib
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+from joserfc import jws
+from joserfc.jwk import KeySet
+
+from conftest import ROOT, SCOPEGATE, BrowserSession, Gate
+from test_authorization_flow import finish, start
+
+
+@pytest.fixture
+def audit_gate(idp, callback_server, tmp_path):
+    keys = tmp_path / "keys"
+    subprocess.run([str(SCOPEGATE), "keys", "generate", "--dir", str(keys)], check=True, capture_output=True)
+    extra = f"""
+audit:
+  keys: {keys}
+  checkpoint_every: 5
+  checkpoint_interval: 2s
+  checkpoint_file: {tmp_path / "checkpoints.jsonl"}
+"""
+    instance = Gate(idp, callback_server, tmp_path, extra=extra)
+    instance.start()
+    idp.reset()
+    yield instance
+    instance.stop()
+
+
+def approval_flow(gate, callback_server):
+    client, verifier, url, _ = start(gate, callback_server, "openid orders:read")
+    browser = BrowserSession(gate, callback_server)
+    kind, page = browser.go(url)
+    assert kind == "page"
+    request_id = gate.only_pending_id()
+    gate.cli("requests", "approve", request_id, "--as", "auditor-test")
+    kind, callback = browser.go(page.url)
+    assert kind == "callback"
+    assert "orders:read" in finish(gate, client, verifier, callback)["scope"].split()
+    return request_id
+
+
+def export(gate, path):
+    path.write_text(gate.cli("audit", "export"))
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_an_exported_log_verifies_with_an_independent_jose_library(audit_gate, callback_server, tmp_path):
+    request_id = approval_flow(audit_gate, callback_server)
+    tokens = export(audit_gate, tmp_path / "audit.jsonl")
+    jwks = requests.get(audit_gate.url + "/_scopegate/audit/jwks.json", timeout=10)
+    assert jwks.status_code == 200 and jwks.headers["Content-Type"] == "application/jwk-set+json"
+    keys = KeySet.import_key_set(jwks.json())
+    entries, previous = [], None
+    for seq, token in enumerate(tokens, start=1):
+        verified = jws.deserialize_compact(token, keys, algorithms=["ES256", "EdDSA"])
+        assert verified.headers()["typ"] == "scopegate-audit+jwt"
+        entry = json.loads(verified.payload)
+        assert entry["seq"] == seq
+        expected_prev = base64.urlsafe_b64encode(hashlib.sha256(previous.encode()).digest()).rstrip(b"=").decode() if previous else None
+        assert entry["prev"] == expected_prev
+        assert entry["iss"] == audit_gate.url
+        entries.append(entry)
+        previous = token
+    events = [entry["event"] for entry in entries]
+    assert events[0] == "config.loaded" and len(entries[0]["data"]["policy_sha256"]) == 64
+    for expected in ["approval_request.opened", "hold.created", "decision", "grant.created", "hold.released"]:
+        assert expected in events, events
+    decision = next(entry for entry in entries if entry["event"] == "decision")
+    assert decision["data"] == {**decision["data"], "request_id": request_id, "outcome": "approved", "actor": "cli:auditor-test"}
+    opened = next(entry for entry in entries if entry["event"] == "approval_request.opened")
+    assert opened["client_id"] == "e2e-app" and opened["data"]["scopes"] == ["orders:read"]
+    assert any(rule.startswith("orders:read=scopes[") for rule in opened["data"]["rules"])
+    # No secret of the request is in the log: not the PKCE challenge, not the state.
+    log_text = (tmp_path / "audit.jsonl").read_text()
+    assert "code_challenge" not in log_text and "state=" not in log_text
+    # The auditor's recipe from the README works on the same export.
+    recipe = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "verify-audit-log.py"), str(tmp_path / "audit.jsonl"),
+         audit_gate.url + "/_scopegate/audit/jwks.json"],
+        capture_output=True, text=True,
+    )
+    assert recipe.returncode == 0, recipe.stderr
+    assert f"{len(tokens)} entries verified" in recipe.stdout
+    assert "verified" in audit_gate.cli("audit", "verify")
+
+
+def tampered(gate, tmp_path, name, change):
+    lines = (tmp_path / "audit.jsonl").read_text().splitlines()
+    path = tmp_path / f"{name}.jsonl"
+    path.write_text("\n".join(change(lines)) + "\n")
+    return subprocess.run(
+        [str(SCOPEGATE), "audit", "verify", "--input", str(path), "--config", str(gate.config)],
+        capture_output=True, text=True, env=gate.env,
+    )
+
+
+def test_audit_verify_names_the_first_bad_entry(audit_gate, callback_server, tmp_path):
+    approval_flow(audit_gate, callback_server)
+    export(audit_gate, tmp_path / "audit.jsonl")
+
+    def edit_payload(lines):
+        token = json.loads(lines[2])
+        header, payload, signature = token.split(".")
+        decoded = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        decoded["data"]["forged"] = True
+        forged = base64.urlsafe_b64encode(json.dumps(decoded).encode()).rstrip(b"=").decode()
+        return lines[:2] + [json.dumps(f"{header}.{forged}.{signature}")] + lines[3:]
+
+    cases = {
+        "edited": (edit_payload, "entry 3"),
+        "deleted": (lambda lines: lines[:1] + lines[2:], "entry 2"),
+        "swapped": (lambda lines: [lines[0], lines[2], lines[1]] + lines[3:], "entry 2"),
+    }
+    for name, (change, where) in cases.items():
+        result = tampered(audit_gate, tmp_path, name, change)
+        assert result.returncode != 0, name
+        assert where in result.stderr, (name, result.stderr)
+    untouched = tampered(audit_gate, tmp_path, "untouched", lambda lines: lines)
+    assert untouched.returncode == 0, untouched.stderr
+
+
+def test_a_checkpoint_reveals_a_truncated_log(audit_gate, callback_server, tmp_path):
+    approval_flow(audit_gate, callback_server)
+    checkpoints = tmp_path / "checkpoints.jsonl"
+    deadline = time.time() + 15
+    while time.time() < deadline:
+        count = len(audit_gate.cli("audit", "export").splitlines())
+        latest = [json.loads(line) for line in checkpoints.read_text().splitlines()] if checkpoints.exists() else []
+        covered = [json.loads(base64.urlsafe_b64decode(c.split(".")[1] + "==="))["count"] for c in latest]
+        if covered and covered[-1] == count:
+            break
+        time.sleep(0.5)
+    export(audit_gate, tmp_path / "audit.jsonl")
+    result = tampered(audit_gate, tmp_path, "truncated", lambda lines: lines[:-2])
+    assert result.returncode != 0
+    assert "truncated" in result.stderr, result.stderr
+
+
+def test_without_its_signing_key_the_command_line_cannot_decide(audit_gate, callback_server, tmp_path):
+    _, _, url, _ = start(audit_gate, callback_server, "openid orders:read")
+    browser = BrowserSession(audit_gate, callback_server)
+    kind, page = browser.go(url)
+    assert kind == "page"
+    request_id = audit_gate.only_pending_id()
+    key = tmp_path / "keys" / "audit-signing-key.jwk"
+    key.rename(tmp_path / "moved.jwk")
+    result = subprocess.run(
+        [str(SCOPEGATE), "requests", "approve", request_id, "--config", str(audit_gate.config)],
+        capture_output=True, text=True, env=audit_gate.env,
+    )
+    assert result.returncode != 0 and "audit-signing-key.jwk" in result.stderr
+    (tmp_path / "moved.jwk").rename(key)
+    assert audit_gate.pending()[0]["state"] == "pending"
+    kind, page = browser.go(page.url)
+    assert kind == "page" and "Waiting for approval" in page.text
