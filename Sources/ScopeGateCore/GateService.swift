@@ -131,6 +131,7 @@ public struct GateService: Sendable {
     public func expireDue() async throws(GateError) -> [ApprovalRequest] {
         let date = now()
         let due = try await storeCall { try await store.pendingRequests(expiringBy: date) }
+        _ = try await storeCall { try await store.recordLapsedGrants(at: date) }
         var expired: [ApprovalRequest] = []
         for request in due {
             let decision = Decision(outcome: .expired, actor: "policy:expiry", at: date, reason: "nobody decided in time")

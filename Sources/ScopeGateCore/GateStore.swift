@@ -92,6 +92,9 @@ public protocol GateStore: Sendable {
     /// Appends an event that comes with no state change (a refused request, a policy denial, the
     /// configuration loaded) to the audit log, if the store keeps one.
     func recordAudit(_ event: AuditEvent, at date: Date) async throws
+    /// Records, once each, the grants that lapsed at or before `date` (audit `grant.expired`); returns
+    /// how many.
+    func recordLapsedGrants(at date: Date) async throws -> Int
     /// Pending requests whose deadline is at or before `date`.
     func pendingRequests(expiringBy date: Date) async throws -> [ApprovalRequest]
     /// Decisions stored after `cursor`, oldest first.

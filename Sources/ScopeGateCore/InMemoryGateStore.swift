@@ -120,6 +120,11 @@ public actor InMemoryGateStore: GateStore {
         return true
     }
 
+    public func recordLapsedGrants(at date: Date) throws -> Int {
+        try check()
+        return 0
+    }
+
     public func markRejected(holdID id: String, at date: Date) throws -> Bool {
         try markContinued(holdID: id, at: date)
     }

@@ -29,6 +29,8 @@ extension SQLiteGateStore {
                     BEGIN SELECT RAISE(ABORT, 'audit checkpoints are append-only'); END;
                     CREATE TRIGGER audit_checkpoint_no_delete BEFORE DELETE ON audit_checkpoint
                     BEGIN SELECT RAISE(ABORT, 'audit checkpoints are append-only'); END;
+                    ALTER TABLE scope_grant ADD COLUMN lapse_recorded_at REAL;
+                    CREATE INDEX scope_grant_lapsing ON scope_grant (expires_at) WHERE lapse_recorded_at IS NULL;
                     """)
         }
     }
@@ -53,6 +55,35 @@ extension SQLiteGateStore {
                 sql: "INSERT INTO audit_entry (seq, jws, event, client_id, at) VALUES (?, ?, ?, ?, ?)",
                 arguments: [seq, jws, event.type, event.clientID, date.timeIntervalSince1970])
             previous = jws
+        }
+    }
+
+    public func recordLapsedGrants(at date: Date) async throws -> Int {
+        try await commits.write { [self] db in
+            let rows = try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT client_id, scope, expires_at, approval_request_id FROM scope_grant
+                    WHERE expires_at IS NOT NULL AND expires_at <= ? AND lapse_recorded_at IS NULL
+                    ORDER BY expires_at LIMIT 500
+                    """, arguments: [date.timeIntervalSince1970])
+            guard !rows.isEmpty else { return 0 }
+            try appendAudit(
+                db,
+                rows.map { row in
+                    AuditEvent(
+                        "grant.expired", clientID: row["client_id"],
+                        [
+                            ("scope", .string(row["scope"])), ("request_id", (row["approval_request_id"] as String?).map { .string($0) } ?? .null),
+                            ("expired_at", .int(Int64(row["expires_at"] as Double))),
+                        ])
+                }, at: date)
+            for row in rows {
+                try db.execute(
+                    sql: "UPDATE scope_grant SET lapse_recorded_at = ? WHERE client_id = ? AND scope = ?",
+                    arguments: [date.timeIntervalSince1970, row["client_id"] as String, row["scope"] as String])
+            }
+            return rows.count
         }
     }
 

@@ -213,3 +213,25 @@ import Testing
         return input + "." + Base64URL.encode(try signer.key.sign(Data(input.utf8)))
     }
 }
+
+@Suite struct GrantLapseTests {
+    @Test func aLapsedGrantIsRecordedOnce() async throws {
+        let (store, signer) = try AuditLogTests.store()
+        let now = Date()
+        let draft = try AuditLogTests.draft("app", "orders:write")
+        let (_, request, _) = try await store.openHold(draft, at: now, expiresAt: now.addingTimeInterval(600))
+        _ = try await store.decide(
+            request.id, Decision(outcome: .approved, actor: "cli:alice", at: now),
+            grants: [
+                Grant(
+                    clientID: "app", scope: "orders:write", approvedBy: "cli:alice", grantedAt: now,
+                    expiresAt: now.addingTimeInterval(60), approvalRequestID: request.id)
+            ])
+        #expect(try await store.recordLapsedGrants(at: now.addingTimeInterval(30)) == 0)
+        #expect(try await store.recordLapsedGrants(at: now.addingTimeInterval(61)) == 1)
+        #expect(try await store.recordLapsedGrants(at: now.addingTimeInterval(120)) == 0)
+        let rows = try await store.auditEntries()
+        #expect(rows.last?.event == "grant.expired")
+        #expect(AuditVerifier(keys: [signer.key.publicKey]).verify(entries: rows.map(\.jws)) == .success(.init(entries: rows.count, checkpoints: 0)))
+    }
+}
