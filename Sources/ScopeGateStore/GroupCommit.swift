@@ -21,6 +21,12 @@ final class GroupCommit: Sendable {
 
     private let writer: DatabasePool
     private let queue = Mutex(Queue())
+    private let generationBox = Mutex(0)
+
+    /// Changes whenever what a previous operation wrote may no longer hold: at the start of each
+    /// transaction and after each operation that was rolled back. Operations may cache what they
+    /// read from earlier operations of the same generation.
+    var generation: Int { generationBox.withLock { $0 } }
     /// The most operations one transaction takes.
     let batchLimit: Int
 
@@ -52,15 +58,26 @@ final class GroupCommit: Sendable {
             }
             if batch.isEmpty { return }
             do {
-                let results = try await writer.write { db -> [Result<any Sendable, any Error>] in
-                    batch.map { operation in
+                let results = try await writer.write { [self] db -> [Result<any Sendable, any Error>] in
+                    generationBox.withLock { $0 += 1 }
+                    // Savepoints through cached statements: GRDB's `inSavepoint` compiles its SQL each time,
+                    // and this runs once per operation.
+                    let begin = try db.cachedStatement(sql: "SAVEPOINT operation")
+                    let release = try db.cachedStatement(sql: "RELEASE SAVEPOINT operation")
+                    let rollback = try db.cachedStatement(sql: "ROLLBACK TO SAVEPOINT operation")
+                    return batch.map { operation in
                         Result {
-                            var value: (any Sendable)?
-                            try db.inSavepoint {
-                                value = try operation.body(db)
-                                return .commit
+                            try begin.execute()
+                            do {
+                                let value = try operation.body(db)
+                                try release.execute()
+                                return value
+                            } catch {
+                                generationBox.withLock { $0 += 1 }
+                                try rollback.execute()
+                                try release.execute()
+                                throw error
                             }
-                            return value!
                         }
                     }
                 }

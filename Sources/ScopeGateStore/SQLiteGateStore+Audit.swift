@@ -40,9 +40,17 @@ extension SQLiteGateStore {
     /// an entry cannot be sealed or written. Without a sealer, the store keeps no audit log.
     func appendAudit(_ db: Database, _ events: [AuditEvent], at date: Date) throws {
         guard let audit, !events.isEmpty else { return }
-        let last = try Row.fetchOne(db, sql: "SELECT seq, jws FROM audit_entry ORDER BY seq DESC LIMIT 1")
-        var seq: Int64 = last?["seq"] ?? 0
-        var previous: String? = last?["jws"]
+        // This runs for every entry, inside the transaction every writer waits on: the head comes from
+        // what this transaction wrote last when it can, and statements are cached.
+        let generation = commits.generation
+        var seq: Int64
+        var previous: String?
+        if let cached = auditHeadCache.withLock({ $0 }), cached.generation == generation {
+            (seq, previous) = (cached.seq, cached.jws)
+        } else {
+            let last = try Row.fetchOne(db.cachedStatement(sql: "SELECT seq, jws FROM audit_entry ORDER BY seq DESC LIMIT 1"))
+            (seq, previous) = (last?["seq"] ?? 0, last?["jws"])
+        }
         for event in events {
             seq += 1
             let jws: String
@@ -51,11 +59,11 @@ extension SQLiteGateStore {
             } catch {
                 throw GateError(.storeFailure, "the audit entry cannot be signed")
             }
-            try db.execute(
-                sql: "INSERT INTO audit_entry (seq, jws, event, client_id, at) VALUES (?, ?, ?, ?, ?)",
-                arguments: [seq, jws, event.type, event.clientID, date.timeIntervalSince1970])
+            try db.cachedStatement(sql: "INSERT INTO audit_entry (seq, jws, event, client_id, at) VALUES (?, ?, ?, ?, ?)")
+                .execute(arguments: [seq, jws, event.type, event.clientID, date.timeIntervalSince1970])
             previous = jws
         }
+        if let previous { auditHeadCache.withLock { $0 = (generation, seq, previous) } }
     }
 
     public func recordLapsedGrants(at date: Date) async throws -> Int {

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import ScopeGateCore
+import Synchronization
 
 /// The `GateStore` on a SQLite file (GRDB, WAL, `synchronous=FULL`).
 ///
@@ -13,6 +14,8 @@ public final class SQLiteGateStore: GateStore {
     let writer: DatabasePool
     let commits: GroupCommit
     let audit: (any AuditSealing)?
+    /// The newest audit entry as the current transaction wrote it, valid for one `commits.generation`.
+    let auditHeadCache = Mutex<(generation: Int, seq: Int64, jws: String)?>(nil)
 
     /// Opens (creating if needed) the database at `path` and brings its schema up to date. A
     /// read-only store refuses every write, which tests use to prove that the gate fails closed.

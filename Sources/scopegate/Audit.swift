@@ -1,12 +1,13 @@
 import ArgumentParser
 import Foundation
 import ScopeGateAudit
+import ScopeGateCore
 import ScopeGateServer
 import ScopeGateStore
 
 struct Audit: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Export, verify and follow the signed audit log.", subcommands: [Export.self, Verify.self, Tail.self])
+        abstract: "Export, verify and follow the signed audit log.", subcommands: [Export.self, Verify.self, Tail.self, Benchmark.self])
 
     static func store(_ options: ConfigOption) throws -> (ScopeGateConfiguration, SQLiteGateStore) {
         let configuration = try options.load()
@@ -105,6 +106,62 @@ struct Audit: AsyncParsableCommand {
                 }
                 if follow { try await Task.sleep(for: .milliseconds(500)) }
             } while follow
+        }
+    }
+
+    struct Benchmark: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Measure this machine: the raw signing rate, and durable audit appends from concurrent writers.",
+            discussion: """
+                Appends --entries events to the store the configuration names (they stay in its audit log, as any
+                entry would), from --writers concurrent tasks, and prints both rates and their ratio as JSON.
+                """)
+        @OptionGroup var options: ConfigOption
+        @Option(help: "How many entries to append.") var entries: Int = 100_000
+        @Option(help: "How many concurrent writers.") var writers: Int = 64
+
+        func run() async throws {
+            let configuration = try options.load()
+            guard let signer = try configuration.auditSigner() else {
+                throw ValidationError("the configuration has no audit section")
+            }
+            let store = try configuration.openStore()
+            // The raw signing rate of the algorithm, one core, nothing else.
+            let samples = 20_000
+            var previous: String?
+            let event = AuditEvent("benchmark", clientID: "bench", [("n", .int(0)), ("note", .string("raw signing"))])
+            let signStart = ContinuousClock.now
+            for seq in 1...samples {
+                previous = try signer.seal(event, seq: Int64(seq), previous: previous, at: Date())
+            }
+            let signSeconds = Self.seconds(ContinuousClock.now - signStart)
+            let before = try await store.auditHead().count
+            let total = entries
+            let perWriter = (total + writers - 1) / writers
+            let appendStart = ContinuousClock.now
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for writer in 0..<writers {
+                    group.addTask {
+                        for index in 0..<perWriter where writer * perWriter + index < total {
+                            try await store.recordAudit(
+                                AuditEvent("benchmark", clientID: "bench", [("writer", .int(Int64(writer))), ("n", .int(Int64(index)))]),
+                                at: Date())
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+            let appendSeconds = Self.seconds(ContinuousClock.now - appendStart)
+            let appended = try await store.auditHead().count - before
+            let signing = Double(samples) / signSeconds
+            let durable = Double(appended) / appendSeconds
+            print(
+                #"{"algorithm":"\#(signer.key.publicKey.algorithm.rawValue)","signing_per_second":\#(Int(signing)),"entries":\#(appended),"writers":\#(writers),"durable_entries_per_second":\#(Int(durable)),"ratio_to_signing":\#(String(format: "%.2f", durable / signing))}"#
+            )
+        }
+
+        static func seconds(_ duration: Duration) -> Double {
+            Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
         }
     }
 

@@ -13,6 +13,23 @@ import Testing
         #expect(key.kid == "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k")
     }
 
+    @Test func encodingsAgreeWithFoundation() throws {
+        for length in 0..<70 {
+            let bytes = (0..<length).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ 11) }
+            let expected = Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-")
+                .replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+            #expect(Base64URL.encode(bytes) == expected)
+            #expect(Base64URL.decode(expected) == Data(bytes))
+        }
+        #expect(Base64URL.decode("ab+c") == nil, "the standard alphabet is refused")
+        #expect(Base64URL.decode("abc=") == nil, "padding is refused")
+        let tricky = "quote \" backslash \\ newline \n tab \t bell \u{07} é 🙂"
+        let json = CompactJSON.encode(.object([("k", .string(tricky)), ("n", .int(-3)), ("b", .bool(true)), ("z", .null)]))
+        let parsed = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
+        #expect(parsed["k"] as? String == tricky)
+        #expect(json.hasSuffix(#","n":-3,"b":true,"z":null}"#))
+    }
+
     @Test(arguments: AuditAlgorithm.allCases)
     func privateKeysRoundTripThroughJWK(_ algorithm: AuditAlgorithm) throws {
         let key = AuditSigningKey.generate(algorithm)
@@ -233,5 +250,41 @@ import Testing
         let rows = try await store.auditEntries()
         #expect(rows.last?.event == "grant.expired")
         #expect(AuditVerifier(keys: [signer.key.publicKey]).verify(entries: rows.map(\.jws)) == .success(.init(entries: rows.count, checkpoints: 0)))
+    }
+}
+
+/// The audit write fails the way disks and files fail; the state change must not happen.
+@Suite struct AuditFailClosedTests {
+    @Test func aReadOnlyDatabaseFileTakesNoDecision() async throws {
+        let (store, signer) = try AuditLogTests.store()
+        let now = Date()
+        let (_, request, _) = try await store.openHold(try AuditLogTests.draft("app", "orders:read"), at: now, expiresAt: now.addingTimeInterval(600))
+        let readOnly = try SQLiteGateStore(path: store.writer.path, readOnly: true, audit: signer)
+        await #expect(throws: (any Error).self) {
+            _ = try await readOnly.decide(request.id, Decision(outcome: .approved, actor: "cli:alice", at: now), grants: [])
+        }
+        #expect(try await store.approvalRequest(id: request.id)?.state == .pending)
+    }
+
+    @Test func aFullDiskTakesNoDecisionAndLosesNothing() async throws {
+        let (store, signer) = try AuditLogTests.store()
+        let now = Date()
+        let (_, request, _) = try await store.openHold(try AuditLogTests.draft("app", "orders:read"), at: now, expiresAt: now.addingTimeInterval(600))
+        let before = try await store.auditEntries().count
+        // No page beyond those in use: the next write that needs one fails with SQLITE_FULL.
+        try await store.writer.write { db in
+            let pages = try Int.fetchOne(db, sql: "PRAGMA page_count") ?? 0
+            _ = try Int.fetchOne(db, sql: "PRAGMA max_page_count = \(pages)")
+        }
+        let big = String(repeating: "x", count: 200_000)
+        await #expect(throws: (any Error).self) {
+            _ = try await store.decide(request.id, Decision(outcome: .approved, actor: "cli:alice", at: now, reason: big), grants: [])
+        }
+        #expect(try await store.approvalRequest(id: request.id)?.state == .pending)
+        #expect(try await store.auditEntries().count == before)
+        try await store.writer.write { db in _ = try Int.fetchOne(db, sql: "PRAGMA max_page_count = 1073741823") }
+        _ = try await store.decide(request.id, Decision(outcome: .approved, actor: "cli:alice", at: now), grants: [])
+        let entries = try await store.auditEntries().map(\.jws)
+        #expect(AuditVerifier(keys: [signer.key.publicKey]).verify(entries: entries) == .success(.init(entries: entries.count, checkpoints: 0)))
     }
 }

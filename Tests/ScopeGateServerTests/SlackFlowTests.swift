@@ -351,4 +351,45 @@ import Testing
             }
         }
     }
+
+    @Test func auditCheckpointsGoToTheirSlackChannelAndFile() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sg-\(UUID().uuidString)")
+        let keyring = AuditKeyring(directory: folder.appendingPathComponent("keys"))
+        let key = try keyring.generate(.es256).new
+        let signer = AuditSigner(key: key, issuer: "http://127.0.0.1")
+        let store = try SQLiteGateStore(path: folder.appendingPathComponent("gate.sqlite").path, audit: signer)
+        let file = folder.appendingPathComponent("checkpoints.jsonl").path
+        let audit = """
+            audit:
+              keys: \(folder.appendingPathComponent("keys").path)
+              checkpoint_every: 2
+              checkpoint_interval: 1h
+              checkpoint_file: \(file)
+              checkpoint_slack_channel: C0AUDIT
+            """
+        try await FakeSlack.with { slack in
+            try await GateHarness.with(extraConfig: audit, store: store, slack: slack, auditSigner: signer) { h in
+                // The first checkpoint is written at start, over an empty log.
+                try await eventually("the first checkpoint is posted") {
+                    slack.calls("chat.postMessage").contains { $0.json["channel"]?.string == "C0AUDIT" }
+                }
+                _ = try await Browser(h).hold(scope: "orders:read")
+                try await eventually("a checkpoint covers the new entries") {
+                    (try await store.auditCheckpoints()).count >= 2
+                }
+                let entries = try await store.auditEntries().map(\.jws)
+                let checkpoints = try await store.auditCheckpoints()
+                let verifier = AuditVerifier(keys: try keyring.publicKeys())
+                #expect(verifier.verify(entries: entries, checkpoints: checkpoints) == .success(.init(entries: entries.count, checkpoints: checkpoints.count)))
+                let posted = slack.calls("chat.postMessage").filter { $0.json["channel"]?.string == "C0AUDIT" }
+                #expect(posted.count == checkpoints.count)
+                #expect(posted.last?.json["text"]?.string?.contains(checkpoints.last!) == true)
+                let lines = try String(contentsOfFile: file, encoding: .utf8).split(separator: "\n")
+                #expect(lines.map { $0.trimmingCharacters(in: CharacterSet(charactersIn: "\"")) } == checkpoints)
+                let served = try await h.send(.GET, "/_scopegate/audit/jwks.json")
+                #expect(served.status == 200)
+                #expect(served.body.contains(key.publicKey.kid))
+            }
+        }
+    }
 }

@@ -5,6 +5,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import ScopeGateAudit
 import ScopeGateCore
 import ScopeGateStore
 import ServiceLifecycle
@@ -100,7 +101,8 @@ struct GateHarness {
     /// Runs `body` with ScopeGate serving; everything is torn down afterwards.
     static func with(
         extraConfig: String = "", listenExtra: String = "", store: (any GateStore)? = nil, unreachableUpstream: Bool = false,
-        slack: FakeSlack? = nil, socketMode: Bool = false, _ body: @Sendable (GateHarness) async throws -> Void
+        slack: FakeSlack? = nil, socketMode: Bool = false, auditSigner: AuditSigner? = nil,
+        _ body: @Sendable (GateHarness) async throws -> Void
     ) async throws {
         let extraConfig = slack.map { extraConfig + "\n" + slackConfig($0, socketMode: socketMode) } ?? extraConfig
         let logger = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
@@ -130,7 +132,7 @@ struct GateHarness {
         let metadata = try await UpstreamMetadata.discover(configuration: configuration, client: httpClient)
         let gate = ScopeGateApplication(
             configuration: configuration, store: try store ?? SQLiteGateStore(path: storePath), httpClient: httpClient,
-            metadata: metadata, logger: logger)
+            metadata: metadata, logger: logger, auditSigner: auditSigner)
         var services: [any Service] = gate.backgroundServices + [try gate.publicListener()]
         if let admin = gate.adminApplication() { services.append(admin) }
         let gateGroup = ServiceGroup(services: services, logger: logger)
