@@ -15,15 +15,13 @@ Needs nginx and wrk (Debian packages `nginx`, `wrk`).
 import argparse
 import json
 import os
-import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import threading
 from pathlib import Path
 
-from common import RELEASE_BINARY, free_ports, scopegate_config, wait_for
+from common import RELEASE_BINARY, free_ports, require, scopegate_config, stop, wait_for
 from proxy import nginx, wrk
 
 
@@ -33,11 +31,7 @@ def main():
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--binary", default=str(RELEASE_BINARY))
     args = parser.parse_args()
-    for tool in ("nginx", "wrk"):
-        if not shutil.which(tool):
-            sys.exit(f"{tool} is not installed (apt-get install {tool})")
-    if not Path(args.binary).exists():
-        sys.exit(f"{args.binary} is missing: swift build -c release --product scopegate")
+    require(args.binary, ("nginx", "wrk"))
 
     rows = []
     for algorithm in ("ES256", "EdDSA"):
@@ -82,14 +76,7 @@ def main():
                 sys.exit(f"the benchmark's log does not verify: {verify.stderr}")
             rows.append((algorithm, figures, alone, loaded["rps"]))
         finally:
-            for process in processes:
-                process.send_signal(signal.SIGTERM)
-            for process in processes:
-                try:
-                    process.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-            shutil.rmtree(work, ignore_errors=True)
+            stop(processes, work)
 
     print(f"{args.entries} entries from 64 writers, synchronous=FULL, wrk -t2 -c64 on pass-through meanwhile, "
           f"{os.cpu_count()} cores\n")

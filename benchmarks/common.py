@@ -1,6 +1,10 @@
 """What the benchmark scripts share: loopback ports, waiting for a listener, and ScopeGate's
 configuration in front of a benchmark upstream."""
+import shutil
+import signal
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -53,3 +57,25 @@ clients:
     name: Benchmark
     redirect_uris: ["https://bench.example/cb"]
 {extra}"""
+
+
+def require(binary, tools=()):
+    """Exits with what to install when a tool or the release build is missing."""
+    for tool in tools:
+        if not shutil.which(tool):
+            sys.exit(f"{tool} is not installed (apt-get install {tool})")
+    if not Path(binary).exists():
+        sys.exit(f"{binary} is missing: swift build -c release --product scopegate")
+
+
+def stop(processes, work=None):
+    """Stops `processes` (SIGTERM, then SIGKILL after 15 s) and removes the work folder."""
+    for process in processes:
+        process.send_signal(signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    if work is not None:
+        shutil.rmtree(work, ignore_errors=True)

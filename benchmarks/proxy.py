@@ -14,17 +14,14 @@ Needs nginx and wrk (Debian packages `nginx`, `wrk`).
 import argparse
 import os
 import re
-import shutil
-import signal
 import sqlite3
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from common import RELEASE_BINARY, free_ports, scopegate_config, wait_for
+from common import RELEASE_BINARY, free_ports, require, scopegate_config, stop, wait_for
 
 
 def nginx(work, name, body):
@@ -69,11 +66,7 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--binary", default=str(RELEASE_BINARY))
     args = parser.parse_args()
-    for tool in ("nginx", "wrk"):
-        if not shutil.which(tool):
-            sys.exit(f"{tool} is not installed (apt-get install {tool})")
-    if not Path(args.binary).exists():
-        sys.exit(f"{args.binary} is missing: swift build -c release --product scopegate")
+    require(args.binary, ("nginx", "wrk"))
 
     work = Path(tempfile.mkdtemp(prefix="scopegate-bench-"))
     up, ref, gate, admin = free_ports(4)
@@ -148,14 +141,7 @@ def main():
         print(f"| pass-through p99 / nginx p99 | {pass_p99 / nginx_p99:.2f} | at most 2 |")
         print(f"| gated throughput / pass-through | {gated_rps / pass_rps:.2f} | at least 0.9 |")
     finally:
-        for process in processes:
-            process.send_signal(signal.SIGTERM)
-        for process in processes:
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        shutil.rmtree(work, ignore_errors=True)
+        stop(processes, work)
 
 
 if __name__ == "__main__":

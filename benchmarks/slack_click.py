@@ -30,7 +30,7 @@ from urllib.parse import urljoin
 
 import requests
 
-from common import RELEASE_BINARY, ROOT, free_ports, scopegate_config, wait_for
+from common import RELEASE_BINARY, ROOT, free_ports, require, scopegate_config, wait_for
 
 sys.path.insert(0, str(ROOT / "e2e"))
 import fake_slack  # noqa: E402
@@ -61,8 +61,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=300)
     parser.add_argument("--binary", default=str(RELEASE_BINARY))
     args = parser.parse_args()
-    if not Path(args.binary).exists():
-        sys.exit(f"{args.binary} is missing: swift build -c release --product scopegate")
+    require(args.binary)
 
     work = Path(tempfile.mkdtemp(prefix="scopegate-slack-bench-"))
     up, gate, admin, slack_port = free_ports(4)
