@@ -192,7 +192,7 @@ public struct GateService: Sendable {
     }
 
     /// Runs a store operation; a `GateError` passes through, anything else means the store failed.
-    private func storeCall<T>(_ body: () async throws -> T) async throws(GateError) -> T {
+    func storeCall<T>(_ body: () async throws -> T) async throws(GateError) -> T {
         do {
             return try await body()
         } catch let error as GateError where error.code != .storeFailure {

@@ -102,6 +102,7 @@ public struct ScopeGateApplication: Sendable {
         let redirect = ClientRedirect(
             policy: configuration.policy, issuer: metadata.issParameterSupported ? metadata.issuer : nil)
         var gated: [String: GatedEndpoint] = [metadata.authorizationPath: .authorization]
+        if let tokenPath = metadata.tokenPath { gated[tokenPath] = .token }
         for path in metadata.discoveryPaths { gated[path] = .discovery }
         return ScopeGateResponder(
             pathGuard: PathGuard(gated),
@@ -111,7 +112,9 @@ public struct ScopeGateApplication: Sendable {
             holds: HoldEndpoints(
                 service: service, hub: hub, binding: binding, redirect: redirect,
                 authorizationPath: metadata.authorizationPath, publicOrigin: publicOrigin),
-            discovery: DiscoveryEndpoint(proxy: proxy), slack: slackInteractions,
+            discovery: DiscoveryEndpoint(proxy: proxy),
+            token: metadata.tokenPath.map { TokenEndpoint(service: service, proxy: proxy, path: $0, logger: logger) },
+            slack: slackInteractions,
             auditJWKS: configuration.audit.map { AuditJWKSEndpoint(keyring: AuditKeyring(directory: $0.keysDirectory)) })
     }
 
@@ -213,6 +216,13 @@ public struct ScopeGateApplication: Sendable {
         logger.info(
             "gating the authorization endpoint",
             metadata: ["sg.path": "\(metadata.authorizationPath)", "sg.upstream": "\(configuration.upstreamURL)"])
+        if let tokenPath = metadata.tokenPath {
+            logger.info("gating the token endpoint", metadata: ["sg.path": "\(tokenPath)"])
+        } else {
+            logger.warning(
+                "the token endpoint is not gated: discovery names none; set upstream.token_endpoint",
+                metadata: ["sg.upstream": "\(configuration.upstreamURL)"])
+        }
         let app = ScopeGateApplication(
             configuration: configuration, store: store, httpClient: httpClient, metadata: metadata, logger: logger,
             auditSigner: auditSigner)

@@ -28,6 +28,8 @@ struct ScopeGateResponder: Sendable {
     let authorization: AuthorizationEndpoint
     let holds: HoldEndpoints
     let discovery: DiscoveryEndpoint
+    /// The token endpoint, when its path is known.
+    let token: TokenEndpoint?
     /// Slack's interactivity endpoint, when Slack approvals are configured.
     let slack: SlackInteractions?
     /// The audit log's public keys, when the audit log is configured.
@@ -71,6 +73,9 @@ struct ScopeGateResponder: Sendable {
             return await authorization.respond(to: request, context: context)
         case .gated(.discovery):
             return .respond(await discovery.respond(to: request, context: context))
+        case .gated(.token):
+            guard let token else { return .respond(ErrorResponses.plain(.notFound, "no token endpoint")) }
+            return .respond(await token.respond(to: request, context: context))
         case .ambiguous, .other:
             return .respond(
                 ErrorResponses.plain(

@@ -1,4 +1,5 @@
-"""Prepares the test IdP: schema, the test user, and the registered client.
+"""Prepares the test IdP: schema, the test user, and the registered clients (a public app using
+authorization code + PKCE, and a confidential service using client credentials).
 
 Usage: python setup_idp.py <redirect-uri> [<redirect-uri> ...]
 """
@@ -29,6 +30,17 @@ Application.objects.create(
     authorization_grant_type=Application.GRANT_AUTHORIZATION_CODE,
     redirect_uris=" ".join(sys.argv[1:]),
     skip_authorization=True,
+    algorithm=Application.RS256_ALGORITHM,
+    user=user,
+)
+Application.objects.filter(client_id="e2e-service").delete()
+Application.objects.create(
+    client_id="e2e-service",
+    client_secret="e2e-service-secret-0123456789",
+    name="E2E Service",
+    client_type=Application.CLIENT_CONFIDENTIAL,
+    authorization_grant_type=Application.GRANT_CLIENT_CREDENTIALS,
+    redirect_uris="",
     algorithm=Application.RS256_ALGORITHM,
     user=user,
 )

@@ -12,6 +12,7 @@ struct ConfigFile: Decodable {
         var host_header: String?
         var discovery_path: String?
         var authorization_endpoint: String?
+        var token_endpoint: String?
         var connect_timeout: String?
         var response_timeout: String?
         var trusted_proxies: [String]?

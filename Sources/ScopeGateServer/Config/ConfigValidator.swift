@@ -36,6 +36,7 @@ struct ConfigValidator {
         for (key, value) in [
             ("upstream.discovery_path", file.upstream?.discovery_path),
             ("upstream.authorization_endpoint", file.upstream?.authorization_endpoint),
+            ("upstream.token_endpoint", file.upstream?.token_endpoint),
         ] {
             if let value, !value.hasPrefix("/") { throw fail(key, "must be a path starting with '/'") }
         }
@@ -53,6 +54,7 @@ struct ConfigValidator {
             idleTimeout: try duration(file.listen?.idle_timeout ?? "75s", key: "listen.idle_timeout"), upstreamURL: upstreamURL,
             hostHeader: hostHeader, discoveryPath: file.upstream?.discovery_path,
             authorizationEndpointPath: file.upstream?.authorization_endpoint,
+            tokenEndpointPath: file.upstream?.token_endpoint,
             connectTimeout: try duration(file.upstream?.connect_timeout ?? "5s", key: "upstream.connect_timeout"),
             responseTimeout: try duration(file.upstream?.response_timeout ?? "60s", key: "upstream.response_timeout"),
             trustedProxies: Set(file.upstream?.trusted_proxies ?? []),

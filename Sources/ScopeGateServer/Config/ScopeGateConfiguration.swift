@@ -46,6 +46,8 @@ public struct ScopeGateConfiguration: Sendable {
     public var discoveryPath: String?
     /// The authorization endpoint's path, when set explicitly rather than discovered.
     public var authorizationEndpointPath: String?
+    /// The token endpoint's path, when set explicitly rather than discovered.
+    public var tokenEndpointPath: String?
     /// How long connecting to the upstream may take before the client gets 502.
     public var connectTimeout: Duration
     /// How long the upstream may take to answer before the client gets 504.

@@ -106,8 +106,10 @@ enum GatedEndpoint: String, Sendable {
     case authorization
     /// A discovery document, served rewritten.
     case discovery
+    /// The token endpoint (back channel).
+    case token
 
     /// Whether requests here carry permissions, so that every other spelling of the path is refused.
     /// Another spelling of a discovery path is simply passed through unrewritten.
-    var carriesPermissions: Bool { self == .authorization }
+    var carriesPermissions: Bool { self != .discovery }
 }

@@ -9,6 +9,8 @@ struct UpstreamMetadata: Sendable {
     var issuer: String?
     /// The path of the authorization endpoint.
     var authorizationPath: String
+    /// The path of the token endpoint, when known (discovery or `upstream.token_endpoint`).
+    var tokenPath: String?
     /// The paths at which the discovery document is served (rewritten) to clients.
     var discoveryPaths: [String]
     /// Whether the IdP returns `iss` in authorization responses (RFC 9207).
@@ -31,9 +33,13 @@ struct UpstreamMetadata: Sendable {
                 break
             }
         }
+        var tokenPath = configuration.tokenEndpointPath
+        if tokenPath == nil, let document {
+            tokenPath = try endpointPath(document, "token_endpoint", configuration: configuration)
+        }
         if let explicit = configuration.authorizationEndpointPath {
             return UpstreamMetadata(
-                issuer: document?["issuer"] as? String, authorizationPath: explicit,
+                issuer: document?["issuer"] as? String, authorizationPath: explicit, tokenPath: tokenPath,
                 discoveryPaths: foundAt.map { [$0] } ?? [],
                 issParameterSupported: document?["authorization_response_iss_parameter_supported"] as? Bool ?? false)
         }
@@ -59,9 +65,26 @@ struct UpstreamMetadata: Sendable {
             )
         }
         return UpstreamMetadata(
-            issuer: document["issuer"] as? String, authorizationPath: url.path(percentEncoded: true),
+            issuer: document["issuer"] as? String, authorizationPath: url.path(percentEncoded: true), tokenPath: tokenPath,
             discoveryPaths: [foundAt],
             issParameterSupported: document["authorization_response_iss_parameter_supported"] as? Bool ?? false)
+    }
+
+    /// The path of an endpoint the document names, refusing one on an origin ScopeGate does not front.
+    private static func endpointPath(_ document: [String: Any], _ name: String, configuration: ScopeGateConfiguration)
+        throws(GateError) -> String?
+    {
+        guard let text = document[name] as? String else { return nil }
+        guard let url = URL(string: text), !url.path.isEmpty else {
+            throw GateError(.invalidConfiguration, "the discovery document's \(name) cannot be read")
+        }
+        let known = [configuration.upstreamURL, configuration.publicURL].map(DiscoveryRewriter.origin(of:))
+        guard known.contains(DiscoveryRewriter.origin(of: url)) else {
+            throw GateError(
+                .invalidConfiguration,
+                "the IdP's \(name) is on another origin, which ScopeGate does not front; requests there could not be gated")
+        }
+        return url.path(percentEncoded: true)
     }
 
     private static func fetchJSON(_ base: URL, path: String, client: HTTPClient) async -> [String: Any]? {

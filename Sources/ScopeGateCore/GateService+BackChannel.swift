@@ -1,0 +1,81 @@
+import Foundation
+
+extension GateService {
+    /// What happens to a back-channel request (a token endpoint grant) that asks for scopes.
+    public enum BackChannelAdmission: Sendable, Equatable {
+        /// Forward it: every scope is granted or approved by policy.
+        case forward
+        /// Refuse it: policy denies these scopes.
+        case deny(ScopeSet)
+        /// Refuse it for now: approvers are asked (this approval request); a retry after approval passes.
+        case pending(ApprovalRequest)
+    }
+
+    /// Decides a back-channel request for `scopes` by `clientID`. Back-channel calls cannot wait for
+    /// minutes, so an unapproved scope is refused at once and one approval request is opened for the
+    /// client (a retry while it is pending opens nothing new). Only a standing grant admits a retry:
+    /// there is no waiting browser for *approve once* to release.
+    public func admitBackChannel(clientID: String, scopes: ScopeSet, grantType: String) async throws(GateError)
+        -> BackChannelAdmission
+    {
+        let date = now()
+        return try await storeCall {
+            let granted = Set(try await store.activeGrants(clientID: clientID, among: scopes, at: date).map(\.scope))
+            switch policy.evaluate(scopes: scopes, clientID: clientID, granted: granted) {
+            case .allow:
+                return .forward
+            case .deny(let denied):
+                try await store.recordAudit(
+                    AuditEvent(
+                        "decision", clientID: clientID,
+                        [
+                            ("outcome", .string("denied")), ("actor", .string("policy")), ("scopes", .strings(denied.tokens)),
+                            ("rules", .strings(rules(denied, clientID: clientID))), ("grant_type", .string(grantType)),
+                        ]), at: date)
+                return .deny(denied)
+            case .hold(let unapproved, let alreadyGranted):
+                if let pending = try await store.approvalRequests(states: [.pending]).first(where: {
+                    $0.clientID == clientID && $0.scopes == unapproved
+                }) {
+                    return .pending(pending)
+                }
+                let draft = HoldDraft(
+                    clientID: clientID, binderHash: Self.backChannelBinder, method: .post,
+                    encodedParameters: "grant_type=\(grantType)", requestedScopes: scopes, unapproved: unapproved,
+                    alreadyGranted: alreadyGranted, rules: rules(unapproved, clientID: clientID),
+                    route: routeName?(clientID, unapproved))
+                let (hold, approval, opened) = try await store.openHold(
+                    draft, at: date, expiresAt: date.addingTimeInterval(policy.approvalTimeout.seconds))
+                if opened { await observer.approvalRequestOpened(approval, by: hold) }
+                return .pending(approval)
+            }
+        }
+    }
+
+    /// Holds of back-channel requests carry this instead of a browser binding: no browser can ever
+    /// present it, so nothing continues from such a hold.
+    public static let backChannelBinder = "back-channel"
+
+    /// The second gate: the scopes of `issued` that `clientID` may not hold now (neither granted, nor
+    /// approved by policy, nor approved once for it within the release window). Empty when the token
+    /// may leave.
+    public func scopesBeyondApproval(_ issued: ScopeSet, clientID: String) async throws(GateError) -> ScopeSet {
+        let date = now()
+        return try await storeCall {
+            let granted = Set(try await store.activeGrants(clientID: clientID, among: issued, at: date).map(\.scope))
+            let since = date.addingTimeInterval(-Self.releaseWindow.seconds)
+            let once = try await store.approvalRequests(states: [.approvedOnce]).filter {
+                $0.clientID == clientID && ($0.decision?.at ?? .distantPast) >= since
+            }
+            let approvedOnce = Set(once.flatMap(\.scopes.tokens))
+            return ScopeSet(
+                issued.tokens.filter { scope in
+                    switch policy.rule(for: scope, clientID: clientID).auto {
+                    case .approve: false
+                    case .deny: true
+                    case .ask: !granted.contains(scope) && !approvedOnce.contains(scope)
+                    }
+                })
+        }
+    }
+}

@@ -1,0 +1,257 @@
+import AsyncHTTPClient
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import NIOHTTP1
+import ScopeGateCore
+
+/// The gated token endpoint (RFC 6749 §3.2): grants that ask for scopes are gated like the
+/// authorization endpoint, and every token that leaves passes the second gate.
+///
+/// - `authorization_code`: the scopes were gated at the authorization endpoint; forwarded.
+/// - `refresh_token`: forwarded; a `scope` asking for more is gated first.
+/// - every other grant (`client_credentials`, `password`, token exchange, JWT bearer, …): the `scope`,
+///   or the client's configured default scopes, gated; unapproved → `invalid_scope` at once and one
+///   approval request opened; a retry after approval passes.
+/// - Second gate: the `scope` of a successful token response must be within what the client may hold
+///   now; otherwise the response is replaced by `invalid_scope`, and the token never reaches the client.
+///
+/// The request is parsed strictly (one value per parameter, form body only) and forwarded as
+/// re-serialized; the client is identified by HTTP Basic, `client_id`, or a client assertion's `sub`,
+/// and differing identities are refused.
+struct TokenEndpoint: Sendable {
+    let service: GateService
+    let proxy: UpstreamProxy
+    let path: String
+    let logger: Logger
+
+    static let maximumBodySize = 64 * 1024
+    static let maximumResponseSize = 1 << 20
+    static let authorizationCodeGrant = "authorization_code"
+    static let refreshTokenGrant = "refresh_token"
+
+    func respond(to request: Request, context: GateRequestContext) async -> Response {
+        guard request.method == .post else {
+            var response = Self.error(.methodNotAllowed, "invalid_request", "the token endpoint takes POST only")
+            response.headers[.allow] = "POST"
+            return response
+        }
+        let parameters: FormParameters
+        let clientID: String
+        do {
+            (parameters, clientID) = try await parse(request)
+        } catch let refusal as Refusal {
+            await recordRefusal(refusal)
+            return Self.error(refusal.status, refusal.code, refusal.message)
+        } catch {
+            return Self.error(.badRequest, "invalid_request", "the request cannot be read")
+        }
+        let grantType = parameters["grant_type"] ?? ""
+        let requested: ScopeSet?
+        do {
+            requested = try parameters["scope"].map { (value) throws(GateError) in try ScopeSet(parsing: value) }
+        } catch {
+            return Self.error(.badRequest, "invalid_scope", error.message)
+        }
+        if grantType != Self.authorizationCodeGrant && !(grantType == Self.refreshTokenGrant && requested == nil) {
+            let scopes: ScopeSet
+            if let requested, !requested.isEmpty {
+                scopes = requested
+            } else if let defaults = service.policy.clients[clientID]?.defaultScopes {
+                scopes = defaults
+            } else {
+                return Self.error(
+                    .badRequest, "invalid_scope",
+                    "the request names no scope and no default scopes are configured for this client at ScopeGate")
+            }
+            do {
+                switch try await service.admitBackChannel(clientID: clientID, scopes: scopes, grantType: grantType) {
+                case .forward:
+                    break
+                case .deny(let denied):
+                    return Self.error(
+                        .badRequest, "invalid_scope", "the organisation's policy does not allow: \(denied.tokens.joined(separator: " "))")
+                case .pending(let approval):
+                    logger.info(
+                        "token request refused pending approval",
+                        metadata: ["sg.request.id": "\(approval.id)", "sg.client.id": "\(clientID)"])
+                    return Self.error(
+                        .badRequest, "invalid_scope",
+                        "awaiting approval of \(approval.scopes.tokens.joined(separator: " ")) (request \(approval.id)); retry once it is approved")
+                }
+            } catch {
+                return Self.error(.serviceUnavailable, "temporarily_unavailable", error.message)
+            }
+        }
+        return await forward(request, parameters: parameters, clientID: clientID, requested: requested, context: context)
+    }
+
+    // MARK: Forwarding and the second gate
+
+    private func forward(
+        _ request: Request, parameters: FormParameters, clientID: String, requested: ScopeSet?, context: GateRequestContext
+    ) async -> Response {
+        let body = ByteBuffer(string: parameters.encoded)
+        var upstream = HTTPClientRequest(url: DiscoveryRewriter.join(proxy.configuration.upstreamURL, path))
+        upstream.method = .POST
+        let peer = ForwardingHeaders.Peer(
+            address: context.peerAddress,
+            trusted: context.peerAddress.map(proxy.configuration.trustedProxies.contains) ?? false,
+            scheme: proxy.configuration.publicURL.scheme ?? "http")
+        upstream.headers = ForwardingHeaders.upstreamRequest(
+            from: HTTPHeaders(request.headers), peer: peer, host: proxy.upstreamHost, bodyFraming: .length(body.readableBytes))
+        upstream.body = .bytes(body)
+        let status: HTTPResponseStatus
+        let headers: HTTPHeaders
+        let answer: ByteBuffer
+        do {
+            let response = try await proxy.client.execute(upstream, timeout: .init(proxy.configuration.responseTimeout))
+            status = response.status
+            headers = ForwardingHeaders.downstreamResponse(from: response.headers, rewriteLocation: proxy.rewriter.rewrite(url:))
+            answer = try await response.body.collect(upTo: Self.maximumResponseSize)
+        } catch {
+            logger.warning("token endpoint: the IdP failed", metadata: ["sg.upstream.error": "\(type(of: error))"])
+            return Self.error(.badGateway, "temporarily_unavailable", "the identity provider cannot be reached")
+        }
+        if status == .ok {
+            if let refusal = await secondGate(answer, clientID: clientID, requested: requested) {
+                logger.error(
+                    "the IdP issued a token beyond what is approved; it was withheld",
+                    metadata: ["sg.client.id": "\(clientID)", "sg.reason": "\(refusal)"])
+                return Self.error(.badRequest, "invalid_scope", refusal)
+            }
+        }
+        var fields = HTTPFields(headers, splitCookie: false)
+        fields[.contentLength] = String(answer.readableBytes)
+        return Response(
+            status: .init(code: Int(status.code), reasonPhrase: status.reasonPhrase), headers: fields,
+            body: .init(byteBuffer: answer))
+    }
+
+    /// Why a successful token response may not leave, or `nil` when it may.
+    private func secondGate(_ body: ByteBuffer, clientID: String, requested: ScopeSet?) async -> String? {
+        guard let object = (try? JSONSerialization.jsonObject(with: Data(buffer: body))) as? [String: Any] else {
+            return "the IdP's token response is not JSON"
+        }
+        let issued: ScopeSet
+        if let scope = object["scope"] {
+            guard let text = scope as? String, let parsed = try? ScopeSet(parsing: text) else {
+                return "the IdP's token response has an unreadable scope"
+            }
+            issued = parsed
+        } else if let requested {
+            // RFC 6749 §5.1: an omitted scope is the one requested.
+            issued = requested
+        } else {
+            return "the IdP's token response does not say which scopes it grants"
+        }
+        do {
+            let beyond = try await service.scopesBeyondApproval(issued, clientID: clientID)
+            return beyond.isEmpty ? nil : "the token would carry scopes nobody approved: \(beyond.tokens.joined(separator: " "))"
+        } catch {
+            return "ScopeGate cannot check the token's scopes right now"
+        }
+    }
+
+    // MARK: Parsing
+
+    struct Refusal: Error {
+        var status: HTTPResponse.Status = .badRequest
+        var code = "invalid_request"
+        var message: String
+    }
+
+    private func parse(_ request: Request) async throws -> (FormParameters, String) {
+        guard (request.uri.query ?? "").isEmpty else {
+            throw Refusal(message: "token request parameters belong in the form body, not the query")
+        }
+        let contentType = request.headers[.contentType]?.split(separator: ";").first?
+            .trimmingCharacters(in: .whitespaces).lowercased()
+        guard contentType == "application/x-www-form-urlencoded" else {
+            throw Refusal(message: "a token request must be application/x-www-form-urlencoded")
+        }
+        var copy = request
+        let body: ByteBuffer
+        do {
+            body = try await copy.collectBody(upTo: Self.maximumBodySize)
+        } catch {
+            throw Refusal(status: .contentTooLarge, message: "the form body is larger than \(Self.maximumBodySize) bytes")
+        }
+        let parameters: FormParameters
+        do {
+            parameters = try FormParameters(parsing: Substring(String(buffer: body)))
+        } catch {
+            throw Refusal(message: error.message)
+        }
+        guard let grantType = parameters["grant_type"], !grantType.isEmpty else {
+            throw Refusal(message: "grant_type is missing")
+        }
+        var identities = Set<String>()
+        if let basic = try Self.basicClientID(request.headers[.authorization]) { identities.insert(basic) }
+        if let bodyID = parameters["client_id"] { identities.insert(bodyID) }
+        if let assertion = parameters["client_assertion"] {
+            guard let subject = Self.assertionSubject(assertion) else {
+                throw Refusal(status: .unauthorized, code: "invalid_client", message: "the client assertion cannot be read")
+            }
+            identities.insert(subject)
+        }
+        guard identities.count == 1, let clientID = identities.first, !clientID.isEmpty else {
+            throw Refusal(
+                status: .unauthorized, code: "invalid_client",
+                message: identities.isEmpty ? "the client is not identified" : "the request names more than one client")
+        }
+        return (parameters, clientID)
+    }
+
+    /// The client id of an HTTP Basic `Authorization` header (RFC 6749 §2.3.1: form-encoded id).
+    static func basicClientID(_ header: String?) throws -> String? {
+        guard let header, header.lowercased().hasPrefix("basic ") else { return nil }
+        guard let decoded = Data(base64Encoded: String(header.dropFirst(6)).trimmingCharacters(in: .whitespaces)),
+            let text = String(data: decoded, encoding: .utf8), let colon = text.firstIndex(of: ":")
+        else {
+            throw Refusal(status: .unauthorized, code: "invalid_client", message: "the Basic credentials cannot be read")
+        }
+        let encoded = String(text[..<colon]).replacingOccurrences(of: "+", with: " ")
+        guard let id = encoded.removingPercentEncoding else {
+            throw Refusal(status: .unauthorized, code: "invalid_client", message: "the Basic client id is badly encoded")
+        }
+        return id
+    }
+
+    /// The `sub` of a client assertion JWT (RFC 7523 §3); the IdP verifies its signature.
+    static func assertionSubject(_ assertion: String) -> String? {
+        let parts = assertion.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 3 else { return nil }
+        var base64 = parts[1].replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        base64 += String(repeating: "=", count: (4 - base64.count % 4) % 4)
+        guard let data = Data(base64Encoded: base64),
+            let claims = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any]
+        else { return nil }
+        return claims["sub"] as? String
+    }
+
+    // MARK: Answers
+
+    /// An RFC 6749 §5.2 error: JSON, `no-store`.
+    static func error(_ status: HTTPResponse.Status, _ code: String, _ description: String) -> Response {
+        var headers = HTTPFields()
+        headers[.contentType] = "application/json"
+        headers[.cacheControl] = "no-store"
+        headers[.init("Pragma")!] = "no-cache"
+        if status == .unauthorized { headers[.wwwAuthenticate] = #"Basic realm="token""# }
+        if status == .serviceUnavailable { headers[.retryAfter] = "5" }
+        let body = (try? JSONSerialization.data(
+            withJSONObject: ["error": code, "error_description": description], options: [.sortedKeys])) ?? Data()
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
+    }
+
+    private func recordRefusal(_ refusal: Refusal) async {
+        try? await service.store.recordAudit(
+            AuditEvent(
+                "request.refused",
+                [("endpoint", .string("token")), ("error", .string(refusal.code)), ("reason", .string(String(refusal.message.prefix(300))))]),
+            at: service.now())
+    }
+}

@@ -1,0 +1,119 @@
+import AsyncHTTPClient
+import Foundation
+import Hummingbird
+import ScopeGateCore
+import Testing
+
+@testable import ScopeGateServer
+
+/// The token endpoint through ScopeGate: back-channel grants gated, every issued token checked (the
+/// second gate). The recording upstream is the oracle for "nothing reached the IdP".
+@Suite(.serialized) struct TokenEndpointTests {
+    static let path = "/o/token/"
+    static let basic = "Basic " + Data("app:s3cret".utf8).base64EncodedString()
+
+    func post(_ h: GateHarness, _ body: String, headers: [(String, String)] = [("Authorization", basic)]) async throws
+        -> GateHarness.Reply
+    {
+        try await h.send(
+            .POST, Self.path, headers: [("Content-Type", "application/x-www-form-urlencoded")] + headers, body: body)
+    }
+
+    /// The upstream answers every token request with a token for `scope`.
+    func issue(_ h: GateHarness, scope: String) {
+        h.upstream.behaviour.withLock {
+            $0 = { _, _ in
+                Response(
+                    status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"],
+                    body: .init(byteBuffer: ByteBuffer(string: #"{"access_token":"secret-token","token_type":"Bearer","scope":"\#(scope)"}"#)))
+            }
+        }
+    }
+
+    func json(_ reply: GateHarness.Reply) -> [String: String] {
+        ((try? JSONSerialization.jsonObject(with: Data(reply.body.utf8))) as? [String: String]) ?? [:]
+    }
+
+    @Test func anUnapprovedClientCredentialsGrantWaitsForApprovalThenPasses() async throws {
+        try await GateHarness.with { h in
+            issue(h, scope: "orders:read")
+            let refused = try await post(h, "grant_type=client_credentials&scope=orders%3Aread")
+            #expect(refused.status == 400)
+            #expect(json(refused)["error"] == "invalid_scope")
+            #expect(json(refused)["error_description"]?.contains("awaiting approval") == true)
+            #expect(refused.headers.first(name: "Cache-Control") == "no-store")
+            #expect(h.upstream.received(at: Self.path).isEmpty)
+            _ = try await post(h, "grant_type=client_credentials&scope=orders%3Aread")
+            let pending = try await h.gate.service.store.approvalRequests(states: [.pending])
+            #expect(pending.count == 1, "a retry opens nothing new")
+            try await h.gate.service.approve(pending[0].id, actor: "test", once: false)
+            let issued = try await post(h, "grant_type=client_credentials&scope=orders%3Aread")
+            #expect(issued.status == 200)
+            #expect(json(issued)["access_token"] == "secret-token")
+            let forwarded = try #require(h.upstream.received(at: Self.path).first)
+            #expect(String(buffer: forwarded.body) == "grant_type=client_credentials&scope=orders%3Aread")
+            #expect(forwarded.headers[.authorization] == Self.basic)
+        }
+    }
+
+    @Test func theSecondGateWithholdsATokenBeyondWhatIsApproved() async throws {
+        try await GateHarness.with { h in
+            // The code was issued for openid; the IdP's token carries more.
+            issue(h, scope: "openid orders:read")
+            let withheld = try await post(h, "grant_type=authorization_code&code=abc&client_id=app", headers: [])
+            #expect(withheld.status == 400)
+            #expect(json(withheld)["error"] == "invalid_scope")
+            #expect(!withheld.body.contains("secret-token"), "the token never reaches the client")
+            #expect(h.upstream.received(at: Self.path).count == 1)
+            issue(h, scope: "openid")
+            let passed = try await post(h, "grant_type=authorization_code&code=abc&client_id=app", headers: [])
+            #expect(passed.status == 200)
+            #expect(passed.body.contains("secret-token"))
+            // A token whose scope cannot be told is withheld too.
+            h.upstream.behaviour.withLock {
+                $0 = { _, _ in Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: #"{"access_token":"secret-token"}"#))) }
+            }
+            let unknown = try await post(h, "grant_type=authorization_code&code=abc&client_id=app", headers: [])
+            #expect(unknown.status == 400 && !unknown.body.contains("secret-token"))
+        }
+    }
+
+    @Test func aRefreshAskingForMoreIsGatedAndAPlainRefreshIsChecked() async throws {
+        try await GateHarness.with { h in
+            issue(h, scope: "openid")
+            let more = try await post(h, "grant_type=refresh_token&refresh_token=r1&scope=openid+orders%3Aread")
+            #expect(more.status == 400 && json(more)["error"] == "invalid_scope")
+            #expect(h.upstream.received(at: Self.path).isEmpty)
+            let plain = try await post(h, "grant_type=refresh_token&refresh_token=r1")
+            #expect(plain.status == 200)
+            #expect(h.upstream.received(at: Self.path).count == 1)
+        }
+    }
+
+    @Test func policyDenialAndBadRequestsReachNothing() async throws {
+        try await GateHarness.with { h in
+            issue(h, scope: "admin:all")
+            let denied = try await post(h, "grant_type=client_credentials&scope=admin%3Aall")
+            #expect(denied.status == 400 && json(denied)["error"] == "invalid_scope")
+            #expect(try await h.gate.service.store.approvalRequests(states: nil).isEmpty)
+            let otherBasic = "Basic " + Data("other:x".utf8).base64EncodedString()
+            let cases: [(Int, GateHarness.Reply)] = [
+                (405, try await h.send(.GET, Self.path)),
+                (400, try await h.send(.POST, Self.path, headers: [("Content-Type", "application/json"), ("Authorization", Self.basic)], body: "{}")),
+                (400, try await post(h, "grant_type=client_credentials&scope=openid&scope=orders%3Aread")),
+                (400, try await post(h, "grant_type=client_credentials&scope=orders%25")),
+                (400, try await post(h, "scope=openid")),
+                (400, try await h.send(.POST, Self.path + "?scope=openid", headers: [("Content-Type", "application/x-www-form-urlencoded"), ("Authorization", Self.basic)], body: "grant_type=client_credentials")),
+                (401, try await post(h, "grant_type=client_credentials&scope=openid&client_id=app", headers: [("Authorization", otherBasic)])),
+                (401, try await post(h, "grant_type=client_credentials&scope=openid", headers: [])),
+                (401, try await post(h, "grant_type=client_credentials&scope=openid&client_assertion=not-a-jwt", headers: [])),
+                (400, try await h.send(.POST, "/o/token", headers: [("Content-Type", "application/x-www-form-urlencoded")], body: "grant_type=client_credentials")),
+                (400, try await h.send(.POST, "/o/%74oken/", headers: [("Content-Type", "application/x-www-form-urlencoded")], body: "grant_type=client_credentials")),
+            ]
+            for (index, (expected, reply)) in cases.enumerated() {
+                #expect(reply.status == expected, "case \(index): \(reply.body)")
+            }
+            #expect(h.upstream.received.filter { $0.path.hasPrefix("/o/") && $0.path.contains("oken") }.isEmpty)
+        }
+    }
+}
