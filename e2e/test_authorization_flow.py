@@ -115,12 +115,25 @@ def test_approve_once_leaves_no_standing_grant(gate, idp, callback_server):
         "&client_id=other",  # a second client_id
         "&nonce=%G1",  # malformed percent-encoding
         "&nonce=%E9",  # not UTF-8
+        # Permissions ScopeGate cannot see: a request object (signed or not), a request URI, RAR.
+        "&request=eyJhbGciOiJub25lIn0.eyJzY29wZSI6Im9wZW5pZCBhZG1pbjpvcmcifQ.",
+        "&request_uri=urn%3Aietf%3Aparams%3Aoauth%3Arequest_uri%3Aabc",
+        "&authorization_details=%5B%7B%22type%22%3A%22payment%22%7D%5D",
     ],
 )
 def test_malformed_requests_never_reach_the_idp(gate, idp, callback_server, suffix):
     _, _, url, _ = start(gate, callback_server, "openid")
     response = requests_raw_get(BrowserSession(gate, callback_server).session, url + suffix)
     assert response.status_code == 400
+    assert idp.received("/o/authorize/") == []
+
+
+@pytest.mark.parametrize("response_type", ["token", "id_token", "code+token", "code+id_token+token"])
+def test_only_the_code_flow_is_admitted(gate, idp, callback_server, response_type):
+    _, _, url, _ = start(gate, callback_server, "openid")
+    response = requests_raw_get(BrowserSession(gate, callback_server).session, url.replace("response_type=code", f"response_type={response_type}"))
+    assert response.status_code == 400
+    assert "response_type=code" in response.text
     assert idp.received("/o/authorize/") == []
 
 

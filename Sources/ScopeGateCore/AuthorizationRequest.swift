@@ -48,6 +48,21 @@ public struct AuthorizationRequest: Sendable, Equatable {
             _ = name
             throw GateError(.invalidRequest, "a parameter name has a control, space or non-ASCII character")
         }
+        // Only the authorization code flow: other response types hand tokens to the browser, past the
+        // token endpoint where every issued token is checked.
+        guard responseType == "code" else {
+            throw GateError(.unsupportedResponseType, "ScopeGate admits only response_type=code")
+        }
+        // Permissions ScopeGate cannot see yet are refused, never passed on unchecked.
+        if parameters.contains("request") {
+            throw GateError(.requestNotSupported, "request objects are not accepted through ScopeGate")
+        }
+        if parameters.contains("request_uri") {
+            throw GateError(.requestURINotSupported, "request_uri is not accepted through ScopeGate")
+        }
+        if parameters.contains("authorization_details") {
+            throw GateError(.invalidRequest, "authorization_details (RFC 9396) is not accepted through ScopeGate")
+        }
         self.method = method
         self.parameters = parameters
         self.clientID = clientID

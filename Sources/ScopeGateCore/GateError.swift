@@ -13,6 +13,10 @@ public struct GateError: Error, Sendable, Equatable, CustomStringConvertible {
         case temporarilyUnavailable = "temporarily_unavailable"
         /// The response type is not allowed (OAuth `unsupported_response_type`).
         case unsupportedResponseType = "unsupported_response_type"
+        /// A request object was sent (OIDC Core §3.1.2.6 `request_not_supported`).
+        case requestNotSupported = "request_not_supported"
+        /// A request URI was sent (OIDC Core §3.1.2.6 `request_uri_not_supported`).
+        case requestURINotSupported = "request_uri_not_supported"
         /// The client is unknown or not allowed (OAuth `unauthorized_client`).
         case unauthorizedClient = "unauthorized_client"
         /// No such approval request, hold or grant.

@@ -67,6 +67,21 @@ import Testing
         #expect(throws: GateError.self) { try AuthorizationRequest(method: .get, query: "client_id=a&scope=openid") }
     }
 
+    @Test(arguments: [
+        ("response_type=token&client_id=app", GateError.Code.unsupportedResponseType),
+        ("response_type=code+id_token&client_id=app", .unsupportedResponseType),
+        ("response_type=code&client_id=app&request=a.b.c", .requestNotSupported),
+        ("response_type=code&client_id=app&request_uri=urn%3Ax", .requestURINotSupported),
+        ("response_type=code&client_id=app&authorization_details=%5B%5D", .invalidRequest),
+    ])
+    func refusesWhatCarriesPermissionsPastTheGate(query: String, code: GateError.Code) {
+        #expect {
+            _ = try AuthorizationRequest(method: .get, query: Substring(query))
+        } throws: { error in
+            (error as? GateError)?.code == code
+        }
+    }
+
     @Test func refusesAnUnknownResponseMode() {
         #expect(throws: GateError.self) {
             try AuthorizationRequest(method: .get, query: Substring(base + "&scope=openid&response_mode=web_message"))

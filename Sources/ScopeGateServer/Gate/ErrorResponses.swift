@@ -9,7 +9,9 @@ enum ErrorResponses {
     /// The HTTP status for a domain error.
     static func status(for error: GateError) -> HTTPResponse.Status {
         switch error.code {
-        case .invalidRequest, .invalidScope, .unsupportedResponseType, .invalidConfiguration: .badRequest
+        case .invalidRequest, .invalidScope, .unsupportedResponseType, .invalidConfiguration, .requestNotSupported,
+            .requestURINotSupported:
+            .badRequest
         case .accessDenied, .forbidden, .unauthorizedClient: .forbidden
         case .notFound: .notFound
         case .alreadyDecided: .conflict
