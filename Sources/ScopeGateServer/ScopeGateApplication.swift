@@ -103,6 +103,7 @@ public struct ScopeGateApplication: Sendable {
             policy: configuration.policy, issuer: metadata.issParameterSupported ? metadata.issuer : nil)
         var gated: [String: GatedEndpoint] = [metadata.authorizationPath: .authorization]
         if let tokenPath = metadata.tokenPath { gated[tokenPath] = .token }
+        for path in metadata.blockedPaths.keys where gated[path] == nil { gated[path] = .blocked }
         for path in metadata.discoveryPaths { gated[path] = .discovery }
         return ScopeGateResponder(
             pathGuard: PathGuard(gated),

@@ -73,6 +73,11 @@ struct ScopeGateResponder: Sendable {
             return await authorization.respond(to: request, context: context)
         case .gated(.discovery):
             return .respond(await discovery.respond(to: request, context: context))
+        case .gated(.blocked):
+            return .respond(
+                TokenEndpoint.error(
+                    .forbidden, "access_denied",
+                    "this endpoint carries permissions that ScopeGate does not gate, so it is not available through ScopeGate"))
         case .gated(.token):
             guard let token else { return .respond(ErrorResponses.plain(.notFound, "no token endpoint")) }
             return .respond(await token.respond(to: request, context: context))

@@ -13,6 +13,8 @@ struct ConfigFile: Decodable {
         var discovery_path: String?
         var authorization_endpoint: String?
         var token_endpoint: String?
+        var expose: [String]?
+        var block_unhandled_endpoints: Bool?
         var connect_timeout: String?
         var response_timeout: String?
         var trusted_proxies: [String]?

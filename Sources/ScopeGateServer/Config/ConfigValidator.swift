@@ -55,6 +55,8 @@ struct ConfigValidator {
             hostHeader: hostHeader, discoveryPath: file.upstream?.discovery_path,
             authorizationEndpointPath: file.upstream?.authorization_endpoint,
             tokenEndpointPath: file.upstream?.token_endpoint,
+            exposedPaths: try exposedPaths(),
+            blockUnhandledEndpoints: file.upstream?.block_unhandled_endpoints ?? false,
             connectTimeout: try duration(file.upstream?.connect_timeout ?? "5s", key: "upstream.connect_timeout"),
             responseTimeout: try duration(file.upstream?.response_timeout ?? "60s", key: "upstream.response_timeout"),
             trustedProxies: Set(file.upstream?.trusted_proxies ?? []),
@@ -201,6 +203,15 @@ struct ConfigValidator {
             return value.trimmingCharacters(in: .whitespacesAndNewlines)
         }
         return nil
+    }
+
+    func exposedPaths() throws(GateError) -> [String]? {
+        guard let prefixes = file.upstream?.expose else { return nil }
+        guard !prefixes.isEmpty else { throw fail("upstream.expose", "is empty: list the path prefixes to expose, or leave it out") }
+        for (index, prefix) in prefixes.enumerated() where !prefix.hasPrefix("/") || prefix.contains("..") || prefix.contains("%") {
+            throw fail("upstream.expose[\(index)]", "must be a plain path prefix starting with '/'")
+        }
+        return prefixes
     }
 
     func policy() throws(GateError) -> Policy {

@@ -48,6 +48,12 @@ public struct ScopeGateConfiguration: Sendable {
     public var authorizationEndpointPath: String?
     /// The token endpoint's path, when set explicitly rather than discovered.
     public var tokenEndpointPath: String?
+    /// Path prefixes of the IdP reachable through ScopeGate; `nil` exposes every path.
+    public var exposedPaths: [String]?
+    /// Whether endpoints the IdP advertises that carry permissions and that ScopeGate does not gate
+    /// (PAR, device authorization, CIBA, registration) are refused; without it ScopeGate does not start
+    /// when discovery advertises one.
+    public var blockUnhandledEndpoints: Bool
     /// How long connecting to the upstream may take before the client gets 502.
     public var connectTimeout: Duration
     /// How long the upstream may take to answer before the client gets 504.

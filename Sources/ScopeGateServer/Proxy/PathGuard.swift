@@ -1,3 +1,22 @@
+/// Which upstream paths are reachable at all (`upstream.expose`): a path is exposed when it starts
+/// with one of the prefixes both as sent and as an IdP might read it (decoded, dot segments resolved),
+/// so that `/realms/../admin` is not exposed by a `/realms/` prefix.
+struct Exposure: Sendable {
+    let prefixes: [(raw: String, normalized: String)]
+
+    init(prefixes: [String]) {
+        self.prefixes = prefixes.map { ($0, PathGuard.normalize($0)) }
+    }
+
+    func allows(_ rawPath: Substring) -> Bool {
+        let normalized = PathGuard.normalize(rawPath)
+        return prefixes.contains { prefix in
+            rawPath.hasPrefix(prefix.raw)
+                && (prefix.normalized == "/" || normalized == prefix.normalized || normalized.hasPrefix(prefix.normalized + "/"))
+        }
+    }
+}
+
 /// Classifies request paths against the gated endpoints.
 ///
 /// An IdP, a framework or a proxy in between may read `/o/Authorize`, `/o//authorize`,
@@ -108,6 +127,9 @@ enum GatedEndpoint: String, Sendable {
     case discovery
     /// The token endpoint (back channel).
     case token
+    /// An endpoint that carries permissions and that ScopeGate does not gate yet (PAR, device
+    /// authorization, CIBA, dynamic registration): refused.
+    case blocked
 
     /// Whether requests here carry permissions, so that every other spelling of the path is refused.
     /// Another spelling of a discovery path is simply passed through unrewritten.

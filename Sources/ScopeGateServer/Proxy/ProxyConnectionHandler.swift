@@ -184,6 +184,10 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
                 "invalid_request: this path is another spelling of an endpoint ScopeGate gates; use its exact path",
                 context: context)
         case .other:
+            if let exposure = shared.exposure, !exposure.allows(path) {
+                refuse(.notFound, "not found: ScopeGate does not expose this path of the identity provider", context: context)
+                return
+            }
             startForwarding(head, target: target, body: .streamed, context: context)
         }
     }

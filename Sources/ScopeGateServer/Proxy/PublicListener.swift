@@ -11,6 +11,8 @@ import ServiceLifecycle
 final class ProxyShared: Sendable {
     let responder: ScopeGateResponder
     let pathGuard: PathGuard
+    /// The upstream paths reachable at all; `nil` exposes every path.
+    let exposure: Exposure?
     let pools: UpstreamPools
     let rewriter: DiscoveryRewriter
     let upstreamHost: String
@@ -22,6 +24,7 @@ final class ProxyShared: Sendable {
     init(responder: ScopeGateResponder, pools: UpstreamPools, configuration: ScopeGateConfiguration, logger: Logger) {
         self.responder = responder
         self.pathGuard = responder.pathGuard
+        self.exposure = configuration.exposedPaths.map(Exposure.init(prefixes:))
         self.pools = pools
         self.rewriter = DiscoveryRewriter(upstream: configuration.upstreamURL, public: configuration.publicURL)
         self.upstreamHost = UpstreamProxy.upstreamHost(configuration)

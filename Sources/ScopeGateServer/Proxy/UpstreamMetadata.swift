@@ -11,6 +11,14 @@ struct UpstreamMetadata: Sendable {
     var authorizationPath: String
     /// The path of the token endpoint, when known (discovery or `upstream.token_endpoint`).
     var tokenPath: String?
+    /// Advertised endpoints that carry permissions and that ScopeGate refuses (by discovery name).
+    var blockedPaths: [String: String] = [:]
+
+    /// Endpoints that carry permissions and that ScopeGate does not gate yet.
+    static let unhandledEndpoints = [
+        "pushed_authorization_request_endpoint", "device_authorization_endpoint", "backchannel_authentication_endpoint",
+        "registration_endpoint",
+    ]
     /// The paths at which the discovery document is served (rewritten) to clients.
     var discoveryPaths: [String]
     /// Whether the IdP returns `iss` in authorization responses (RFC 9207).
@@ -37,9 +45,10 @@ struct UpstreamMetadata: Sendable {
         if tokenPath == nil, let document {
             tokenPath = try endpointPath(document, "token_endpoint", configuration: configuration)
         }
+        let blocked = try document.map { (document) throws(GateError) in try blockedEndpoints(document, configuration) } ?? [:]
         if let explicit = configuration.authorizationEndpointPath {
             return UpstreamMetadata(
-                issuer: document?["issuer"] as? String, authorizationPath: explicit, tokenPath: tokenPath,
+                issuer: document?["issuer"] as? String, authorizationPath: explicit, tokenPath: tokenPath, blockedPaths: blocked,
                 discoveryPaths: foundAt.map { [$0] } ?? [],
                 issParameterSupported: document?["authorization_response_iss_parameter_supported"] as? Bool ?? false)
         }
@@ -66,8 +75,30 @@ struct UpstreamMetadata: Sendable {
         }
         return UpstreamMetadata(
             issuer: document["issuer"] as? String, authorizationPath: url.path(percentEncoded: true), tokenPath: tokenPath,
+            blockedPaths: blocked,
             discoveryPaths: [foundAt],
             issParameterSupported: document["authorization_response_iss_parameter_supported"] as? Bool ?? false)
+    }
+
+    /// The permission-carrying endpoints ScopeGate does not gate, by path (their `mtls_endpoint_aliases`
+    /// too). Refuses to start when there are any and the configuration does not say to block them.
+    private static func blockedEndpoints(_ document: [String: Any], _ configuration: ScopeGateConfiguration)
+        throws(GateError) -> [String: String]
+    {
+        let aliases = document["mtls_endpoint_aliases"] as? [String: Any] ?? [:]
+        var blocked: [String: String] = [:]
+        for name in unhandledEndpoints {
+            for source in [document, aliases] {
+                if let path = try endpointPath(source, name, configuration: configuration) { blocked[path] = name }
+            }
+        }
+        guard blocked.isEmpty || configuration.blockUnhandledEndpoints else {
+            throw GateError(
+                .invalidConfiguration,
+                "the IdP advertises \(Set(blocked.values).sorted().joined(separator: ", ")), which carry permissions ScopeGate does not gate yet; set upstream.block_unhandled_endpoints: true to refuse them, or turn them off at the IdP"
+            )
+        }
+        return blocked
     }
 
     /// The path of an endpoint the document names, refusing one on an origin ScopeGate does not front.

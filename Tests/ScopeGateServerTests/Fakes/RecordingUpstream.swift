@@ -16,6 +16,10 @@ final class RecordingUpstream: Sendable {
     }
 
     private let log = Mutex<[Received]>([])
+    /// Members added to the discovery document (JSON text starting with a comma).
+    let discoveryExtra: String
+
+    init(discoveryExtra: String = "") { self.discoveryExtra = discoveryExtra }
     /// How the upstream answers; replaceable per test.
     let behaviour = Mutex<@Sendable (Request, ByteBuffer) async -> Response>({ _, _ in Response(status: .ok) })
 
@@ -37,7 +41,11 @@ final class RecordingUpstream: Sendable {
             var copy = request
             let body = (try? await copy.collectBody(upTo: 128 << 20)) ?? ByteBuffer()
             if request.uri.path == "/.well-known/openid-configuration" {
-                let document = Self.discovery.replacingOccurrences(of: "ISSUER", with: issuer())
+                var document = Self.discovery.replacingOccurrences(of: "ISSUER", with: issuer())
+                if !self.discoveryExtra.isEmpty {
+                    document = String(document.dropLast(document.count - (document.lastIndex(of: "}").map { document.distance(from: document.startIndex, to: $0) } ?? document.count)))
+                        + self.discoveryExtra.replacingOccurrences(of: "ISSUER", with: issuer()) + "}"
+                }
                 return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: document)))
             }
             self.log.withLock { $0.append(Received(method: request.method, target: request.uri.string, headers: request.headers, body: body)) }

@@ -26,7 +26,7 @@ struct GateHarness {
 
     static func configYAML(
         upstreamPort: Int, publicPort: Int, adminPort: Int, storePath: String, extra: String, unreachableUpstream: Bool,
-        listenExtra: String = ""
+        listenExtra: String = "", upstreamExtra: String = ""
     ) -> String {
         let upstream = unreachableUpstream
             ? "url: http://127.0.0.1:\(try! FreePorts.take(1)[0])\n  authorization_endpoint: /o/authorize/"
@@ -38,7 +38,7 @@ struct GateHarness {
           admin: 127.0.0.1:\(adminPort)\(listenExtra)
         upstream:
           \(upstream)
-          host_header: public
+          host_header: public\(upstreamExtra)
           response_timeout: 2s
           connect_timeout: 1s
         store:
@@ -101,12 +101,13 @@ struct GateHarness {
     /// Runs `body` with ScopeGate serving; everything is torn down afterwards.
     static func with(
         extraConfig: String = "", listenExtra: String = "", store: (any GateStore)? = nil, unreachableUpstream: Bool = false,
-        slack: FakeSlack? = nil, socketMode: Bool = false, auditSigner: AuditSigner? = nil,
+        slack: FakeSlack? = nil, socketMode: Bool = false, auditSigner: AuditSigner? = nil, discoveryExtra: String = "",
+        upstreamExtra: String = "",
         _ body: @Sendable (GateHarness) async throws -> Void
     ) async throws {
         let extraConfig = slack.map { extraConfig + "\n" + slackConfig($0, socketMode: socketMode) } ?? extraConfig
         let logger = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
-        let upstream = RecordingUpstream()
+        let upstream = RecordingUpstream(discoveryExtra: discoveryExtra)
         let ports = try FreePorts.take(3)
         let (upstreamPort, publicPort, adminPort) = (ports[0], ports[1], ports[2])
         let publicURL = "http://127.0.0.1:\(publicPort)"
@@ -117,7 +118,8 @@ struct GateHarness {
         let configuration = try ScopeGateConfiguration.parse(
             yaml: configYAML(
                 upstreamPort: upstreamPort, publicPort: publicPort, adminPort: adminPort, storePath: storePath,
-                extra: extraConfig, unreachableUpstream: unreachableUpstream, listenExtra: listenExtra),
+                extra: extraConfig, unreachableUpstream: unreachableUpstream, listenExtra: listenExtra,
+                upstreamExtra: upstreamExtra),
             baseDirectory: URL(fileURLWithPath: "/"), environment: [
                 "SG_TEST_ADMIN_TOKEN": adminToken, "SG_TEST_SLACK_BOT_TOKEN": FakeSlack.botToken,
                 "SG_TEST_SLACK_SIGNING_SECRET": FakeSlack.signingSecret, "SG_TEST_SLACK_APP_TOKEN": FakeSlack.appToken,
@@ -129,7 +131,17 @@ struct GateHarness {
         let upstreamGroup = ServiceGroup(services: [upstreamApp], logger: logger)
         let upstreamTask = Task { try await upstreamGroup.run() }
         try await FreePorts.waitUntilListening(upstreamPort)
-        let metadata = try await UpstreamMetadata.discover(configuration: configuration, client: httpClient)
+        let metadata: UpstreamMetadata
+        do {
+            metadata = try await UpstreamMetadata.discover(configuration: configuration, client: httpClient)
+        } catch {
+            // ScopeGate refused to start: tear down what was started, and report why.
+            try await testClient.shutdown()
+            try await httpClient.shutdown()
+            await upstreamGroup.triggerGracefulShutdown()
+            _ = await upstreamTask.result
+            throw error
+        }
         let gate = ScopeGateApplication(
             configuration: configuration, store: try store ?? SQLiteGateStore(path: storePath), httpClient: httpClient,
             metadata: metadata, logger: logger, auditSigner: auditSigner)
