@@ -12,6 +12,9 @@ public struct ScopeSet: Sendable, Hashable, Codable, Sequence, CustomStringConve
         self.tokens = Array(Set(tokens)).sorted()
     }
 
+    /// The most scope tokens one request may carry; more is refused before any store or chat work.
+    public static let maximumCount = 100
+
     /// Parses a `scope` parameter value strictly.
     public init(parsing value: String) throws(GateError) {
         if value.isEmpty {
@@ -20,6 +23,9 @@ public struct ScopeSet: Sendable, Hashable, Codable, Sequence, CustomStringConve
         }
         var tokens: [String] = []
         for token in value.split(separator: " ", omittingEmptySubsequences: false) {
+            guard tokens.count < Self.maximumCount else {
+                throw GateError(.invalidScope, "the scope has more than \(Self.maximumCount) tokens")
+            }
             guard !token.isEmpty else {
                 throw GateError(.invalidScope, "the scope has an empty token (leading, trailing or doubled space)")
             }

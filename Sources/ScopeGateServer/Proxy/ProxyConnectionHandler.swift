@@ -164,10 +164,24 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
 
     // MARK: - Routing
 
+    /// The longest request target accepted; longer ones get `414` before anything else happens.
+    static let maximumTargetLength = 8 * 1024
+
     private func route(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
         let target = head.uri
+        guard target.utf8.count <= Self.maximumTargetLength else {
+            refuse(.uriTooLong, "the request target is longer than \(Self.maximumTargetLength) bytes", context: context)
+            return
+        }
         guard target.utf8.first == UInt8(ascii: "/"), !target.utf8.contains(UInt8(ascii: "#")) else {
             refuse(.badRequest, "the request target must be an absolute path", context: context)
+            return
+        }
+        // Only `chunked` is relayed as a transfer coding: a body under any other coding would be passed on
+        // with its framing changed, and a coding list is a classic request-smuggling shape.
+        let codings = head.headers[canonicalForm: "transfer-encoding"]
+        if !codings.isEmpty, codings.count != 1 || codings[0].lowercased() != "chunked" {
+            refuse(.notImplemented, "only the chunked transfer coding is accepted", context: context)
             return
         }
         let path = target.utf8.firstIndex(of: UInt8(ascii: "?")).map { target[..<$0] } ?? Substring(target)
