@@ -62,6 +62,9 @@ public protocol GateStore: Sendable {
     func activeGrants(clientID: String, among scopes: ScopeSet, at date: Date) async throws -> [Grant]
     /// Every grant in force at `date`, for listings.
     func allActiveGrants(at date: Date) async throws -> [Grant]
+    /// A number that changes whenever any grant is written or removed (by any process), so that a
+    /// cached copy of the grants can tell cheaply whether it is still current.
+    func grantsVersion() async throws -> Int64
     /// Removes a grant on behalf of `actor`; returns whether there was one.
     func revokeGrant(clientID: String, scope: String, actor: String, at date: Date) async throws -> Bool
     /// Stores a new hold, attached to the pending approval request for the same client and unapproved

@@ -30,8 +30,16 @@ public actor InMemoryGateStore: GateStore {
         return grants.filter { $0.isActive(at: date) }
     }
 
+    private var grantChanges: Int64 = 0
+
+    public func grantsVersion() throws -> Int64 {
+        try check()
+        return grantChanges
+    }
+
     public func revokeGrant(clientID: String, scope: String, actor: String, at date: Date) throws -> Bool {
         try check()
+        grantChanges += 1
         let before = grants.count
         grants.removeAll { $0.clientID == clientID && $0.scope == scope }
         return grants.count != before
@@ -92,6 +100,7 @@ public actor InMemoryGateStore: GateStore {
         for grant in newGrants {
             grants.removeAll { $0.clientID == grant.clientID && $0.scope == grant.scope }
             grants.append(grant)
+            grantChanges += 1
         }
         decisionLog.append(DecisionEvent(cursor: Int64(decisionLog.count + 1), approvalRequestID: requestID))
         return decided

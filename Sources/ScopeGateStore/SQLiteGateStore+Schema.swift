@@ -94,6 +94,19 @@ extension SQLiteGateStore {
                     """)
         }
         registerAuditMigration(&migrator)
+        migrator.registerMigration("v4: a version number of the grants") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE grant_version (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL);
+                    INSERT INTO grant_version (id, version) VALUES (1, 0);
+                    CREATE TRIGGER grant_version_on_insert AFTER INSERT ON scope_grant
+                    BEGIN UPDATE grant_version SET version = version + 1; END;
+                    CREATE TRIGGER grant_version_on_update AFTER UPDATE ON scope_grant
+                    BEGIN UPDATE grant_version SET version = version + 1; END;
+                    CREATE TRIGGER grant_version_on_delete AFTER DELETE ON scope_grant
+                    BEGIN UPDATE grant_version SET version = version + 1; END;
+                    """)
+        }
         return migrator
     }
 

@@ -61,6 +61,10 @@ public final class SQLiteGateStore: GateStore {
         }
     }
 
+    public func grantsVersion() async throws -> Int64 {
+        try await writer.read { db in try Int64.fetchOne(db, sql: "SELECT version FROM grant_version") ?? 0 }
+    }
+
     public func revokeGrant(clientID: String, scope: String, actor: String, at date: Date) async throws -> Bool {
         try await commits.write { [self] db in
             try db.execute(sql: "DELETE FROM scope_grant WHERE client_id = ? AND scope = ?", arguments: [clientID, scope])

@@ -38,6 +38,21 @@ import Testing
         #expect(try await again.latestDecisionCursor() == 1)
     }
 
+    @Test func theGrantsVersionMovesWithEveryGrantChangeFromAnyConnection() async throws {
+        let store = try SQLiteGateStore(path: path)
+        let start = try await store.grantsVersion()
+        let (_, request, _) = try await store.openHold(draft(), at: now, expiresAt: now.addingTimeInterval(60))
+        #expect(try await store.grantsVersion() == start, "a hold is not a grant")
+        let grant = Grant(clientID: "app", scope: "orders:read", approvedBy: "cli:alice", grantedAt: now, expiresAt: nil, approvalRequestID: request.id)
+        _ = try await store.decide(request.id, Decision(outcome: .approved, actor: "cli:alice", at: now), grants: [grant])
+        let afterGrant = try await store.grantsVersion()
+        #expect(afterGrant > start)
+        // Another process (the command line) revokes: this connection sees the change.
+        let commandLine = try SQLiteGateStore(path: path)
+        #expect(try await commandLine.revokeGrant(clientID: "app", scope: "orders:read", actor: "cli:bob", at: now))
+        #expect(try await store.grantsVersion() > afterGrant)
+    }
+
     @Test func sameQuestionAttachesToOnePendingRequest() async throws {
         let store = try SQLiteGateStore(path: path)
         let first = try await store.openHold(draft("b1"), at: now, expiresAt: now.addingTimeInterval(60))
