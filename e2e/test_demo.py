@@ -83,7 +83,7 @@ def test_demo_policy_denial(demo):
 
 
 def test_demo_held_then_approved_in_the_demo_slack(demo):
-    app, _, slack = demo
+    app, log, slack = demo
     browser = requests.Session()
     waiting = follow(browser, app + "/login?scope=openid+orders:read")
     assert "Waiting for approval" in waiting.text
@@ -111,3 +111,14 @@ def test_demo_held_then_approved_in_the_demo_slack(demo):
             break
         time.sleep(0.1)
     assert "scopegate_approve" not in requests.get(slack + "/").text, "the message shows the outcome instead of buttons"
+    # The whole story is in the demo's signed audit log, and it verifies.
+    config = demo_config(log)
+    verified = subprocess.run([str(SCOPEGATE), "audit", "verify", "--config", config], capture_output=True, text=True)
+    assert verified.returncode == 0, verified.stderr
+    tail = subprocess.run([str(SCOPEGATE), "audit", "tail", "-n", "50", "--config", config], capture_output=True, text=True).stdout
+    assert "slack:T0DEMO/U0ALICE" in tail and "hold.released" in tail
+
+
+def demo_config(log):
+    """The --config path the demo prints."""
+    return re.search(r"--config (\S+)", log.read_text()).group(1)

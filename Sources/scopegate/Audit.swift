@@ -93,7 +93,7 @@ struct Audit: AsyncParsableCommand {
     struct Tail: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Print the newest entries, decoded; --follow keeps printing.")
         @OptionGroup var options: ConfigOption
-        @Option(name: .short, help: "How many of the newest entries.") var lines: Int = 20
+        @Option(name: [.customShort("n"), .long], help: "How many of the newest entries.") var lines: Int = 20
         @Flag(name: .shortAndLong, help: "Keep printing new entries.") var follow = false
 
         func run() async throws {

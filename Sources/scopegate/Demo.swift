@@ -3,6 +3,7 @@ import AsyncHTTPClient
 import Foundation
 import Hummingbird
 import Logging
+import ScopeGateAudit
 import ScopeGateCore
 import ScopeGateDemo
 import ScopeGateServer
@@ -34,6 +35,9 @@ struct Demo: AsyncParsableCommand {
         let signingSecret = RandomID.make()
         try botToken.write(toFile: folder + "/slack-bot-token", atomically: true, encoding: .utf8)
         try signingSecret.write(toFile: folder + "/slack-signing-secret", atomically: true, encoding: .utf8)
+        // The audit log's signing key, made once per demo folder.
+        let keyring = AuditKeyring(directory: URL(fileURLWithPath: folder + "/audit-keys"))
+        if (try? keyring.signingKey()) == nil { try keyring.generate(.es256) }
         try DemoConfiguration.yaml(idpPort: idpPort, gatePort: gatePort, adminPort: adminPort, appURL: appURL, slackURL: slackURL)
             .write(toFile: configPath, atomically: true, encoding: .utf8)
         let configuration = try ScopeGateConfiguration.load(path: configPath)
@@ -80,6 +84,9 @@ struct Demo: AsyncParsableCommand {
                            swift run scopegate requests list --config \(configPath)
                            swift run scopegate requests approve <id> --config \(configPath)
                       3. The waiting page moves on by itself; the app shows the token's scopes or the denial.
+                      4. Every step is in the signed audit log:
+                           swift run scopegate audit tail --config \(configPath)
+                           swift run scopegate audit verify --config \(configPath)
                     The demo IdP is at http://127.0.0.1:\(idpPort), ScopeGate at \(gateURL). Ctrl-C stops everything.
 
                     """.utf8))
@@ -161,6 +168,10 @@ enum DemoConfiguration {
             owner: the ScopeGate demo
             redirect_uris:
               - \(appURL)/callback
+        audit:
+          keys: audit-keys
+          checkpoint_every: 20
+          checkpoint_interval: 1m
         slack:
           team_id: \(slackTeam)
           bot_token_file: slack-bot-token
