@@ -114,7 +114,9 @@ public struct ScopeGateApplication: Sendable {
                 service: service, hub: hub, binding: binding, redirect: redirect,
                 authorizationPath: metadata.authorizationPath, publicOrigin: publicOrigin),
             discovery: DiscoveryEndpoint(proxy: proxy),
-            token: metadata.tokenPath.map { TokenEndpoint(service: service, proxy: proxy, path: $0, logger: logger) },
+            token: metadata.tokenPath.map {
+                TokenEndpoint(service: service, proxy: proxy, path: $0, revocationPath: metadata.revocationPath, logger: logger)
+            },
             slack: slackInteractions,
             auditJWKS: configuration.audit.map { AuditJWKSEndpoint(keyring: AuditKeyring(directory: $0.keysDirectory)) })
     }

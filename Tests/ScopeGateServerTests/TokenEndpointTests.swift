@@ -57,7 +57,7 @@ import Testing
     }
 
     @Test func theSecondGateWithholdsATokenBeyondWhatIsApproved() async throws {
-        try await GateHarness.with { h in
+        try await GateHarness.with(discoveryExtra: #","revocation_endpoint":"ISSUER/o/revoke_token/""#) { h in
             // The code was issued for openid; the IdP's token carries more.
             issue(h, scope: "openid orders:read")
             let withheld = try await post(h, "grant_type=authorization_code&code=abc&client_id=app", headers: [])
@@ -65,6 +65,9 @@ import Testing
             #expect(json(withheld)["error"] == "invalid_scope")
             #expect(!withheld.body.contains("secret-token"), "the token never reaches the client")
             #expect(h.upstream.received(at: Self.path).count == 1)
+            // …and it is revoked at the IdP, authenticated as the client was.
+            let revocation = try #require(h.upstream.received(at: "/o/revoke_token/").first)
+            #expect(String(buffer: revocation.body) == "token=secret-token&token_type_hint=access_token&client_id=app")
             issue(h, scope: "openid")
             let passed = try await post(h, "grant_type=authorization_code&code=abc&client_id=app", headers: [])
             #expect(passed.status == 200)

@@ -25,6 +25,8 @@ struct TokenEndpoint: Sendable {
     let service: GateService
     let proxy: UpstreamProxy
     let path: String
+    /// Where a withheld token is revoked (RFC 7009), when the IdP has a revocation endpoint.
+    let revocationPath: String?
     let logger: Logger
 
     static let maximumBodySize = 64 * 1024
@@ -120,6 +122,7 @@ struct TokenEndpoint: Sendable {
                 logger.error(
                     "the IdP issued a token beyond what is approved; it was withheld",
                     metadata: ["sg.client.id": "\(clientID)", "sg.reason": "\(refusal)"])
+                await revoke(answer, as: request, parameters: parameters, peer: peer)
                 return Self.error(.badRequest, "invalid_scope", refusal)
             }
         }
@@ -128,6 +131,33 @@ struct TokenEndpoint: Sendable {
         return Response(
             status: .init(code: Int(status.code), reasonPhrase: status.reasonPhrase), headers: fields,
             body: .init(byteBuffer: answer))
+    }
+
+    /// Revokes the tokens of a withheld response at the IdP (RFC 7009), authenticating as the client
+    /// did in its token request. Best effort: the client never receives the tokens either way.
+    private func revoke(_ body: ByteBuffer, as request: Request, parameters: FormParameters, peer: ForwardingHeaders.Peer) async {
+        guard let revocationPath,
+            let object = (try? JSONSerialization.jsonObject(with: Data(buffer: body))) as? [String: Any]
+        else { return }
+        let credentials = ["client_id", "client_secret", "client_assertion", "client_assertion_type"].compactMap { name in
+            parameters[name].map { (name, $0) }
+        }
+        for (field, hint) in [("refresh_token", "refresh_token"), ("access_token", "access_token")] {
+            guard let token = object[field] as? String else { continue }
+            guard let form = try? FormParameters([("token", token), ("token_type_hint", hint)] + credentials) else { continue }
+            let bytes = ByteBuffer(string: form.encoded)
+            var revocation = HTTPClientRequest(url: DiscoveryRewriter.join(proxy.configuration.upstreamURL, revocationPath))
+            revocation.method = .POST
+            var headers = ForwardingHeaders.upstreamRequest(
+                from: HTTPHeaders(request.headers), peer: peer, host: proxy.upstreamHost, bodyFraming: .length(bytes.readableBytes))
+            headers.replaceOrAdd(name: "Content-Type", value: "application/x-www-form-urlencoded")
+            revocation.headers = headers
+            revocation.body = .bytes(bytes)
+            let status = try? await proxy.client.execute(revocation, timeout: .seconds(5)).status
+            if status != .ok {
+                logger.error("revoking a withheld token failed", metadata: ["sg.status": "\(status.map { "\($0.code)" } ?? "none")"])
+            }
+        }
     }
 
     /// Why a successful token response may not leave, or `nil` when it may.

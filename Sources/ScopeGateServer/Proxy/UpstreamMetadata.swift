@@ -11,6 +11,8 @@ struct UpstreamMetadata: Sendable {
     var authorizationPath: String
     /// The path of the token endpoint, when known (discovery or `upstream.token_endpoint`).
     var tokenPath: String?
+    /// The path of the revocation endpoint (RFC 7009), when discovery names one ScopeGate fronts.
+    var revocationPath: String?
     /// Advertised endpoints that carry permissions and that ScopeGate refuses (by discovery name).
     var blockedPaths: [String: String] = [:]
 
@@ -46,9 +48,11 @@ struct UpstreamMetadata: Sendable {
             tokenPath = try endpointPath(document, "token_endpoint", configuration: configuration)
         }
         let blocked = try document.map { (document) throws(GateError) in try blockedEndpoints(document, configuration) } ?? [:]
+        let revocationPath = document.flatMap { try? endpointPath($0, "revocation_endpoint", configuration: configuration) }
         if let explicit = configuration.authorizationEndpointPath {
             return UpstreamMetadata(
-                issuer: document?["issuer"] as? String, authorizationPath: explicit, tokenPath: tokenPath, blockedPaths: blocked,
+                issuer: document?["issuer"] as? String, authorizationPath: explicit, tokenPath: tokenPath,
+                revocationPath: revocationPath, blockedPaths: blocked,
                 discoveryPaths: foundAt.map { [$0] } ?? [],
                 issParameterSupported: document?["authorization_response_iss_parameter_supported"] as? Bool ?? false)
         }
@@ -75,7 +79,7 @@ struct UpstreamMetadata: Sendable {
         }
         return UpstreamMetadata(
             issuer: document["issuer"] as? String, authorizationPath: url.path(percentEncoded: true), tokenPath: tokenPath,
-            blockedPaths: blocked,
+            revocationPath: revocationPath, blockedPaths: blocked,
             discoveryPaths: [foundAt],
             issParameterSupported: document["authorization_response_iss_parameter_supported"] as? Bool ?? false)
     }
