@@ -31,6 +31,8 @@ public struct ScopeGateApplication: Sendable {
     let slackInteractions: SlackInteractions?
     /// The audit log's signer, when the audit log is configured.
     let auditSigner: AuditSigner?
+    /// `request_uri` values of pushed requests that passed the gate.
+    let pushedRequests = PushedRequests()
 
     init(
         configuration: ScopeGateConfiguration, store: any GateStore, httpClient: HTTPClient,
@@ -103,17 +105,21 @@ public struct ScopeGateApplication: Sendable {
             policy: configuration.policy, issuer: metadata.issParameterSupported ? metadata.issuer : nil)
         var gated: [String: GatedEndpoint] = [metadata.authorizationPath: .authorization]
         if let tokenPath = metadata.tokenPath { gated[tokenPath] = .token }
+        if let pushedPath = metadata.pushedAuthorizationPath { gated[pushedPath] = .pushedAuthorization }
         for path in metadata.blockedPaths.keys where gated[path] == nil { gated[path] = .blocked }
         for path in metadata.discoveryPaths { gated[path] = .discovery }
         return ScopeGateResponder(
             pathGuard: PathGuard(gated),
             authorization: AuthorizationEndpoint(
                 service: service, snapshot: snapshot, binding: binding, redirect: redirect, path: metadata.authorizationPath,
-                logger: logger),
+                pushed: pushedRequests, logger: logger),
             holds: HoldEndpoints(
                 service: service, hub: hub, binding: binding, redirect: redirect,
                 authorizationPath: metadata.authorizationPath, publicOrigin: publicOrigin),
             discovery: DiscoveryEndpoint(proxy: proxy),
+            pushed: metadata.pushedAuthorizationPath.map {
+                PushedAuthorizationEndpoint(service: service, proxy: proxy, path: $0, issued: pushedRequests, logger: logger)
+            },
             token: metadata.tokenPath.map {
                 TokenEndpoint(service: service, proxy: proxy, path: $0, revocationPath: metadata.revocationPath, logger: logger)
             },

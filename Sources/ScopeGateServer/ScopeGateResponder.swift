@@ -28,6 +28,8 @@ struct ScopeGateResponder: Sendable {
     let authorization: AuthorizationEndpoint
     let holds: HoldEndpoints
     let discovery: DiscoveryEndpoint
+    /// The pushed authorization request endpoint, when the IdP has one.
+    let pushed: PushedAuthorizationEndpoint?
     /// The token endpoint, when its path is known.
     let token: TokenEndpoint?
     /// Slack's interactivity endpoint, when Slack approvals are configured.
@@ -78,6 +80,9 @@ struct ScopeGateResponder: Sendable {
                 TokenEndpoint.error(
                     .forbidden, "access_denied",
                     "this endpoint carries permissions that ScopeGate does not gate, so it is not available through ScopeGate"))
+        case .gated(.pushedAuthorization):
+            guard let pushed else { return .respond(ErrorResponses.plain(.notFound, "no pushed authorization endpoint")) }
+            return .respond(await pushed.respond(to: request, context: context))
         case .gated(.token):
             guard let token else { return .respond(ErrorResponses.plain(.notFound, "no token endpoint")) }
             return .respond(await token.respond(to: request, context: context))

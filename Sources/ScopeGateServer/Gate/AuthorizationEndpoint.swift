@@ -13,12 +13,19 @@ struct AuthorizationEndpoint: Sendable {
     let binding: BrowserBinding
     let redirect: ClientRedirect
     let path: String
+    /// `request_uri` values issued for pushed requests that passed the gate.
+    let pushed: PushedRequests
     let logger: Logger
 
     /// The largest form body read at the authorization endpoint.
     static let maximumBodySize = 32 * 1024
 
     func respond(to request: Request, context: GateRequestContext) async -> GateAnswer {
+        if request.method == .get || request.method == .head,
+            let form = try? FormParameters(parsing: Substring(request.uri.query ?? "")), form.contains("request_uri")
+        {
+            return pushedRequest(form)
+        }
         let parsed: AuthorizationRequest
         do {
             parsed = try await parse(request)
@@ -58,6 +65,22 @@ struct AuthorizationEndpoint: Sendable {
             if let setCookie { headers[.setCookie] = setCookie }
             return .respond(PageResponse.redirect(HoldEndpoints.pagePath(hold.id), headers: headers))
         }
+    }
+
+    /// An authorization request by reference to a pushed request (RFC 9126 §4): only `client_id` and
+    /// a `request_uri` the IdP issued through ScopeGate for that client are admitted, forwarded as they are.
+    private func pushedRequest(_ form: FormParameters) -> GateAnswer {
+        guard Set(form.names) == ["client_id", "request_uri"], let clientID = form["client_id"], let uri = form["request_uri"],
+            pushed.admits(uri, clientID: clientID)
+        else {
+            return .respond(
+                ErrorResponses.page(
+                    GateError(
+                        .requestURINotSupported,
+                        "request_uri is accepted only with client_id alone, for a request pushed through ScopeGate by that client and not expired"),
+                    title: "This sign-in request is malformed"))
+        }
+        return .forward(UpstreamForward(target: path + "?" + form.encoded, body: nil))
     }
 
     /// Admits a `GET` whose scopes are all granted or approved by policy, from the grant snapshot,

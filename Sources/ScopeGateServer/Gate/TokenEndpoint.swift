@@ -194,43 +194,9 @@ struct TokenEndpoint: Sendable {
     }
 
     private func parse(_ request: Request) async throws -> (FormParameters, String) {
-        guard (request.uri.query ?? "").isEmpty else {
-            throw Refusal(message: "token request parameters belong in the form body, not the query")
-        }
-        let contentType = request.headers[.contentType]?.split(separator: ";").first?
-            .trimmingCharacters(in: .whitespaces).lowercased()
-        guard contentType == "application/x-www-form-urlencoded" else {
-            throw Refusal(message: "a token request must be application/x-www-form-urlencoded")
-        }
-        var copy = request
-        let body: ByteBuffer
-        do {
-            body = try await copy.collectBody(upTo: Self.maximumBodySize)
-        } catch {
-            throw Refusal(status: .contentTooLarge, message: "the form body is larger than \(Self.maximumBodySize) bytes")
-        }
-        let parameters: FormParameters
-        do {
-            parameters = try FormParameters(parsing: Substring(String(buffer: body)))
-        } catch {
-            throw Refusal(message: error.message)
-        }
+        let (parameters, clientID) = try await ClientForm.read(request)
         guard let grantType = parameters["grant_type"], !grantType.isEmpty else {
             throw Refusal(message: "grant_type is missing")
-        }
-        var identities = Set<String>()
-        if let basic = try Self.basicClientID(request.headers[.authorization]) { identities.insert(basic) }
-        if let bodyID = parameters["client_id"] { identities.insert(bodyID) }
-        if let assertion = parameters["client_assertion"] {
-            guard let subject = Self.assertionSubject(assertion) else {
-                throw Refusal(status: .unauthorized, code: "invalid_client", message: "the client assertion cannot be read")
-            }
-            identities.insert(subject)
-        }
-        guard identities.count == 1, let clientID = identities.first, !clientID.isEmpty else {
-            throw Refusal(
-                status: .unauthorized, code: "invalid_client",
-                message: identities.isEmpty ? "the client is not identified" : "the request names more than one client")
         }
         return (parameters, clientID)
     }

@@ -127,6 +127,8 @@ enum GatedEndpoint: String, Sendable {
     case discovery
     /// The token endpoint (back channel).
     case token
+    /// The pushed authorization request endpoint (RFC 9126, back channel).
+    case pushedAuthorization
     /// An endpoint that carries permissions and that ScopeGate does not gate yet (PAR, device
     /// authorization, CIBA, dynamic registration): refused.
     case blocked

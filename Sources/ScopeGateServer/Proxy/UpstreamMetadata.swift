@@ -13,13 +13,14 @@ struct UpstreamMetadata: Sendable {
     var tokenPath: String?
     /// The path of the revocation endpoint (RFC 7009), when discovery names one ScopeGate fronts.
     var revocationPath: String?
+    /// The path of the pushed authorization request endpoint (RFC 9126), when discovery names one.
+    var pushedAuthorizationPath: String?
     /// Advertised endpoints that carry permissions and that ScopeGate refuses (by discovery name).
     var blockedPaths: [String: String] = [:]
 
     /// Endpoints that carry permissions and that ScopeGate does not gate yet.
     static let unhandledEndpoints = [
-        "pushed_authorization_request_endpoint", "device_authorization_endpoint", "backchannel_authentication_endpoint",
-        "registration_endpoint",
+        "device_authorization_endpoint", "backchannel_authentication_endpoint", "registration_endpoint",
     ]
     /// The paths at which the discovery document is served (rewritten) to clients.
     var discoveryPaths: [String]
@@ -49,10 +50,14 @@ struct UpstreamMetadata: Sendable {
         }
         let blocked = try document.map { (document) throws(GateError) in try blockedEndpoints(document, configuration) } ?? [:]
         let revocationPath = document.flatMap { try? endpointPath($0, "revocation_endpoint", configuration: configuration) }
+        var pushedPath: String?
+        if let document {
+            pushedPath = try endpointPath(document, "pushed_authorization_request_endpoint", configuration: configuration)
+        }
         if let explicit = configuration.authorizationEndpointPath {
             return UpstreamMetadata(
                 issuer: document?["issuer"] as? String, authorizationPath: explicit, tokenPath: tokenPath,
-                revocationPath: revocationPath, blockedPaths: blocked,
+                revocationPath: revocationPath, pushedAuthorizationPath: pushedPath, blockedPaths: blocked,
                 discoveryPaths: foundAt.map { [$0] } ?? [],
                 issParameterSupported: document?["authorization_response_iss_parameter_supported"] as? Bool ?? false)
         }
@@ -79,7 +84,7 @@ struct UpstreamMetadata: Sendable {
         }
         return UpstreamMetadata(
             issuer: document["issuer"] as? String, authorizationPath: url.path(percentEncoded: true), tokenPath: tokenPath,
-            revocationPath: revocationPath, blockedPaths: blocked,
+            revocationPath: revocationPath, pushedAuthorizationPath: pushedPath, blockedPaths: blocked,
             discoveryPaths: [foundAt],
             issParameterSupported: document["authorization_response_iss_parameter_supported"] as? Bool ?? false)
     }

@@ -1,0 +1,164 @@
+import AsyncHTTPClient
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import NIOHTTP1
+import Synchronization
+import ScopeGateCore
+
+/// The `request_uri` values the IdP issued for pushed requests that passed the gate, bound to their
+/// client, until they expire (at most ten minutes). Kept in memory: after a restart, a pending
+/// `request_uri` is refused (fail closed) and the client pushes again.
+final class PushedRequests: Sendable {
+    private let issued = Mutex<[String: (clientID: String, expires: ContinuousClock.Instant)]>([:])
+
+    func record(_ uri: String, clientID: String, lifetime: Duration) {
+        let now = ContinuousClock.now
+        issued.withLock { issued in
+            issued = issued.filter { $0.value.expires > now }
+            issued[uri] = (clientID, now + min(lifetime, .seconds(600)))
+        }
+    }
+
+    /// Whether `uri` was issued through ScopeGate for `clientID` and has not expired.
+    func admits(_ uri: String, clientID: String) -> Bool {
+        issued.withLock { issued in
+            guard let entry = issued[uri] else { return false }
+            return entry.clientID == clientID && entry.expires > .now
+        }
+    }
+}
+
+/// The pushed authorization request endpoint (RFC 9126): the pushed request is gated like an
+/// authorization request, but answered at once (back channel): unapproved → `invalid_scope` and one
+/// approval request opened; approved → forwarded, and the `request_uri` the IdP issues is bound to the
+/// client, so that the authorization endpoint admits it for that client only.
+struct PushedAuthorizationEndpoint: Sendable {
+    let service: GateService
+    let proxy: UpstreamProxy
+    let path: String
+    let issued: PushedRequests
+    let logger: Logger
+
+    /// Client authentication parameters, which are not part of the authorization request itself.
+    static let clientAuthentication: Set<String> = ["client_secret", "client_assertion", "client_assertion_type"]
+
+    func respond(to request: Request, context: GateRequestContext) async -> Response {
+        guard request.method == .post else {
+            var response = TokenEndpoint.error(.methodNotAllowed, "invalid_request", "the pushed authorization request endpoint takes POST only")
+            response.headers[.allow] = "POST"
+            return response
+        }
+        let parameters: FormParameters
+        let clientID: String
+        do {
+            (parameters, clientID) = try await ClientForm.read(request)
+        } catch let refusal as TokenEndpoint.Refusal {
+            return TokenEndpoint.error(refusal.status, refusal.code, refusal.message)
+        } catch {
+            return TokenEndpoint.error(.badRequest, "invalid_request", "the request cannot be read")
+        }
+        let parsed: AuthorizationRequest
+        do {
+            var pairs = parameters.pairs.filter { !Self.clientAuthentication.contains($0.name) }
+            if !pairs.contains(where: { $0.name == "client_id" }) { pairs.append(("client_id", clientID)) }
+            parsed = try AuthorizationRequest(method: .post, parameters: try FormParameters(pairs))
+            let scopes = try service.policy.effectiveScopes(of: parsed)
+            switch try await service.admitBackChannel(clientID: clientID, scopes: scopes, grantType: "pushed_authorization_request") {
+            case .forward:
+                break
+            case .deny(let denied):
+                return TokenEndpoint.error(
+                    .badRequest, "invalid_scope", "the organisation's policy does not allow: \(denied.tokens.joined(separator: " "))")
+            case .pending(let approval):
+                return TokenEndpoint.error(
+                    .badRequest, "invalid_scope",
+                    "awaiting approval of \(approval.scopes.tokens.joined(separator: " ")) (request \(approval.id)); push the request again once it is approved")
+            }
+        } catch {
+            let status: HTTPResponse.Status = error.code == .temporarilyUnavailable ? .serviceUnavailable : .badRequest
+            return TokenEndpoint.error(status, error.code.rawValue, error.message)
+        }
+        return await forward(request, parameters: parameters, clientID: clientID, context: context)
+    }
+
+    private func forward(_ request: Request, parameters: FormParameters, clientID: String, context: GateRequestContext) async
+        -> Response
+    {
+        let body = ByteBuffer(string: parameters.encoded)
+        var upstream = HTTPClientRequest(url: DiscoveryRewriter.join(proxy.configuration.upstreamURL, path))
+        upstream.method = .POST
+        let peer = ForwardingHeaders.Peer(
+            address: context.peerAddress,
+            trusted: context.peerAddress.map(proxy.configuration.trustedProxies.contains) ?? false,
+            scheme: proxy.configuration.publicURL.scheme ?? "http")
+        upstream.headers = ForwardingHeaders.upstreamRequest(
+            from: HTTPHeaders(request.headers), peer: peer, host: proxy.upstreamHost, bodyFraming: .length(body.readableBytes))
+        upstream.body = .bytes(body)
+        do {
+            let response = try await proxy.client.execute(upstream, timeout: .init(proxy.configuration.responseTimeout))
+            let answer = try await response.body.collect(upTo: 64 * 1024)
+            if response.status == .created || response.status == .ok,
+                let object = (try? JSONSerialization.jsonObject(with: Data(buffer: answer))) as? [String: Any],
+                let uri = object["request_uri"] as? String
+            {
+                let lifetime = (object["expires_in"] as? Int).map { Duration.seconds($0) } ?? .seconds(60)
+                issued.record(uri, clientID: clientID, lifetime: lifetime)
+            }
+            var fields = HTTPFields(
+                ForwardingHeaders.downstreamResponse(from: response.headers, rewriteLocation: proxy.rewriter.rewrite(url:)),
+                splitCookie: false)
+            fields[.contentLength] = String(answer.readableBytes)
+            return Response(
+                status: .init(code: Int(response.status.code), reasonPhrase: response.status.reasonPhrase), headers: fields,
+                body: .init(byteBuffer: answer))
+        } catch {
+            logger.warning("pushed authorization request: the IdP failed", metadata: ["sg.upstream.error": "\(type(of: error))"])
+            return TokenEndpoint.error(.badGateway, "temporarily_unavailable", "the identity provider cannot be reached")
+        }
+    }
+}
+
+/// A client's form post to a back-channel endpoint: parsed strictly, the client identified once.
+enum ClientForm {
+    static func read(_ request: Request) async throws -> (FormParameters, String) {
+        guard (request.uri.query ?? "").isEmpty else {
+            throw TokenEndpoint.Refusal(message: "parameters belong in the form body, not the query")
+        }
+        let contentType = request.headers[.contentType]?.split(separator: ";").first?
+            .trimmingCharacters(in: .whitespaces).lowercased()
+        guard contentType == "application/x-www-form-urlencoded" else {
+            throw TokenEndpoint.Refusal(message: "the request must be application/x-www-form-urlencoded")
+        }
+        var copy = request
+        let body: ByteBuffer
+        do {
+            body = try await copy.collectBody(upTo: TokenEndpoint.maximumBodySize)
+        } catch {
+            throw TokenEndpoint.Refusal(status: .contentTooLarge, message: "the form body is larger than \(TokenEndpoint.maximumBodySize) bytes")
+        }
+        let parameters: FormParameters
+        do {
+            parameters = try FormParameters(parsing: Substring(String(buffer: body)))
+        } catch {
+            throw TokenEndpoint.Refusal(message: error.message)
+        }
+        var identities = Set<String>()
+        if let basic = try TokenEndpoint.basicClientID(request.headers[.authorization]) { identities.insert(basic) }
+        if let bodyID = parameters["client_id"] { identities.insert(bodyID) }
+        if let assertion = parameters["client_assertion"] {
+            guard let subject = TokenEndpoint.assertionSubject(assertion) else {
+                throw TokenEndpoint.Refusal(status: .unauthorized, code: "invalid_client", message: "the client assertion cannot be read")
+            }
+            identities.insert(subject)
+        }
+        guard identities.count == 1, let clientID = identities.first, !clientID.isEmpty else {
+            throw TokenEndpoint.Refusal(
+                status: .unauthorized, code: "invalid_client",
+                message: identities.isEmpty ? "the client is not identified" : "the request names more than one client")
+        }
+        return (parameters, clientID)
+    }
+}
