@@ -98,7 +98,6 @@ struct ScopeGateResponder: Sendable {
 /// Serves the IdP's discovery document with every endpoint moved to ScopeGate's public URL.
 struct DiscoveryEndpoint: Sendable {
     let proxy: UpstreamProxy
-    var trustedProxies: Set<String> { proxy.configuration.trustedProxies }
 
     func respond(to request: Request, context: GateRequestContext) async -> Response {
         guard request.method == .get || request.method == .head else {
@@ -106,10 +105,7 @@ struct DiscoveryEndpoint: Sendable {
             response.headers[.allow] = "GET, HEAD"
             return response
         }
-        let peer = ForwardingHeaders.Peer(
-            address: context.peerAddress, trusted: context.peerAddress.map(trustedProxies.contains) ?? false,
-            scheme: proxy.configuration.publicURL.scheme ?? "http")
-        switch await proxy.fetch(request, pathAndQuery: request.uri.string, peer: peer, limit: 1 << 20) {
+        switch await proxy.fetch(request, pathAndQuery: request.uri.string, peer: proxy.peer(context), limit: 1 << 20) {
         case .failed(let response):
             return response
         case .document(let status, let headers, let body):

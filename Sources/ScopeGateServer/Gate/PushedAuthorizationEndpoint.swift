@@ -87,33 +87,16 @@ struct PushedAuthorizationEndpoint: Sendable {
     private func forward(_ request: Request, parameters: FormParameters, clientID: String, context: GateRequestContext) async
         -> Response
     {
-        let body = ByteBuffer(string: parameters.encoded)
-        var upstream = HTTPClientRequest(url: DiscoveryRewriter.join(proxy.configuration.upstreamURL, path))
-        upstream.method = .POST
-        let peer = ForwardingHeaders.Peer(
-            address: context.peerAddress,
-            trusted: context.peerAddress.map(proxy.configuration.trustedProxies.contains) ?? false,
-            scheme: proxy.configuration.publicURL.scheme ?? "http")
-        upstream.headers = ForwardingHeaders.upstreamRequest(
-            from: HTTPHeaders(request.headers), peer: peer, host: proxy.upstreamHost, bodyFraming: .length(body.readableBytes))
-        upstream.body = .bytes(body)
         do {
-            let response = try await proxy.client.execute(upstream, timeout: .init(proxy.configuration.responseTimeout))
-            let answer = try await response.body.collect(upTo: 64 * 1024)
-            if response.status == .created || response.status == .ok,
-                let object = (try? JSONSerialization.jsonObject(with: Data(buffer: answer))) as? [String: Any],
+            let answer = try await proxy.post(parameters, to: path, from: request, peer: proxy.peer(context), limit: 64 * 1024)
+            if answer.status == .created || answer.status == .ok,
+                let object = (try? JSONSerialization.jsonObject(with: Data(buffer: answer.body))) as? [String: Any],
                 let uri = object["request_uri"] as? String
             {
                 let lifetime = (object["expires_in"] as? Int).map { Duration.seconds($0) } ?? .seconds(60)
                 issued.record(uri, clientID: clientID, lifetime: lifetime)
             }
-            var fields = HTTPFields(
-                ForwardingHeaders.downstreamResponse(from: response.headers, rewriteLocation: proxy.rewriter.rewrite(url:)),
-                splitCookie: false)
-            fields[.contentLength] = String(answer.readableBytes)
-            return Response(
-                status: .init(code: Int(response.status.code), reasonPhrase: response.status.reasonPhrase), headers: fields,
-                body: .init(byteBuffer: answer))
+            return answer.response
         } catch {
             logger.warning("pushed authorization request: the IdP failed", metadata: ["sg.upstream.error": "\(type(of: error))"])
             return TokenEndpoint.error(.badGateway, "temporarily_unavailable", "the identity provider cannot be reached")

@@ -95,42 +95,24 @@ struct TokenEndpoint: Sendable {
     private func forward(
         _ request: Request, parameters: FormParameters, clientID: String, requested: ScopeSet?, context: GateRequestContext
     ) async -> Response {
-        let body = ByteBuffer(string: parameters.encoded)
-        var upstream = HTTPClientRequest(url: DiscoveryRewriter.join(proxy.configuration.upstreamURL, path))
-        upstream.method = .POST
-        let peer = ForwardingHeaders.Peer(
-            address: context.peerAddress,
-            trusted: context.peerAddress.map(proxy.configuration.trustedProxies.contains) ?? false,
-            scheme: proxy.configuration.publicURL.scheme ?? "http")
-        upstream.headers = ForwardingHeaders.upstreamRequest(
-            from: HTTPHeaders(request.headers), peer: peer, host: proxy.upstreamHost, bodyFraming: .length(body.readableBytes))
-        upstream.body = .bytes(body)
-        let status: HTTPResponseStatus
-        let headers: HTTPHeaders
-        let answer: ByteBuffer
+        let peer = proxy.peer(context)
+        let answer: UpstreamProxy.Answer
         do {
-            let response = try await proxy.client.execute(upstream, timeout: .init(proxy.configuration.responseTimeout))
-            status = response.status
-            headers = ForwardingHeaders.downstreamResponse(from: response.headers, rewriteLocation: proxy.rewriter.rewrite(url:))
-            answer = try await response.body.collect(upTo: Self.maximumResponseSize)
+            answer = try await proxy.post(parameters, to: path, from: request, peer: peer, limit: Self.maximumResponseSize)
         } catch {
             logger.warning("token endpoint: the IdP failed", metadata: ["sg.upstream.error": "\(type(of: error))"])
             return Self.error(.badGateway, "temporarily_unavailable", "the identity provider cannot be reached")
         }
-        if status == .ok {
-            if let refusal = await secondGate(answer, clientID: clientID, requested: requested) {
+        if answer.status == .ok {
+            if let refusal = await secondGate(answer.body, clientID: clientID, requested: requested) {
                 logger.error(
                     "the IdP issued a token beyond what is approved; it was withheld",
                     metadata: ["sg.client.id": "\(clientID)", "sg.reason": "\(refusal)"])
-                await revoke(answer, as: request, parameters: parameters, peer: peer)
+                await revoke(answer.body, as: request, parameters: parameters, peer: peer)
                 return Self.error(.badRequest, "invalid_scope", refusal)
             }
         }
-        var fields = HTTPFields(headers, splitCookie: false)
-        fields[.contentLength] = String(answer.readableBytes)
-        return Response(
-            status: .init(code: Int(status.code), reasonPhrase: status.reasonPhrase), headers: fields,
-            body: .init(byteBuffer: answer))
+        return answer.response
     }
 
     /// Revokes the tokens of a withheld response at the IdP (RFC 7009), authenticating as the client
@@ -145,15 +127,7 @@ struct TokenEndpoint: Sendable {
         for (field, hint) in [("refresh_token", "refresh_token"), ("access_token", "access_token")] {
             guard let token = object[field] as? String else { continue }
             guard let form = try? FormParameters([("token", token), ("token_type_hint", hint)] + credentials) else { continue }
-            let bytes = ByteBuffer(string: form.encoded)
-            var revocation = HTTPClientRequest(url: DiscoveryRewriter.join(proxy.configuration.upstreamURL, revocationPath))
-            revocation.method = .POST
-            var headers = ForwardingHeaders.upstreamRequest(
-                from: HTTPHeaders(request.headers), peer: peer, host: proxy.upstreamHost, bodyFraming: .length(bytes.readableBytes))
-            headers.replaceOrAdd(name: "Content-Type", value: "application/x-www-form-urlencoded")
-            revocation.headers = headers
-            revocation.body = .bytes(bytes)
-            let status = try? await proxy.client.execute(revocation, timeout: .seconds(5)).status
+            let status = try? await proxy.post(form, to: revocationPath, from: request, peer: peer, limit: 64 * 1024).status
             if status != .ok {
                 logger.error("revoking a withheld token failed", metadata: ["sg.status": "\(status.map { "\($0.code)" } ?? "none")"])
             }

@@ -59,6 +59,49 @@ struct UpstreamProxy: Sendable {
         }
     }
 
+    /// A whole answer from the IdP, its headers already rewritten for the client.
+    struct Answer: Sendable {
+        var status: HTTPResponseStatus
+        var headers: HTTPHeaders
+        var body: ByteBuffer
+
+        /// The answer as a response to the client.
+        var response: Response {
+            var fields = HTTPFields(headers, splitCookie: false)
+            fields[.contentLength] = String(body.readableBytes)
+            return Response(
+                status: .init(code: Int(status.code), reasonPhrase: status.reasonPhrase), headers: fields,
+                body: .init(byteBuffer: body))
+        }
+    }
+
+    /// The forwarding identity of a client connection, from what ScopeGate saw.
+    func peer(_ context: GateRequestContext) -> ForwardingHeaders.Peer {
+        ForwardingHeaders.Peer(
+            address: context.peerAddress, trusted: context.peerAddress.map(configuration.trustedProxies.contains) ?? false,
+            scheme: configuration.publicURL.scheme ?? "http")
+    }
+
+    /// POSTs `form` (re-serialized by ScopeGate) to `path` on the IdP with the client's headers,
+    /// rewritten as for any forwarded request, and reads the whole answer, bounded by `limit`.
+    func post(_ form: FormParameters, to path: String, from request: Request, peer: ForwardingHeaders.Peer, limit: Int)
+        async throws -> Answer
+    {
+        let body = ByteBuffer(string: form.encoded)
+        var upstream = HTTPClientRequest(url: DiscoveryRewriter.join(configuration.upstreamURL, path))
+        upstream.method = .POST
+        var headers = ForwardingHeaders.upstreamRequest(
+            from: HTTPHeaders(request.headers), peer: peer, host: upstreamHost, bodyFraming: .length(body.readableBytes))
+        headers.replaceOrAdd(name: "Content-Type", value: "application/x-www-form-urlencoded")
+        upstream.headers = headers
+        upstream.body = .bytes(body)
+        let response = try await client.execute(upstream, timeout: .init(configuration.responseTimeout))
+        return Answer(
+            status: response.status,
+            headers: ForwardingHeaders.downstreamResponse(from: response.headers, rewriteLocation: rewriter.rewrite(url:)),
+            body: try await response.body.collect(upTo: limit))
+    }
+
     private func failure(_ error: any Error) -> Response {
         if let error = error as? HTTPClientError, error == .deadlineExceeded || error == .readTimeout {
             logger.warning("upstream timed out", metadata: ["sg.upstream.error": "\(error)"])
