@@ -2,6 +2,7 @@
 callback server standing in for the client app, and a browser-like session that signs in."""
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -21,6 +22,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SCOPEGATE = Path(os.environ.get("SCOPEGATE_BIN", ROOT / ".build" / "debug" / "scopegate"))
 IDP_DIR = Path(__file__).resolve().parent / "idp"
 CLIENT_ID = "e2e-app"
+# The confidential client of the token-endpoint tests: its secret is made anew for every run.
+SERVICE = ("e2e-service", secrets.token_hex(16))
 
 
 _issued_ports = set()
@@ -103,6 +106,7 @@ def idp(callback_server, tmp_path_factory):
         IDP_DATABASE=str(work / "idp.sqlite3"),
         IDP_RSA_PRIVATE_KEY=pem.decode(),
         IDP_RECORD_FILE=str(work / "received.jsonl"),
+        E2E_SERVICE_SECRET=SERVICE[1],
         PYTHONUNBUFFERED="1",
     )
     subprocess.run([sys.executable, str(IDP_DIR / "setup_idp.py"), callback_server], check=True, env=env, cwd=IDP_DIR)

@@ -5,14 +5,16 @@ builds a button click exactly as Slack posts it to an app: form-encoded `payload
 import hashlib
 import hmac
 import json
+import secrets
 import threading
 import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlencode
 
-BOT_TOKEN = "xoxb-e2e-bot-token"
-SIGNING_SECRET = "e2e-signing-secret-0123456789abcdef"
+# Made anew for every run, like every other secret of the suite.
+BOT_TOKEN = "e2e-bot-" + secrets.token_hex(16)
+SIGNING_SECRET = secrets.token_hex(16)
 TEAM_ID = "T0E2E"
 
 

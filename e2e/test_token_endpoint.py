@@ -4,7 +4,7 @@ oracle); once approved, a retry gets a token with that scope."""
 import requests
 from authlib.integrations.requests_client import OAuth2Session
 
-SERVICE = ("e2e-service", "e2e-service-secret-0123456789")
+from conftest import SERVICE
 
 
 def token(gate, scope, **kwargs):

@@ -1,12 +1,12 @@
 import Foundation
 
 /// Base64url without padding (RFC 7515 §2), as JOSE uses it.
-enum Base64URL {
+public enum Base64URL {
     private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
 
     /// Encodes byte by byte: this runs for every audit entry, where Foundation's string replacing
     /// would cost more than the signature.
-    static func encode(_ data: some Sequence<UInt8>) -> String {
+    public static func encode(_ data: some Sequence<UInt8>) -> String {
         let bytes = Array(data)
         var out = [UInt8]()
         out.reserveCapacity((bytes.count * 4 + 2) / 3)
@@ -36,7 +36,7 @@ enum Base64URL {
     }
 
     /// Decodes strictly: only the base64url alphabet, no padding, no whitespace.
-    static func decode(_ text: some StringProtocol) -> Data? {
+    public static func decode(_ text: some StringProtocol) -> Data? {
         guard text.utf8.allSatisfy({ isAlphabet($0) }), text.utf8.count % 4 != 1 else { return nil }
         var base64 = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
         base64 += String(repeating: "=", count: (4 - base64.utf8.count % 4) % 4)

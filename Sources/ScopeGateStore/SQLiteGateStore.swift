@@ -162,10 +162,19 @@ public final class SQLiteGateStore: GateStore {
     }
 
     public func approvalRequests(states: Set<ApprovalRequest.State>?) async throws -> [ApprovalRequest] {
-        try await writer.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM approval_request ORDER BY created_at DESC")
-                .map(Self.approvalRequest)
-                .filter { states?.contains($0.state) ?? true }
+        // Filtered in SQL (on the state index): the back-channel gate asks for pending and recently
+        // approved-once requests on every token request, and the table keeps every request ever made.
+        let wanted = states.map { Array($0.map(\.rawValue)) }
+        return try await writer.read { db in
+            guard let wanted else {
+                return try Row.fetchAll(db, sql: "SELECT * FROM approval_request ORDER BY created_at DESC").map(Self.approvalRequest)
+            }
+            if wanted.isEmpty { return [] }
+            let placeholders = Array(repeating: "?", count: wanted.count).joined(separator: ",")
+            return try Row.fetchAll(
+                db, sql: "SELECT * FROM approval_request WHERE state IN (\(placeholders)) ORDER BY created_at DESC",
+                arguments: StatementArguments(wanted)
+            ).map(Self.approvalRequest)
         }
     }
 

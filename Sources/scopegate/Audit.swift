@@ -184,9 +184,7 @@ struct Audit: AsyncParsableCommand {
         let parts = row.jws.split(separator: ".")
         var payload = ""
         if parts.count == 3 {
-            var base64 = parts[1].replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-            base64 += String(repeating: "=", count: (4 - base64.count % 4) % 4)
-            if let data = Data(base64Encoded: base64),
+            if let data = Base64URL.decode(parts[1]),
                 let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any],
                 let fields = object["data"],
                 let json = try? JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys, .withoutEscapingSlashes])

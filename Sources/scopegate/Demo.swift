@@ -31,7 +31,7 @@ struct Demo: AsyncParsableCommand {
         let configPath = folder + "/scopegate.yaml"
         // The demo Slack's secrets, made anew for each run and read by ScopeGate from files, as a
         // deployment would read them.
-        let botToken = "xoxb-demo-" + RandomID.make()
+        let botToken = RandomID.make(bytes: 24)
         let signingSecret = RandomID.make()
         try botToken.write(toFile: folder + "/slack-bot-token", atomically: true, encoding: .utf8)
         try signingSecret.write(toFile: folder + "/slack-signing-secret", atomically: true, encoding: .utf8)

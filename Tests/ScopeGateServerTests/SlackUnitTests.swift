@@ -149,6 +149,7 @@ import Testing
         #expect(json.contains("Deny this request?"), "Deny asks for confirmation")
         #expect(!json.contains("Approve critical scopes?"), "an elevated approval needs no confirmation")
         #expect(json.contains("has not given a reason yet"))
+        #expect(json.contains("Route: everyone"))
     }
 
     @Test func criticalApprovalsAskForConfirmation() throws {

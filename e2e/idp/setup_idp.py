@@ -36,7 +36,7 @@ Application.objects.create(
 Application.objects.filter(client_id="e2e-service").delete()
 Application.objects.create(
     client_id="e2e-service",
-    client_secret="e2e-service-secret-0123456789",
+    client_secret=os.environ["E2E_SERVICE_SECRET"],
     name="E2E Service",
     client_type=Application.CLIENT_CONFIDENTIAL,
     authorization_grant_type=Application.GRANT_CLIENT_CREDENTIALS,

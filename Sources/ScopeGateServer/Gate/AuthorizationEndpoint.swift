@@ -21,8 +21,8 @@ struct AuthorizationEndpoint: Sendable {
     static let maximumBodySize = 32 * 1024
 
     func respond(to request: Request, context: GateRequestContext) async -> GateAnswer {
-        if request.method == .get || request.method == .head,
-            let form = try? FormParameters(parsing: Substring(request.uri.query ?? "")), form.contains("request_uri")
+        if request.method == .get || request.method == .head, let query = request.uri.query, query.contains("request_uri"),
+            let form = try? FormParameters(parsing: Substring(query)), form.contains("request_uri")
         {
             return pushedRequest(form)
         }

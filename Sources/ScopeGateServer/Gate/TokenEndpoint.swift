@@ -5,6 +5,7 @@ import Hummingbird
 import Logging
 import NIOCore
 import NIOHTTP1
+import ScopeGateAudit
 import ScopeGateCore
 
 /// The gated token endpoint (RFC 6749 §3.2): grants that ask for scopes are gated like the
@@ -103,7 +104,9 @@ struct TokenEndpoint: Sendable {
             logger.warning("token endpoint: the IdP failed", metadata: ["sg.upstream.error": "\(type(of: error))"])
             return Self.error(.badGateway, "temporarily_unavailable", "the identity provider cannot be reached")
         }
-        if answer.status == .ok {
+        // Every success, and any other answer that carries a token, passes the second gate: a token must
+        // not leave because the IdP chose an unusual status.
+        if (200..<300).contains(answer.status.code) || Self.carriesToken(answer.body) {
             if let refusal = await secondGate(answer.body, clientID: clientID, requested: requested) {
                 logger.error(
                     "the IdP issued a token beyond what is approved; it was withheld",
@@ -132,6 +135,12 @@ struct TokenEndpoint: Sendable {
                 logger.error("revoking a withheld token failed", metadata: ["sg.status": "\(status.map { "\($0.code)" } ?? "none")"])
             }
         }
+    }
+
+    /// Whether a JSON answer holds a token of any kind.
+    static func carriesToken(_ body: ByteBuffer) -> Bool {
+        guard let object = (try? JSONSerialization.jsonObject(with: Data(buffer: body))) as? [String: Any] else { return false }
+        return ["access_token", "refresh_token", "id_token"].contains { object[$0] != nil }
     }
 
     /// Why a successful token response may not leave, or `nil` when it may.
@@ -193,10 +202,7 @@ struct TokenEndpoint: Sendable {
     /// The `sub` of a client assertion JWT (RFC 7523 §3); the IdP verifies its signature.
     static func assertionSubject(_ assertion: String) -> String? {
         let parts = assertion.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count == 3 else { return nil }
-        var base64 = parts[1].replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        base64 += String(repeating: "=", count: (4 - base64.count % 4) % 4)
-        guard let data = Data(base64Encoded: base64),
+        guard parts.count == 3, let data = Base64URL.decode(parts[1]),
             let claims = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any]
         else { return nil }
         return claims["sub"] as? String

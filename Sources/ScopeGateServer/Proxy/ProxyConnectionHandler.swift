@@ -179,10 +179,13 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
         }
         // Only `chunked` is relayed as a transfer coding: a body under any other coding would be passed on
         // with its framing changed, and a coding list is a classic request-smuggling shape.
-        let codings = head.headers[canonicalForm: "transfer-encoding"]
-        if !codings.isEmpty, codings.count != 1 || codings[0].lowercased() != "chunked" {
-            refuse(.notImplemented, "only the chunked transfer coding is accepted", context: context)
-            return
+        // (Most requests carry no Transfer-Encoding: only those pay for splitting its value.)
+        if head.headers.contains(name: "transfer-encoding") {
+            let codings = head.headers[canonicalForm: "transfer-encoding"]
+            if codings.count != 1 || codings[0].lowercased() != "chunked" {
+                refuse(.notImplemented, "only the chunked transfer coding is accepted", context: context)
+                return
+            }
         }
         let path = target.utf8.firstIndex(of: UInt8(ascii: "?")).map { target[..<$0] } ?? Substring(target)
         if path.hasPrefix(ScopeGateResponder.ownPrefix) {

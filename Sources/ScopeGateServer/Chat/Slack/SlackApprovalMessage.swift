@@ -18,7 +18,7 @@ struct SlackApprovalMessage {
     var policy: Policy
     /// The requesters' justifications, newest first.
     var justifications: [String]
-    /// The route the request took.
+    /// The route the request took, shown so approvers see why they were asked.
     var routeName: String
     /// Tiers whose approval asks the approver to confirm.
     var confirmTiers: Set<String>
@@ -41,9 +41,9 @@ struct SlackApprovalMessage {
                 ],
             ],
         ]
-        if let owner = client?.owner {
-            blocks.append(["type": "context", "elements": [SlackText.plain("Owner: " + owner, limit: 300)]])
-        }
+        var context: [JSONValue] = [SlackText.plain("Route: " + routeName, limit: 200)]
+        if let owner = client?.owner { context.append(SlackText.plain("Owner: " + owner, limit: 300)) }
+        blocks.append(["type": "context", "elements": .array(context)])
         blocks.append(["type": "section", "text": SlackText.markdown(scopeList)])
         if let newest = justifications.first {
             var text = "Why, in the requester's words:\n" + SlackText.clipped(newest, to: 1500, keepNewlines: true)
