@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import ScopeGateCore
 
 /// A signing algorithm for audit entries.
 public enum AuditAlgorithm: String, Sendable, CaseIterable {

@@ -1,4 +1,5 @@
 import Foundation
+import ScopeGateCore
 
 /// Verifies an exported audit log offline: every entry's signature against the JWKS, the header
 /// (only ES256 / EdDSA, the entry type, a `kid` from the JWKS, no key material of its own), the

@@ -14,10 +14,14 @@ public struct AuthorizationRequest: Sendable, Equatable {
     public let parameters: FormParameters
     /// The `client_id`.
     public let clientID: String
-    /// The requested scopes; empty when the request carries no `scope` parameter.
+    /// The requested scopes, from the `scope` parameter and the request object's `scope`; empty when
+    /// neither is present.
     public let scopes: ScopeSet
     /// Whether a `scope` parameter was present at all (absent means the IdP applies its defaults).
     public let hasScopeParameter: Bool
+    /// The permissions beyond scope (`@resource:…`, `@audience:…`, `@authorization_details:…`,
+    /// `@claim:…`; see `PermissionKind`), from the parameters and the request object.
+    public let otherPermissions: ScopeSet
     /// The `redirect_uri`, when given.
     public let redirectURI: String?
     /// The `state`, exactly as sent.
@@ -36,47 +40,58 @@ public struct AuthorizationRequest: Sendable, Equatable {
         try self.init(method: method, parameters: parameters)
     }
 
-    /// Validates already-parsed parameters.
+    /// Validates already-parsed parameters, and the request object among them.
     public init(method: Method, parameters: FormParameters) throws(GateError) {
-        guard let clientID = parameters["client_id"], !clientID.isEmpty else {
-            throw GateError(.invalidRequest, "the request has no client_id")
-        }
-        guard let responseType = parameters["response_type"], !responseType.isEmpty else {
-            throw GateError(.invalidRequest, "the request has no response_type")
-        }
         for name in parameters.names where name.utf8.contains(where: { $0 < 0x21 || $0 > 0x7E }) {
             _ = name
             throw GateError(.invalidRequest, "a parameter name has a control, space or non-ASCII character")
+        }
+        if parameters.contains("request_uri") {
+            if parameters.contains("request") {
+                throw GateError(.invalidRequest, "request and request_uri cannot be used together")
+            }
+            throw GateError(.requestURINotSupported, "request_uri is accepted only alone with client_id, for a request pushed through ScopeGate")
+        }
+        let object = try parameters["request"].map { (text) throws(GateError) in try RequestObject(compact: text) }
+        // A parameter both outside and inside the request object must agree: OIDC Core reads the two
+        // merged, RFC 9101 reads the object alone, and the gate must not depend on which the IdP does.
+        for (name, inner) in object?.parameters ?? [:] {
+            if let outer = parameters[name], outer != inner {
+                throw GateError(
+                    .invalidRequest, "the request object and the request disagree on \(FormParameters.printable(name))")
+            }
+        }
+        func value(_ name: String) -> String? { parameters[name] ?? object?.parameters[name] }
+
+        guard let clientID = value("client_id"), !clientID.isEmpty else {
+            throw GateError(.invalidRequest, "the request has no client_id")
+        }
+        guard let responseType = value("response_type"), !responseType.isEmpty else {
+            throw GateError(.invalidRequest, "the request has no response_type")
         }
         // Only the authorization code flow: other response types hand tokens to the browser, past the
         // token endpoint where every issued token is checked.
         guard responseType == "code" else {
             throw GateError(.unsupportedResponseType, "ScopeGate admits only response_type=code")
         }
-        // Permissions ScopeGate cannot see yet are refused, never passed on unchecked.
-        if parameters.contains("request") {
-            throw GateError(.requestNotSupported, "request objects are not accepted through ScopeGate")
-        }
-        if parameters.contains("request_uri") {
-            throw GateError(.requestURINotSupported, "request_uri is not accepted through ScopeGate")
-        }
-        if parameters.contains("authorization_details") {
-            throw GateError(.invalidRequest, "authorization_details (RFC 9396) is not accepted through ScopeGate")
-        }
         self.method = method
         self.parameters = parameters
         self.clientID = clientID
         self.responseType = responseType
-        if let scope = parameters["scope"] {
-            self.scopes = try ScopeSet(parsing: scope)
-            self.hasScopeParameter = true
-        } else {
-            self.scopes = ScopeSet([String]())
-            self.hasScopeParameter = false
+        // Permissions are the union of the outer parameters and the request object.
+        let scopeValues = [parameters["scope"], object?.scope].compactMap { $0 }
+        var scopes = ScopeSet([String]())
+        for scope in scopeValues { scopes = scopes.union(try ScopeSet(parsing: scope)) }
+        self.scopes = scopes
+        self.hasScopeParameter = !scopeValues.isEmpty
+        let others = ScopeSet(try Permissions.names(in: parameters) + (object?.permissions ?? []))
+        guard scopes.tokens.count + others.tokens.count <= ScopeSet.maximumCount else {
+            throw GateError(.invalidScope, "the request carries more than \(ScopeSet.maximumCount) permissions")
         }
-        self.redirectURI = parameters["redirect_uri"]
-        self.state = parameters["state"]
-        if let mode = parameters["response_mode"] {
+        self.otherPermissions = others
+        self.redirectURI = value("redirect_uri")
+        self.state = value("state")
+        if let mode = value("response_mode") {
             guard let parsed = ResponseMode(rawValue: mode) else {
                 throw GateError(.invalidRequest, "the response_mode is not one of query, fragment, form_post")
             }

@@ -53,9 +53,19 @@ public struct FormParameters: Sendable, Equatable {
     /// Whether `name` is present.
     public func contains(_ name: String) -> Bool { pairs.contains { $0.name == name } }
 
-    /// Adds a parameter; a repeated name is refused as ambiguous (RFC 6749 §3.1).
+    /// The parameters that may legitimately appear more than once: `resource` (RFC 8707 §2) and
+    /// `audience` (RFC 8693 §2.1). Every value of theirs is gated.
+    public static let repeatable: Set<String> = ["resource", "audience"]
+
+    /// Every value of `name`, in order.
+    public func values(_ name: String) -> [String] {
+        pairs.compactMap { $0.name == name ? $0.value : nil }
+    }
+
+    /// Adds a parameter; a repeated name is refused as ambiguous (RFC 6749 §3.1), except the few
+    /// `repeatable` ones.
     public mutating func append(_ name: String, _ value: String) throws(GateError) {
-        if contains(name) {
+        if contains(name), !Self.repeatable.contains(name) {
             throw GateError(.invalidRequest, "the parameter '\(Self.printable(name))' is repeated")
         }
         pairs.append((name, value))

@@ -15,6 +15,12 @@ public struct GateError: Error, Sendable, Equatable, CustomStringConvertible {
         case unsupportedResponseType = "unsupported_response_type"
         /// A request object was sent (OIDC Core §3.1.2.6 `request_not_supported`).
         case requestNotSupported = "request_not_supported"
+        /// A request object cannot be read (OIDC Core §3.1.2.6 `invalid_request_object`).
+        case invalidRequestObject = "invalid_request_object"
+        /// A `resource` is not an absolute URI without a fragment (RFC 8707 §2 `invalid_target`).
+        case invalidTarget = "invalid_target"
+        /// `authorization_details` cannot be read (RFC 9396 §5 `invalid_authorization_details`).
+        case invalidAuthorizationDetails = "invalid_authorization_details"
         /// A request URI was sent (OIDC Core §3.1.2.6 `request_uri_not_supported`).
         case requestURINotSupported = "request_uri_not_supported"
         /// The client is unknown or not allowed (OAuth `unauthorized_client`).

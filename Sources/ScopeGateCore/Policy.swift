@@ -25,10 +25,12 @@ public struct Policy: Sendable {
         }
     }
 
-    /// A rule for the scopes its pattern matches.
+    /// A rule for the permissions of one kind that its pattern matches.
     public struct ScopeRule: Sendable, Equatable {
-        /// Which scopes the rule covers.
+        /// Which permissions the rule covers: their full names (`@resource:https://…` for a resource).
         public var pattern: GlobPattern
+        /// The kind of permission the rule covers: a scope rule never matches a resource, and so on.
+        public var kind: PermissionKind
         /// What happens without asking.
         public var auto: Auto
         /// The tier's name.
@@ -39,8 +41,12 @@ public struct Policy: Sendable {
         public var origin: String
 
         /// Creates a rule.
-        public init(pattern: GlobPattern, auto: Auto, tier: String, description: String? = nil, origin: String) {
+        public init(
+            pattern: GlobPattern, kind: PermissionKind = .scope, auto: Auto, tier: String, description: String? = nil,
+            origin: String
+        ) {
             self.pattern = pattern
+            self.kind = kind
             self.auto = auto
             self.tier = tier
             self.description = description
@@ -102,13 +108,16 @@ public struct Policy: Sendable {
     /// The rule that decides `scope` for `clientID`: the client's own rules first, then the global
     /// ones; a scope nobody wrote a rule for must be asked about.
     public func rule(for scope: String, clientID: String) -> ScopeRule {
-        if let client = clients[clientID], let rule = client.rules.first(where: { $0.pattern.matches(scope) }) {
+        let kind = PermissionKind.of(scope)
+        if let client = clients[clientID],
+            let rule = client.rules.first(where: { $0.kind == kind && $0.pattern.matches(scope) })
+        {
             return rule
         }
-        if let rule = rules.first(where: { $0.pattern.matches(scope) }) {
+        if let rule = rules.first(where: { $0.kind == kind && $0.pattern.matches(scope) }) {
             return rule
         }
-        return ScopeRule(pattern: GlobPattern(scope), auto: .ask, tier: defaultTier, origin: "default")
+        return ScopeRule(pattern: GlobPattern(scope), kind: kind, auto: .ask, tier: defaultTier, origin: "default")
     }
 
     /// The name shown for a client, falling back to its id.

@@ -32,6 +32,11 @@ public struct ScopeSet: Sendable, Hashable, Codable, Sequence, CustomStringConve
             guard token.utf8.allSatisfy(Self.isScopeTokenByte) else {
                 throw GateError(.invalidScope, "a scope token has a character that RFC 6749 §3.3 does not allow")
             }
+            guard !PermissionKind.isReserved(scopeToken: token) else {
+                throw GateError(
+                    .invalidScope,
+                    "a scope token may not begin with @resource:, @audience:, @authorization_details: or @claim: (ScopeGate names other permissions so)")
+            }
             tokens.append(String(token))
         }
         self.init(tokens)

@@ -80,6 +80,7 @@ struct ConfigFile: Decodable {
 
     struct Rule: Decodable {
         var pattern: String
+        var kind: String?
         var auto: String?
         var tier: String?
         var description: String?

@@ -270,6 +270,12 @@ struct ConfigValidator {
             else {
                 throw fail("\(origin).pattern", "must be a scope token, optionally with '*' or '?' wildcards")
             }
+            guard let kind = PermissionKind(rawValue: rule.kind ?? "scope") else {
+                throw fail("\(origin).kind", "must be scope, resource, audience, authorization_details or claim")
+            }
+            if kind == .scope, PermissionKind.isReserved(scopeToken: Substring(rule.pattern)) {
+                throw fail("\(origin).pattern", "names another kind of permission: write its value alone and set kind")
+            }
             guard let auto = Policy.Auto(rawValue: rule.auto ?? "ask") else {
                 throw fail("\(origin).auto", "must be approve, deny or ask")
             }
@@ -277,7 +283,8 @@ struct ConfigValidator {
             guard tiers.contains(tier) else { throw fail("\(origin).tier", "names the undefined tier '\(tier)'") }
             result.append(
                 Policy.ScopeRule(
-                    pattern: GlobPattern(rule.pattern), auto: auto, tier: tier, description: rule.description,
+                    pattern: GlobPattern(kind.name(rule.pattern)), kind: kind, auto: auto, tier: tier,
+                    description: rule.description,
                     origin: origin))
         }
         return result

@@ -10,7 +10,7 @@ enum ErrorResponses {
     static func status(for error: GateError) -> HTTPResponse.Status {
         switch error.code {
         case .invalidRequest, .invalidScope, .unsupportedResponseType, .invalidConfiguration, .requestNotSupported,
-            .requestURINotSupported:
+            .requestURINotSupported, .invalidRequestObject, .invalidTarget, .invalidAuthorizationDetails:
             .badRequest
         case .accessDenied, .forbidden, .unauthorizedClient: .forbidden
         case .notFound: .notFound

@@ -34,6 +34,8 @@ struct TokenEndpoint: Sendable {
     static let maximumResponseSize = 1 << 20
     static let authorizationCodeGrant = "authorization_code"
     static let refreshTokenGrant = "refresh_token"
+    /// RFC 8628 §3.4: the device flow's token request; its scopes were gated at the device endpoint.
+    static let deviceCodeGrant = "urn:ietf:params:oauth:grant-type:device_code"
 
     func respond(to request: Request, context: GateRequestContext) async -> Response {
         guard request.method == .post else {
@@ -58,12 +60,34 @@ struct TokenEndpoint: Sendable {
         } catch {
             return Self.error(.badRequest, "invalid_scope", error.message)
         }
-        if grantType != Self.authorizationCodeGrant && !(grantType == Self.refreshTokenGrant && requested == nil) {
+        // Resources, audiences and authorization details asked for here are permissions too.
+        let others: ScopeSet
+        do {
+            others = ScopeSet(try Permissions.names(in: parameters))
+        } catch {
+            return Self.error(.badRequest, error.code.rawValue, error.message)
+        }
+        let continuesGrant = grantType == Self.authorizationCodeGrant || grantType == Self.deviceCodeGrant
+            || (grantType == Self.refreshTokenGrant && requested == nil)
+        if continuesGrant, !others.isEmpty {
+            // These grants continue an authorization gated before: what they name must be approved already.
+            do {
+                let beyond = try await service.scopesBeyondApproval(others, clientID: clientID)
+                if !beyond.isEmpty {
+                    return Self.error(
+                        .badRequest, GateError.Code.invalidTarget.rawValue,
+                        "not approved for this client: \(beyond.tokens.joined(separator: " "))")
+                }
+            } catch {
+                return Self.error(.serviceUnavailable, "temporarily_unavailable", error.message)
+            }
+        }
+        if !continuesGrant {
             let scopes: ScopeSet
             if let requested, !requested.isEmpty {
-                scopes = requested
+                scopes = requested.union(others)
             } else if let defaults = service.policy.clients[clientID]?.defaultScopes {
-                scopes = defaults
+                scopes = defaults.union(others)
             } else {
                 return Self.error(
                     .badRequest, "invalid_scope",
