@@ -25,13 +25,7 @@ extension GateService {
             case .allow:
                 return .forward
             case .deny(let denied):
-                try await store.recordAudit(
-                    AuditEvent(
-                        "decision", clientID: clientID,
-                        [
-                            ("outcome", .string("denied")), ("actor", .string("policy")), ("scopes", .strings(denied.tokens)),
-                            ("rules", .strings(rules(denied, clientID: clientID))), ("grant_type", .string(grantType)),
-                        ]), at: date)
+                try await recordPolicyDenial(denied, clientID: clientID, grantType: grantType, at: date)
                 return .deny(denied)
             case .hold(let unapproved, let alreadyGranted):
                 if let pending = try await store.approvalRequests(states: [.pending]).first(where: {
@@ -50,6 +44,17 @@ extension GateService {
                 return .pending(approval)
             }
         }
+    }
+
+    /// Records a denial by policy of a back-channel request.
+    func recordPolicyDenial(_ denied: ScopeSet, clientID: String, grantType: String, at date: Date) async throws {
+        try await store.recordAudit(
+            AuditEvent(
+                "decision", clientID: clientID,
+                [
+                    ("outcome", .string("denied")), ("actor", .string("policy")), ("scopes", .strings(denied.tokens)),
+                    ("rules", .strings(rules(denied, clientID: clientID))), ("grant_type", .string(grantType)),
+                ]), at: date)
     }
 
     /// Holds of back-channel requests carry this instead of a browser binding: no browser can ever

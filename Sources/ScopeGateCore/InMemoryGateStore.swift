@@ -75,6 +75,11 @@ public actor InMemoryGateStore: GateStore {
         return holdsByID[id]
     }
 
+    public func holds(binderHash: String) throws -> [Hold] {
+        try check()
+        return holdsByID.values.filter { $0.binderHash == binderHash }.sorted { $0.createdAt < $1.createdAt }
+    }
+
     public func holds(approvalRequestID: String) throws -> [Hold] {
         try check()
         return holdsByID.values.filter { $0.approvalRequestID == approvalRequestID }.sorted { $0.createdAt < $1.createdAt }

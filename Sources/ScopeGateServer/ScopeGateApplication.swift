@@ -33,6 +33,7 @@ public struct ScopeGateApplication: Sendable {
     let auditSigner: AuditSigner?
     /// `request_uri` values of pushed requests that passed the gate.
     let pushedRequests = PushedRequests()
+    let deviceRegistry = DeviceRegistry()
 
     init(
         configuration: ScopeGateConfiguration, store: any GateStore, httpClient: HTTPClient,
@@ -106,8 +107,14 @@ public struct ScopeGateApplication: Sendable {
         var gated: [String: GatedEndpoint] = [metadata.authorizationPath: .authorization]
         if let tokenPath = metadata.tokenPath { gated[tokenPath] = .token }
         if let pushedPath = metadata.pushedAuthorizationPath { gated[pushedPath] = .pushedAuthorization }
+        if let devicePath = metadata.deviceAuthorizationPath { gated[devicePath] = .deviceAuthorization }
         for path in metadata.blockedPaths.keys where gated[path] == nil { gated[path] = .blocked }
         for path in metadata.discoveryPaths { gated[path] = .discovery }
+        let device = metadata.deviceAuthorizationPath.map {
+            DeviceAuthorizationEndpoint(
+                service: service, proxy: proxy, path: $0, publicURL: configuration.publicURL, registry: deviceRegistry,
+                logger: logger)
+        }
         return ScopeGateResponder(
             pathGuard: PathGuard(gated),
             authorization: AuthorizationEndpoint(
@@ -121,8 +128,11 @@ public struct ScopeGateApplication: Sendable {
                 PushedAuthorizationEndpoint(service: service, proxy: proxy, path: $0, issued: pushedRequests, logger: logger)
             },
             token: metadata.tokenPath.map {
-                TokenEndpoint(service: service, proxy: proxy, path: $0, revocationPath: metadata.revocationPath, logger: logger)
+                TokenEndpoint(
+                    service: service, proxy: proxy, path: $0, revocationPath: metadata.revocationPath, device: device,
+                    logger: logger)
             },
+            device: device,
             slack: slackInteractions,
             auditJWKS: configuration.audit.map { AuditJWKSEndpoint(keyring: AuditKeyring(directory: $0.keysDirectory)) })
     }

@@ -32,6 +32,8 @@ struct ScopeGateResponder: Sendable {
     let pushed: PushedAuthorizationEndpoint?
     /// The token endpoint, when its path is known.
     let token: TokenEndpoint?
+    /// The device authorization endpoint and ScopeGate's verification page, when the IdP has one.
+    let device: DeviceAuthorizationEndpoint?
     /// Slack's interactivity endpoint, when Slack approvals are configured.
     let slack: SlackInteractions?
     /// The audit log's public keys, when the audit log is configured.
@@ -62,6 +64,9 @@ struct ScopeGateResponder: Sendable {
         if path == AuditJWKSEndpoint.path, let auditJWKS {
             return .respond(auditJWKS.respond(to: request))
         }
+        if path == DeviceAuthorizationEndpoint.pagePath, let device {
+            return .respond(await device.page(request, context: context))
+        }
         if path.hasPrefix(Self.ownPrefix) {
             return .respond(ErrorResponses.plain(.notFound, "ScopeGate serves nothing at this path"))
         }
@@ -83,6 +88,9 @@ struct ScopeGateResponder: Sendable {
         case .gated(.pushedAuthorization):
             guard let pushed else { return .respond(ErrorResponses.plain(.notFound, "no pushed authorization endpoint")) }
             return .respond(await pushed.respond(to: request, context: context))
+        case .gated(.deviceAuthorization):
+            guard let device else { return .respond(ErrorResponses.plain(.notFound, "no device authorization endpoint")) }
+            return .respond(await device.respond(to: request, context: context))
         case .gated(.token):
             guard let token else { return .respond(ErrorResponses.plain(.notFound, "no token endpoint")) }
             return .respond(await token.respond(to: request, context: context))

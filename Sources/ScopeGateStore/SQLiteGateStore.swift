@@ -145,6 +145,14 @@ public final class SQLiteGateStore: GateStore {
         }
     }
 
+    public func holds(binderHash: String) async throws -> [Hold] {
+        try await writer.read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT * FROM hold WHERE binder_hash = ? ORDER BY created_at", arguments: [binderHash]
+            ).map(Self.hold)
+        }
+    }
+
     public func holds(approvalRequestID: String) async throws -> [Hold] {
         try await writer.read { db in
             try Row.fetchAll(

@@ -28,6 +28,8 @@ struct TokenEndpoint: Sendable {
     let path: String
     /// Where a withheld token is revoked (RFC 7009), when the IdP has a revocation endpoint.
     let revocationPath: String?
+    /// The gated device authorization endpoint, which answers polls with the device codes it issued.
+    let device: DeviceAuthorizationEndpoint?
     let logger: Logger
 
     static let maximumBodySize = 64 * 1024
@@ -43,7 +45,7 @@ struct TokenEndpoint: Sendable {
             response.headers[.allow] = "POST"
             return response
         }
-        let parameters: FormParameters
+        var parameters: FormParameters
         let clientID: String
         do {
             (parameters, clientID) = try await parse(request)
@@ -54,6 +56,19 @@ struct TokenEndpoint: Sendable {
             return Self.error(.badRequest, "invalid_request", "the request cannot be read")
         }
         let grantType = parameters["grant_type"] ?? ""
+        if grantType == Self.deviceCodeGrant, let device, let code = parameters["device_code"] {
+            // A device code ScopeGate issued for a held request: ScopeGate answers until it is released.
+            do {
+                if let (hold, approval) = try await service.deviceHold(deviceCode: code) {
+                    switch await device.poll(hold, approval, parameters: parameters, clientID: clientID, request: request, context: context) {
+                    case .respond(let response): return response
+                    case .forward(let translated): parameters = translated
+                    }
+                }
+            } catch {
+                return Self.error(.serviceUnavailable, "temporarily_unavailable", error.message)
+            }
+        }
         let requested: ScopeSet?
         do {
             requested = try parameters["scope"].map { (value) throws(GateError) in try ScopeSet(parsing: value) }

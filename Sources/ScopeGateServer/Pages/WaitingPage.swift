@@ -18,16 +18,7 @@ struct WaitingPage {
     func render() -> String {
         let client = policy.clients[hold.clientID]
         let name = policy.displayName(of: hold.clientID)
-        var scopes = ""
-        for scope in hold.requestedScopes {
-            let rule = policy.rule(for: scope, clientID: hold.clientID)
-            let state = request.scopes.contains(scope) ? "needs approval" : "already approved"
-            scopes += """
-                <li><span class="tier tier-\(HTML.escape(rule.tier))">\(HTML.escape(rule.tier))</span>\
-                <code>\(HTML.escape(scope))</code> <span class="muted">(\(state))</span>\
-                \(rule.description.map { "<br>\(HTML.escape($0))" } ?? "")</li>
-                """
-        }
+        let scopes = Self.permissionItems(hold: hold, request: request, policy: policy)
         let justification = hold.justification ?? ""
         let noticeHTML = notice.map { "<p role=\"alert\">\(HTML.escape($0))</p>" } ?? ""
         let body = """
@@ -49,6 +40,21 @@ struct WaitingPage {
             """
         let head = "<noscript><meta http-equiv=\"refresh\" content=\"5\"></noscript>"
         return HTML.page(title: "Waiting for approval — \(name)", nonce: nonce, head: head, body: body)
+    }
+
+    /// The requested permissions as list items: tier, name, whether it needs approval, description.
+    static func permissionItems(hold: Hold, request: ApprovalRequest, policy: Policy) -> String {
+        var items = ""
+        for scope in hold.requestedScopes {
+            let rule = policy.rule(for: scope, clientID: hold.clientID)
+            let state = request.scopes.contains(scope) ? "needs approval" : "already approved"
+            items += """
+                <li><span class="tier tier-\(HTML.escape(rule.tier))">\(HTML.escape(rule.tier))</span>\
+                <code>\(HTML.escape(scope))</code> <span class="muted">(\(state))</span>\
+                \(rule.description.map { "<br>\(HTML.escape($0))" } ?? "")</li>
+                """
+        }
+        return items
     }
 
     private var script: String {

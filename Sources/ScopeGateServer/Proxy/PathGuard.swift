@@ -129,8 +129,10 @@ enum GatedEndpoint: String, Sendable {
     case token
     /// The pushed authorization request endpoint (RFC 9126, back channel).
     case pushedAuthorization
-    /// An endpoint that carries permissions and that ScopeGate does not gate yet (PAR, device
-    /// authorization, CIBA, dynamic registration): refused.
+    /// The device authorization endpoint (RFC 8628, back channel).
+    case deviceAuthorization
+    /// An endpoint that carries permissions and that ScopeGate does not gate (CIBA, dynamic client
+    /// registration, and `mtls_endpoint_aliases` of gated endpoints at other paths): refused.
     case blocked
 
     /// Whether requests here carry permissions, so that every other spelling of the path is refused.

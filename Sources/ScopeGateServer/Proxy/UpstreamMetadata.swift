@@ -15,12 +15,16 @@ struct UpstreamMetadata: Sendable {
     var revocationPath: String?
     /// The path of the pushed authorization request endpoint (RFC 9126), when discovery names one.
     var pushedAuthorizationPath: String?
+    /// The path of the device authorization endpoint (RFC 8628), when discovery names one.
+    var deviceAuthorizationPath: String?
     /// Advertised endpoints that carry permissions and that ScopeGate refuses (by discovery name).
     var blockedPaths: [String: String] = [:]
 
-    /// Endpoints that carry permissions and that ScopeGate does not gate yet.
-    static let unhandledEndpoints = [
-        "device_authorization_endpoint", "backchannel_authentication_endpoint", "registration_endpoint",
+    /// Endpoints that carry permissions and that ScopeGate does not gate.
+    static let unhandledEndpoints = ["backchannel_authentication_endpoint", "registration_endpoint"]
+    /// Endpoints ScopeGate gates; an `mtls_endpoint_aliases` entry for one at another path is refused.
+    static let gatedEndpoints = [
+        "authorization_endpoint", "token_endpoint", "pushed_authorization_request_endpoint", "device_authorization_endpoint",
     ]
     /// The paths at which the discovery document is served (rewritten) to clients.
     var discoveryPaths: [String]
@@ -51,13 +55,16 @@ struct UpstreamMetadata: Sendable {
         let blocked = try document.map { (document) throws(GateError) in try blockedEndpoints(document, configuration) } ?? [:]
         let revocationPath = document.flatMap { try? endpointPath($0, "revocation_endpoint", configuration: configuration) }
         var pushedPath: String?
+        var devicePath: String?
         if let document {
             pushedPath = try endpointPath(document, "pushed_authorization_request_endpoint", configuration: configuration)
+            devicePath = try endpointPath(document, "device_authorization_endpoint", configuration: configuration)
         }
         if let explicit = configuration.authorizationEndpointPath {
             return UpstreamMetadata(
                 issuer: document?["issuer"] as? String, authorizationPath: explicit, tokenPath: tokenPath,
-                revocationPath: revocationPath, pushedAuthorizationPath: pushedPath, blockedPaths: blocked,
+                revocationPath: revocationPath, pushedAuthorizationPath: pushedPath, deviceAuthorizationPath: devicePath,
+                blockedPaths: blocked,
                 discoveryPaths: foundAt.map { [$0] } ?? [],
                 issParameterSupported: document?["authorization_response_iss_parameter_supported"] as? Bool ?? false)
         }
@@ -84,7 +91,8 @@ struct UpstreamMetadata: Sendable {
         }
         return UpstreamMetadata(
             issuer: document["issuer"] as? String, authorizationPath: url.path(percentEncoded: true), tokenPath: tokenPath,
-            revocationPath: revocationPath, pushedAuthorizationPath: pushedPath, blockedPaths: blocked,
+            revocationPath: revocationPath, pushedAuthorizationPath: pushedPath, deviceAuthorizationPath: devicePath,
+                blockedPaths: blocked,
             discoveryPaths: [foundAt],
             issParameterSupported: document["authorization_response_iss_parameter_supported"] as? Bool ?? false)
     }
@@ -99,6 +107,14 @@ struct UpstreamMetadata: Sendable {
         for name in unhandledEndpoints {
             for source in [document, aliases] {
                 if let path = try endpointPath(source, name, configuration: configuration) { blocked[path] = name }
+            }
+        }
+        // An alias of a gated endpoint at another path would be a second, ungated door to it.
+        for name in gatedEndpoints {
+            if let alias = try endpointPath(aliases, name, configuration: configuration),
+                alias != (try endpointPath(document, name, configuration: configuration))
+            {
+                blocked[alias] = "mtls_endpoint_aliases.\(name)"
             }
         }
         guard blocked.isEmpty || configuration.blockUnhandledEndpoints else {

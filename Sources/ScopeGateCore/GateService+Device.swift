@@ -1,0 +1,69 @@
+import Foundation
+
+extension GateService {
+    /// What happens to a device authorization request (RFC 8628 §3.1).
+    public enum DeviceAdmission: Sendable, Equatable {
+        /// Forward it to the IdP: every permission is granted or approved by policy.
+        case forward
+        /// Refuse it: policy denies these permissions.
+        case deny(ScopeSet)
+        /// Hold it: the device gets ScopeGate's own device code (the hold's id) and user code, and its
+        /// polling is answered by ScopeGate until the approval request is decided.
+        case held(Hold, ApprovalRequest)
+    }
+
+    /// Device holds are bound to their user code instead of a browser: `device:` and the user code.
+    public static let deviceBinderPrefix = "device:"
+
+    /// The grant type recorded for device authorization requests.
+    public static let deviceGrantType = "urn:ietf:params:oauth:grant-type:device_code"
+
+    /// Decides a device authorization request for `scopes` by `clientID`. `encodedParameters` is the
+    /// request as it will be sent to the IdP once released (without client credentials).
+    public func admitDevice(clientID: String, scopes: ScopeSet, encodedParameters: String, userCode: String)
+        async throws(GateError) -> DeviceAdmission
+    {
+        let date = now()
+        return try await storeCall {
+            let granted = Set(try await store.activeGrants(clientID: clientID, among: scopes, at: date).map(\.scope))
+            switch policy.evaluate(scopes: scopes, clientID: clientID, granted: granted) {
+            case .allow:
+                return .forward
+            case .deny(let denied):
+                try await recordPolicyDenial(denied, clientID: clientID, grantType: Self.deviceGrantType, at: date)
+                return .deny(denied)
+            case .hold(let unapproved, let alreadyGranted):
+                let draft = HoldDraft(
+                    clientID: clientID, binderHash: Self.deviceBinderPrefix + userCode, method: .post,
+                    encodedParameters: encodedParameters, requestedScopes: scopes, unapproved: unapproved,
+                    alreadyGranted: alreadyGranted, rules: rules(unapproved, clientID: clientID),
+                    route: routeName?(clientID, unapproved))
+                let (hold, approval, opened) = try await store.openHold(
+                    draft, at: date, expiresAt: date.addingTimeInterval(policy.approvalTimeout.seconds))
+                if opened { await observer.approvalRequestOpened(approval, by: hold) }
+                return .held(hold, approval)
+            }
+        }
+    }
+
+    /// A device hold and its approval request, by ScopeGate's device code (the hold's id); `nil` when
+    /// the code is not one ScopeGate issued.
+    public func deviceHold(deviceCode: String) async throws(GateError) -> (Hold, ApprovalRequest)? {
+        try await storeCall {
+            guard let hold = try await store.hold(id: deviceCode), hold.binderHash.hasPrefix(Self.deviceBinderPrefix),
+                let approval = try await store.approvalRequest(id: hold.approvalRequestID)
+            else { return nil }
+            return (hold, approval)
+        }
+    }
+
+    /// The most recent device hold with `userCode`, and its approval request.
+    public func deviceHold(userCode: String) async throws(GateError) -> (Hold, ApprovalRequest)? {
+        try await storeCall {
+            guard let hold = try await store.holds(binderHash: Self.deviceBinderPrefix + userCode).last,
+                let approval = try await store.approvalRequest(id: hold.approvalRequestID)
+            else { return nil }
+            return (hold, approval)
+        }
+    }
+}

@@ -1,0 +1,335 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import ScopeGateCore
+import Synchronization
+
+/// The device authorization endpoint (RFC 8628), gated.
+///
+/// A device request whose permissions are all granted (or approved by policy) is forwarded to the IdP
+/// and its answer passed on. Otherwise the IdP sees nothing: ScopeGate holds the request and answers
+/// with its own `device_code` (the hold's 128-bit id) and `user_code`, whose verification page is
+/// ScopeGate's. Until approvers decide, the device's polling at the token endpoint is answered by
+/// ScopeGate: `authorization_pending`, or `slow_down` when it polls faster than the interval (which then
+/// grows by five seconds, §3.5); after a denial `access_denied`, after expiry `expired_token`. After an
+/// approval, the next poll releases the held request to the IdP's device endpoint; the verification page
+/// then shows the IdP's own user code and link, and further polls are passed to the IdP with its device
+/// code in place of ScopeGate's.
+struct DeviceAuthorizationEndpoint: Sendable {
+    let service: GateService
+    let proxy: UpstreamProxy
+    /// The IdP's device authorization endpoint.
+    let path: String
+    let publicURL: URL
+    let registry: DeviceRegistry
+    let logger: Logger
+
+    /// ScopeGate's verification page.
+    static let pagePath = "/_scopegate/device"
+    /// The polling interval ScopeGate asks for, in seconds (RFC 8628 §3.2 default).
+    static let interval = 5
+
+    func respond(to request: Request, context: GateRequestContext) async -> Response {
+        guard request.method == .post else {
+            var response = TokenEndpoint.error(.methodNotAllowed, "invalid_request", "the device authorization endpoint takes POST only")
+            response.headers[.allow] = "POST"
+            return response
+        }
+        let parameters: FormParameters
+        let clientID: String
+        do {
+            (parameters, clientID) = try await ClientForm.read(request)
+        } catch let refusal as TokenEndpoint.Refusal {
+            return TokenEndpoint.error(refusal.status, refusal.code, refusal.message)
+        } catch {
+            return TokenEndpoint.error(.badRequest, "invalid_request", "the request cannot be read")
+        }
+        let scopes: ScopeSet
+        do throws(GateError) {
+            let requested = try parameters["scope"].map { (value) throws(GateError) in try ScopeSet(parsing: value) }
+            let others = ScopeSet(try Permissions.names(in: parameters))
+            if let requested, !requested.isEmpty {
+                scopes = requested.union(others)
+            } else if let defaults = service.policy.clients[clientID]?.defaultScopes {
+                scopes = defaults.union(others)
+            } else {
+                throw GateError(.invalidScope, "the request names no scope and no default scopes are configured for this client at ScopeGate")
+            }
+        } catch {
+            return TokenEndpoint.error(.badRequest, error.code.rawValue, error.message)
+        }
+        // What is stored and later sent to the IdP: never the client's credentials.
+        var stored = parameters.pairs.filter { !PushedAuthorizationEndpoint.clientAuthentication.contains($0.name) }
+        if !stored.contains(where: { $0.name == "client_id" }) { stored.append(("client_id", clientID)) }
+        do {
+            let userCode = try await unusedUserCode()
+            switch try await service.admitDevice(
+                clientID: clientID, scopes: scopes, encodedParameters: try FormParameters(stored).encoded, userCode: userCode)
+            {
+            case .forward:
+                return await forward(parameters, request: request, context: context)
+            case .deny(let denied):
+                return TokenEndpoint.error(
+                    .badRequest, "invalid_scope", "the organisation's policy does not allow: \(denied.tokens.joined(separator: " "))")
+            case .held(let hold, let approval):
+                _ = registry.pollTooSoon(hold.id, interval: Self.interval)  // the interval runs from now
+                logger.info(
+                    "device authorization request held",
+                    metadata: ["sg.request.id": "\(approval.id)", "sg.client.id": "\(clientID)"])
+                let page = DiscoveryRewriter.join(publicURL, Self.pagePath)
+                let expiresIn = max(1, Int(approval.expiresAt.timeIntervalSince(service.now())))
+                return Self.json(
+                    .ok,
+                    [
+                        "device_code": hold.id, "user_code": Self.display(userCode), "verification_uri": page,
+                        "verification_uri_complete": page + "?user_code=" + Self.display(userCode), "expires_in": expiresIn,
+                        "interval": Self.interval,
+                    ])
+            }
+        } catch {
+            let status: HTTPResponse.Status = error.code == .temporarilyUnavailable ? .serviceUnavailable : .badRequest
+            return TokenEndpoint.error(status, error.code.rawValue, error.message)
+        }
+    }
+
+    /// ScopeGate's verification page: `GET /_scopegate/device[?user_code=…]`.
+    func page(_ request: Request, context: GateRequestContext) async -> Response {
+        guard request.method == .get || request.method == .head else {
+            var response = ErrorResponses.plain(.methodNotAllowed, "the verification page takes GET")
+            response.headers[.allow] = "GET, HEAD"
+            return response
+        }
+        let nonce = RandomID.make(bytes: 16)
+        func render(_ content: DevicePage.Content, status: HTTPResponse.Status = .ok) -> Response {
+            PageResponse.html(
+                DevicePage(content: content, policy: service.policy, pagePath: Self.pagePath, nonce: nonce).render(),
+                nonce: nonce, status: status)
+        }
+        let address = context.peerAddress ?? "unknown"
+        guard let query = try? FormParameters(parsing: Substring(request.uri.query ?? "")), let typed = query["user_code"] else {
+            return render(.form(notice: nil))
+        }
+        if registry.lookupsBarred(for: address) {
+            return render(.form(notice: "Too many codes that matched nothing; wait a minute."), status: .tooManyRequests)
+        }
+        var found: (Hold, ApprovalRequest)?
+        if let code = Self.normalize(typed) {
+            do {
+                found = try await service.deviceHold(userCode: code)
+            } catch {
+                return PageResponse.html(
+                    MessagePages.error(title: "Try again shortly", message: error.message, nonce: nonce), nonce: nonce,
+                    status: .serviceUnavailable)
+            }
+        }
+        guard let (hold, approval) = found else {
+            let barred = registry.lookupFailed(from: address)
+            return render(
+                .form(notice: "No request waits with that code. Check the code on the device."),
+                status: barred ? .tooManyRequests : .notFound)
+        }
+        return render(.hold(hold, approval, upstream: registry.upstream(of: hold.id, at: .now)))
+    }
+
+    /// A user code no device hold uses yet.
+    private func unusedUserCode() async throws(GateError) -> String {
+        for _ in 0..<8 {
+            let code = Self.newUserCode()
+            if try await service.deviceHold(userCode: code) == nil { return code }
+        }
+        throw GateError(.temporarilyUnavailable, "no free user code was found; try again")
+    }
+
+    /// Forwards a device request the gate admitted; the IdP's verification links are moved to
+    /// ScopeGate's public URL when they point at the IdP it fronts.
+    private func forward(_ parameters: FormParameters, request: Request, context: GateRequestContext) async -> Response {
+        do {
+            let answer = try await proxy.post(parameters, to: path, from: request, peer: proxy.peer(context), limit: 64 * 1024)
+            guard answer.status == .ok, var object = (try? JSONSerialization.jsonObject(with: Data(buffer: answer.body))) as? [String: Any]
+            else { return answer.response }
+            for field in ["verification_uri", "verification_uri_complete"] {
+                if let text = object[field] as? String { object[field] = proxy.rewriter.rewrite(url: text) }
+            }
+            return Self.json(.ok, object)
+        } catch {
+            logger.warning("device authorization: the IdP failed", metadata: ["sg.upstream.error": "\(type(of: error))"])
+            return TokenEndpoint.error(.badGateway, "temporarily_unavailable", "the identity provider cannot be reached")
+        }
+    }
+
+    // MARK: Polling at the token endpoint
+
+    /// What the token endpoint does with a poll that carries ScopeGate's device code.
+    enum PollOutcome {
+        /// Answer the device with this.
+        case respond(Response)
+        /// Forward the token request with these parameters (the IdP's device code in place of ScopeGate's).
+        case forward(FormParameters)
+    }
+
+    func poll(_ hold: Hold, _ approval: ApprovalRequest, parameters: FormParameters, clientID: String, request: Request,
+        context: GateRequestContext) async -> PollOutcome
+    {
+        guard hold.clientID == clientID else {
+            return .respond(TokenEndpoint.error(.badRequest, "invalid_grant", "the device code was issued to another client"))
+        }
+        switch approval.state {
+        case .pending:
+            if registry.pollTooSoon(hold.id, interval: Self.interval) {
+                return .respond(TokenEndpoint.error(.badRequest, "slow_down", "polling too often; wait the interval, which grew by 5 seconds"))
+            }
+            return .respond(TokenEndpoint.error(.badRequest, "authorization_pending", "waiting for the organisation's approvers"))
+        case .denied:
+            _ = try? await service.store.markRejected(holdID: hold.id, at: service.now())
+            return .respond(TokenEndpoint.error(.badRequest, "access_denied", "the organisation's approvers denied this request"))
+        case .expired:
+            _ = try? await service.store.markRejected(holdID: hold.id, at: service.now())
+            return .respond(TokenEndpoint.error(.badRequest, "expired_token", "nobody approved this request in time"))
+        case .approved, .approvedOnce:
+            if let upstream = registry.upstream(of: hold.id, at: .now) {
+                let replaced = parameters.pairs.map { $0.name == "device_code" ? ("device_code", upstream.deviceCode) : $0 }
+                guard let form = try? FormParameters(replaced) else {
+                    return .respond(TokenEndpoint.error(.badRequest, "invalid_request", "the request cannot be read"))
+                }
+                return .forward(form)
+            }
+            return .respond(await release(hold, parameters: parameters, request: request, context: context))
+        }
+    }
+
+    /// Sends the approved, held device request to the IdP, authenticated as the polling client is.
+    private func release(_ hold: Hold, parameters: FormParameters, request: Request, context: GateRequestContext) async -> Response {
+        guard var form = try? FormParameters(parsing: Substring(hold.encodedParameters)) else {
+            return TokenEndpoint.error(.internalServerError, "server_error", "the held request cannot be read")
+        }
+        for name in PushedAuthorizationEndpoint.clientAuthentication.sorted() {
+            if let value = parameters[name] { try? form.append(name, value) }
+        }
+        let answer: UpstreamProxy.Answer
+        do {
+            answer = try await proxy.post(form, to: path, from: request, peer: proxy.peer(context), limit: 64 * 1024)
+        } catch {
+            return TokenEndpoint.error(.badGateway, "temporarily_unavailable", "the identity provider cannot be reached")
+        }
+        guard answer.status == .ok, let object = (try? JSONSerialization.jsonObject(with: Data(buffer: answer.body))) as? [String: Any],
+            let deviceCode = object["device_code"] as? String, let userCode = object["user_code"] as? String,
+            let uri = (object["verification_uri"] ?? object["verification_url"]) as? String
+        else {
+            logger.warning("device authorization: the IdP refused the released request", metadata: ["sg.status": "\(answer.status.code)"])
+            return answer.response
+        }
+        let lifetime = (object["expires_in"] as? Int) ?? 600
+        registry.setUpstream(
+            .init(
+                deviceCode: deviceCode, userCode: userCode, verificationURI: proxy.rewriter.rewrite(url: uri),
+                verificationURIComplete: (object["verification_uri_complete"] as? String).map(proxy.rewriter.rewrite(url:)),
+                expires: .now + .seconds(lifetime)),
+            for: hold.id)
+        _ = try? await service.store.markContinued(holdID: hold.id, at: service.now())
+        logger.info("device authorization request released to the IdP", metadata: ["sg.request.id": "\(hold.approvalRequestID)"])
+        return TokenEndpoint.error(
+            .badRequest, "authorization_pending", "approved; the user now confirms at the identity provider (see the verification page)")
+    }
+
+    // MARK: User codes
+
+    /// RFC 8628 §6.1: 20 consonants, no vowels (no words), eight characters: about 34.5 bits.
+    static let userCodeAlphabet = Array("BCDFGHJKLMNPQRSTVWXZ")
+
+    static func newUserCode() -> String {
+        var generator = SystemRandomNumberGenerator()
+        return String((0..<8).map { _ in userCodeAlphabet[Int(generator.next(upperBound: UInt32(userCodeAlphabet.count)))] })
+    }
+
+    /// The user code as shown: `BCDF-GHJK`.
+    static func display(_ code: String) -> String { String(code.prefix(4)) + "-" + String(code.dropFirst(4)) }
+
+    /// A user code as typed: case, dashes and spaces do not matter; `nil` when it cannot be one.
+    static func normalize(_ typed: String) -> String? {
+        let letters = typed.uppercased().filter { $0 != "-" && $0 != " " }
+        guard letters.count == 8, letters.allSatisfy(userCodeAlphabet.contains) else { return nil }
+        return letters
+    }
+
+    static func json(_ status: HTTPResponse.Status, _ object: [String: Any]) -> Response {
+        var headers = HTTPFields()
+        headers[.contentType] = "application/json"
+        headers[.cacheControl] = "no-store"
+        let body = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
+    }
+}
+
+/// What ScopeGate remembers of held devices between polls, in memory: when each last polled and at what
+/// interval, and the IdP's device flow once a request is released. Lost on restart, which costs at most
+/// a second device authorization at the IdP (the next poll releases again) and a reset interval.
+final class DeviceRegistry: Sendable {
+    struct Upstream: Sendable {
+        var deviceCode: String
+        var userCode: String
+        var verificationURI: String
+        var verificationURIComplete: String?
+        var expires: ContinuousClock.Instant
+    }
+
+    private struct State {
+        var polls: [String: (last: ContinuousClock.Instant, interval: Int)] = [:]
+        var upstream: [String: Upstream] = [:]
+        var failedLookups: [String: (count: Int, since: ContinuousClock.Instant)] = [:]
+    }
+
+    private let state = Mutex(State())
+
+    /// Records a poll; whether it came sooner than the interval (RFC 8628 §3.5), which then grows by five seconds.
+    func pollTooSoon(_ deviceCode: String, interval: Int, now: ContinuousClock.Instant = .now) -> Bool {
+        state.withLock { state in
+            if state.polls.count > 10_000 { state.polls = state.polls.filter { now - $0.value.last < .seconds(3600) } }
+            guard let previous = state.polls[deviceCode] else {
+                state.polls[deviceCode] = (now, interval)
+                return false
+            }
+            if now - previous.last < .seconds(previous.interval) {
+                state.polls[deviceCode] = (now, previous.interval + 5)
+                return true
+            }
+            state.polls[deviceCode] = (now, previous.interval)
+            return false
+        }
+    }
+
+    func setUpstream(_ upstream: Upstream, for deviceCode: String) {
+        state.withLock { state in
+            let now = ContinuousClock.now
+            state.upstream = state.upstream.filter { $0.value.expires > now }
+            state.upstream[deviceCode] = upstream
+        }
+    }
+
+    /// The IdP's device flow for a released hold, while it lasts.
+    func upstream(of deviceCode: String, at now: ContinuousClock.Instant) -> Upstream? {
+        state.withLock { state in state.upstream[deviceCode].flatMap { $0.expires > now ? $0 : nil } }
+    }
+
+    /// Counts a failed user-code lookup from `address`; whether it has failed too often (20 a minute).
+    func lookupFailed(from address: String) -> Bool {
+        state.withLock { state in
+            let now = ContinuousClock.now
+            var entry = state.failedLookups[address] ?? (0, now)
+            if now - entry.since > .seconds(60) { entry = (0, now) }
+            entry.count += 1
+            if state.failedLookups.count > 10_000 { state.failedLookups = [:] }
+            state.failedLookups[address] = entry
+            return entry.count > 20
+        }
+    }
+
+    /// Whether `address` is currently barred from looking up user codes.
+    func lookupsBarred(for address: String) -> Bool {
+        state.withLock { state in
+            guard let entry = state.failedLookups[address] else { return false }
+            return entry.count > 20 && ContinuousClock.now - entry.since <= .seconds(60)
+        }
+    }
+}
