@@ -167,7 +167,9 @@ import Testing
         ("Transfer-Encoding", "hop"), ("Upgrade", "hop"), ("Proxy-Authenticate", "hop"), ("Proxy-Authorization", "hop"),
         ("X-Forwarded-For", "fwd"), ("x-forwarded-proto", "fwd"), ("X-Forwarded-Host", "fwd"), ("X-Forwarded-Port", "fwd"),
         ("X-Forwarded-Prefix", "fwd"), ("Forwarded", "fwd"), ("X-Real-IP", "fwd"), ("X-Original-URL", "fwd"),
-        ("X-Rewrite-URL", "fwd"), ("X-Original-Host", "fwd"), ("Host", "own"), ("Content-Length", "own"),
+        ("X-Rewrite-URL", "fwd"), ("X-Original-Host", "fwd"), ("X-Original-URI", "fwd"), ("x-forwarded-uri", "fwd"),
+        ("X-Host", "fwd"), ("X-HTTP-Method-Override", "override"), ("X-Method-Override", "override"),
+        ("X-HTTP-Method", "override"), ("Host", "own"), ("Content-Length", "own"),
         ("Cookie", "keep"), ("Authorization", "keep"), ("X-Forwarded", "keep"), ("Tex", "keep"),
     ])
     func classifiesEveryName(_ name: String, _ expected: String) {
@@ -177,6 +179,7 @@ import Testing
         case .forwarding: found = "fwd"
         case .replaced: found = "own"
         case .keep: found = "keep"
+        case .methodOverride: found = "override"
         }
         #expect(found == expected, "\(name)")
     }

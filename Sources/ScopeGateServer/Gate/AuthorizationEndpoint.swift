@@ -70,6 +70,12 @@ struct AuthorizationEndpoint: Sendable {
     /// An authorization request by reference to a pushed request (RFC 9126 §4): only `client_id` and
     /// a `request_uri` the IdP issued through ScopeGate for that client are admitted, forwarded as they are.
     private func pushedRequest(_ form: FormParameters) -> GateAnswer {
+        if form.contains("request") {
+            return .respond(
+                ErrorResponses.page(
+                    GateError(.invalidRequest, "request and request_uri cannot be used together"),
+                    title: "This sign-in request is malformed"))
+        }
         guard Set(form.names) == ["client_id", "request_uri"], let clientID = form["client_id"], let uri = form["request_uri"],
             pushed.admits(uri, clientID: clientID)
         else {

@@ -44,7 +44,7 @@ enum ErrorResponses {
         let nonce = RandomID.make(bytes: 16)
         let heading = title ?? defaultTitle(error.code)
         var response = PageResponse.html(
-            MessagePages.error(title: heading, message: error.message, nonce: nonce), nonce: nonce,
+            MessagePages.error(title: heading, message: error.message, code: error.code.rawValue, nonce: nonce), nonce: nonce,
             status: status(for: error))
         if error.code == .temporarilyUnavailable { response.headers[.retryAfter] = "5" }
         return response

@@ -1,10 +1,11 @@
 /// The small pages: errors, and the self-submitting forms that continue a POST request or deliver a
 /// `form_post` response.
 enum MessagePages {
-    static func error(title: String, message: String, nonce: String) -> String {
-        HTML.page(
+    static func error(title: String, message: String, code: String? = nil, nonce: String) -> String {
+        let codeLine = code.map { "<p class=\"muted\">Error code: <code>\(HTML.escape($0))</code></p>" } ?? ""
+        return HTML.page(
             title: title, nonce: nonce,
-            body: "<h1>\(HTML.escape(title))</h1><p>\(HTML.escape(message))</p>")
+            body: "<h1>\(HTML.escape(title))</h1><p>\(HTML.escape(message))</p>\(codeLine)")
     }
 
     /// A form that posts `fields` to `action`, submitted by script or, without JavaScript, by a click.

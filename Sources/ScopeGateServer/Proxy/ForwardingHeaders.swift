@@ -4,7 +4,9 @@ import NIOHTTP1
 ///
 /// Hop-by-hop headers (RFC 9110 §7.6.1), and any header a `Connection` header names, are dropped.
 /// `X-Forwarded-*` and `Forwarded` describe what ScopeGate saw; a client's own are kept only when its
-/// peer is a configured trusted proxy, so nobody can claim another address, host or scheme.
+/// peer is a configured trusted proxy, so nobody can claim another address, host or scheme; the same holds
+/// for the headers some servers route by (`X-Original-URL`, `X-Rewrite-URL`, …). Method overrides
+/// (`X-HTTP-Method-Override`, …) are never passed on.
 enum ForwardingHeaders {
 
     /// Who sent a request, as ScopeGate saw it.
@@ -27,6 +29,9 @@ enum ForwardingHeaders {
         case forwarding
         /// `Host` or `Content-Length`: ScopeGate writes its own.
         case replaced
+        /// A method override some frameworks obey: never passed to the IdP, from anyone, because the
+        /// gate decides by the request's real method.
+        case methodOverride
     }
 
     /// Every name that is not simply passed on, with what happens to it.
@@ -38,7 +43,11 @@ enum ForwardingHeaders {
         ("x-forwarded-for", .forwarding), ("x-forwarded-proto", .forwarding), ("x-forwarded-host", .forwarding),
         ("x-forwarded-port", .forwarding), ("x-forwarded-prefix", .forwarding), ("forwarded", .forwarding),
         ("x-real-ip", .forwarding), ("x-original-url", .forwarding), ("x-rewrite-url", .forwarding),
-        ("x-original-host", .forwarding),
+        ("x-original-host", .forwarding), ("x-original-uri", .forwarding), ("x-forwarded-uri", .forwarding),
+        ("x-forwarded-path", .forwarding), ("x-forwarded-server", .forwarding), ("x-forwarded-scheme", .forwarding),
+        ("x-forwarded-ssl", .forwarding), ("x-host", .forwarding), ("x-http-host-override", .forwarding),
+        ("x-http-method-override", .methodOverride), ("x-http-method", .methodOverride),
+        ("x-method-override", .methodOverride), ("x-original-method", .methodOverride),
     ]
 
     /// Classifies `name` without allocating: header names are ASCII and compared case-insensitively.
@@ -89,7 +98,7 @@ enum ForwardingHeaders {
         var authority: String?
         for (name, value) in headers {
             switch disposition(of: name) {
-            case .hopByHop:
+            case .hopByHop, .methodOverride:
                 continue
             case .replaced:
                 if authority == nil, name.utf8.count == 4 { authority = value }
