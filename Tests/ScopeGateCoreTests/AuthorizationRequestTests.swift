@@ -70,9 +70,12 @@ import Testing
     @Test(arguments: [
         ("response_type=token&client_id=app", GateError.Code.unsupportedResponseType),
         ("response_type=code+id_token&client_id=app", .unsupportedResponseType),
-        ("response_type=code&client_id=app&request=a.b.c", .requestNotSupported),
+        ("response_type=code&client_id=app&request=a.b.c", .invalidRequestObject),
+        ("response_type=code&client_id=app&request=a.b.c.d.e", .requestNotSupported),
         ("response_type=code&client_id=app&request_uri=urn%3Ax", .requestURINotSupported),
-        ("response_type=code&client_id=app&authorization_details=%5B%5D", .invalidRequest),
+        ("response_type=code&client_id=app&request_uri=urn%3Ax&request=a.b.c", .invalidRequest),
+        ("response_type=code&client_id=app&authorization_details=%5B%5D", .invalidAuthorizationDetails),
+        ("response_type=code&client_id=app&resource=api", .invalidTarget),
     ])
     func refusesWhatCarriesPermissionsPastTheGate(query: String, code: GateError.Code) {
         #expect {

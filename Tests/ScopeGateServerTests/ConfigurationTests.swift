@@ -26,6 +26,14 @@ import Testing
         }
     }
 
+    @Test func ruleKindsAreCheckedAndNameTheirPermissions() throws {
+        let configuration = try parse(base + "\nscopes:\n  - pattern: \"https://api.example/*\"\n    kind: resource\n    auto: approve")
+        #expect(configuration.policy.rule(for: "@resource:https://api.example/v1", clientID: "x").auto == .approve)
+        #expect(configuration.policy.rule(for: "https://api.example/v1", clientID: "x").auto == .ask, "a scope is not a resource")
+        #expect(message(base + "\nscopes:\n  - pattern: x\n    kind: tenant").contains("scopes[0].kind"))
+        #expect(message(base + "\nscopes:\n  - pattern: \"@claim:email\"").contains("set kind"))
+    }
+
     @Test func aMinimalConfigurationHasSafeDefaults() throws {
         let configuration = try parse(base)
         #expect(configuration.adminToken == nil)

@@ -1,0 +1,156 @@
+import AsyncHTTPClient
+import Foundation
+import Hummingbird
+import ScopeGateCore
+import Testing
+
+@testable import ScopeGateServer
+
+/// The device authorization grant (RFC 8628) through ScopeGate: an unapproved device request never
+/// reaches the IdP; the device's polling is answered by ScopeGate until approvers decide; after an
+/// approval the request is released and the flow finishes at the IdP.
+@Suite(.serialized) struct DeviceFlowTests {
+    static let discovery = #","device_authorization_endpoint":"ISSUER/o/device/""#
+    static let grant = "urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code"
+
+    func post(_ h: GateHarness, _ path: String, _ body: String) async throws -> GateHarness.Reply {
+        try await h.send(.POST, path, headers: [("Content-Type", "application/x-www-form-urlencoded")], body: body)
+    }
+
+    func json(_ reply: GateHarness.Reply) -> [String: Any] {
+        ((try? JSONSerialization.jsonObject(with: Data(reply.body.utf8))) as? [String: Any]) ?? [:]
+    }
+
+    func poll(_ h: GateHarness, _ code: String) async throws -> GateHarness.Reply {
+        try await post(h, "/o/token/", "grant_type=\(Self.grant)&device_code=\(code)&client_id=app")
+    }
+
+    /// The IdP: a device flow at `/o/device/`, and tokens for `orders:read` at `/o/token/`.
+    func idp(_ h: GateHarness) {
+        let issuer = h.publicURL
+        h.upstream.behaviour.withLock {
+            $0 = { request, _ in
+                let body: String
+                if request.uri.path == "/o/device/" {
+                    body = #"{"device_code":"idp-device-code","user_code":"WDJB-MJHT","verification_uri":"\#(issuer)/o/device/verify","verification_uri_complete":"\#(issuer)/o/device/verify?code=WDJB-MJHT","expires_in":600,"interval":5}"#
+                } else {
+                    body = #"{"access_token":"device-token","token_type":"Bearer","scope":"orders:read"}"#
+                }
+                return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: body)))
+            }
+        }
+    }
+
+    @Test func aHeldDeviceWaitsForApprovalThenFinishesAtTheIdP() async throws {
+        try await GateHarness.with(discoveryExtra: Self.discovery) { h in
+            idp(h)
+            let started = try await post(h, "/o/device/", "client_id=app&scope=orders%3Aread")
+            #expect(started.status == 200)
+            #expect(started.headers.first(name: "Cache-Control") == "no-store")
+            let answer = json(started)
+            let code = try #require(answer["device_code"] as? String)
+            let userCode = try #require(answer["user_code"] as? String)
+            #expect(code.count == 32, "128 bits")
+            #expect(userCode.count == 9 && userCode.allSatisfy { "BCDFGHJKLMNPQRSTVWXZ-".contains($0) })
+            #expect(answer["verification_uri"] as? String == h.publicURL + "/_scopegate/device")
+            #expect(answer["verification_uri_complete"] as? String == h.publicURL + "/_scopegate/device?user_code=" + userCode)
+            #expect(answer["interval"] as? Int == 5)
+            #expect(h.upstream.received.isEmpty, "the IdP sees nothing while the request is held")
+
+            // The verification page shows the app and what it asks for.
+            let page = try await h.send(.GET, "/_scopegate/device?user_code=" + userCode.lowercased())
+            #expect(page.status == 200)
+            #expect(page.body.contains("Test &lt;App&gt;") && page.body.contains("orders:read"))
+            #expect(page.body.contains("Waiting for the organisation"))
+            #expect(page.headers.first(name: "Content-Security-Policy")?.contains("frame-ancestors 'none'") == true)
+
+            // Polling: pending once the interval has passed, slow_down when sooner.
+            try await Task.sleep(for: .milliseconds(5100))
+            let pending = try await poll(h, code)
+            #expect(pending.status == 400 && json(pending)["error"] as? String == "authorization_pending")
+            let tooSoon = try await poll(h, code)
+            #expect(json(tooSoon)["error"] as? String == "slow_down")
+            #expect(h.upstream.received.isEmpty)
+
+            let request = try #require(try await h.gate.service.store.approvalRequests(states: [.pending]).first)
+            #expect(request.scopes.tokens == ["orders:read"])
+            try await h.gate.service.approve(request.id, actor: "test", once: false)
+
+            // The next poll releases the held request to the IdP's device endpoint.
+            let released = try await poll(h, code)
+            #expect(json(released)["error"] as? String == "authorization_pending")
+            let forwarded = try #require(h.upstream.received(at: "/o/device/").first)
+            #expect(String(buffer: forwarded.body) == "client_id=app&scope=orders%3Aread")
+            let finish = try await h.send(.GET, "/_scopegate/device?user_code=" + userCode)
+            #expect(finish.body.contains("WDJB-MJHT"), "the page shows the IdP's own code")
+            #expect(finish.body.contains(h.publicURL + "/o/device/verify?code=WDJB-MJHT"))
+
+            // Further polls go to the IdP with its device code in place of ScopeGate's.
+            let token = try await poll(h, code)
+            #expect(token.status == 200)
+            #expect(json(token)["access_token"] as? String == "device-token")
+            let redeemed = try #require(h.upstream.received(at: "/o/token/").last)
+            #expect(String(buffer: redeemed.body) == "grant_type=\(Self.grant)&device_code=idp-device-code&client_id=app")
+        }
+    }
+
+    @Test func aDeniedOrExpiredDeviceIsToldSo() async throws {
+        try await GateHarness.with(discoveryExtra: Self.discovery) { h in
+            idp(h)
+            let first = json(try await post(h, "/o/device/", "client_id=app&scope=orders%3Aread"))
+            let denied = try #require(try await h.gate.service.store.approvalRequests(states: [.pending]).first)
+            try await h.gate.service.deny(denied.id, actor: "test", reason: "no")
+            let answer = try await poll(h, try #require(first["device_code"] as? String))
+            #expect(json(answer)["error"] as? String == "access_denied")
+            let page = try await h.send(.GET, "/_scopegate/device?user_code=" + (first["user_code"] as? String ?? ""))
+            #expect(page.body.contains("denied"))
+
+            let second = json(try await post(h, "/o/device/", "client_id=app&scope=orders%3Awrite"))
+            let open = try #require(try await h.gate.service.store.approvalRequests(states: [.pending]).first)
+            _ = try await h.gate.service.store.decide(
+                open.id, Decision(outcome: .expired, actor: "policy:expiry", at: open.expiresAt.addingTimeInterval(1)), grants: [])
+            let expired = try await poll(h, try #require(second["device_code"] as? String))
+            #expect(json(expired)["error"] as? String == "expired_token")
+            #expect(h.upstream.received.isEmpty)
+        }
+    }
+
+    @Test func aGrantedDeviceRequestGoesStraightToTheIdP() async throws {
+        try await GateHarness.with(discoveryExtra: Self.discovery) { h in
+            idp(h)
+            let answer = try await post(h, "/o/device/", "client_id=app&scope=openid")
+            #expect(answer.status == 200)
+            #expect(json(answer)["device_code"] as? String == "idp-device-code")
+            #expect(json(answer)["verification_uri"] as? String == h.publicURL + "/o/device/verify")
+            #expect(h.upstream.received(at: "/o/device/").count == 1)
+            // Its polls pass to the IdP as they are.
+            _ = try await poll(h, "idp-device-code")
+            #expect(h.upstream.received(at: "/o/token/").count == 1)
+        }
+    }
+
+    @Test func aDeviceCodeIsBoundToItsClientAndUserCodesCannotBeGuessedFast() async throws {
+        try await GateHarness.with(discoveryExtra: Self.discovery) { h in
+            idp(h)
+            let started = json(try await post(h, "/o/device/", "client_id=app&scope=orders%3Aread"))
+            let code = try #require(started["device_code"] as? String)
+            let stolen = try await post(h, "/o/token/", "grant_type=\(Self.grant)&device_code=\(code)&client_id=other")
+            #expect(json(stolen)["error"] as? String == "invalid_grant")
+            var statuses: [Int] = []
+            for _ in 0..<22 { statuses.append(try await h.send(.GET, "/_scopegate/device?user_code=BCDF-GHJK").status) }
+            #expect(statuses.first == 404)
+            #expect(statuses.last == 429, "lookups that match nothing are limited per address")
+            #expect(h.upstream.received.isEmpty)
+        }
+    }
+
+    @Test func theRegistryGrowsTheIntervalWhenPolledTooSoon() {
+        let registry = DeviceRegistry()
+        let start = ContinuousClock.now
+        #expect(!registry.pollTooSoon("d", interval: 5, now: start))
+        #expect(registry.pollTooSoon("d", interval: 5, now: start + .seconds(4)))
+        // The interval is now 10 seconds, counted from the last poll.
+        #expect(registry.pollTooSoon("d", interval: 5, now: start + .seconds(12)))
+        #expect(!registry.pollTooSoon("d", interval: 5, now: start + .seconds(30)))
+    }
+}
