@@ -8,25 +8,31 @@ import Testing
 /// Which doors of the IdP are open at all: an allowlist of path prefixes, and the permission-carrying
 /// endpoints ScopeGate does not gate yet, refused (or ScopeGate does not start).
 @Suite(.serialized) struct ExposureTests {
-    static let device = #","device_authorization_endpoint":"ISSUER/o/device/","registration_endpoint":"ISSUER/o/register/""#
+    static let ungated = #","backchannel_authentication_endpoint":"ISSUER/o/bc-authorize/","registration_endpoint":"ISSUER/o/register/""#
 
     @Test func anAdvertisedEndpointThatIsNotGatedStopsTheStart() async throws {
         await #expect {
-            try await GateHarness.with(discoveryExtra: Self.device) { _ in }
+            try await GateHarness.with(discoveryExtra: Self.ungated) { _ in }
         } throws: { error in
-            (error as? GateError)?.message.contains("device_authorization_endpoint") == true
+            (error as? GateError)?.message.contains("backchannel_authentication_endpoint, registration_endpoint") == true
+        }
+        // An mTLS alias of a gated endpoint at another path is a second door to it.
+        await #expect {
+            try await GateHarness.with(discoveryExtra: #","mtls_endpoint_aliases":{"token_endpoint":"ISSUER/mtls/token/"}"#) { _ in }
+        } throws: { error in
+            (error as? GateError)?.message.contains("mtls_endpoint_aliases.token_endpoint") == true
         }
     }
 
     @Test func blockedEndpointsAreRefusedInEverySpelling() async throws {
-        try await GateHarness.with(discoveryExtra: Self.device, upstreamExtra: "\n  block_unhandled_endpoints: true") { h in
+        try await GateHarness.with(discoveryExtra: Self.ungated, upstreamExtra: "\n  block_unhandled_endpoints: true") { h in
             let form = [("Content-Type", "application/x-www-form-urlencoded")]
-            let device = try await h.send(.POST, "/o/device/", headers: form, body: "client_id=app&scope=orders%3Aread")
-            #expect(device.status == 403)
-            #expect(device.body.contains("access_denied"))
+            let ciba = try await h.send(.POST, "/o/bc-authorize/", headers: form, body: "client_id=app&scope=orders%3Aread")
+            #expect(ciba.status == 403)
+            #expect(ciba.body.contains("access_denied"))
             #expect(try await h.send(.POST, "/o/register/", headers: [("Content-Type", "application/json")], body: "{}").status == 403)
-            #expect(try await h.send(.POST, "/o/Device/", headers: form, body: "client_id=app").status == 400)
-            #expect(try await h.send(.POST, "/o/device", headers: form, body: "client_id=app").status == 400)
+            #expect(try await h.send(.POST, "/o/Register/", headers: form, body: "client_id=app").status == 400)
+            #expect(try await h.send(.POST, "/o/bc-authorize", headers: form, body: "client_id=app").status == 400)
             #expect(h.upstream.received.isEmpty)
         }
     }

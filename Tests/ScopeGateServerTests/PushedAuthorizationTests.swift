@@ -66,11 +66,12 @@ import Testing
         }
     }
 
-    @Test func aPushCannotCarryARequestObjectOrAnotherResponseType() async throws {
+    @Test func aPushCannotCarryADeniedRequestObjectOrAnotherResponseType() async throws {
         try await GateHarness.with(discoveryExtra: Self.par) { h in
             issueRequestURIs(h)
+            let object = "eyJhbGciOiJub25lIn0." + Base64URL.encode(Array(#"{"scope":"admin:org"}"#.utf8)) + "."
             for body in [
-                "response_type=code&scope=openid&request=eyJhbGciOiJub25lIn0.e30.",
+                "response_type=code&scope=openid&request=" + object, "response_type=code&scope=openid&request=a.b.c.d.e",
                 "response_type=token&scope=openid", "response_type=code&scope=openid&scope=orders%3Aread",
             ] {
                 let reply = try await h.send(
