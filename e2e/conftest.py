@@ -109,8 +109,9 @@ def idp(callback_server, tmp_path_factory):
         E2E_SERVICE_SECRET=SERVICE[1],
         PYTHONUNBUFFERED="1",
     )
-    subprocess.run([sys.executable, str(IDP_DIR / "setup_idp.py"), callback_server], check=True, env=env, cwd=IDP_DIR)
     port = free_port()
+    env["IDP_URL"] = f"http://127.0.0.1:{port}"
+    subprocess.run([sys.executable, str(IDP_DIR / "setup_idp.py"), callback_server], check=True, env=env, cwd=IDP_DIR)
     log = open(work / "idp.log", "w")
     process = subprocess.Popen(
         [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
@@ -141,6 +142,7 @@ upstream:
   url: {idp.url}
   host_header: public
   discovery_path: /o/.well-known/openid-configuration
+  device_authorization_endpoint: /o/device-authorization/
 store:
   path: {work / "scopegate.sqlite"}
 approvals:

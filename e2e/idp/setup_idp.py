@@ -1,5 +1,6 @@
 """Prepares the test IdP: schema, the test user, and the registered clients (a public app using
-authorization code + PKCE, and a confidential service using client credentials).
+authorization code + PKCE, a confidential service using client credentials, and a public device
+using the device authorization grant).
 
 Usage: python setup_idp.py <redirect-uri> [<redirect-uri> ...]
 """
@@ -40,6 +41,16 @@ Application.objects.create(
     name="E2E Service",
     client_type=Application.CLIENT_CONFIDENTIAL,
     authorization_grant_type=Application.GRANT_CLIENT_CREDENTIALS,
+    redirect_uris="",
+    algorithm=Application.RS256_ALGORITHM,
+    user=user,
+)
+Application.objects.filter(client_id="e2e-device").delete()
+Application.objects.create(
+    client_id="e2e-device",
+    name="E2E Device",
+    client_type=Application.CLIENT_PUBLIC,
+    authorization_grant_type=Application.GRANT_DEVICE_CODE,
     redirect_uris="",
     algorithm=Application.RS256_ALGORITHM,
     user=user,

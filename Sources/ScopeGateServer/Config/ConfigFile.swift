@@ -13,6 +13,7 @@ struct ConfigFile: Decodable {
         var discovery_path: String?
         var authorization_endpoint: String?
         var token_endpoint: String?
+        var device_authorization_endpoint: String?
         var expose: [String]?
         var block_unhandled_endpoints: Bool?
         var connect_timeout: String?

@@ -37,6 +37,7 @@ struct ConfigValidator {
             ("upstream.discovery_path", file.upstream?.discovery_path),
             ("upstream.authorization_endpoint", file.upstream?.authorization_endpoint),
             ("upstream.token_endpoint", file.upstream?.token_endpoint),
+            ("upstream.device_authorization_endpoint", file.upstream?.device_authorization_endpoint),
         ] {
             if let value, !value.hasPrefix("/") { throw fail(key, "must be a path starting with '/'") }
         }
@@ -55,6 +56,7 @@ struct ConfigValidator {
             hostHeader: hostHeader, discoveryPath: file.upstream?.discovery_path,
             authorizationEndpointPath: file.upstream?.authorization_endpoint,
             tokenEndpointPath: file.upstream?.token_endpoint,
+            deviceAuthorizationEndpointPath: file.upstream?.device_authorization_endpoint,
             exposedPaths: try exposedPaths(),
             blockUnhandledEndpoints: file.upstream?.block_unhandled_endpoints ?? false,
             connectTimeout: try duration(file.upstream?.connect_timeout ?? "5s", key: "upstream.connect_timeout"),

@@ -48,6 +48,8 @@ public struct ScopeGateConfiguration: Sendable {
     public var authorizationEndpointPath: String?
     /// The token endpoint's path, when set explicitly rather than discovered.
     public var tokenEndpointPath: String?
+    /// The device authorization endpoint's path (RFC 8628), when set explicitly rather than discovered.
+    public var deviceAuthorizationEndpointPath: String?
     /// Path prefixes of the IdP reachable through ScopeGate; `nil` exposes every path.
     public var exposedPaths: [String]?
     /// Whether endpoints the IdP advertises that carry permissions and that ScopeGate does not gate

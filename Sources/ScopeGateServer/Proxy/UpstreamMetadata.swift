@@ -55,10 +55,12 @@ struct UpstreamMetadata: Sendable {
         let blocked = try document.map { (document) throws(GateError) in try blockedEndpoints(document, configuration) } ?? [:]
         let revocationPath = document.flatMap { try? endpointPath($0, "revocation_endpoint", configuration: configuration) }
         var pushedPath: String?
-        var devicePath: String?
+        var devicePath = configuration.deviceAuthorizationEndpointPath
         if let document {
             pushedPath = try endpointPath(document, "pushed_authorization_request_endpoint", configuration: configuration)
-            devicePath = try endpointPath(document, "device_authorization_endpoint", configuration: configuration)
+            if devicePath == nil {
+                devicePath = try endpointPath(document, "device_authorization_endpoint", configuration: configuration)
+            }
         }
         if let explicit = configuration.authorizationEndpointPath {
             return UpstreamMetadata(

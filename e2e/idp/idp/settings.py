@@ -58,4 +58,14 @@ OAUTH2_PROVIDER = {
     },
     "DEFAULT_SCOPES": ["openid"],
     "ALLOWED_REDIRECT_URI_SCHEMES": ["http", "https"],
+    # RFC 8628: where users confirm a device (ScopeGate moves it to its public URL for clients).
+    "OAUTH_DEVICE_VERIFICATION_URI": os.environ.get("IDP_URL", "http://127.0.0.1") + "/o/device/",
+}
+
+# Server errors with their tracebacks go to the log the test suite keeps (idp.log).
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {"django.request": {"handlers": ["console"], "level": "ERROR"}},
 }
