@@ -115,16 +115,37 @@ def test_approve_once_leaves_no_standing_grant(gate, idp, callback_server):
         "&client_id=other",  # a second client_id
         "&nonce=%G1",  # malformed percent-encoding
         "&nonce=%E9",  # not UTF-8
-        # Permissions ScopeGate cannot see: a request object (signed or not), a request URI, RAR.
-        "&request=eyJhbGciOiJub25lIn0.eyJzY29wZSI6Im9wZW5pZCBhZG1pbjpvcmcifQ.",
+        # Permissions ScopeGate cannot see: an encrypted request object, one with a member twice, a
+        # request URI it never saw issued, authorization details that are not an array.
+        "&request=eyJhbGciOiJSU0EtT0FFUCJ9.a.b.c.d",
+        "&request=eyJhbGciOiJub25lIn0.eyJzY29wZSI6Im9wZW5pZCIsInNjb3BlIjoiYWRtaW46b3JnIn0.",
         "&request_uri=urn%3Aietf%3Aparams%3Aoauth%3Arequest_uri%3Aabc",
-        "&authorization_details=%5B%7B%22type%22%3A%22payment%22%7D%5D",
+        "&authorization_details=%7B%22type%22%3A%22payment%22%7D",
     ],
 )
 def test_malformed_requests_never_reach_the_idp(gate, idp, callback_server, suffix):
     _, _, url, _ = start(gate, callback_server, "openid")
     response = requests_raw_get(BrowserSession(gate, callback_server).session, url + suffix)
     assert response.status_code == 400
+    assert idp.received("/o/authorize/") == []
+
+
+@pytest.mark.parametrize(
+    "suffix, outcome",
+    [
+        # An unsigned request object whose scope a rule denies: the gate reads it.
+        ("&request=eyJhbGciOiJub25lIn0.eyJzY29wZSI6Im9wZW5pZCBhZG1pbjpvcmcifQ.", "error=access_denied"),
+        # A rich authorization request type nobody approved: held.
+        ("&authorization_details=%5B%7B%22type%22%3A%22payment%22%7D%5D", "/_scopegate/holds/"),
+        # A resource nobody approved: held.
+        ("&resource=https%3A%2F%2Fpayroll.example%2F", "/_scopegate/holds/"),
+    ],
+)
+def test_permissions_beyond_scope_are_gated(gate, idp, callback_server, suffix, outcome):
+    _, _, url, _ = start(gate, callback_server, "openid")
+    response = requests_raw_get(BrowserSession(gate, callback_server).session, url + suffix)
+    assert response.status_code == 303
+    assert outcome in response.headers["Location"]
     assert idp.received("/o/authorize/") == []
 
 
@@ -148,9 +169,10 @@ def test_other_spellings_of_the_authorization_path_never_reach_the_idp(gate, idp
 
 
 class RawResponse:
-    def __init__(self, status_code, text):
+    def __init__(self, status_code, text, headers):
         self.status_code = status_code
         self.text = text
+        self.headers = headers
 
 
 def requests_raw_get(session, url):
@@ -163,6 +185,6 @@ def requests_raw_get(session, url):
     connection.putrequest("GET", url[len(f"{parsed.scheme}://{parsed.netloc}"):], skip_accept_encoding=True)
     connection.endheaders()
     response = connection.getresponse()
-    result = RawResponse(response.status, response.read().decode("utf-8", "replace"))
+    result = RawResponse(response.status, response.read().decode("utf-8", "replace"), dict(response.getheaders()))
     connection.close()
     return result
