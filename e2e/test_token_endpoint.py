@@ -4,7 +4,8 @@ oracle); once approved, a retry gets a token with that scope."""
 import requests
 from authlib.integrations.requests_client import OAuth2Session
 
-from conftest import SERVICE
+from conftest import SERVICE, BrowserSession
+from test_authorization_flow import finish, start
 
 
 def token(gate, scope, **kwargs):
@@ -54,3 +55,35 @@ def test_ambiguous_token_requests_are_refused(gate, idp):
     assert [response.status_code for response in cases] == [405, 400, 400, 400, 401, 401]
     assert all(response.headers.get("Cache-Control") == "no-store" for response in cases)
     assert idp.received("/o/token/") == []
+
+
+def test_a_password_grant_waits_for_approval_then_passes(gate, idp):
+    password_app = ("e2e-password", SERVICE[1])
+    form = {"grant_type": "password", "username": "alice", "password": "wonderland", "scope": "orders:read"}
+    refused = requests.post(gate.url + "/o/token/", data=form, auth=password_app, timeout=10)
+    assert refused.status_code == 400 and refused.json()["error"] == "invalid_scope"
+    assert idp.received("/o/token/") == []
+    gate.cli("requests", "approve", gate.only_pending_id(), "--as", "e2e-approver")
+    session = OAuth2Session(password_app[0], password_app[1], scope="orders:read")
+    issued = session.fetch_token(gate.url + "/o/token/", username="alice", password="wonderland")
+    assert issued["scope"].split() == ["orders:read"]
+
+
+def test_a_refresh_asking_for_more_is_gated(gate, idp, callback_server):
+    client, verifier, url, _ = start(gate, callback_server, "openid profile")
+    kind, callback = BrowserSession(gate, callback_server).go(url)
+    assert kind == "callback"
+    token = finish(gate, client, verifier, callback)
+    issued = len(idp.received("/o/token/"))
+    more = requests.post(
+        gate.url + "/o/token/",
+        data={"grant_type": "refresh_token", "refresh_token": token["refresh_token"], "client_id": client.client_id,
+              "scope": "openid orders:read"},
+        timeout=10,
+    )
+    assert more.status_code == 400 and more.json()["error"] == "invalid_scope"
+    assert "awaiting approval of orders:read" in more.json()["error_description"]
+    assert len(idp.received("/o/token/")) == issued, "the refresh asking for more never reached the IdP"
+    # The same refresh without asking for more passes.
+    same = client.refresh_token(gate.url + "/o/token/", refresh_token=token["refresh_token"])
+    assert set(same["scope"].split()) == {"openid", "profile"}

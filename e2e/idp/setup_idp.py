@@ -1,6 +1,6 @@
 """Prepares the test IdP: schema, the test user, and the registered clients (a public app using
-authorization code + PKCE, a confidential service using client credentials, and a public device
-using the device authorization grant).
+authorization code + PKCE, a confidential service using client credentials, a confidential app using
+the password grant, and a public device using the device authorization grant).
 
 Usage: python setup_idp.py <redirect-uri> [<redirect-uri> ...]
 """
@@ -41,6 +41,17 @@ Application.objects.create(
     name="E2E Service",
     client_type=Application.CLIENT_CONFIDENTIAL,
     authorization_grant_type=Application.GRANT_CLIENT_CREDENTIALS,
+    redirect_uris="",
+    algorithm=Application.RS256_ALGORITHM,
+    user=user,
+)
+Application.objects.filter(client_id="e2e-password").delete()
+Application.objects.create(
+    client_id="e2e-password",
+    client_secret=os.environ["E2E_SERVICE_SECRET"],
+    name="E2E Password",
+    client_type=Application.CLIENT_CONFIDENTIAL,
+    authorization_grant_type=Application.GRANT_PASSWORD,
     redirect_uris="",
     algorithm=Application.RS256_ALGORITHM,
     user=user,
