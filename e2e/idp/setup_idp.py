@@ -23,47 +23,27 @@ user, _ = User.objects.get_or_create(username="alice")
 user.set_password("wonderland")
 user.save()
 Application = get_application_model()
-Application.objects.filter(client_id="e2e-app").delete()
-Application.objects.create(
-    client_id="e2e-app",
-    name="E2E App",
-    client_type=Application.CLIENT_PUBLIC,
-    authorization_grant_type=Application.GRANT_AUTHORIZATION_CODE,
-    redirect_uris=" ".join(sys.argv[1:]),
-    skip_authorization=True,
-    algorithm=Application.RS256_ALGORITHM,
-    user=user,
-)
-Application.objects.filter(client_id="e2e-service").delete()
-Application.objects.create(
-    client_id="e2e-service",
-    client_secret=os.environ["E2E_SERVICE_SECRET"],
-    name="E2E Service",
-    client_type=Application.CLIENT_CONFIDENTIAL,
-    authorization_grant_type=Application.GRANT_CLIENT_CREDENTIALS,
-    redirect_uris="",
-    algorithm=Application.RS256_ALGORITHM,
-    user=user,
-)
-Application.objects.filter(client_id="e2e-password").delete()
-Application.objects.create(
-    client_id="e2e-password",
-    client_secret=os.environ["E2E_SERVICE_SECRET"],
-    name="E2E Password",
-    client_type=Application.CLIENT_CONFIDENTIAL,
-    authorization_grant_type=Application.GRANT_PASSWORD,
-    redirect_uris="",
-    algorithm=Application.RS256_ALGORITHM,
-    user=user,
-)
-Application.objects.filter(client_id="e2e-device").delete()
-Application.objects.create(
-    client_id="e2e-device",
-    name="E2E Device",
-    client_type=Application.CLIENT_PUBLIC,
-    authorization_grant_type=Application.GRANT_DEVICE_CODE,
-    redirect_uris="",
-    algorithm=Application.RS256_ALGORITHM,
-    user=user,
-)
+
+
+def register(client_id, name, grant, secret=None, redirect_uris="", **extra):
+    Application.objects.filter(client_id=client_id).delete()
+    Application.objects.create(
+        client_id=client_id,
+        name=name,
+        client_type=Application.CLIENT_CONFIDENTIAL if secret else Application.CLIENT_PUBLIC,
+        **({"client_secret": secret} if secret else {}),
+        authorization_grant_type=grant,
+        redirect_uris=redirect_uris,
+        algorithm=Application.RS256_ALGORITHM,
+        user=user,
+        **extra,
+    )
+
+
+secret = os.environ["E2E_SERVICE_SECRET"]
+register("e2e-app", "E2E App", Application.GRANT_AUTHORIZATION_CODE, redirect_uris=" ".join(sys.argv[1:]),
+         skip_authorization=True)
+register("e2e-service", "E2E Service", Application.GRANT_CLIENT_CREDENTIALS, secret=secret)
+register("e2e-password", "E2E Password", Application.GRANT_PASSWORD, secret=secret)
+register("e2e-device", "E2E Device", Application.GRANT_DEVICE_CODE)
 print("idp ready")

@@ -32,19 +32,10 @@ struct DeviceAuthorizationEndpoint: Sendable {
     static let interval = 5
 
     func respond(to request: Request, context: GateRequestContext) async -> Response {
-        guard request.method == .post else {
-            var response = TokenEndpoint.error(.methodNotAllowed, "invalid_request", "the device authorization endpoint takes POST only")
-            response.headers[.allow] = "POST"
-            return response
-        }
-        let parameters: FormParameters
-        let clientID: String
-        do {
-            (parameters, clientID) = try await ClientForm.read(request)
-        } catch let refusal as TokenEndpoint.Refusal {
-            return TokenEndpoint.error(refusal.status, refusal.code, refusal.message)
-        } catch {
-            return TokenEndpoint.error(.badRequest, "invalid_request", "the request cannot be read")
+        let (parameters, clientID): (FormParameters, String)
+        switch await ClientForm.post(request, endpoint: "the device authorization endpoint") {
+        case .refused(let response): return response
+        case .read(let form, let client): (parameters, clientID) = (form, client)
         }
         let scopes: ScopeSet
         do throws(GateError) {
@@ -61,8 +52,7 @@ struct DeviceAuthorizationEndpoint: Sendable {
             return TokenEndpoint.error(.badRequest, error.code.rawValue, error.message)
         }
         // What is stored and later sent to the IdP: never the client's credentials.
-        var stored = parameters.pairs.filter { !PushedAuthorizationEndpoint.clientAuthentication.contains($0.name) }
-        if !stored.contains(where: { $0.name == "client_id" }) { stored.append(("client_id", clientID)) }
+        let stored = ClientForm.withoutCredentials(parameters, clientID: clientID)
         do {
             let userCode = try await unusedUserCode()
             switch try await service.admitDevice(
@@ -204,7 +194,7 @@ struct DeviceAuthorizationEndpoint: Sendable {
         guard var form = try? FormParameters(parsing: Substring(hold.encodedParameters)) else {
             return TokenEndpoint.error(.internalServerError, "server_error", "the held request cannot be read")
         }
-        for name in PushedAuthorizationEndpoint.clientAuthentication.sorted() {
+        for name in ClientForm.clientAuthentication.sorted() {
             if let value = parameters[name] { try? form.append(name, value) }
         }
         let answer: UpstreamProxy.Answer

@@ -42,28 +42,15 @@ struct PushedAuthorizationEndpoint: Sendable {
     let issued: PushedRequests
     let logger: Logger
 
-    /// Client authentication parameters, which are not part of the authorization request itself.
-    static let clientAuthentication: Set<String> = ["client_secret", "client_assertion", "client_assertion_type"]
-
     func respond(to request: Request, context: GateRequestContext) async -> Response {
-        guard request.method == .post else {
-            var response = TokenEndpoint.error(.methodNotAllowed, "invalid_request", "the pushed authorization request endpoint takes POST only")
-            response.headers[.allow] = "POST"
-            return response
-        }
-        let parameters: FormParameters
-        let clientID: String
-        do {
-            (parameters, clientID) = try await ClientForm.read(request)
-        } catch let refusal as TokenEndpoint.Refusal {
-            return TokenEndpoint.error(refusal.status, refusal.code, refusal.message)
-        } catch {
-            return TokenEndpoint.error(.badRequest, "invalid_request", "the request cannot be read")
+        let (parameters, clientID): (FormParameters, String)
+        switch await ClientForm.post(request, endpoint: "the pushed authorization request endpoint") {
+        case .refused(let response): return response
+        case .read(let form, let client): (parameters, clientID) = (form, client)
         }
         let parsed: AuthorizationRequest
         do {
-            var pairs = parameters.pairs.filter { !Self.clientAuthentication.contains($0.name) }
-            if !pairs.contains(where: { $0.name == "client_id" }) { pairs.append(("client_id", clientID)) }
+            let pairs = ClientForm.withoutCredentials(parameters, clientID: clientID)
             parsed = try AuthorizationRequest(method: .post, parameters: try FormParameters(pairs))
             let scopes = try service.policy.effectiveScopes(of: parsed)
             switch try await service.admitBackChannel(clientID: clientID, scopes: scopes, grantType: "pushed_authorization_request") {
@@ -106,6 +93,40 @@ struct PushedAuthorizationEndpoint: Sendable {
 
 /// A client's form post to a back-channel endpoint: parsed strictly, the client identified once.
 enum ClientForm {
+    /// Client authentication parameters, which are not part of the request itself.
+    static let clientAuthentication: Set<String> = ["client_secret", "client_assertion", "client_assertion_type"]
+
+    /// A back-channel `POST`, read; or the RFC 6749 §5.2 answer that refuses it.
+    enum Post {
+        case read(FormParameters, clientID: String)
+        case refused(Response)
+    }
+
+    /// Reads a `POST` to `endpoint` (named in the `405` answer to other methods).
+    static func post(_ request: Request, endpoint: String) async -> Post {
+        guard request.method == .post else {
+            var response = TokenEndpoint.error(.methodNotAllowed, "invalid_request", "\(endpoint) takes POST only")
+            response.headers[.allow] = "POST"
+            return .refused(response)
+        }
+        do {
+            let (parameters, clientID) = try await read(request)
+            return .read(parameters, clientID: clientID)
+        } catch let refusal as TokenEndpoint.Refusal {
+            return .refused(TokenEndpoint.error(refusal.status, refusal.code, refusal.message))
+        } catch {
+            return .refused(TokenEndpoint.error(.badRequest, "invalid_request", "the request cannot be read"))
+        }
+    }
+
+    /// The parameters without client credentials, naming the client: what is forwarded or stored as
+    /// the request itself.
+    static func withoutCredentials(_ parameters: FormParameters, clientID: String) -> [(name: String, value: String)] {
+        var pairs = parameters.pairs.filter { !clientAuthentication.contains($0.name) }
+        if !pairs.contains(where: { $0.name == "client_id" }) { pairs.append(("client_id", clientID)) }
+        return pairs
+    }
+
     static func read(_ request: Request) async throws -> (FormParameters, String) {
         guard (request.uri.query ?? "").isEmpty else {
             throw TokenEndpoint.Refusal(message: "parameters belong in the form body, not the query")
