@@ -33,6 +33,29 @@ import Testing
         }
     }
 
+    @Test func pipelinedRequestsAreAnsweredInOrderOneAtATime() async throws {
+        try await GateHarness.with { h in
+            h.upstream.behaviour.withLock {
+                $0 = { request, _ in Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: "answer to \(request.uri.path)"))) }
+            }
+            let host = "Host: 127.0.0.1:\(h.publicPort)\r\n"
+            // Three requests in one write: pass-through, gated (held), pass-through with a body.
+            let raw = "GET /realms/one HTTP/1.1\r\n\(host)\r\n"
+                + "GET \(GateHarness.authorizePath)?\(GateHarness.authorizeQuery(scope: "orders%3Aread")) HTTP/1.1\r\n\(host)\r\n"
+                + "POST /realms/three HTTP/1.1\r\n\(host)Content-Length: 5\r\nConnection: close\r\n\r\nhello"
+            let reply = try await RawHTTP.send(port: h.publicPort, raw, readUntilClose: true)
+            let text = reply.head + "\r\n\r\n" + reply.body
+            let statuses = text.components(separatedBy: "HTTP/1.1 ").dropFirst().map { String($0.prefix(3)) }
+            #expect(statuses == ["200", "303", "200"], "\(text)")
+            let one = try #require(text.range(of: "answer to /realms/one"))
+            let three = try #require(text.range(of: "answer to /realms/three"))
+            let held = try #require(text.range(of: "/_scopegate/holds/"))
+            #expect(one.lowerBound < held.lowerBound && held.lowerBound < three.lowerBound)
+            #expect(h.upstream.received.map(\.target) == ["/realms/one", "/realms/three"])
+            #expect(String(buffer: h.upstream.received[1].body) == "hello")
+        }
+    }
+
     @Test func sendsTheConfiguredHost() async throws {
         try await GateHarness.with { h in
             _ = try await h.send(.GET, "/static/x.css", headers: [("Host", "somewhere.else")])

@@ -17,6 +17,15 @@ enum ForwardingHeaders {
         var trusted: Bool
         /// The scheme ScopeGate received the request over.
         var scheme: String
+        /// `address` as a `Forwarded` node, computed once per connection.
+        let node: String
+
+        init(address: String?, trusted: Bool, scheme: String) {
+            self.address = address
+            self.trusted = trusted
+            self.scheme = scheme
+            self.node = ForwardingHeaders.forwardedNode(address ?? "unknown")
+        }
     }
 
     /// What ScopeGate does with one header name on the way through.
@@ -70,16 +79,34 @@ enum ForwardingHeaders {
         return true
     }
 
-    /// The extra names a `Connection` header lists, lower-cased (rare: most messages have none).
+    /// The extra names a `Connection` header lists, lower-cased (rare: most messages have none, and a
+    /// plain `keep-alive` or `close` is passed over without splitting or allocating).
     static func connectionOptions(_ headers: HTTPHeaders) -> [String] {
         var names: [String] = []
-        for value in headers["connection"] {
+        for (name, value) in headers where isConnection(name) {
+            if equalsIgnoringCase(value, "keep-alive") || equalsIgnoringCase(value, "close") { continue }
             for token in value.split(separator: ",") {
                 let trimmed = token.trimmingCharacters(in: .whitespaces).lowercased()
                 if trimmed != "close" && trimmed != "keep-alive" { names.append(trimmed) }
             }
         }
         return names
+    }
+
+    private static func isConnection(_ name: String) -> Bool {
+        name.utf8.count == 10 && equalsIgnoringCase(name, "connection")
+    }
+
+    /// ASCII case-insensitive equality with a lower-case `expected`.
+    static func equalsIgnoringCase(_ text: String, _ expected: StaticString) -> Bool {
+        guard text.utf8.count == expected.utf8CodeUnitCount else { return false }
+        let bytes = expected.utf8Start
+        var index = 0
+        for byte in text.utf8 {
+            if byte | 0x20 != bytes[index] | 0x20 { return false }
+            index += 1
+        }
+        return true
     }
 
     /// The headers for the upstream request. `bodyFraming` is how the body will be sent: its length,
@@ -129,7 +156,7 @@ enum ForwardingHeaders {
             value: priorForwardedFor.isEmpty ? address : (priorForwardedFor + [address]).joined(separator: ", "))
         if !keptProto { result.add(name: "X-Forwarded-Proto", value: peer.scheme) }
         if !keptHost, let authority { result.add(name: "X-Forwarded-Host", value: authority) }
-        var element = "for=" + forwardedNode(address) + ";proto=" + peer.scheme
+        var element = "for=" + peer.node + ";proto=" + peer.scheme
         if let authority { element += ";host=\"" + authority.filter { $0 != "\"" } + "\"" }
         result.add(name: "Forwarded", value: priorForwarded.isEmpty ? element : (priorForwarded + [element]).joined(separator: ", "))
         return result
@@ -172,6 +199,6 @@ enum ForwardingHeaders {
 
     /// A `Forwarded` node (RFC 7239 §6): IPv6 addresses quoted in brackets.
     static func forwardedNode(_ address: String) -> String {
-        address.contains(":") ? "\"[\(address)]\"" : address
+        address.utf8.contains(UInt8(ascii: ":")) ? "\"[\(address)]\"" : address
     }
 }

@@ -15,7 +15,9 @@ import ScopeGateCore
 /// itself (the gated endpoint, its own pages, discovery) are collected, bounded, and handed to the
 /// async `ScopeGateResponder`; when the gate admits a request, it too is forwarded at the channel level.
 ///
-/// `HTTPServerPipelineHandler` in front of this handler delivers one request at a time.
+/// Pipelined requests (HTTP/1.1 §9.3.2) are queued and handled one at a time, in order: a request that
+/// arrives while the previous one is still being answered waits. (NIO's `HTTPServerPipelineHandler` would
+/// do the same, but it stops and restarts reading around every request, two `epoll_ctl` calls each.)
 final class ProxyConnectionHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
@@ -24,6 +26,8 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
     static let maximumCollectedBody = 64 * 1024
     /// Body bytes buffered while the upstream connection is being made, before reading pauses.
     static let maximumPendingBody = 1 << 20
+    /// Parts of pipelined requests queued before reading pauses.
+    static let maximumQueuedParts = 64
 
     private struct Exchange {
         var upstream: (any Channel)?
@@ -40,7 +44,7 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
         case idle
         case forwarding(Exchange)
         case collecting(HTTPRequestHead, ByteBuffer)
-        /// The gate is answering asynchronously; the pipeline handler holds back the next request.
+        /// The gate is answering asynchronously; a pipelined next request waits in the queue.
         case answering
         /// An answer was given before the request ended; the rest is discarded and the connection closed.
         case refusing
@@ -59,6 +63,10 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
     private var clientPaused = false
     /// Whether reading from the current upstream connection is paused for backpressure.
     private var upstreamPaused = false
+    /// Parts of pipelined requests that arrived while an earlier request was being answered.
+    private var queued = CircularBuffer<HTTPServerRequestPart>()
+    /// Whether the server is shutting down: the connection closes once the current request is answered.
+    private var quiescing = false
 
     /// Pauses or resumes reading from the client; only a change costs a call.
     private func readClient(_ on: Bool, _ channel: any Channel) {
@@ -88,7 +96,43 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         inReadBurst = true
-        switch (unwrapInboundIn(data), state) {
+        let part = unwrapInboundIn(data)
+        if !queued.isEmpty || mustWait(part) {
+            queued.append(part)
+            if queued.count >= Self.maximumQueuedParts { readClient(false, context.channel) }
+            return
+        }
+        handle(part, context: context)
+    }
+
+    /// Whether `part` begins a request while the previous one is still being answered.
+    private func mustWait(_ part: HTTPServerRequestPart) -> Bool {
+        guard case .head = part else { return false }
+        switch state {
+        case .idle, .refusing: return false
+        case .forwarding, .collecting, .answering: return true
+        }
+    }
+
+    /// The connection is ready for its next request: handle what was pipelined, or close if the server
+    /// is shutting down.
+    private func nextRequest(context: ChannelHandlerContext) {
+        guard case .idle = state else { return }
+        if quiescing, queued.isEmpty {
+            state = .refusing
+            context.close(promise: nil)
+            return
+        }
+        while let part = queued.first, !mustWait(part) {
+            queued.removeFirst()
+            handle(part, context: context)
+        }
+        if case .forwarding(let exchange) = state { exchange.upstream?.flush() }
+        if queued.count < Self.maximumQueuedParts { readClient(true, context.channel) }
+    }
+
+    private func handle(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
+        switch (part, state) {
         case (.head(let head), .idle):
             route(head, context: context)
         case (.body(let buffer), .forwarding(var exchange)):
@@ -120,7 +164,7 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
         case (_, .refusing):
             return
         default:
-            // A part out of order cannot happen with the pipeline handler in front; refuse it anyway.
+            // A part out of order cannot come from NIO's HTTP decoder; refuse it anyway.
             state = .refusing
             context.close(promise: nil)
         }
@@ -156,7 +200,12 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
         // Close connections that sit idle between requests; a request in progress (an upload, a slow
         // IdP, a long-poll) is governed by its own timeouts.
         if event is IdleStateHandler.IdleStateEvent {
-            if case .idle = state { context.close(promise: nil) }
+            if case .idle = state, queued.isEmpty { context.close(promise: nil) }
+            return
+        }
+        if event is ChannelShouldQuiesceEvent {
+            quiescing = true
+            if case .idle = state, queued.isEmpty { context.close(promise: nil) }
             return
         }
         context.fireUserInboundEventTriggered(event)
@@ -358,6 +407,7 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
         if exchange.requestEnded && exchange.clientKeepAlive {
             state = .idle
             writeSimple(status, message, keepAlive: true, context: context)
+            nextRequest(context: context)
         } else {
             refuse(status, message, context: context)
         }
@@ -375,12 +425,15 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
         }
         let keepAlive = exchange.clientKeepAlive && exchange.requestEnded
         state = keepAlive ? .idle : .refusing
-        // Backpressure may have paused reading in the middle of this exchange; the next request on the
-        // connection must be read.
-        readClient(true, context.channel)
-        let write = context.writeAndFlush(wrapOutboundOut(.end(nil)))
-        if !keepAlive {
-            write.whenComplete { [channel = context.channel] _ in channel.close(promise: nil) }
+        if keepAlive {
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            // Backpressure may have paused reading in the middle of this exchange; the next request on
+            // the connection must be read.
+            nextRequest(context: context)
+        } else {
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { [channel = context.channel] _ in
+                channel.close(promise: nil)
+            }
         }
     }
 
@@ -448,9 +501,13 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
     private func finishAnswer(keepAlive: Bool) {
         guard let context, case .answering = state else { return }
         state = keepAlive ? .idle : .refusing
-        let write = context.writeAndFlush(wrapOutboundOut(.end(nil)))
-        if !keepAlive {
-            write.whenComplete { [channel = context.channel] _ in channel.close(promise: nil) }
+        if keepAlive {
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            nextRequest(context: context)
+        } else {
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { [channel = context.channel] _ in
+                channel.close(promise: nil)
+            }
         }
     }
 }

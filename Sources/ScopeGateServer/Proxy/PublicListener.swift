@@ -70,8 +70,11 @@ struct PublicListener: Service {
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
                     if let tls { try sync.addHandler(NIOSSLServerHandler(context: tls)) }
-                    try sync.addHandler(IdleStateHandler(allTimeout: idleTimeout))
-                    try sync.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
+                    // Reads alone mark a connection as busy: tracking writes would cost a promise per write.
+                    // A response still being written when the timer fires is not cut: only a connection
+                    // with no request in progress is closed.
+                    try sync.addHandler(IdleStateHandler(readTimeout: idleTimeout))
+                    try sync.configureHTTPServerPipeline(withPipeliningAssistance: false, withErrorHandling: true)
                     try sync.addHandler(ProxyConnectionHandler(shared: shared))
                 }
             }

@@ -115,7 +115,9 @@ final class UpstreamPool: @unchecked Sendable {
                     if let sslContext {
                         try sync.addHandler(NIOSSLClientHandler(context: sslContext, serverHostname: target.serverHostname))
                     }
-                    try sync.addHTTPClientHandlers()
+                    // Outbound header validation is off here: every header sent upstream is either the
+                    // client's, as NIO's parser accepted it (no CR, LF or NUL can be in it), or ScopeGate's own.
+                    try sync.addHTTPClientHandlers(enableOutboundHeaderValidation: false)
                     try sync.addHandler(IdleStateHandler(readTimeout: target.responseTimeout))
                     try sync.addHandler(UpstreamRelay(pool: pool))
                 }
