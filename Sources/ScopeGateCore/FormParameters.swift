@@ -86,7 +86,15 @@ public struct FormParameters: Sendable, Equatable {
 
     /// The parameters encoded again, each byte outside the unreserved set percent-encoded.
     public var encoded: String {
-        pairs.map { Self.encode($0.name) + "=" + Self.encode($0.value) }.joined(separator: "&")
+        var out = ""
+        out.reserveCapacity(pairs.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count + 2 } + 32)
+        for (index, pair) in pairs.enumerated() {
+            if index > 0 { out += "&" }
+            out += Self.encode(pair.name)
+            out += "="
+            out += Self.encode(pair.value)
+        }
+        return out
     }
 
     public static func == (lhs: FormParameters, rhs: FormParameters) -> Bool {
@@ -96,6 +104,10 @@ public struct FormParameters: Sendable, Equatable {
     // MARK: - Encoding
 
     static func decode(_ text: Substring, plusIsSpace: Bool) throws(GateError) -> String {
+        // Most names and many values need no decoding: the caller has checked they are printable ASCII.
+        if !text.utf8.contains(where: { $0 == UInt8(ascii: "%") || ($0 == UInt8(ascii: "+") && plusIsSpace) }) {
+            return String(text)
+        }
         var bytes: [UInt8] = []
         bytes.reserveCapacity(text.utf8.count)
         var iterator = text.utf8.makeIterator()
@@ -120,9 +132,9 @@ public struct FormParameters: Sendable, Equatable {
 
     /// `text` percent-encoded: every byte outside the unreserved set (RFC 3986 §2.3).
     public static func encode(_ text: String) -> String {
+        if text.utf8.allSatisfy(isUnreserved) { return text }
         var out = [UInt8]()
-        out.reserveCapacity(text.utf8.count)
-        let hex = Array("0123456789ABCDEF".utf8)
+        out.reserveCapacity(text.utf8.count + 16)
         for byte in text.utf8 {
             if isUnreserved(byte) {
                 out.append(byte)
@@ -134,6 +146,8 @@ public struct FormParameters: Sendable, Equatable {
         }
         return String(decoding: out, as: UTF8.self)
     }
+
+    private static let hex = Array("0123456789ABCDEF".utf8)
 
     static func isUnreserved(_ byte: UInt8) -> Bool {
         switch byte {

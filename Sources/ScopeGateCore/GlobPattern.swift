@@ -1,28 +1,40 @@
 /// A glob over scope tokens: `*` matches any run of characters (also none), `?` exactly one, and every
 /// other character only itself. Matching is case-sensitive, as scopes are.
+///
+/// Patterns and the names they match are printable ASCII (the configuration and the parsers check it),
+/// so matching runs over bytes, without building anything per call.
 public struct GlobPattern: Sendable, Hashable, CustomStringConvertible {
     /// The pattern as written in the configuration.
     public let source: String
-    private let characters: [Character]
+    private let bytes: [UInt8]
+    private let hasWildcards: Bool
 
     /// Creates a pattern from its text.
     public init(_ source: String) {
         self.source = source
-        self.characters = Array(source)
+        self.bytes = Array(source.utf8)
+        self.hasWildcards = bytes.contains { $0 == UInt8(ascii: "*") || $0 == UInt8(ascii: "?") }
     }
 
     /// Whether `text` matches the whole pattern.
     public func matches(_ text: String) -> Bool {
-        let input = Array(text)
+        if !hasWildcards { return text == source }
+        var text = text
+        return text.withUTF8 { input in bytes.withUnsafeBufferPointer { Self.matches(pattern: $0, input) } }
+    }
+
+    private static func matches(pattern: UnsafeBufferPointer<UInt8>, _ input: UnsafeBufferPointer<UInt8>) -> Bool {
+        let star = UInt8(ascii: "*")
+        let any = UInt8(ascii: "?")
         var p = 0
         var t = 0
         var starP = -1
         var starT = 0
         while t < input.count {
-            if p < characters.count, characters[p] == "?" || (characters[p] != "*" && characters[p] == input[t]) {
+            if p < pattern.count, pattern[p] == any || (pattern[p] != star && pattern[p] == input[t]) {
                 p += 1
                 t += 1
-            } else if p < characters.count, characters[p] == "*" {
+            } else if p < pattern.count, pattern[p] == star {
                 starP = p
                 starT = t
                 p += 1
@@ -34,8 +46,8 @@ public struct GlobPattern: Sendable, Hashable, CustomStringConvertible {
                 return false
             }
         }
-        while p < characters.count, characters[p] == "*" { p += 1 }
-        return p == characters.count
+        while p < pattern.count, pattern[p] == star { p += 1 }
+        return p == pattern.count
     }
 
     public var description: String { source }

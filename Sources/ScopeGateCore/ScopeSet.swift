@@ -9,7 +9,12 @@ public struct ScopeSet: Sendable, Hashable, Codable, Sequence, CustomStringConve
 
     /// Creates a set from tokens that are already known to be valid.
     public init<S: Sequence>(_ tokens: S) where S.Element == String {
-        self.tokens = Array(Set(tokens)).sorted()
+        var sorted = Array(tokens)
+        sorted.sort()
+        var unique: [String] = []
+        unique.reserveCapacity(sorted.count)
+        for token in sorted where unique.last != token { unique.append(token) }
+        self.tokens = unique
     }
 
     /// The most scope tokens one request may carry; more is refused before any store or chat work.
@@ -63,7 +68,11 @@ public struct ScopeSet: Sendable, Hashable, Codable, Sequence, CustomStringConve
     }
 
     /// The union of two sets.
-    public func union(_ other: ScopeSet) -> ScopeSet { ScopeSet(tokens + other.tokens) }
+    public func union(_ other: ScopeSet) -> ScopeSet {
+        if other.isEmpty { return self }
+        if isEmpty { return other }
+        return ScopeSet(tokens + other.tokens)
+    }
 
     public func makeIterator() -> IndexingIterator<[String]> { tokens.makeIterator() }
 

@@ -23,7 +23,8 @@ struct UpstreamForward: Sendable {
 
 /// Answers the requests ScopeGate handles itself: the gated authorization endpoint, discovery, and
 /// ScopeGate's own pages. The public listener sends everything else to the IdP without calling it.
-struct ScopeGateResponder: Sendable {
+/// A class: every gated request goes through it, and copying its many fields per request showed.
+final class ScopeGateResponder: Sendable {
     let pathGuard: PathGuard
     let authorization: AuthorizationEndpoint
     let holds: HoldEndpoints
@@ -38,6 +39,22 @@ struct ScopeGateResponder: Sendable {
     let slack: SlackInteractions?
     /// The audit log's public keys, when the audit log is configured.
     let auditJWKS: AuditJWKSEndpoint?
+
+    init(
+        pathGuard: PathGuard, authorization: AuthorizationEndpoint, holds: HoldEndpoints, discovery: DiscoveryEndpoint,
+        pushed: PushedAuthorizationEndpoint?, token: TokenEndpoint?, device: DeviceAuthorizationEndpoint?,
+        slack: SlackInteractions?, auditJWKS: AuditJWKSEndpoint?
+    ) {
+        self.pathGuard = pathGuard
+        self.authorization = authorization
+        self.holds = holds
+        self.discovery = discovery
+        self.pushed = pushed
+        self.token = token
+        self.device = device
+        self.slack = slack
+        self.auditJWKS = auditJWKS
+    }
 
     /// Paths ScopeGate serves itself and never forwards.
     static let ownPrefix = "/_scopegate/"
