@@ -21,15 +21,20 @@ public struct FormParameters: Sendable, Equatable {
         guard encoded.utf8.allSatisfy({ (0x21...0x7E).contains($0) }) else {
             throw GateError(.invalidRequest, "the request has a character that must be percent-encoded")
         }
-        for piece in encoded.split(separator: "&", omittingEmptySubsequences: false) {
+        // Split over bytes: the text is ASCII, and splitting by `Character` would walk grapheme clusters.
+        let utf8 = encoded.utf8
+        var start = utf8.startIndex
+        while true {
+            let end = utf8[start...].firstIndex(of: UInt8(ascii: "&")) ?? utf8.endIndex
+            let piece = encoded[start..<end]
             if piece.isEmpty {
                 throw GateError(.invalidRequest, "the request has an empty parameter (a stray '&')")
             }
             let name: Substring
             let value: Substring
-            if let eq = piece.firstIndex(of: "=") {
+            if let eq = piece.utf8.firstIndex(of: UInt8(ascii: "=")) {
                 name = piece[..<eq]
-                value = piece[piece.index(after: eq)...]
+                value = piece[piece.utf8.index(after: eq)...]
             } else {
                 name = piece
                 value = ""
@@ -39,6 +44,8 @@ public struct FormParameters: Sendable, Equatable {
                 throw GateError(.invalidRequest, "the request has a parameter without a name")
             }
             try append(decodedName, try Self.decode(value, plusIsSpace: plusIsSpace))
+            if end == utf8.endIndex { break }
+            start = utf8.index(after: end)
         }
     }
 

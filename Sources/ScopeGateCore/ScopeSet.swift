@@ -27,7 +27,9 @@ public struct ScopeSet: Sendable, Hashable, Codable, Sequence, CustomStringConve
             return
         }
         var tokens: [String] = []
-        for token in value.split(separator: " ", omittingEmptySubsequences: false) {
+        // Split over bytes, not grapheme clusters: a token's bytes are checked one by one below.
+        for bytes in value.utf8.split(separator: UInt8(ascii: " "), omittingEmptySubsequences: false) {
+            let token = Substring(bytes)
             guard tokens.count < Self.maximumCount else {
                 throw GateError(.invalidScope, "the scope has more than \(Self.maximumCount) tokens")
             }
