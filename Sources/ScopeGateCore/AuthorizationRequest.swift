@@ -42,8 +42,7 @@ public struct AuthorizationRequest: Sendable, Equatable {
 
     /// Validates already-parsed parameters, and the request object among them.
     public init(method: Method, parameters: FormParameters) throws(GateError) {
-        for name in parameters.names where name.utf8.contains(where: { $0 < 0x21 || $0 > 0x7E }) {
-            _ = name
+        for pair in parameters.pairs where pair.name.utf8.contains(where: { $0 < 0x21 || $0 > 0x7E }) {
             throw GateError(.invalidRequest, "a parameter name has a control, space or non-ASCII character")
         }
         if parameters.contains("request_uri") {

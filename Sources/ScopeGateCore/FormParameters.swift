@@ -6,7 +6,13 @@
 /// sees precisely what was evaluated.
 public struct FormParameters: Sendable, Equatable {
     /// The parameters in the order they arrived.
-    public private(set) var pairs: [(name: String, value: String)]
+    public private(set) var pairs: [(name: String, value: String)] {
+        didSet { canonical = nil }
+    }
+    /// The parsed text, when re-serializing the pairs would give it back byte for byte (every byte
+    /// unreserved or an upper-case escape of a reserved one, no `+`, every pair with `=`): then
+    /// `encoded` is that text, without encoding anything again.
+    private var canonical: String?
 
     /// Creates parameters from already-decoded pairs; names must be unique.
     public init(_ pairs: [(name: String, value: String)]) throws(GateError) {
@@ -18,6 +24,7 @@ public struct FormParameters: Sendable, Equatable {
     public init(parsing encoded: Substring, plusIsSpace: Bool = true) throws(GateError) {
         self.pairs = []
         if encoded.isEmpty { return }
+        var canonical = true
         guard encoded.utf8.allSatisfy({ (0x21...0x7E).contains($0) }) else {
             throw GateError(.invalidRequest, "the request has a character that must be percent-encoded")
         }
@@ -35,9 +42,11 @@ public struct FormParameters: Sendable, Equatable {
             if let eq = piece.utf8.firstIndex(of: UInt8(ascii: "=")) {
                 name = piece[..<eq]
                 value = piece[piece.utf8.index(after: eq)...]
+                canonical = canonical && Self.isCanonical(name) && Self.isCanonical(value)
             } else {
                 name = piece
                 value = ""
+                canonical = false
             }
             let decodedName = try Self.decode(name, plusIsSpace: plusIsSpace)
             if decodedName.isEmpty {
@@ -47,6 +56,26 @@ public struct FormParameters: Sendable, Equatable {
             if end == utf8.endIndex { break }
             start = utf8.index(after: end)
         }
+        if canonical { self.canonical = String(encoded) }
+    }
+
+    /// Whether `text` is exactly what `encode` makes of what `decode` makes of it.
+    static func isCanonical(_ text: Substring) -> Bool {
+        var iterator = text.utf8.makeIterator()
+        while let byte = iterator.next() {
+            if byte == UInt8(ascii: "%") {
+                guard let high = iterator.next(), let low = iterator.next(), let h = upperHexValue(high), let l = upperHexValue(low),
+                    !isUnreserved(h << 4 | l)
+                else { return false }
+            } else if !isUnreserved(byte) {
+                return false
+            }
+        }
+        return true
+    }
+
+    private static func upperHexValue(_ byte: UInt8) -> UInt8? {
+        (UInt8(ascii: "a")...UInt8(ascii: "f")).contains(byte) ? nil : hexValue(byte)
     }
 
     /// The value of `name`, if present.
@@ -93,6 +122,7 @@ public struct FormParameters: Sendable, Equatable {
 
     /// The parameters encoded again, each byte outside the unreserved set percent-encoded.
     public var encoded: String {
+        if let canonical { return canonical }
         var out = ""
         out.reserveCapacity(pairs.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count + 2 } + 32)
         for (index, pair) in pairs.enumerated() {

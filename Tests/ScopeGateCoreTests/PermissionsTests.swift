@@ -108,3 +108,17 @@ import Testing
         #expect(StrictJSON.parse(Array(deep.utf8)) == nil, "nesting is bounded")
     }
 }
+
+/// Re-serialization reuses the client's text only when encoding again would give the same bytes.
+@Suite struct FormEncodingTests {
+    @Test(arguments: [
+        "response_type=code&client_id=app&redirect_uri=https%3A%2F%2Fapp.example%2Fcb&scope=openid%20orders%3Aread",
+        "scope=openid+profile", "redirect_uri=https%3a%2f%2fapp.example", "redirect_uri=https://app.example/cb",
+        "flag&scope=openid", "state=%41bc", "nonce=a%2Bb%20c", "a=", "x=%E2%9C%93", "x=%e2%9c%93",
+    ])
+    func encodedIsWhatEncodingThePairsGives(_ query: String) throws {
+        let parsed = try FormParameters(parsing: Substring(query))
+        let rebuilt = try FormParameters(parsed.pairs)
+        #expect(parsed.encoded == rebuilt.encoded)
+    }
+}
