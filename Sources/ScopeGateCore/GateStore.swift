@@ -75,8 +75,8 @@ public protocol GateStore: Sendable {
     /// A hold by its id.
     func hold(id: String) async throws -> Hold?
     /// The holds attached to an approval request.
-    /// The holds made with `binderHash`, oldest first.
-    func holds(binderHash: String) async throws -> [Hold]
+    /// The holds whose binding starts with `prefix`, oldest first.
+    func holds(binderPrefix prefix: String) async throws -> [Hold]
     func holds(approvalRequestID: String) async throws -> [Hold]
     /// An approval request by its id.
     func approvalRequest(id: String) async throws -> ApprovalRequest?

@@ -75,9 +75,9 @@ public actor InMemoryGateStore: GateStore {
         return holdsByID[id]
     }
 
-    public func holds(binderHash: String) throws -> [Hold] {
+    public func holds(binderPrefix prefix: String) throws -> [Hold] {
         try check()
-        return holdsByID.values.filter { $0.binderHash == binderHash }.sorted { $0.createdAt < $1.createdAt }
+        return holdsByID.values.filter { $0.binderHash.hasPrefix(prefix) }.sorted { $0.createdAt < $1.createdAt }
     }
 
     public func holds(approvalRequestID: String) throws -> [Hold] {

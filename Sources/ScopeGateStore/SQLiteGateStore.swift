@@ -145,11 +145,15 @@ public final class SQLiteGateStore: GateStore {
         }
     }
 
-    public func holds(binderHash: String) async throws -> [Hold] {
+    public func holds(binderPrefix prefix: String) async throws -> [Hold] {
         try await writer.read { db in
-            try Row.fetchAll(
-                db, sql: "SELECT * FROM hold WHERE binder_hash = ? ORDER BY created_at", arguments: [binderHash]
-            ).map(Self.hold)
+            // A range on the indexed column: the prefix, up to the prefix with its last byte raised.
+            var upper = Array(prefix.utf8)
+            if let last = upper.popLast() { upper.append(last &+ 1) }
+            return try Row.fetchAll(
+                db, sql: "SELECT * FROM hold WHERE binder_hash >= ? AND binder_hash < ? ORDER BY created_at",
+                arguments: [prefix, String(decoding: upper, as: UTF8.self)]
+            ).map(Self.hold).filter { $0.binderHash.hasPrefix(prefix) }
         }
     }
 

@@ -50,8 +50,8 @@ import Testing
             let answer = json(started)
             let code = try #require(answer["device_code"] as? String)
             let userCode = try #require(answer["user_code"] as? String)
-            #expect(code.count == 32, "128 bits")
             #expect(userCode.count == 9 && userCode.allSatisfy { "BCDFGHJKLMNPQRSTVWXZ-".contains($0) })
+            #expect(code.hasPrefix(userCode.filter { $0 != "-" } + ".") && code.count == 8 + 1 + 32, "the user code and 128 random bits")
             #expect(answer["verification_uri"] as? String == h.publicURL + "/_scopegate/device")
             #expect(answer["verification_uri_complete"] as? String == h.publicURL + "/_scopegate/device?user_code=" + userCode)
             #expect(answer["interval"] as? Int == 5)
@@ -74,6 +74,9 @@ import Testing
 
             let request = try #require(try await h.gate.service.store.approvalRequests(states: [.pending]).first)
             #expect(request.scopes.tokens == ["orders:read"])
+            // The device code is a bearer secret: the store keeps only a digest of it.
+            let hold = try #require(try await h.gate.service.store.holds(approvalRequestID: request.id).first)
+            #expect(hold.id != code && !hold.binderHash.contains(code.split(separator: ".")[1]))
             try await h.gate.service.approve(request.id, actor: "test", once: false)
 
             // The next poll releases the held request to the IdP's device endpoint.
@@ -136,6 +139,10 @@ import Testing
             let code = try #require(started["device_code"] as? String)
             let stolen = try await post(h, "/o/token/", "grant_type=\(Self.grant)&device_code=\(code)&client_id=other")
             #expect(json(stolen)["error"] as? String == "invalid_grant")
+            // A guessed secret part matches nothing.
+            let guessed = String(code.prefix(9)) + String(repeating: "0", count: 32)
+            let refused = try await post(h, "/o/token/", "grant_type=\(Self.grant)&device_code=\(guessed)&client_id=app")
+            #expect(json(refused)["error"] as? String == "invalid_grant")
             var statuses: [Int] = []
             for _ in 0..<22 { statuses.append(try await h.send(.GET, "/_scopegate/device?user_code=BCDF-GHJK").status) }
             #expect(statuses.first == 404)

@@ -10,8 +10,8 @@ import Synchronization
 ///
 /// A device request whose permissions are all granted (or approved by policy) is forwarded to the IdP
 /// and its answer passed on. Otherwise the IdP sees nothing: ScopeGate holds the request and answers
-/// with its own `device_code` (the hold's 128-bit id) and `user_code`, whose verification page is
-/// ScopeGate's. Until approvers decide, the device's polling at the token endpoint is answered by
+/// with its own `device_code` (the user code, a dot, and 128 random bits; only a digest is stored) and
+/// `user_code`, whose verification page is ScopeGate's. Until approvers decide, the device's polling at the token endpoint is answered by
 /// ScopeGate: `authorization_pending`, or `slow_down` when it polls faster than the interval (which then
 /// grows by five seconds, §3.5); after a denial `access_denied`, after expiry `expired_token`. After an
 /// approval, the next poll releases the held request to the IdP's device endpoint; the verification page
@@ -55,8 +55,10 @@ struct DeviceAuthorizationEndpoint: Sendable {
         let stored = ClientForm.withoutCredentials(parameters, clientID: clientID)
         do {
             let userCode = try await unusedUserCode()
+            let deviceCode = userCode + "." + RandomID.make(bytes: 16)
             switch try await service.admitDevice(
-                clientID: clientID, scopes: scopes, encodedParameters: try FormParameters(stored).encoded, userCode: userCode)
+                clientID: clientID, scopes: scopes, encodedParameters: try FormParameters(stored).encoded,
+                binder: Self.binder(deviceCode: deviceCode)!)
             {
             case .forward:
                 return await forward(parameters, request: request, context: context)
@@ -73,7 +75,7 @@ struct DeviceAuthorizationEndpoint: Sendable {
                 return Self.json(
                     .ok,
                     [
-                        "device_code": hold.id, "user_code": Self.display(userCode), "verification_uri": page,
+                        "device_code": deviceCode, "user_code": Self.display(userCode), "verification_uri": page,
                         "verification_uri_complete": page + "?user_code=" + Self.display(userCode), "expires_in": expiresIn,
                         "interval": Self.interval,
                     ])
@@ -224,6 +226,16 @@ struct DeviceAuthorizationEndpoint: Sendable {
     }
 
     // MARK: User codes
+
+    /// The hold binding of one of ScopeGate's device codes (`USERCODE.` and 32 hex digits), or `nil` when
+    /// `deviceCode` is not shaped like one.
+    static func binder(deviceCode: String) -> String? {
+        let parts = deviceCode.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 2, let userCode = normalize(String(parts[0])), userCode == parts[0], parts[1].utf8.count == 32,
+            parts[1].utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) })
+        else { return nil }
+        return GateService.deviceBinder(userCode: userCode, digest: BrowserBinding.hash(deviceCode))
+    }
 
     /// RFC 8628 §6.1: 20 consonants, no vowels (no words), eight characters: about 34.5 bits.
     static let userCodeAlphabet = Array("BCDFGHJKLMNPQRSTVWXZ")

@@ -56,14 +56,18 @@ struct TokenEndpoint: Sendable {
             return Self.error(.badRequest, "invalid_request", "the request cannot be read")
         }
         let grantType = parameters["grant_type"] ?? ""
-        if grantType == Self.deviceCodeGrant, let device, let code = parameters["device_code"] {
-            // A device code ScopeGate issued for a held request: ScopeGate answers until it is released.
+        if grantType == Self.deviceCodeGrant, let device, let code = parameters["device_code"],
+            let binder = DeviceAuthorizationEndpoint.binder(deviceCode: code)
+        {
+            // A device code shaped like ScopeGate's: ScopeGate answers until the hold is released. One it
+            // never issued is refused here (the IdP's own device codes do not look like ScopeGate's).
             do {
-                if let (hold, approval) = try await service.deviceHold(deviceCode: code) {
-                    switch await device.poll(hold, approval, parameters: parameters, clientID: clientID, request: request, context: context) {
-                    case .respond(let response): return response
-                    case .forward(let translated): parameters = translated
-                    }
+                guard let (hold, approval) = try await service.deviceHold(binder: binder) else {
+                    return Self.error(.badRequest, "invalid_grant", "ScopeGate issued no such device code")
+                }
+                switch await device.poll(hold, approval, parameters: parameters, clientID: clientID, request: request, context: context) {
+                case .respond(let response): return response
+                case .forward(let translated): parameters = translated
                 }
             } catch {
                 return Self.error(.serviceUnavailable, "temporarily_unavailable", error.message)
