@@ -151,6 +151,14 @@ import Testing
         }
     }
 
+    @Test func withoutAKnownDeviceEndpointDeviceCodesAreNotRedeemed() async throws {
+        try await GateHarness.with { h in
+            let reply = try await poll(h, "some-device-code")
+            #expect(json(reply)["error"] as? String == "unsupported_grant_type")
+            #expect(h.upstream.received.isEmpty)
+        }
+    }
+
     @Test func theRegistryGrowsTheIntervalWhenPolledTooSoon() {
         let registry = DeviceRegistry()
         let start = ContinuousClock.now

@@ -56,6 +56,12 @@ struct TokenEndpoint: Sendable {
             return Self.error(.badRequest, "invalid_request", "the request cannot be read")
         }
         let grantType = parameters["grant_type"] ?? ""
+        if grantType == Self.deviceCodeGrant, device == nil {
+            // The device code came from a device endpoint ScopeGate does not know, so could not gate.
+            return Self.error(
+                .badRequest, "unsupported_grant_type",
+                "ScopeGate does not know the identity provider's device authorization endpoint (upstream.device_authorization_endpoint)")
+        }
         if grantType == Self.deviceCodeGrant, let device, let code = parameters["device_code"],
             let binder = DeviceAuthorizationEndpoint.binder(deviceCode: code)
         {
