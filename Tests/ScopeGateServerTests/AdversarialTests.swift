@@ -20,6 +20,8 @@ import Testing
         var status: Int
         /// Text the answer (head and body) must contain.
         var expect: String
+        /// Text the answer must not contain.
+        var absent: String? = nil
 
         var testDescription: String { "\(area): \(name)" }
     }
@@ -65,8 +67,8 @@ import Testing
 
     static let attacks: [Attack] = {
         var all: [Attack] = []
-        func add(_ area: String, _ name: String, _ raw: String, _ status: Int, _ expect: String) {
-            all.append(Attack(area: area, name: name, raw: raw, status: status, expect: expect))
+        func add(_ area: String, _ name: String, _ raw: String, _ status: Int, _ expect: String, absent: String? = nil) {
+            all.append(Attack(area: area, name: name, raw: raw, status: status, expect: expect, absent: absent))
         }
         // Parameter pollution and encoding at the authorization endpoint.
         add("pollution", "scope twice", authorize("&scope=openid&scope=admin%3Aorg"), 400, "is repeated")
@@ -249,6 +251,28 @@ import Testing
         add("device", "an unapproved request gets ScopeGate's own codes", form("/o/device/", "scope=orders%3Awrite"), 200, "/_scopegate/device")
         add("device", "a denied scope", form("/o/device/", "scope=admin%3Aorg"), 400, "does not allow")
         add("device", "a relative resource", form("/o/device/", "scope=openid&resource=api"), 400, "invalid_target")
+        add(
+            "device", "a device code shaped like ScopeGate's but never issued",
+            form(
+                "/o/token/", "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code&client_id=app&device_code=BCDFGHJK."
+                    + String(repeating: "0", count: 32), []), 400, "invalid_grant")
+        add("device", "a verification page lookup by POST", form("/_scopegate/device", "user_code=BCDF-GHJK"), 405, "GET")
+
+        // Headers from an untrusted peer that try to steer routing or links.
+        add(
+            "headers", "X-Forwarded-Host on a held request",
+            authorize("&scope=orders%3Aread").replacingOccurrences(
+                of: "Connection: close", with: "X-Forwarded-Host: evil.example\r\nX-Forwarded-Proto: https\r\nConnection: close"),
+            303, "Location: /_scopegate/holds/", absent: "evil.example")
+        add(
+            "headers", "X-Original-URL pointing a gated request elsewhere",
+            authorize("&scope=admin%3Aorg").replacingOccurrences(
+                of: "Connection: close", with: "X-Original-URL: /realms/acme/account\r\nConnection: close"),
+            303, "error=access_denied")
+        add(
+            "headers", "a Host naming another site on a denied request",
+            authorize("&scope=admin%3Aorg").replacingOccurrences(of: "Host: HOST", with: "Host: evil.example"), 303,
+            "https://app.example/cb?error=access_denied", absent: "evil.example")
 
         // Endpoints ScopeGate does not gate, refused.
         add("endpoints", "dynamic client registration", request("POST", "/o/register/", ["Content-Type: application/json"], body: #"{"scope":"admin:org"}"#), 403, "access_denied")
@@ -271,7 +295,7 @@ import Testing
         #expect(
             areas.isSuperset(of: [
                 "pollution", "encoding", "paths", "methods", "request object", "permissions", "PAR", "token", "device", "endpoints",
-                "smuggling", "hygiene",
+                "smuggling", "hygiene", "headers",
             ]))
     }
 
@@ -286,6 +310,9 @@ import Testing
             #expect(reply.status == attack.status, "answered \(reply.status): \(reply.head)\n\(reply.body.prefix(400))")
             if !attack.expect.isEmpty {
                 #expect((reply.head + reply.body).contains(attack.expect), "\(reply.head)\n\(reply.body.prefix(400))")
+            }
+            if let absent = attack.absent {
+                #expect(!(reply.head + reply.body).contains(absent), "\(reply.head)")
             }
             #expect(h.upstream.received.isEmpty, "the IdP received \(h.upstream.received.map { "\($0.method) \($0.target)" })")
         }
