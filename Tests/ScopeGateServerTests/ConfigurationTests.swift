@@ -26,6 +26,15 @@ import Testing
         }
     }
 
+    @Test func aKeyScopeGateDoesNotReadIsRefused() {
+        // `expose` misspelt would leave every path of the IdP exposed.
+        let misspelt = base.replacingOccurrences(of: "store:", with: "  expos: [\"/realms/\"]\nstore:")
+        #expect(message(misspelt).contains("upstream.expos is not a ScopeGate setting"))
+        #expect(message(base + "\nscopes:\n  - pattern: x\n    atuo: deny").contains("scopes[0].atuo"))
+        #expect(message(base + "\nadmin:").contains("admin is not a ScopeGate setting, or has no value"))
+        #expect(message(base + "\nscopes:\n  - pattern: x\n    auto: deny") == "no error")
+    }
+
     @Test func ruleKindsAreCheckedAndNameTheirPermissions() throws {
         let configuration = try parse(base + "\nscopes:\n  - pattern: \"https://api.example/*\"\n    kind: resource\n    auto: approve")
         #expect(configuration.policy.rule(for: "@resource:https://api.example/v1", clientID: "x").auto == .approve)

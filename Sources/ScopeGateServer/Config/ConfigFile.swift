@@ -1,13 +1,13 @@
 /// The YAML configuration file as the operator writes it (snake_case keys, documented one by one in
 /// `proxy-config/README.md`). `ScopeGateConfiguration` is the validated form the server uses.
-struct ConfigFile: Decodable {
-    struct Listen: Decodable {
+struct ConfigFile: Codable {
+    struct Listen: Codable {
         var `public`: String?
         var admin: String?
         var idle_timeout: String?
     }
 
-    struct Upstream: Decodable {
+    struct Upstream: Codable {
         var url: String?
         var host_header: String?
         var discovery_path: String?
@@ -21,33 +21,33 @@ struct ConfigFile: Decodable {
         var trusted_proxies: [String]?
     }
 
-    struct TLS: Decodable {
+    struct TLS: Codable {
         var certificate: String
         var key: String
     }
 
-    struct Store: Decodable {
+    struct Store: Codable {
         var path: String?
     }
 
-    struct Admin: Decodable {
+    struct Admin: Codable {
         var token_env: String?
         var token_file: String?
         var token_name: String?
     }
 
-    struct Approvals: Decodable {
+    struct Approvals: Codable {
         var timeout: String?
         var default_tier: String?
     }
 
-    struct Tier: Decodable {
+    struct Tier: Codable {
         var name: String
         var grant_lifetime: String?
         var confirm_approval: Bool?
     }
 
-    struct Slack: Decodable {
+    struct Slack: Codable {
         var team_id: String?
         var bot_token_env: String?
         var bot_token_file: String?
@@ -60,14 +60,14 @@ struct ConfigFile: Decodable {
         var app_token_file: String?
     }
 
-    struct Route: Decodable {
-        struct Match: Decodable {
+    struct Route: Codable {
+        struct Match: Codable {
             var scopes: [String]?
             var tiers: [String]?
             var clients: [String]?
         }
 
-        struct Approvers: Decodable {
+        struct Approvers: Codable {
             var users: [String]?
             var groups: [String]?
         }
@@ -79,7 +79,7 @@ struct ConfigFile: Decodable {
         var approvers: Approvers?
     }
 
-    struct Rule: Decodable {
+    struct Rule: Codable {
         var pattern: String
         var kind: String?
         var auto: String?
@@ -87,7 +87,7 @@ struct ConfigFile: Decodable {
         var description: String?
     }
 
-    struct Client: Decodable {
+    struct Client: Codable {
         var id: String
         var name: String?
         var owner: String?
@@ -106,7 +106,7 @@ struct ConfigFile: Decodable {
     var tiers: [Tier]?
     var scopes: [Rule]?
     var clients: [Client]?
-    struct Audit: Decodable {
+    struct Audit: Codable {
         var keys: String?
         var checkpoint_every: Int?
         var checkpoint_interval: String?

@@ -141,8 +141,37 @@ public struct ScopeGateConfiguration: Sendable {
         } catch {
             throw GateError(.invalidConfiguration, "\(source) is not valid YAML: \(error)")
         }
+        // A misspelt key would otherwise be ignored in silence, and its setting left at its default:
+        // whatever the file says that ScopeGate did not read is refused.
+        if let given = try? Yams.compose(yaml: text), let read = try? Yams.compose(yaml: YAMLEncoder().encode(file)),
+            let unread = unreadKey(given, read, at: "")
+        {
+            throw GateError(
+                .invalidConfiguration,
+                "\(source): \(unread) is not a ScopeGate setting, or has no value (see proxy-config/README.md)")
+        }
         return try ConfigValidator(file: file, source: source, baseDirectory: baseDirectory, environment: environment)
             .validate()
+    }
+
+    /// The first key path in `given` that is not in `read` (the file as ScopeGate decoded it, encoded
+    /// again), or `nil` when everything written was read.
+    static func unreadKey(_ given: Node, _ read: Node?, at path: String) -> String? {
+        if let mapping = given.mapping {
+            for (key, value) in mapping {
+                let name = key.string ?? "?"
+                let child = path.isEmpty ? name : path + "." + name
+                guard let known = read?[name] else { return child }
+                if let found = unreadKey(value, known, at: child) { return found }
+            }
+        } else if let sequence = given.sequence {
+            let known = read?.sequence
+            for (index, element) in sequence.enumerated() {
+                let element = unreadKey(element, known.flatMap { index < $0.count ? $0[index] : nil }, at: path + "[\(index)]")
+                if let element { return element }
+            }
+        }
+        return nil
     }
 
     static func path(_ keys: [any CodingKey]) -> String {
