@@ -20,12 +20,10 @@ extension GateService {
     {
         let date = now()
         return try await storeCall {
-            let granted = Set(try await store.activeGrants(clientID: clientID, among: scopes, at: date).map(\.scope))
-            switch policy.evaluate(scopes: scopes, clientID: clientID, granted: granted) {
+            switch try await evaluate(scopes, clientID: clientID, grantType: grantType, at: date) {
             case .allow:
                 return .forward
             case .deny(let denied):
-                try await recordPolicyDenial(denied, clientID: clientID, grantType: grantType, at: date)
                 return .deny(denied)
             case .hold(let unapproved, let alreadyGranted):
                 if let pending = try await store.approvalRequests(states: [.pending]).first(where: {
@@ -44,6 +42,17 @@ extension GateService {
                 return .pending(approval)
             }
         }
+    }
+
+    /// The policy's evaluation of a back-channel request against the client's grants; a denial is
+    /// recorded in the audit log before it is returned.
+    func evaluate(_ scopes: ScopeSet, clientID: String, grantType: String, at date: Date) async throws -> Policy.Evaluation {
+        let granted = Set(try await store.activeGrants(clientID: clientID, among: scopes, at: date).map(\.scope))
+        let evaluation = policy.evaluate(scopes: scopes, clientID: clientID, granted: granted)
+        if case .deny(let denied) = evaluation {
+            try await recordPolicyDenial(denied, clientID: clientID, grantType: grantType, at: date)
+        }
+        return evaluation
     }
 
     /// Records a denial by policy of a back-channel request.

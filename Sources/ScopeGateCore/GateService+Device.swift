@@ -32,12 +32,10 @@ extension GateService {
     {
         let date = now()
         return try await storeCall {
-            let granted = Set(try await store.activeGrants(clientID: clientID, among: scopes, at: date).map(\.scope))
-            switch policy.evaluate(scopes: scopes, clientID: clientID, granted: granted) {
+            switch try await evaluate(scopes, clientID: clientID, grantType: Self.deviceGrantType, at: date) {
             case .allow:
                 return .forward
             case .deny(let denied):
-                try await recordPolicyDenial(denied, clientID: clientID, grantType: Self.deviceGrantType, at: date)
                 return .deny(denied)
             case .hold(let unapproved, let alreadyGranted):
                 let draft = HoldDraft(

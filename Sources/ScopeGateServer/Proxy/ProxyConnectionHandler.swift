@@ -423,12 +423,15 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
                 upstream.close(promise: nil)
             }
         }
-        let keepAlive = exchange.clientKeepAlive && exchange.requestEnded
+        endResponse(keepAlive: exchange.clientKeepAlive && exchange.requestEnded, context: context)
+    }
+
+    /// Ends the response: the connection then takes its next request (also when backpressure paused
+    /// reading in the middle of this one), or closes once the end is written.
+    private func endResponse(keepAlive: Bool, context: ChannelHandlerContext) {
         state = keepAlive ? .idle : .refusing
         if keepAlive {
             context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
-            // Backpressure may have paused reading in the middle of this exchange; the next request on
-            // the connection must be read.
             nextRequest(context: context)
         } else {
             context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { [channel = context.channel] _ in
@@ -500,15 +503,7 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
 
     private func finishAnswer(keepAlive: Bool) {
         guard let context, case .answering = state else { return }
-        state = keepAlive ? .idle : .refusing
-        if keepAlive {
-            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
-            nextRequest(context: context)
-        } else {
-            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { [channel = context.channel] _ in
-                channel.close(promise: nil)
-            }
-        }
+        endResponse(keepAlive: keepAlive, context: context)
     }
 }
 
