@@ -151,6 +151,21 @@ import Testing
         }
     }
 
+    @Test func anApprovedRequestIsNotReleasedAgainAfterItsWindow() async throws {
+        try await GateHarness.with(discoveryExtra: Self.discovery) { h in
+            idp(h)
+            let started = json(try await post(h, "/o/device/", "client_id=app&scope=orders%3Aread"))
+            let request = try #require(try await h.gate.service.store.approvalRequests(states: [.pending]).first)
+            try await h.gate.service.approve(request.id, actor: "test", once: false)
+            // Released long ago (its IdP device flow then lost, as after a restart).
+            let hold = try #require(try await h.gate.service.store.holds(approvalRequestID: request.id).first)
+            _ = try await h.gate.service.store.markContinued(holdID: hold.id, at: Date().addingTimeInterval(-3600))
+            let answer = try await poll(h, try #require(started["device_code"] as? String))
+            #expect(json(answer)["error"] as? String == "expired_token")
+            #expect(h.upstream.received.isEmpty)
+        }
+    }
+
     @Test func withoutAKnownDeviceEndpointDeviceCodesAreNotRedeemed() async throws {
         try await GateHarness.with { h in
             let reply = try await poll(h, "some-device-code")

@@ -30,6 +30,8 @@ struct DeviceAuthorizationEndpoint: Sendable {
     static let pagePath = "/_scopegate/device"
     /// The polling interval ScopeGate asks for, in seconds (RFC 8628 §3.2 default).
     static let interval = 5
+    /// How long after its first release an approved device request may be released to the IdP again.
+    static let releaseWindow: Duration = .seconds(30 * 60)
 
     func respond(to request: Request, context: GateRequestContext) async -> Response {
         let (parameters, clientID): (FormParameters, String)
@@ -186,6 +188,11 @@ struct DeviceAuthorizationEndpoint: Sendable {
                     return .respond(TokenEndpoint.error(.badRequest, "invalid_request", "the request cannot be read"))
                 }
                 return .forward(form)
+            }
+            // Released before, and the IdP's device flow has run out (or was forgotten in a restart):
+            // released again only within the release window, so that a device cannot renew it forever.
+            if let released = hold.consumedAt, service.now().timeIntervalSince(released) > Self.releaseWindow.seconds {
+                return .respond(TokenEndpoint.error(.badRequest, "expired_token", "the approved request was not completed in time; start again"))
             }
             return .respond(await release(hold, parameters: parameters, request: request, context: context))
         }
