@@ -34,6 +34,8 @@ public struct ScopeGateApplication: Sendable {
     /// `request_uri` values of pushed requests that passed the gate.
     let pushedRequests = PushedRequests()
     let deviceRegistry = DeviceRegistry()
+    /// Records malformed requests in the audit log, within a budget shared by every endpoint.
+    let refusals: RefusalAudit
 
     init(
         configuration: ScopeGateConfiguration, store: any GateStore, httpClient: HTTPClient,
@@ -83,6 +85,7 @@ public struct ScopeGateApplication: Sendable {
             policy: configuration.policy, store: store, observer: GateObservers(observers), logger: logger,
             routeName: routeName, now: now)
         self.service = service
+        self.refusals = RefusalAudit(service: service)
         if let slack = configuration.slack, let slackAPI, let notifier = slackNotifier,
             let outbox = store as? any ChatOutboxStore
         {
@@ -119,7 +122,7 @@ public struct ScopeGateApplication: Sendable {
             pathGuard: PathGuard(gated),
             authorization: AuthorizationEndpoint(
                 service: service, snapshot: snapshot, binding: binding, redirect: redirect, path: metadata.authorizationPath,
-                pushed: pushedRequests, logger: logger),
+                pushed: pushedRequests, refusals: refusals, logger: logger),
             holds: HoldEndpoints(
                 service: service, hub: hub, binding: binding, redirect: redirect,
                 authorizationPath: metadata.authorizationPath, publicOrigin: publicOrigin),
@@ -130,7 +133,7 @@ public struct ScopeGateApplication: Sendable {
             token: metadata.tokenPath.map {
                 TokenEndpoint(
                     service: service, proxy: proxy, path: $0, revocationPath: metadata.revocationPath, device: device,
-                    logger: logger)
+                    refusals: refusals, logger: logger)
             },
             device: device,
             slack: slackInteractions,

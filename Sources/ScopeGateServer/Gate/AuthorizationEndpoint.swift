@@ -15,6 +15,8 @@ struct AuthorizationEndpoint: Sendable {
     let path: String
     /// `request_uri` values issued for pushed requests that passed the gate.
     let pushed: PushedRequests
+    /// Where malformed requests are recorded.
+    let refusals: RefusalAudit
     let logger: Logger
 
     /// The largest form body read at the authorization endpoint.
@@ -31,14 +33,8 @@ struct AuthorizationEndpoint: Sendable {
             parsed = try await parse(request)
         } catch {
             logger.notice("authorization request refused", metadata: ["sg.reason": "\(error.code.rawValue)"])
-            // Recorded, never forwarded: if even the record fails, the request is refused all the same.
-            try? await service.store.recordAudit(
-                AuditEvent(
-                    "request.refused",
-                    [
-                        ("endpoint", .string("authorization")), ("error", .string(error.code.rawValue)),
-                        ("reason", .string(String(error.message.prefix(300)))),
-                    ]), at: service.now())
+            // Recorded (within the audit's budget for refusals), never forwarded.
+            await refusals.record(endpoint: "authorization", code: error.code.rawValue, reason: error.message)
             return .respond(ErrorResponses.page(error, title: "This sign-in request is malformed"))
         }
         let (binder, setCookie) = binding.valueOrNew(in: request)

@@ -30,6 +30,8 @@ struct TokenEndpoint: Sendable {
     let revocationPath: String?
     /// The gated device authorization endpoint, which answers polls with the device codes it issued.
     let device: DeviceAuthorizationEndpoint?
+    /// Where malformed requests are recorded.
+    let refusals: RefusalAudit
     let logger: Logger
 
     static let maximumBodySize = 64 * 1024
@@ -273,10 +275,6 @@ struct TokenEndpoint: Sendable {
     }
 
     private func recordRefusal(_ refusal: Refusal) async {
-        try? await service.store.recordAudit(
-            AuditEvent(
-                "request.refused",
-                [("endpoint", .string("token")), ("error", .string(refusal.code)), ("reason", .string(String(refusal.message.prefix(300))))]),
-            at: service.now())
+        await refusals.record(endpoint: "token", code: refusal.code, reason: refusal.message)
     }
 }
