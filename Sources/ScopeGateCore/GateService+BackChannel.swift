@@ -71,17 +71,22 @@ extension GateService {
     public static let backChannelBinder = "back-channel"
 
     /// The second gate: the scopes of `issued` that `clientID` may not hold now (neither granted, nor
-    /// approved by policy, nor approved once for it within the release window). Empty when the token
-    /// may leave.
+    /// approved by policy, nor approved once for it within the release window, counted from the
+    /// decision or from a release of one of its holds: a device's user confirms at the IdP after the
+    /// release). Empty when the token may leave.
     public func scopesBeyondApproval(_ issued: ScopeSet, clientID: String) async throws(GateError) -> ScopeSet {
         let date = now()
         return try await storeCall {
             let granted = Set(try await store.activeGrants(clientID: clientID, among: issued, at: date).map(\.scope))
             let since = date.addingTimeInterval(-Self.releaseWindow.seconds)
-            let once = try await store.approvalRequests(states: [.approvedOnce]).filter {
-                $0.clientID == clientID && ($0.decision?.at ?? .distantPast) >= since
+            var approvedOnce = Set<String>()
+            for request in try await store.approvalRequests(states: [.approvedOnce]) where request.clientID == clientID {
+                var recent = (request.decision?.at ?? .distantPast) >= since
+                if !recent {
+                    recent = try await store.holds(approvalRequestID: request.id).contains { ($0.consumedAt ?? .distantPast) >= since }
+                }
+                if recent { approvedOnce.formUnion(request.scopes.tokens) }
             }
-            let approvedOnce = Set(once.flatMap(\.scopes.tokens))
             return ScopeSet(
                 issued.tokens.filter { scope in
                     switch policy.rule(for: scope, clientID: clientID).auto {

@@ -151,6 +151,21 @@ import Testing
         }
     }
 
+    @Test func approveOnceCoversATokenIssuedLongAfterTheDecisionButSoonAfterTheRelease() async throws {
+        try await GateHarness.with(discoveryExtra: Self.discovery) { h in
+            idp(h)
+            let started = json(try await post(h, "/o/device/", "client_id=app&scope=orders%3Aread"))
+            let code = try #require(started["device_code"] as? String)
+            let request = try #require(try await h.gate.service.store.approvalRequests(states: [.pending]).first)
+            // Approved once twenty minutes ago; the device polls only now.
+            _ = try await h.gate.service.store.decide(
+                request.id, Decision(outcome: .approvedOnce, actor: "test", at: Date().addingTimeInterval(-1200)), grants: [])
+            #expect(json(try await poll(h, code))["error"] as? String == "authorization_pending", "released now")
+            let token = try await poll(h, code)
+            #expect(token.status == 200 && json(token)["access_token"] as? String == "device-token")
+        }
+    }
+
     @Test func anApprovedRequestIsNotReleasedAgainAfterItsWindow() async throws {
         try await GateHarness.with(discoveryExtra: Self.discovery) { h in
             idp(h)
