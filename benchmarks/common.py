@@ -46,6 +46,7 @@ listen:
 upstream:
   url: http://127.0.0.1:{upstream}
   authorization_endpoint: /authorize
+  token_endpoint: /token
 store:
   path: {work}/scopegate.sqlite
 scopes:

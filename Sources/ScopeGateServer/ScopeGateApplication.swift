@@ -240,10 +240,6 @@ public struct ScopeGateApplication: Sendable {
             metadata: ["sg.path": "\(metadata.authorizationPath)", "sg.upstream": "\(configuration.upstreamURL)"])
         if let tokenPath = metadata.tokenPath {
             logger.info("gating the token endpoint", metadata: ["sg.path": "\(tokenPath)"])
-        } else {
-            logger.warning(
-                "the token endpoint is not gated: discovery names none; set upstream.token_endpoint",
-                metadata: ["sg.upstream": "\(configuration.upstreamURL)"])
         }
         let app = ScopeGateApplication(
             configuration: configuration, store: store, httpClient: httpClient, metadata: metadata, logger: logger,

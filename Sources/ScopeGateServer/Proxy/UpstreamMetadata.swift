@@ -52,6 +52,12 @@ struct UpstreamMetadata: Sendable {
         if tokenPath == nil, let document {
             tokenPath = try endpointPath(document, "token_endpoint", configuration: configuration)
         }
+        guard tokenPath != nil else {
+            throw GateError(
+                .invalidConfiguration,
+                "ScopeGate knows no token endpoint (discovery names none): set upstream.token_endpoint; every token the IdP issues must pass the second gate there"
+            )
+        }
         let blocked = try document.map { (document) throws(GateError) in try blockedEndpoints(document, configuration) } ?? [:]
         let revocationPath = document.flatMap { try? endpointPath($0, "revocation_endpoint", configuration: configuration) }
         var pushedPath: String?

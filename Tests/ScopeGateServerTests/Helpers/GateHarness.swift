@@ -29,7 +29,7 @@ struct GateHarness {
         listenExtra: String = "", upstreamExtra: String = ""
     ) -> String {
         let upstream = unreachableUpstream
-            ? "url: http://127.0.0.1:\(try! FreePorts.take(1)[0])\n  authorization_endpoint: /o/authorize/"
+            ? "url: http://127.0.0.1:\(try! FreePorts.take(1)[0])\n  authorization_endpoint: /o/authorize/\n  token_endpoint: /o/token/"
             : "url: http://127.0.0.1:\(upstreamPort)"
         return """
         public_url: http://127.0.0.1:\(publicPort)
