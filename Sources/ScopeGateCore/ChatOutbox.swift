@@ -71,8 +71,8 @@ public protocol ChatOutboxStore: Sendable {
     func chatMessageDelivered(
         _ message: ChatMessage, messageID: String, postedChannel: String, revision: Int64, at date: Date
     ) async throws
-    /// Records a failed attempt: retried at `retryAt`, or never again when `permanent`.
-    func chatMessageFailed(_ message: ChatMessage, error: String, permanent: Bool, retryAt: Date) async throws
+    /// Records a failed attempt at `date`: retried at `retryAt`, or never again when `permanent`.
+    func chatMessageFailed(_ message: ChatMessage, error: String, permanent: Bool, retryAt: Date, at date: Date) async throws
     /// Records an interaction by its platform id; false when it was seen before (a replay or a retry).
     func firstSeenInteraction(platform: String, id: String, at date: Date) async throws -> Bool
 }

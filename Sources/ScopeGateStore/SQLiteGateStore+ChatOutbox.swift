@@ -103,7 +103,9 @@ extension SQLiteGateStore: ChatOutboxStore {
         }
     }
 
-    public func chatMessageFailed(_ message: ChatMessage, error: String, permanent: Bool, retryAt: Date) async throws {
+    public func chatMessageFailed(_ message: ChatMessage, error: String, permanent: Bool, retryAt: Date, at date: Date)
+        async throws
+    {
         try await commits.write { [self] db in
             try db.execute(
                 sql: """
@@ -125,7 +127,7 @@ extension SQLiteGateStore: ChatOutboxStore {
                             ("channel", .string(message.channel)), ("error", .string(error)), ("permanent", .bool(permanent)),
                             ("attempt", .int(Int64(message.attempts + 1))),
                         ])
-                ], at: Date())
+                ], at: date)
         }
     }
 

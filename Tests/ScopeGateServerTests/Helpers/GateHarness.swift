@@ -9,6 +9,7 @@ import ScopeGateAudit
 import ScopeGateCore
 import ScopeGateStore
 import ServiceLifecycle
+import Synchronization
 import Testing
 
 @testable import ScopeGateServer
@@ -208,12 +209,17 @@ struct GateHarness {
 }
 
 enum FreePorts {
-    /// Ports the kernel reports free right now.
+    /// Every port handed out in this test process. Suites run in parallel, and the kernel may report a
+    /// port free again as soon as the probe closes: two harnesses must never get the same one (the
+    /// second's server would fail to bind and its requests reach the first's).
+    private static let handedOut = Mutex<Set<Int>>([])
+
+    /// Ports the kernel reports free right now, none handed out before in this process.
     static func take(_ count: Int) throws -> [Int] {
         var sockets: [Int32] = []
         var ports: [Int] = []
         defer { sockets.forEach { close($0) } }
-        for _ in 0..<count {
+        while ports.count < count {
             let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
             var address = sockaddr_in()
             address.sin_family = sa_family_t(AF_INET)
@@ -223,7 +229,8 @@ enum FreePorts {
             _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
             _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
             sockets.append(fd)
-            ports.append(Int(UInt16(bigEndian: address.sin_port)))
+            let port = Int(UInt16(bigEndian: address.sin_port))
+            if handedOut.withLock({ $0.insert(port).inserted }) { ports.append(port) }
         }
         return ports
     }

@@ -147,17 +147,18 @@ final class SlackNotifier: Service, GateObserver {
         case .permanent(let error):
             logger.error("Slack refused the approval message; it will not be retried", metadata: metadata)
             metrics?.slackMessageFailedPermanently()
-            try await outbox.chatMessageFailed(message, error: error, permanent: true, retryAt: now())
+            try await outbox.chatMessageFailed(message, error: error, permanent: true, retryAt: now(), at: now())
             return nil
         case .rateLimited(let after):
             logger.warning("Slack rate limit; pausing Slack calls", metadata: metadata)
             try await outbox.chatMessageFailed(
-                message, error: failure.name, permanent: false, retryAt: now().addingTimeInterval(after.seconds))
+                message, error: failure.name, permanent: false, retryAt: now().addingTimeInterval(after.seconds), at: now())
             return after
         case .transient(let error):
             logger.warning("Slack call failed; will retry", metadata: metadata)
             try await outbox.chatMessageFailed(
-                message, error: error, permanent: false, retryAt: now().addingTimeInterval(Self.backoff(attempt: message.attempts + 1)))
+                message, error: error, permanent: false,
+                retryAt: now().addingTimeInterval(Self.backoff(attempt: message.attempts + 1)), at: now())
             return nil
         }
     }
