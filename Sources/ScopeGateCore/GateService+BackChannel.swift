@@ -79,8 +79,12 @@ extension GateService {
         return try await storeCall {
             let granted = Set(try await store.activeGrants(clientID: clientID, among: issued, at: date).map(\.scope))
             let since = date.addingTimeInterval(-Self.releaseWindow.seconds)
+            // Holds of a request are released after its decision; one decided more than a day ago is not
+            // looked into (this runs for every token the IdP issues).
+            let lookback = date.addingTimeInterval(-86_400)
             var approvedOnce = Set<String>()
-            for request in try await store.approvalRequests(states: [.approvedOnce]) where request.clientID == clientID {
+            for request in try await store.approvalRequests(states: [.approvedOnce])
+            where request.clientID == clientID && (request.decision?.at ?? .distantPast) >= lookback {
                 var recent = (request.decision?.at ?? .distantPast) >= since
                 if !recent {
                     recent = try await store.holds(approvalRequestID: request.id).contains { ($0.consumedAt ?? .distantPast) >= since }

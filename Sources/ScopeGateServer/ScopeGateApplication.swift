@@ -108,7 +108,7 @@ public struct ScopeGateApplication: Sendable {
         let redirect = ClientRedirect(
             policy: configuration.policy, issuer: metadata.issParameterSupported ? metadata.issuer : nil)
         var gated: [String: GatedEndpoint] = [metadata.authorizationPath: .authorization]
-        if let tokenPath = metadata.tokenPath { gated[tokenPath] = .token }
+        gated[metadata.tokenPath] = .token
         if let pushedPath = metadata.pushedAuthorizationPath { gated[pushedPath] = .pushedAuthorization }
         if let devicePath = metadata.deviceAuthorizationPath { gated[devicePath] = .deviceAuthorization }
         for path in metadata.blockedPaths.keys where gated[path] == nil { gated[path] = .blocked }
@@ -116,7 +116,7 @@ public struct ScopeGateApplication: Sendable {
         let device = metadata.deviceAuthorizationPath.map {
             DeviceAuthorizationEndpoint(
                 service: service, proxy: proxy, path: $0, publicURL: configuration.publicURL, registry: deviceRegistry,
-                logger: logger)
+                refusals: refusals, logger: logger)
         }
         return ScopeGateResponder(
             pathGuard: PathGuard(gated),
@@ -128,13 +128,12 @@ public struct ScopeGateApplication: Sendable {
                 authorizationPath: metadata.authorizationPath, publicOrigin: publicOrigin),
             discovery: DiscoveryEndpoint(proxy: proxy),
             pushed: metadata.pushedAuthorizationPath.map {
-                PushedAuthorizationEndpoint(service: service, proxy: proxy, path: $0, issued: pushedRequests, logger: logger)
+                PushedAuthorizationEndpoint(
+                    service: service, proxy: proxy, path: $0, issued: pushedRequests, refusals: refusals, logger: logger)
             },
-            token: metadata.tokenPath.map {
-                TokenEndpoint(
-                    service: service, proxy: proxy, path: $0, revocationPath: metadata.revocationPath, device: device,
-                    refusals: refusals, logger: logger)
-            },
+            token: TokenEndpoint(
+                service: service, proxy: proxy, path: metadata.tokenPath, revocationPath: metadata.revocationPath,
+                device: device, refusals: refusals, logger: logger),
             device: device,
             slack: slackInteractions,
             auditJWKS: configuration.audit.map { AuditJWKSEndpoint(keyring: AuditKeyring(directory: $0.keysDirectory)) })
@@ -238,9 +237,7 @@ public struct ScopeGateApplication: Sendable {
         logger.info(
             "gating the authorization endpoint",
             metadata: ["sg.path": "\(metadata.authorizationPath)", "sg.upstream": "\(configuration.upstreamURL)"])
-        if let tokenPath = metadata.tokenPath {
-            logger.info("gating the token endpoint", metadata: ["sg.path": "\(tokenPath)"])
-        }
+        logger.info("gating the token endpoint", metadata: ["sg.path": "\(metadata.tokenPath)"])
         let app = ScopeGateApplication(
             configuration: configuration, store: store, httpClient: httpClient, metadata: metadata, logger: logger,
             auditSigner: auditSigner)

@@ -31,8 +31,8 @@ final class ScopeGateResponder: Sendable {
     let discovery: DiscoveryEndpoint
     /// The pushed authorization request endpoint, when the IdP has one.
     let pushed: PushedAuthorizationEndpoint?
-    /// The token endpoint, when its path is known.
-    let token: TokenEndpoint?
+    /// The token endpoint.
+    let token: TokenEndpoint
     /// The device authorization endpoint and ScopeGate's verification page, when the IdP has one.
     let device: DeviceAuthorizationEndpoint?
     /// Slack's interactivity endpoint, when Slack approvals are configured.
@@ -42,7 +42,7 @@ final class ScopeGateResponder: Sendable {
 
     init(
         pathGuard: PathGuard, authorization: AuthorizationEndpoint, holds: HoldEndpoints, discovery: DiscoveryEndpoint,
-        pushed: PushedAuthorizationEndpoint?, token: TokenEndpoint?, device: DeviceAuthorizationEndpoint?,
+        pushed: PushedAuthorizationEndpoint?, token: TokenEndpoint, device: DeviceAuthorizationEndpoint?,
         slack: SlackInteractions?, auditJWKS: AuditJWKSEndpoint?
     ) {
         self.pathGuard = pathGuard
@@ -109,7 +109,6 @@ final class ScopeGateResponder: Sendable {
             guard let device else { return .respond(ErrorResponses.plain(.notFound, "no device authorization endpoint")) }
             return .respond(await device.respond(to: request, context: context))
         case .gated(.token):
-            guard let token else { return .respond(ErrorResponses.plain(.notFound, "no token endpoint")) }
             return .respond(await token.respond(to: request, context: context))
         case .ambiguous, .other:
             return .respond(

@@ -24,6 +24,8 @@ struct DeviceAuthorizationEndpoint: Sendable {
     let path: String
     let publicURL: URL
     let registry: DeviceRegistry
+    /// Where malformed requests are recorded.
+    let refusals: RefusalAudit
     let logger: Logger
 
     /// ScopeGate's verification page.
@@ -35,7 +37,7 @@ struct DeviceAuthorizationEndpoint: Sendable {
 
     func respond(to request: Request, context: GateRequestContext) async -> Response {
         let (parameters, clientID): (FormParameters, String)
-        switch await ClientForm.post(request, endpoint: "the device authorization endpoint") {
+        switch await ClientForm.post(request, endpoint: "device authorization", refusals: refusals) {
         case .refused(let response): return response
         case .read(let form, let client): (parameters, clientID) = (form, client)
         }

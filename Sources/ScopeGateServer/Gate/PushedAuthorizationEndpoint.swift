@@ -40,11 +40,13 @@ struct PushedAuthorizationEndpoint: Sendable {
     let proxy: UpstreamProxy
     let path: String
     let issued: PushedRequests
+    /// Where malformed requests are recorded.
+    let refusals: RefusalAudit
     let logger: Logger
 
     func respond(to request: Request, context: GateRequestContext) async -> Response {
         let (parameters, clientID): (FormParameters, String)
-        switch await ClientForm.post(request, endpoint: "the pushed authorization request endpoint") {
+        switch await ClientForm.post(request, endpoint: "pushed authorization request", refusals: refusals) {
         case .refused(let response): return response
         case .read(let form, let client): (parameters, clientID) = (form, client)
         }
@@ -102,10 +104,11 @@ enum ClientForm {
         case refused(Response)
     }
 
-    /// Reads a `POST` to `endpoint` (named in the `405` answer to other methods).
-    static func post(_ request: Request, endpoint: String) async -> Post {
+    /// Reads a `POST` to the endpoint named `endpoint` (`token`, …: in the `405` answer to other methods
+    /// and in the audit entry); a malformed one is recorded in `refusals`.
+    static func post(_ request: Request, endpoint: String, refusals: RefusalAudit) async -> Post {
         guard request.method == .post else {
-            var response = TokenEndpoint.error(.methodNotAllowed, "invalid_request", "\(endpoint) takes POST only")
+            var response = TokenEndpoint.error(.methodNotAllowed, "invalid_request", "the \(endpoint) endpoint takes POST only")
             response.headers[.allow] = "POST"
             return .refused(response)
         }
@@ -113,6 +116,7 @@ enum ClientForm {
             let (parameters, clientID) = try await read(request)
             return .read(parameters, clientID: clientID)
         } catch let refusal as TokenEndpoint.Refusal {
+            await refusals.record(endpoint: endpoint, code: refusal.code, reason: refusal.message)
             return .refused(TokenEndpoint.error(refusal.status, refusal.code, refusal.message))
         } catch {
             return .refused(TokenEndpoint.error(.badRequest, "invalid_request", "the request cannot be read"))

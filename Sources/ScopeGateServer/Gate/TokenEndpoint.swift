@@ -42,22 +42,15 @@ struct TokenEndpoint: Sendable {
     static let deviceCodeGrant = "urn:ietf:params:oauth:grant-type:device_code"
 
     func respond(to request: Request, context: GateRequestContext) async -> Response {
-        guard request.method == .post else {
-            var response = Self.error(.methodNotAllowed, "invalid_request", "the token endpoint takes POST only")
-            response.headers[.allow] = "POST"
-            return response
+        var (parameters, clientID): (FormParameters, String)
+        switch await ClientForm.post(request, endpoint: "token", refusals: refusals) {
+        case .refused(let response): return response
+        case .read(let form, let client): (parameters, clientID) = (form, client)
         }
-        var parameters: FormParameters
-        let clientID: String
-        do {
-            (parameters, clientID) = try await parse(request)
-        } catch let refusal as Refusal {
-            await recordRefusal(refusal)
-            return Self.error(refusal.status, refusal.code, refusal.message)
-        } catch {
-            return Self.error(.badRequest, "invalid_request", "the request cannot be read")
+        guard let grantType = parameters["grant_type"], !grantType.isEmpty else {
+            await refusals.record(endpoint: "token", code: "invalid_request", reason: "grant_type is missing")
+            return Self.error(.badRequest, "invalid_request", "grant_type is missing")
         }
-        let grantType = parameters["grant_type"] ?? ""
         if grantType == Self.deviceCodeGrant, device == nil {
             // The device code came from a device endpoint ScopeGate does not know, so could not gate.
             return Self.error(
@@ -157,12 +150,14 @@ struct TokenEndpoint: Sendable {
         }
         // Every success, and any other answer that carries a token, passes the second gate: a token must
         // not leave because the IdP chose an unusual status.
-        if (200..<300).contains(answer.status.code) || Self.carriesToken(answer.body) {
-            if let refusal = await secondGate(answer.body, clientID: clientID, requested: requested) {
+        let object = (try? JSONSerialization.jsonObject(with: Data(buffer: answer.body))) as? [String: Any]
+        let carriesToken = object.map { object in ["access_token", "refresh_token", "id_token"].contains { object[$0] != nil } } ?? false
+        if (200..<300).contains(answer.status.code) || carriesToken {
+            if let refusal = await secondGate(object, clientID: clientID, requested: requested) {
                 logger.error(
                     "the IdP issued a token beyond what is approved; it was withheld",
                     metadata: ["sg.client.id": "\(clientID)", "sg.reason": "\(refusal)"])
-                await revoke(answer.body, as: request, parameters: parameters, peer: peer)
+                if let object { await revoke(object, as: request, parameters: parameters, peer: peer) }
                 return Self.error(.badRequest, "invalid_scope", refusal)
             }
         }
@@ -171,10 +166,10 @@ struct TokenEndpoint: Sendable {
 
     /// Revokes the tokens of a withheld response at the IdP (RFC 7009), authenticating as the client
     /// did in its token request. Best effort: the client never receives the tokens either way.
-    private func revoke(_ body: ByteBuffer, as request: Request, parameters: FormParameters, peer: ForwardingHeaders.Peer) async {
-        guard let revocationPath,
-            let object = (try? JSONSerialization.jsonObject(with: Data(buffer: body))) as? [String: Any]
-        else { return }
+    private func revoke(_ object: [String: Any], as request: Request, parameters: FormParameters, peer: ForwardingHeaders.Peer)
+        async
+    {
+        guard let revocationPath else { return }
         let credentials = ["client_id", "client_secret", "client_assertion", "client_assertion_type"].compactMap { name in
             parameters[name].map { (name, $0) }
         }
@@ -188,17 +183,10 @@ struct TokenEndpoint: Sendable {
         }
     }
 
-    /// Whether a JSON answer holds a token of any kind.
-    static func carriesToken(_ body: ByteBuffer) -> Bool {
-        guard let object = (try? JSONSerialization.jsonObject(with: Data(buffer: body))) as? [String: Any] else { return false }
-        return ["access_token", "refresh_token", "id_token"].contains { object[$0] != nil }
-    }
-
-    /// Why a successful token response may not leave, or `nil` when it may.
-    private func secondGate(_ body: ByteBuffer, clientID: String, requested: ScopeSet?) async -> String? {
-        guard let object = (try? JSONSerialization.jsonObject(with: Data(buffer: body))) as? [String: Any] else {
-            return "the IdP's token response is not JSON"
-        }
+    /// Why a successful token response (`object`, `nil` when it is not a JSON object) may not leave, or
+    /// `nil` when it may.
+    private func secondGate(_ object: [String: Any]?, clientID: String, requested: ScopeSet?) async -> String? {
+        guard let object else { return "the IdP's token response is not JSON" }
         let issued: ScopeSet
         if let scope = object["scope"] {
             guard let text = scope as? String, let parsed = try? ScopeSet(parsing: text) else {
@@ -227,14 +215,6 @@ struct TokenEndpoint: Sendable {
         var message: String
     }
 
-    private func parse(_ request: Request) async throws -> (FormParameters, String) {
-        let (parameters, clientID) = try await ClientForm.read(request)
-        guard let grantType = parameters["grant_type"], !grantType.isEmpty else {
-            throw Refusal(message: "grant_type is missing")
-        }
-        return (parameters, clientID)
-    }
-
     /// The client id of an HTTP Basic `Authorization` header (RFC 6749 §2.3.1: form-encoded id).
     static func basicClientID(_ header: String?) throws -> String? {
         guard let header, header.lowercased().hasPrefix("basic ") else { return nil }
@@ -250,13 +230,12 @@ struct TokenEndpoint: Sendable {
         return id
     }
 
-    /// The `sub` of a client assertion JWT (RFC 7523 §3); the IdP verifies its signature.
+    /// The `sub` of a client assertion JWT (RFC 7523 §3); the IdP verifies its signature. Read
+    /// strictly: with `sub` twice, ScopeGate and the IdP could each take a different client.
     static func assertionSubject(_ assertion: String) -> String? {
         let parts = assertion.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count == 3, let data = Base64URL.decode(parts[1]),
-            let claims = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any]
-        else { return nil }
-        return claims["sub"] as? String
+        guard parts.count == 3, let data = Base64URL.decode(parts[1]), let claims = StrictJSON.parse(data) else { return nil }
+        return claims["sub"]?.stringValue
     }
 
     // MARK: Answers
@@ -272,9 +251,5 @@ struct TokenEndpoint: Sendable {
         let body = (try? JSONSerialization.data(
             withJSONObject: ["error": code, "error_description": description], options: [.sortedKeys])) ?? Data()
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
-    }
-
-    private func recordRefusal(_ refusal: Refusal) async {
-        await refusals.record(endpoint: "token", code: refusal.code, reason: refusal.message)
     }
 }

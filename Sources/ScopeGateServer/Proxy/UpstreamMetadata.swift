@@ -9,8 +9,9 @@ struct UpstreamMetadata: Sendable {
     var issuer: String?
     /// The path of the authorization endpoint.
     var authorizationPath: String
-    /// The path of the token endpoint, when known (discovery or `upstream.token_endpoint`).
-    var tokenPath: String?
+    /// The path of the token endpoint (discovery or `upstream.token_endpoint`); ScopeGate does not start
+    /// without one.
+    var tokenPath: String
     /// The path of the revocation endpoint (RFC 7009), when discovery names one ScopeGate fronts.
     var revocationPath: String?
     /// The path of the pushed authorization request endpoint (RFC 9126), when discovery names one.
@@ -48,11 +49,11 @@ struct UpstreamMetadata: Sendable {
                 break
             }
         }
-        var tokenPath = configuration.tokenEndpointPath
-        if tokenPath == nil, let document {
-            tokenPath = try endpointPath(document, "token_endpoint", configuration: configuration)
+        var knownTokenPath = configuration.tokenEndpointPath
+        if knownTokenPath == nil, let document {
+            knownTokenPath = try endpointPath(document, "token_endpoint", configuration: configuration)
         }
-        guard tokenPath != nil else {
+        guard let tokenPath = knownTokenPath else {
             throw GateError(
                 .invalidConfiguration,
                 "ScopeGate knows no token endpoint (discovery names none): set upstream.token_endpoint; every token the IdP issues must pass the second gate there"
