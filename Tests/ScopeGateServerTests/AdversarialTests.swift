@@ -243,6 +243,13 @@ import Testing
             "token", "authorization code redeemed for an unapproved resource",
             form("/o/token/", "grant_type=authorization_code&code=c&resource=https%3A%2F%2Fpayroll.example%2F"), 400, "invalid_target")
         add("token", "two client identities", form("/o/token/", "grant_type=client_credentials&client_id=other&scope=openid"), 401, "more than one client")
+        add(
+            "token", "a client assertion naming two clients",
+            form(
+                "/o/token/",
+                "grant_type=client_credentials&scope=openid&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion="
+                    + jwt(#"{"alg":"RS256"}"#, #"{"sub":"app","sub":"evil","aud":"x"}"#, signature: "c2ln"), []), 401,
+            "the client assertion cannot be read")
         add("token", "parameters in the query", form("/o/token/?scope=admin%3Aorg", "grant_type=client_credentials&scope=openid"), 400, "not the query")
         add("token", "grant_type twice", form("/o/token/", "grant_type=authorization_code&grant_type=client_credentials&scope=openid"), 400, "is repeated")
         add("token", "a denied scope", form("/o/token/", "grant_type=client_credentials&scope=admin%3Aorg"), 400, "does not allow")
