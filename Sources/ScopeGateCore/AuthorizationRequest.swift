@@ -42,16 +42,22 @@ public struct AuthorizationRequest: Sendable, Equatable {
 
     /// Validates already-parsed parameters, and the request object among them.
     public init(method: Method, parameters: FormParameters) throws(GateError) {
-        for pair in parameters.pairs where pair.name.utf8.contains(where: { $0 < 0x21 || $0 > 0x7E }) {
-            throw GateError(.invalidRequest, "a parameter name has a control, space or non-ASCII character")
+        // One pass over the parameters for everything the gate reads (names are unique, but for the
+        // repeatable permission parameters).
+        var outer = Fields()
+        for pair in parameters.pairs {
+            if pair.name.utf8.contains(where: { $0 < 0x21 || $0 > 0x7E }) {
+                throw GateError(.invalidRequest, "a parameter name has a control, space or non-ASCII character")
+            }
+            outer.read(pair.name, pair.value)
         }
-        if parameters.contains("request_uri") {
-            if parameters.contains("request") {
+        if outer.hasRequestURI {
+            if outer.request != nil {
                 throw GateError(.invalidRequest, "request and request_uri cannot be used together")
             }
             throw GateError(.requestURINotSupported, "request_uri is accepted only alone with client_id, for a request pushed through ScopeGate")
         }
-        let object = try parameters["request"].map { (text) throws(GateError) in try RequestObject(compact: text) }
+        let object = try outer.request.map { (text) throws(GateError) in try RequestObject(compact: text) }
         // A parameter both outside and inside the request object must agree: OIDC Core reads the two
         // merged, RFC 9101 reads the object alone, and the gate must not depend on which the IdP does.
         for (name, inner) in object?.parameters ?? [:] {
@@ -60,12 +66,12 @@ public struct AuthorizationRequest: Sendable, Equatable {
                     .invalidRequest, "the request object and the request disagree on \(FormParameters.printable(name))")
             }
         }
-        func value(_ name: String) -> String? { parameters[name] ?? object?.parameters[name] }
+        func value(_ outer: String?, _ name: String) -> String? { outer ?? object?.parameters[name] }
 
-        guard let clientID = value("client_id"), !clientID.isEmpty else {
+        guard let clientID = value(outer.clientID, "client_id"), !clientID.isEmpty else {
             throw GateError(.invalidRequest, "the request has no client_id")
         }
-        guard let responseType = value("response_type"), !responseType.isEmpty else {
+        guard let responseType = value(outer.responseType, "response_type"), !responseType.isEmpty else {
             throw GateError(.invalidRequest, "the request has no response_type")
         }
         // Only the authorization code flow: other response types hand tokens to the browser, past the
@@ -78,25 +84,54 @@ public struct AuthorizationRequest: Sendable, Equatable {
         self.clientID = clientID
         self.responseType = responseType
         // Permissions are the union of the outer parameters and the request object.
-        let scopeValues = [parameters["scope"], object?.scope].compactMap { $0 }
-        var scopes = ScopeSet([String]())
-        for scope in scopeValues { scopes = scopes.union(try ScopeSet(parsing: scope)) }
+        var scopes = try outer.scope.map { (text) throws(GateError) in try ScopeSet(parsing: text) } ?? ScopeSet([String]())
+        if let inner = object?.scope { scopes = scopes.union(try ScopeSet(parsing: inner)) }
         self.scopes = scopes
-        self.hasScopeParameter = !scopeValues.isEmpty
-        let others = ScopeSet(try Permissions.names(in: parameters) + (object?.permissions ?? []))
-        guard scopes.tokens.count + others.tokens.count <= ScopeSet.maximumCount else {
+        self.hasScopeParameter = outer.scope != nil || object?.scope != nil
+        var others = outer.carriesPermissions ? try Permissions.names(in: parameters) : []
+        others += object?.permissions ?? []
+        let otherPermissions = ScopeSet(others)
+        guard scopes.tokens.count + otherPermissions.tokens.count <= ScopeSet.maximumCount else {
             throw GateError(.invalidScope, "the request carries more than \(ScopeSet.maximumCount) permissions")
         }
-        self.otherPermissions = others
-        self.redirectURI = value("redirect_uri")
-        self.state = value("state")
-        if let mode = value("response_mode") {
+        self.otherPermissions = otherPermissions
+        self.redirectURI = value(outer.redirectURI, "redirect_uri")
+        self.state = value(outer.state, "state")
+        if let mode = value(outer.responseMode, "response_mode") {
             guard let parsed = ResponseMode(rawValue: mode) else {
                 throw GateError(.invalidRequest, "the response_mode is not one of query, fragment, form_post")
             }
             self.responseMode = parsed
         } else {
             self.responseMode = nil
+        }
+    }
+
+    /// The parameters the gate reads, picked out of the request in one pass.
+    private struct Fields {
+        var clientID: String?
+        var responseType: String?
+        var scope: String?
+        var redirectURI: String?
+        var state: String?
+        var responseMode: String?
+        var request: String?
+        var hasRequestURI = false
+        /// Whether any of `Permissions.parameterNames` is present.
+        var carriesPermissions = false
+
+        mutating func read(_ name: String, _ value: String) {
+            switch name {
+            case "client_id": clientID = value
+            case "scope": scope = value
+            case "response_type": responseType = value
+            case "redirect_uri": redirectURI = value
+            case "state": state = value
+            case "response_mode": responseMode = value
+            case "request": request = value
+            case "request_uri": hasRequestURI = true
+            default: if Permissions.parameterNames.contains(name) { carriesPermissions = true }
+            }
         }
     }
 }

@@ -24,54 +24,104 @@ public struct FormParameters: Sendable, Equatable {
     public init(parsing encoded: Substring, plusIsSpace: Bool = true) throws(GateError) {
         self.pairs = []
         if encoded.isEmpty { return }
-        var canonical = true
-        guard encoded.utf8.allSatisfy({ (0x21...0x7E).contains($0) }) else {
-            throw GateError(.invalidRequest, "the request has a character that must be percent-encoded")
-        }
-        // Split over bytes: the text is ASCII, and splitting by `Character` would walk grapheme clusters.
-        let utf8 = encoded.utf8
-        var start = utf8.startIndex
-        while true {
-            let end = utf8[start...].firstIndex(of: UInt8(ascii: "&")) ?? utf8.endIndex
-            let piece = encoded[start..<end]
-            if piece.isEmpty {
-                throw GateError(.invalidRequest, "the request has an empty parameter (a stray '&')")
-            }
-            let name: Substring
-            let value: Substring
-            if let eq = piece.utf8.firstIndex(of: UInt8(ascii: "=")) {
-                name = piece[..<eq]
-                value = piece[piece.utf8.index(after: eq)...]
-                canonical = canonical && Self.isCanonical(name) && Self.isCanonical(value)
-            } else {
-                name = piece
-                value = ""
-                canonical = false
-            }
-            let decodedName = try Self.decode(name, plusIsSpace: plusIsSpace)
-            if decodedName.isEmpty {
-                throw GateError(.invalidRequest, "the request has a parameter without a name")
-            }
-            try append(decodedName, try Self.decode(value, plusIsSpace: plusIsSpace))
-            if end == utf8.endIndex { break }
-            start = utf8.index(after: end)
-        }
-        if canonical { self.canonical = String(encoded) }
-    }
-
-    /// Whether `text` is exactly what `encode` makes of what `decode` makes of it.
-    static func isCanonical(_ text: Substring) -> Bool {
-        var iterator = text.utf8.makeIterator()
-        while let byte = iterator.next() {
-            if byte == UInt8(ascii: "%") {
-                guard let high = iterator.next(), let low = iterator.next(), let h = upperHexValue(high), let l = upperHexValue(low),
-                    !isUnreserved(h << 4 | l)
-                else { return false }
-            } else if !isUnreserved(byte) {
+        // One pass over the bytes: the request line is ASCII, and walking `Substring` indices (or
+        // grapheme clusters) per byte costs more than everything else the gate does.
+        var text = encoded
+        var parsed: [(name: String, value: String)] = []
+        var failure: GateError?
+        let canonical = text.withUTF8 { bytes -> Bool in
+            do throws(GateError) {
+                return try Self.parse(bytes, plusIsSpace: plusIsSpace, into: &parsed)
+            } catch {
+                failure = error
                 return false
             }
         }
-        return true
+        if let failure { throw failure }
+        self.pairs = parsed
+        if canonical { self.canonical = String(encoded) }
+    }
+
+    /// Splits `bytes` into decoded pairs; returns whether the text is canonical (see `canonical`).
+    private static func parse(
+        _ bytes: UnsafeBufferPointer<UInt8>, plusIsSpace: Bool, into pairs: inout [(name: String, value: String)]
+    ) throws(GateError) -> Bool {
+        for byte in bytes where byte < 0x21 || byte > 0x7E {
+            throw GateError(.invalidRequest, "the request has a character that must be percent-encoded")
+        }
+        pairs.reserveCapacity(8)
+        var canonical = true
+        var start = 0
+        while true {
+            var end = start
+            var equals = -1
+            while end < bytes.count, bytes[end] != UInt8(ascii: "&") {
+                if equals < 0, bytes[end] == UInt8(ascii: "=") { equals = end }
+                end += 1
+            }
+            if end == start {
+                throw GateError(.invalidRequest, "the request has an empty parameter (a stray '&')")
+            }
+            if equals < 0 { canonical = false }
+            let nameEnd = equals < 0 ? end : equals
+            let name = try decode(UnsafeBufferPointer(rebasing: bytes[start..<nameEnd]), plusIsSpace: plusIsSpace, canonical: &canonical)
+            if name.isEmpty {
+                throw GateError(.invalidRequest, "the request has a parameter without a name")
+            }
+            let valueStart = equals < 0 ? end : equals + 1
+            let value = try decode(UnsafeBufferPointer(rebasing: bytes[valueStart..<end]), plusIsSpace: plusIsSpace, canonical: &canonical)
+            try checkNew(name, in: pairs)
+            pairs.append((name, value))
+            if end == bytes.count { return canonical }
+            start = end + 1
+        }
+    }
+
+    /// Decodes one name or value of printable ASCII, clearing `canonical` unless `encode` would give
+    /// the same bytes back: every byte unreserved, or an upper-case escape of a reserved one.
+    private static func decode(
+        _ bytes: UnsafeBufferPointer<UInt8>, plusIsSpace: Bool, canonical: inout Bool
+    ) throws(GateError) -> String {
+        var escaped = false
+        for byte in bytes {
+            if byte == UInt8(ascii: "%") || (byte == UInt8(ascii: "+") && plusIsSpace) {
+                escaped = true
+            } else if canonical, !isUnreserved(byte) {
+                canonical = false
+            }
+        }
+        // Most names and many values need no decoding; their bytes are ASCII, so this copies them.
+        if !escaped { return String(decoding: bytes, as: UTF8.self) }
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count)
+        var index = 0
+        while index < bytes.count {
+            let byte = bytes[index]
+            if byte == UInt8(ascii: "%") {
+                guard index + 2 < bytes.count, let high = hexValue(bytes[index + 1]), let low = hexValue(bytes[index + 2]) else {
+                    throw GateError(.invalidRequest, "the request has malformed percent-encoding")
+                }
+                let decoded = high << 4 | low
+                if canonical, upperHexValue(bytes[index + 1]) == nil || upperHexValue(bytes[index + 2]) == nil || isUnreserved(decoded) {
+                    canonical = false
+                }
+                out.append(decoded)
+                index += 3
+            } else if byte == UInt8(ascii: "+"), plusIsSpace {
+                canonical = false
+                out.append(UInt8(ascii: " "))
+                index += 1
+            } else {
+                out.append(byte)
+                index += 1
+            }
+        }
+        // ASCII is valid UTF-8; anything else is checked (the generic validation is the slow part).
+        if out.allSatisfy({ $0 < 0x80 }) { return String(decoding: out, as: UTF8.self) }
+        guard let string = String(validating: out, as: UTF8.self) else {
+            throw GateError(.invalidRequest, "the request has a parameter that is not valid UTF-8")
+        }
+        return string
     }
 
     private static func upperHexValue(_ byte: UInt8) -> UInt8? {
@@ -101,10 +151,15 @@ public struct FormParameters: Sendable, Equatable {
     /// Adds a parameter; a repeated name is refused as ambiguous (RFC 6749 §3.1), except the few
     /// `repeatable` ones.
     public mutating func append(_ name: String, _ value: String) throws(GateError) {
-        if contains(name), !Self.repeatable.contains(name) {
-            throw GateError(.invalidRequest, "the parameter '\(Self.printable(name))' is repeated")
-        }
+        try Self.checkNew(name, in: pairs)
         pairs.append((name, value))
+    }
+
+    /// Refuses `name` when `pairs` already has it, unless it is `repeatable`.
+    private static func checkNew(_ name: String, in pairs: [(name: String, value: String)]) throws(GateError) {
+        if pairs.contains(where: { $0.name == name }), !repeatable.contains(name) {
+            throw GateError(.invalidRequest, "the parameter '\(printable(name))' is repeated")
+        }
     }
 
     /// Merges the parameters of `other`; a name present in both is refused as ambiguous.
@@ -139,33 +194,6 @@ public struct FormParameters: Sendable, Equatable {
     }
 
     // MARK: - Encoding
-
-    static func decode(_ text: Substring, plusIsSpace: Bool) throws(GateError) -> String {
-        // Most names and many values need no decoding: the caller has checked they are printable ASCII.
-        if !text.utf8.contains(where: { $0 == UInt8(ascii: "%") || ($0 == UInt8(ascii: "+") && plusIsSpace) }) {
-            return String(text)
-        }
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(text.utf8.count)
-        var iterator = text.utf8.makeIterator()
-        while let byte = iterator.next() {
-            switch byte {
-            case UInt8(ascii: "%"):
-                guard let high = iterator.next().flatMap(hexValue), let low = iterator.next().flatMap(hexValue) else {
-                    throw GateError(.invalidRequest, "the request has malformed percent-encoding")
-                }
-                bytes.append(high << 4 | low)
-            case UInt8(ascii: "+") where plusIsSpace:
-                bytes.append(UInt8(ascii: " "))
-            default:
-                bytes.append(byte)
-            }
-        }
-        guard let string = String(validating: bytes, as: UTF8.self) else {
-            throw GateError(.invalidRequest, "the request has a parameter that is not valid UTF-8")
-        }
-        return string
-    }
 
     /// `text` percent-encoded: every byte outside the unreserved set (RFC 3986 §2.3).
     public static func encode(_ text: String) -> String {

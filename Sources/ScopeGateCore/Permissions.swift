@@ -23,13 +23,18 @@ public enum PermissionKind: String, CaseIterable, Sendable {
 
     /// The kind of a permission name.
     public static func of(_ permission: String) -> PermissionKind {
-        guard permission.hasPrefix("@") else { return .scope }
+        guard permission.utf8.first == UInt8(ascii: "@") else { return .scope }
         return allCases.first { $0 != .scope && permission.hasPrefix($0.prefix) } ?? .scope
     }
 
     /// Whether a scope token is spelled like another kind's name.
     public static func isReserved(scopeToken token: Substring) -> Bool {
         token.hasPrefix("@") && allCases.contains { $0 != .scope && token.hasPrefix($0.prefix) }
+    }
+
+    /// Whether a scope token, as bytes, is spelled like another kind's name.
+    static func isReserved(scopeToken token: UnsafeBufferPointer<UInt8>) -> Bool {
+        token.first == UInt8(ascii: "@") && isReserved(scopeToken: Substring(decoding: token, as: UTF8.self))
     }
 }
 

@@ -24,18 +24,32 @@ extension Policy {
 
     /// Evaluates `scopes` for `clientID` given the scopes currently granted to it.
     public func evaluate(scopes: ScopeSet, clientID: String, granted: Set<String>) -> Evaluation {
+        evaluate(scopes: scopes, clientID: clientID, isGranted: granted.contains)
+    }
+
+    /// Evaluates `scopes` for `clientID`, asking `isGranted` about each scope a rule leaves to an approver.
+    public func evaluate(scopes: ScopeSet, clientID: String, isGranted: (String) -> Bool) -> Evaluation {
+        let clientRules = clients[clientID]?.rules ?? []
+        // The common case, every scope granted or approved by policy, decided without building anything.
+        let allowed = scopes.allSatisfy { scope in
+            switch auto(for: scope, clientRules: clientRules) {
+            case .approve: true
+            case .deny: false
+            case .ask: isGranted(scope)
+            }
+        }
+        if allowed { return .allow }
         var denied: [String] = []
         var unapproved: [String] = []
         var alreadyGranted: [String] = []
         for scope in scopes {
-            let rule = rule(for: scope, clientID: clientID)
-            switch rule.auto {
+            switch auto(for: scope, clientRules: clientRules) {
             case .deny:
                 denied.append(scope)
             case .approve:
                 continue
             case .ask:
-                if granted.contains(scope) {
+                if isGranted(scope) {
                     alreadyGranted.append(scope)
                 } else {
                     unapproved.append(scope)
@@ -43,7 +57,6 @@ extension Policy {
             }
         }
         if !denied.isEmpty { return .deny(ScopeSet(denied)) }
-        if unapproved.isEmpty { return .allow }
         return .hold(unapproved: ScopeSet(unapproved), granted: ScopeSet(alreadyGranted))
     }
 }

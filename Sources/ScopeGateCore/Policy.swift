@@ -108,16 +108,33 @@ public struct Policy: Sendable {
     /// The rule that decides `scope` for `clientID`: the client's own rules first, then the global
     /// ones; a scope nobody wrote a rule for must be asked about.
     public func rule(for scope: String, clientID: String) -> ScopeRule {
+        let clientRules = clients[clientID]?.rules ?? []
+        return switch match(for: scope, clientRules: clientRules) {
+        case .client(let index): clientRules[index]
+        case .global(let index): rules[index]
+        case nil: ScopeRule(pattern: GlobPattern(scope), kind: PermissionKind.of(scope), auto: .ask, tier: defaultTier, origin: "default")
+        }
+    }
+
+    /// What happens to `scope` without asking, under `clientRules` (a client's own rules) and the global ones.
+    func auto(for scope: String, clientRules: [ScopeRule]) -> Auto {
+        switch match(for: scope, clientRules: clientRules) {
+        case .client(let index): clientRules[index].auto
+        case .global(let index): rules[index].auto
+        case nil: .ask
+        }
+    }
+
+    /// Where the first rule matching a permission is: among a client's rules or the global ones.
+    enum RuleMatch { case client(Int), global(Int) }
+
+    /// The first of `clientRules`, then of the global rules, that matches `scope` (found by position,
+    /// so that evaluating a request copies no rule).
+    func match(for scope: String, clientRules: [ScopeRule]) -> RuleMatch? {
         let kind = PermissionKind.of(scope)
-        if let client = clients[clientID],
-            let rule = client.rules.first(where: { $0.kind == kind && $0.pattern.matches(scope) })
-        {
-            return rule
-        }
-        if let rule = rules.first(where: { $0.kind == kind && $0.pattern.matches(scope) }) {
-            return rule
-        }
-        return ScopeRule(pattern: GlobPattern(scope), kind: kind, auto: .ask, tier: defaultTier, origin: "default")
+        if let index = clientRules.firstIndex(where: { $0.kind == kind && $0.pattern.matches(scope) }) { return .client(index) }
+        if let index = rules.firstIndex(where: { $0.kind == kind && $0.pattern.matches(scope) }) { return .global(index) }
+        return nil
     }
 
     /// The name shown for a client, falling back to its id.

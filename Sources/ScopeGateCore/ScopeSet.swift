@@ -10,6 +10,11 @@ public struct ScopeSet: Sendable, Hashable, Codable, Sequence, CustomStringConve
     /// Creates a set from tokens that are already known to be valid.
     public init<S: Sequence>(_ tokens: S) where S.Element == String {
         var sorted = Array(tokens)
+        // Most requests name their scopes in order already, and few name any twice.
+        if zip(sorted, sorted.dropFirst()).allSatisfy({ $0 < $1 }) {
+            self.tokens = sorted
+            return
+        }
         sorted.sort()
         var unique: [String] = []
         unique.reserveCapacity(sorted.count)
@@ -26,27 +31,48 @@ public struct ScopeSet: Sendable, Hashable, Codable, Sequence, CustomStringConve
             self.init([String]())
             return
         }
-        var tokens: [String] = []
-        // Split over bytes, not grapheme clusters: a token's bytes are checked one by one below.
-        for bytes in value.utf8.split(separator: UInt8(ascii: " "), omittingEmptySubsequences: false) {
-            let token = Substring(bytes)
-            guard tokens.count < Self.maximumCount else {
-                throw GateError(.invalidScope, "the scope has more than \(Self.maximumCount) tokens")
+        var text = value
+        var failure: GateError?
+        let tokens = text.withUTF8 { bytes -> [String] in
+            do throws(GateError) {
+                return try Self.split(bytes)
+            } catch {
+                failure = error
+                return []
             }
-            guard !token.isEmpty else {
+        }
+        if let failure { throw failure }
+        self.init(tokens)
+    }
+
+    /// The tokens of a `scope` value, split over bytes (not grapheme clusters) and checked byte by byte.
+    private static func split(_ bytes: UnsafeBufferPointer<UInt8>) throws(GateError) -> [String] {
+        var tokens: [String] = []
+        var start = 0
+        while true {
+            var end = start
+            while end < bytes.count, bytes[end] != UInt8(ascii: " ") {
+                guard isScopeTokenByte(bytes[end]) else {
+                    throw GateError(.invalidScope, "a scope token has a character that RFC 6749 §3.3 does not allow")
+                }
+                end += 1
+            }
+            guard tokens.count < maximumCount else {
+                throw GateError(.invalidScope, "the scope has more than \(maximumCount) tokens")
+            }
+            guard end > start else {
                 throw GateError(.invalidScope, "the scope has an empty token (leading, trailing or doubled space)")
             }
-            guard token.utf8.allSatisfy(Self.isScopeTokenByte) else {
-                throw GateError(.invalidScope, "a scope token has a character that RFC 6749 §3.3 does not allow")
-            }
+            let token = UnsafeBufferPointer(rebasing: bytes[start..<end])
             guard !PermissionKind.isReserved(scopeToken: token) else {
                 throw GateError(
                     .invalidScope,
                     "a scope token may not begin with @resource:, @audience:, @authorization_details: or @claim: (ScopeGate names other permissions so)")
             }
-            tokens.append(String(token))
+            tokens.append(String(decoding: token, as: UTF8.self))
+            if end == bytes.count { return tokens }
+            start = end + 1
         }
-        self.init(tokens)
     }
 
     /// Whether the byte may appear in a scope token (RFC 6749 §3.3).

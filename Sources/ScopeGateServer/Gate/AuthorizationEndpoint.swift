@@ -91,8 +91,8 @@ struct AuthorizationEndpoint: Sendable {
     func admitWithoutWaiting(query: Substring) -> UpstreamForward? {
         guard let parsed = try? AuthorizationRequest(method: .get, query: query),
             let scopes = try? service.policy.effectiveScopes(of: parsed),
-            let granted = snapshot.granted(clientID: parsed.clientID, among: scopes, at: service.now()),
-            service.policy.evaluate(scopes: scopes, clientID: parsed.clientID, granted: granted) == .allow
+            let grants = snapshot.grants(of: parsed.clientID, at: service.now()),
+            service.policy.evaluate(scopes: scopes, clientID: parsed.clientID, isGranted: grants.contains) == .allow
         else { return nil }
         return forward(parsed)
     }

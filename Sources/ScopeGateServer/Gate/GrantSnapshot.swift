@@ -26,14 +26,27 @@ final class GrantSnapshot: Sendable {
 
     /// Which of `scopes` the client holds at `date`, or `nil` when the snapshot is not fresh.
     func granted(clientID: String, among scopes: ScopeSet, at date: Date) -> Set<String>? {
+        grants(of: clientID, at: date).map { grants in Set(scopes.filter(grants.contains)) }
+    }
+
+    /// The grants `clientID` holds at `date`, or `nil` when the snapshot is not fresh.
+    func grants(of clientID: String, at date: Date) -> ClientGrants? {
         state.withLockedValue { state in
             guard let refreshedAt = state.refreshedAt, ContinuousClock.now - refreshedAt <= maximumAge else { return nil }
-            guard let held = state.grants[clientID] else { return [] }
-            var result = Set<String>()
-            for scope in scopes {
-                if let entry = held[scope], entry.map({ date < $0 }) ?? true { result.insert(scope) }
-            }
-            return result
+            return ClientGrants(scopes: state.grants[clientID] ?? [:], date: date)
+        }
+    }
+
+    /// One client's grants, from a fresh snapshot, as of one moment.
+    struct ClientGrants {
+        /// Each granted scope's expiry, if it has one.
+        let scopes: [String: Date?]
+        let date: Date
+
+        /// Whether `scope` is granted and not expired.
+        func contains(_ scope: String) -> Bool {
+            guard let entry = scopes[scope] else { return false }
+            return entry.map { date < $0 } ?? true
         }
     }
 

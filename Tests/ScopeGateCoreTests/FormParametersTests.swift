@@ -1,0 +1,99 @@
+import Testing
+
+@testable import ScopeGateCore
+
+@Suite struct FormParametersTests {
+    @Test func decodesEscapesPlusAndMultibyteText() throws {
+        let form = try FormParameters(parsing: "a=x%20y&b=p+q&c=%C3%A9t%C3%A9&d=&e=%2B")
+        #expect(form["a"] == "x y")
+        #expect(form["b"] == "p q")
+        #expect(form["c"] == "été")
+        #expect(form["d"] == "")
+        #expect(form["e"] == "+")
+        #expect(form.names == ["a", "b", "c", "d", "e"])
+    }
+
+    @Test func plusIsLiteralWhenAsked() throws {
+        let form = try FormParameters(parsing: "a=p+q", plusIsSpace: false)
+        #expect(form["a"] == "p+q")
+        #expect(form.encoded == "a=p%2Bq")
+    }
+
+    /// What the gate forwards is either the text as it came, when encoding the parsed pairs again gives
+    /// exactly it, or that encoding: never something the parse did not see.
+    @Test(arguments: [
+        ("a=x&b=https%3A%2F%2Fapp.example%2Fcb", "a=x&b=https%3A%2F%2Fapp.example%2Fcb"),
+        ("scope=s1%20s2", "scope=s1%20s2"),
+        ("b=%3a", "b=%3A"),  // a lower-case escape
+        ("b=%41", "b=A"),  // an escaped unreserved byte
+        ("b=p+q", "b=p%20q"),  // plus as space
+        ("flag&b=1", "flag=&b=1"),  // a name without '='
+        ("b=%7e", "b=~"),
+        ("s=%C3%A9", "s=%C3%A9"),
+    ])
+    func forwardsTheTextOnlyWhenItIsCanonical(query: String, forwarded: String) throws {
+        let form = try FormParameters(parsing: Substring(query))
+        #expect(form.encoded == forwarded)
+        #expect(try FormParameters(parsing: Substring(form.encoded)) == form)
+    }
+
+    @Test(arguments: [
+        "a=1&a=2",  // repeated
+        "scope=a&sc%6Fpe=b",  // repeated once decoded
+        "a=%",  // escape cut short at the end
+        "a=%4",
+        "a=%4&b=1",  // cut short before the next pair
+        "a=%g1",
+        "a=%FF",  // not UTF-8
+        "a=%C3",  // a truncated UTF-8 sequence
+        "a=%ED%A0%80",  // an encoded surrogate
+        "a=1&",  // stray '&'
+        "&a=1",
+        "=1",  // no name
+        "a=1 2",  // unencoded space
+        "a=\u{7F}",  // DEL
+        "a=é",  // unencoded non-ASCII
+    ])
+    func refusesWhatAnotherParserCouldReadDifferently(query: String) {
+        #expect {
+            try FormParameters(parsing: Substring(query))
+        } throws: { ($0 as? GateError)?.code == .invalidRequest }
+    }
+
+    @Test func repeatsOnlyTheRepeatableParameters() throws {
+        let form = try FormParameters(parsing: "resource=https%3A%2F%2Fa&resource=https%3A%2F%2Fb&audience=x&audience=y")
+        #expect(form.values("resource") == ["https://a", "https://b"])
+        #expect(form.values("audience") == ["x", "y"])
+    }
+}
+
+@Suite struct ScopeSetTests {
+    @Test(arguments: [
+        ("openid", ["openid"]),
+        ("b a", ["a", "b"]),
+        ("a b a", ["a", "b"]),
+        ("s1 s2 s3", ["s1", "s2", "s3"]),
+        ("s3 s2 s2 s1", ["s1", "s2", "s3"]),
+        ("orders:read admin!", ["admin!", "orders:read"]),
+    ])
+    func parsesToOneSortedForm(value: String, tokens: [String]) throws {
+        #expect(try ScopeSet(parsing: value).tokens == tokens)
+    }
+
+    @Test(arguments: ["a  b", " a", "a ", "a\tb", "a\"b", "a\\b", "@resource:https://x", "@claim:email"])
+    func refusesWhatRFC6749DoesNotAllowOrAnotherKindsName(value: String) {
+        #expect {
+            try ScopeSet(parsing: value)
+        } throws: { ($0 as? GateError)?.code == .invalidScope }
+    }
+
+    @Test func allowsAtSignsThatNameNoOtherKind() throws {
+        #expect(try ScopeSet(parsing: "@team openid").tokens == ["@team", "openid"])
+    }
+
+    @Test func refusesMoreThanTheMaximumNumberOfTokens() throws {
+        let most = (0..<ScopeSet.maximumCount).map { "s\($0)" }
+        #expect(try ScopeSet(parsing: most.joined(separator: " ")).tokens.count == ScopeSet.maximumCount)
+        #expect(throws: GateError.self) { try ScopeSet(parsing: (most + ["extra"]).joined(separator: " ")) }
+    }
+}
