@@ -12,7 +12,7 @@ public struct FormParameters: Sendable, Equatable {
     /// The parsed text, when re-serializing the pairs would give it back byte for byte (every byte
     /// unreserved or an upper-case escape of a reserved one, no `+`, every pair with `=`): then
     /// `encoded` is that text, without encoding anything again.
-    private var canonical: String?
+    private var canonical: Substring?
 
     /// Creates parameters from already-decoded pairs; names must be unique.
     public init(_ pairs: [(name: String, value: String)]) throws(GateError) {
@@ -39,7 +39,7 @@ public struct FormParameters: Sendable, Equatable {
         }
         if let failure { throw failure }
         self.pairs = parsed
-        if canonical { self.canonical = String(encoded) }
+        if canonical { self.canonical = encoded }
     }
 
     /// Splits `bytes` into decoded pairs; returns whether the text is canonical (see `canonical`).
@@ -92,36 +92,43 @@ public struct FormParameters: Sendable, Equatable {
         }
         // Most names and many values need no decoding; their bytes are ASCII, so this copies them.
         if !escaped { return String(decoding: bytes, as: UTF8.self) }
-        var out: [UInt8] = []
-        out.reserveCapacity(bytes.count)
-        var index = 0
-        while index < bytes.count {
-            let byte = bytes[index]
-            if byte == UInt8(ascii: "%") {
-                guard index + 2 < bytes.count, let high = hexValue(bytes[index + 1]), let low = hexValue(bytes[index + 2]) else {
-                    throw GateError(.invalidRequest, "the request has malformed percent-encoding")
-                }
-                let decoded = high << 4 | low
-                if canonical, upperHexValue(bytes[index + 1]) == nil || upperHexValue(bytes[index + 2]) == nil || isUnreserved(decoded) {
+        // Decoded text is never longer than its encoding: decode into scratch space on the stack.
+        let result = withUnsafeTemporaryAllocation(of: UInt8.self, capacity: bytes.count) { out -> Result<String, GateError> in
+            var count = 0
+            var ascii = true
+            var index = 0
+            while index < bytes.count {
+                let byte = bytes[index]
+                if byte == UInt8(ascii: "%") {
+                    guard index + 2 < bytes.count, let high = hexValue(bytes[index + 1]), let low = hexValue(bytes[index + 2]) else {
+                        return .failure(GateError(.invalidRequest, "the request has malformed percent-encoding"))
+                    }
+                    let decoded = high << 4 | low
+                    if canonical, upperHexValue(bytes[index + 1]) == nil || upperHexValue(bytes[index + 2]) == nil || isUnreserved(decoded) {
+                        canonical = false
+                    }
+                    ascii = ascii && decoded < 0x80
+                    out[count] = decoded
+                    index += 3
+                } else if byte == UInt8(ascii: "+"), plusIsSpace {
                     canonical = false
+                    out[count] = UInt8(ascii: " ")
+                    index += 1
+                } else {
+                    out[count] = byte
+                    index += 1
                 }
-                out.append(decoded)
-                index += 3
-            } else if byte == UInt8(ascii: "+"), plusIsSpace {
-                canonical = false
-                out.append(UInt8(ascii: " "))
-                index += 1
-            } else {
-                out.append(byte)
-                index += 1
+                count += 1
             }
+            let decoded = UnsafeBufferPointer(rebasing: out[..<count])
+            // ASCII is valid UTF-8; anything else is checked (the generic validation is the slow part).
+            if ascii { return .success(String(decoding: decoded, as: UTF8.self)) }
+            guard let string = String(validating: decoded, as: UTF8.self) else {
+                return .failure(GateError(.invalidRequest, "the request has a parameter that is not valid UTF-8"))
+            }
+            return .success(string)
         }
-        // ASCII is valid UTF-8; anything else is checked (the generic validation is the slow part).
-        if out.allSatisfy({ $0 < 0x80 }) { return String(decoding: out, as: UTF8.self) }
-        guard let string = String(validating: out, as: UTF8.self) else {
-            throw GateError(.invalidRequest, "the request has a parameter that is not valid UTF-8")
-        }
-        return string
+        return try result.get()
     }
 
     private static func upperHexValue(_ byte: UInt8) -> UInt8? {
@@ -176,10 +183,16 @@ public struct FormParameters: Sendable, Equatable {
     }
 
     /// The parameters encoded again, each byte outside the unreserved set percent-encoded.
-    public var encoded: String {
-        if let canonical { return canonical }
-        var out = ""
-        out.reserveCapacity(pairs.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count + 2 } + 32)
+    public var encoded: String { appendingEncoded(to: "") }
+
+    /// `prefix` followed by `encoded`, built in one string.
+    public func appendingEncoded(to prefix: String) -> String {
+        var out = prefix
+        if let canonical {
+            out += canonical
+            return out
+        }
+        out.reserveCapacity(out.utf8.count + pairs.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count + 2 } + 32)
         for (index, pair) in pairs.enumerated() {
             if index > 0 { out += "&" }
             out += Self.encode(pair.name)

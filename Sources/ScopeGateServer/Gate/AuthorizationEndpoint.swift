@@ -7,7 +7,8 @@ import ScopeGateCore
 
 /// The gated authorization endpoint: parse once, strictly; evaluate; forward what is approved exactly
 /// as parsed, hold what needs a decision, refuse the rest.
-struct AuthorizationEndpoint: Sendable {
+/// A class: every gated request reaches it, and copying its fields per request showed in profiles.
+final class AuthorizationEndpoint: Sendable {
     let service: GateService
     let snapshot: GrantSnapshot
     let binding: BrowserBinding
@@ -18,6 +19,20 @@ struct AuthorizationEndpoint: Sendable {
     /// Where malformed requests are recorded.
     let refusals: RefusalAudit
     let logger: Logger
+
+    init(
+        service: GateService, snapshot: GrantSnapshot, binding: BrowserBinding, redirect: ClientRedirect, path: String,
+        pushed: PushedRequests, refusals: RefusalAudit, logger: Logger
+    ) {
+        self.service = service
+        self.snapshot = snapshot
+        self.binding = binding
+        self.redirect = redirect
+        self.path = path
+        self.pushed = pushed
+        self.refusals = refusals
+        self.logger = logger
+    }
 
     /// The largest form body read at the authorization endpoint.
     static let maximumBodySize = 32 * 1024
@@ -100,7 +115,7 @@ struct AuthorizationEndpoint: Sendable {
     /// An admitted request as it goes to the IdP: re-serialized from what was parsed.
     func forward(_ parsed: AuthorizationRequest) -> UpstreamForward {
         switch parsed.method {
-        case .get: UpstreamForward(target: path + "?" + parsed.parameters.encoded, body: nil)
+        case .get: UpstreamForward(target: parsed.parameters.appendingEncoded(to: path + "?"), body: nil)
         case .post: UpstreamForward(target: path, body: ByteBuffer(string: parsed.parameters.encoded))
         }
     }
