@@ -210,7 +210,8 @@ import Testing
     @Test(arguments: [
         ("/o/authorize/", "/o/authorize"), ("/O//Authorize/./", "/o/authorize"), ("/o/x/../authorize", "/o/authorize"),
         ("/o/%2561uthorize", "/o/authorize"), ("/o\\authorize;a=b/", "/o/authorize"), ("/../..", "/"),
-        ("/o/%20authorize%09/", "/o/authorize"), ("/", "/"),
+        ("/o/%20authorize%09/", "/o/authorize"), ("/", "/"), ("/a/b/../../c", "/c"), ("/a/..;x/b", "/b"),
+        ("/a/b/..", "/a"), ("/a/b/%2e%2E/c", "/a/c"), ("/a%2Fb", "/a/b"), ("", "/"), ("/realms/Acme/account", "/realms/acme/account"),
     ])
     func normalizesPathsAnIdPMightConfuse(_ path: String, _ expected: String) {
         #expect(PathGuard.normalize(path) == expected)

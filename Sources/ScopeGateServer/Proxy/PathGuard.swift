@@ -34,18 +34,20 @@ struct PathGuard: Sendable {
         case other
     }
 
-    private let exact: [String: GatedEndpoint]
+    /// The gated paths as they are spelled: a handful, compared in place (no string is built per request).
+    private let exact: [(path: String, endpoint: GatedEndpoint)]
     private let normalized: [String: GatedEndpoint]
 
     init(_ endpoints: [String: GatedEndpoint]) {
-        self.exact = endpoints
+        self.exact = endpoints.map { ($0.key, $0.value) }
         self.normalized = Dictionary(
             endpoints.filter(\.value.carriesPermissions).map { (Self.normalize($0.key), $0.value) },
             uniquingKeysWith: { first, _ in first })
     }
 
     func classify(_ rawPath: Substring) -> Match {
-        if let endpoint = exact[String(rawPath)] { return .gated(endpoint) }
+        let length = rawPath.utf8.count
+        for entry in exact where entry.path.utf8.count == length && rawPath == entry.path { return .gated(entry.endpoint) }
         if normalized.isEmpty { return .other }
         return normalized[Self.normalize(rawPath)] == nil ? .other : .ambiguous
     }
@@ -58,35 +60,44 @@ struct PathGuard: Sendable {
         for _ in 0..<3 where bytes.contains(UInt8(ascii: "%")) {
             bytes = percentDecodedLossy(bytes)
         }
-        var output: [UInt8] = []
-        output.reserveCapacity(bytes.count + 1)
-        var segmentStarts: [Int] = []
-        var index = 0
-        while index <= bytes.count {
-            // Read one segment up to the next separator.
-            var end = index
-            while end < bytes.count, bytes[end] != UInt8(ascii: "/"), bytes[end] != UInt8(ascii: "\\") { end += 1 }
-            var segmentEnd = end
-            if let semicolon = bytes[index..<end].firstIndex(of: UInt8(ascii: ";")) { segmentEnd = semicolon }
-            var start = index
-            while start < segmentEnd, isBlank(bytes[start]) { start += 1 }
-            while segmentEnd > start, isBlank(bytes[segmentEnd - 1]) { segmentEnd -= 1 }
-            let length = segmentEnd - start
-            if length == 0 || (length == 1 && bytes[start] == UInt8(ascii: ".")) {
-                // empty or "." segment: dropped
-            } else if length == 2 && bytes[start] == UInt8(ascii: ".") && bytes[start + 1] == UInt8(ascii: ".") {
-                if let last = segmentStarts.popLast() { output.removeSubrange(last...) }
-            } else {
-                segmentStarts.append(output.count)
-                output.append(UInt8(ascii: "/"))
-                for byte in bytes[start..<segmentEnd] {
-                    output.append((UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte) ? byte | 0x20 : byte)
+        // The output is never longer than the input plus a leading slash: build it in scratch space.
+        return bytes.withUnsafeBufferPointer { input in
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: input.count + 1) { output in
+                var count = 0
+                var index = 0
+                while index <= input.count {
+                    // Read one segment up to the next separator.
+                    var end = index
+                    while end < input.count, input[end] != UInt8(ascii: "/"), input[end] != UInt8(ascii: "\\") { end += 1 }
+                    var segmentEnd = index
+                    while segmentEnd < end, input[segmentEnd] != UInt8(ascii: ";") { segmentEnd += 1 }
+                    var start = index
+                    while start < segmentEnd, isBlank(input[start]) { start += 1 }
+                    while segmentEnd > start, isBlank(input[segmentEnd - 1]) { segmentEnd -= 1 }
+                    let length = segmentEnd - start
+                    if length == 0 || (length == 1 && input[start] == UInt8(ascii: ".")) {
+                        // empty or "." segment: dropped
+                    } else if length == 2 && input[start] == UInt8(ascii: ".") && input[start + 1] == UInt8(ascii: ".") {
+                        // ".." removes the last segment written, if any.
+                        while count > 0 {
+                            count -= 1
+                            if output[count] == UInt8(ascii: "/") { break }
+                        }
+                    } else {
+                        output[count] = UInt8(ascii: "/")
+                        count += 1
+                        for position in start..<segmentEnd {
+                            let byte = input[position]
+                            output[count] = (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte) ? byte | 0x20 : byte
+                            count += 1
+                        }
+                    }
+                    index = end + 1
                 }
+                if count == 0 { return "/" }
+                return String(decoding: UnsafeBufferPointer(rebasing: output[..<count]), as: UTF8.self)
             }
-            index = end + 1
         }
-        if output.isEmpty { output.append(UInt8(ascii: "/")) }
-        return String(decoding: output, as: UTF8.self)
     }
 
     private static func isBlank(_ byte: UInt8) -> Bool { byte <= 0x20 || byte == 0x7F }
