@@ -83,8 +83,7 @@ extension GateService {
             // looked into (this runs for every token the IdP issues).
             let lookback = date.addingTimeInterval(-86_400)
             var approvedOnce = Set<String>()
-            for request in try await store.approvalRequests(states: [.approvedOnce])
-            where request.clientID == clientID && (request.decision?.at ?? .distantPast) >= lookback {
+            for request in try await store.approvedOnce(clientID: clientID, decidedSince: lookback) {
                 var recent = (request.decision?.at ?? .distantPast) >= since
                 if !recent {
                     recent = try await store.holds(approvalRequestID: request.id).contains { ($0.consumedAt ?? .distantPast) >= since }

@@ -107,6 +107,14 @@ extension SQLiteGateStore {
                     BEGIN UPDATE grant_version SET version = version + 1; END;
                     """)
         }
+        migrator.registerMigration("v5: approve-once requests by client") { db in
+            // The second gate looks up a client's recent approve-once decisions for every token issued.
+            try db.execute(
+                sql: """
+                    CREATE INDEX approval_request_once_by_client ON approval_request (client_id, decided_at)
+                        WHERE state = 'approved_once';
+                    """)
+        }
         return migrator
     }
 
