@@ -83,6 +83,8 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // The gate's own cost per request, for benchmarks/gate_cost.py; never linked into `scopegate`.
+        .executableTarget(name: "gate-cost", dependencies: ["ScopeGateCore"]),
         .testTarget(name: "ScopeGateCoreTests", dependencies: ["ScopeGateCore"]),
         .testTarget(name: "ScopeGateStoreTests", dependencies: ["ScopeGateStore"]),
         .testTarget(
