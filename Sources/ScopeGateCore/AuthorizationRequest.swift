@@ -121,15 +121,16 @@ public struct AuthorizationRequest: Sendable, Equatable {
         var carriesPermissions = false
 
         mutating func read(_ name: String, _ value: String) {
-            switch name {
-            case "client_id": clientID = value
-            case "scope": scope = value
-            case "response_type": responseType = value
-            case "redirect_uri": redirectURI = value
-            case "state": state = value
-            case "response_mode": responseMode = value
-            case "request": request = value
-            case "request_uri": hasRequestURI = true
+            // By length first: comparing strings of different lengths still costs a call each.
+            switch (name.utf8.count, name) {
+            case (9, "client_id"): clientID = value
+            case (5, "scope"): scope = value
+            case (13, "response_type"): responseType = value
+            case (12, "redirect_uri"): redirectURI = value
+            case (5, "state"): state = value
+            case (13, "response_mode"): responseMode = value
+            case (7, "request"): request = value
+            case (11, "request_uri"): hasRequestURI = true
             default: if Permissions.parameterNames.contains(name) { carriesPermissions = true }
             }
         }

@@ -43,20 +43,32 @@ public struct FormParameters: Sendable, Equatable {
     }
 
     /// Splits `bytes` into decoded pairs; returns whether the text is canonical (see `canonical`).
+    /// One pass over each pair's bytes checks them, finds its `=`, and notes what needs decoding.
     private static func parse(
         _ bytes: UnsafeBufferPointer<UInt8>, plusIsSpace: Bool, into pairs: inout [(name: String, value: String)]
     ) throws(GateError) -> Bool {
-        for byte in bytes where byte < 0x21 || byte > 0x7E {
-            throw GateError(.invalidRequest, "the request has a character that must be percent-encoded")
-        }
         pairs.reserveCapacity(8)
         var canonical = true
         var start = 0
         while true {
             var end = start
             var equals = -1
-            while end < bytes.count, bytes[end] != UInt8(ascii: "&") {
-                if equals < 0, bytes[end] == UInt8(ascii: "=") { equals = end }
+            var nameEscaped = false
+            var valueEscaped = false
+            while end < bytes.count {
+                let byte = bytes[end]
+                if byte == UInt8(ascii: "&") { break }
+                guard byte >= 0x21, byte <= 0x7E else {
+                    throw GateError(.invalidRequest, "the request has a character that must be percent-encoded")
+                }
+                if byte == UInt8(ascii: "%") || (byte == UInt8(ascii: "+") && plusIsSpace) {
+                    // Decoded below, where an escape's canonical form is checked too.
+                    if equals < 0 { nameEscaped = true } else { valueEscaped = true }
+                } else if byte == UInt8(ascii: "="), equals < 0 {
+                    equals = end
+                } else if canonical, !isUnreserved(byte) {
+                    canonical = false
+                }
                 end += 1
             }
             if end == start {
@@ -64,12 +76,12 @@ public struct FormParameters: Sendable, Equatable {
             }
             if equals < 0 { canonical = false }
             let nameEnd = equals < 0 ? end : equals
-            let name = try decode(UnsafeBufferPointer(rebasing: bytes[start..<nameEnd]), plusIsSpace: plusIsSpace, canonical: &canonical)
+            let valueStart = equals < 0 ? end : equals + 1
+            let name = try text(UnsafeBufferPointer(rebasing: bytes[start..<nameEnd]), escaped: nameEscaped, plusIsSpace, &canonical)
             if name.isEmpty {
                 throw GateError(.invalidRequest, "the request has a parameter without a name")
             }
-            let valueStart = equals < 0 ? end : equals + 1
-            let value = try decode(UnsafeBufferPointer(rebasing: bytes[valueStart..<end]), plusIsSpace: plusIsSpace, canonical: &canonical)
+            let value = try text(UnsafeBufferPointer(rebasing: bytes[valueStart..<end]), escaped: valueEscaped, plusIsSpace, &canonical)
             try checkNew(name, in: pairs)
             pairs.append((name, value))
             if end == bytes.count { return canonical }
@@ -77,21 +89,20 @@ public struct FormParameters: Sendable, Equatable {
         }
     }
 
-    /// Decodes one name or value of printable ASCII, clearing `canonical` unless `encode` would give
-    /// the same bytes back: every byte unreserved, or an upper-case escape of a reserved one.
+    /// One name or value: copied as it is (its bytes are printable ASCII) unless it has escapes.
+    @inline(__always)
+    private static func text(
+        _ bytes: UnsafeBufferPointer<UInt8>, escaped: Bool, _ plusIsSpace: Bool, _ canonical: inout Bool
+    ) throws(GateError) -> String {
+        escaped ? try decode(bytes, plusIsSpace: plusIsSpace, canonical: &canonical) : String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Decodes one name or value of printable ASCII that has escapes (or `+`), clearing `canonical`
+    /// unless `encode` would give the same bytes back: every byte unreserved, or an upper-case escape
+    /// of a reserved one.
     private static func decode(
         _ bytes: UnsafeBufferPointer<UInt8>, plusIsSpace: Bool, canonical: inout Bool
     ) throws(GateError) -> String {
-        var escaped = false
-        for byte in bytes {
-            if byte == UInt8(ascii: "%") || (byte == UInt8(ascii: "+") && plusIsSpace) {
-                escaped = true
-            } else if canonical, !isUnreserved(byte) {
-                canonical = false
-            }
-        }
-        // Most names and many values need no decoding; their bytes are ASCII, so this copies them.
-        if !escaped { return String(decoding: bytes, as: UTF8.self) }
         // Decoded text is never longer than its encoding: decode into scratch space on the stack.
         let result = withUnsafeTemporaryAllocation(of: UInt8.self, capacity: bytes.count) { out -> Result<String, GateError> in
             var count = 0
@@ -164,7 +175,8 @@ public struct FormParameters: Sendable, Equatable {
 
     /// Refuses `name` when `pairs` already has it, unless it is `repeatable`.
     private static func checkNew(_ name: String, in pairs: [(name: String, value: String)]) throws(GateError) {
-        if pairs.contains(where: { $0.name == name }), !repeatable.contains(name) {
+        let length = name.utf8.count
+        if pairs.contains(where: { $0.name.utf8.count == length && $0.name == name }), !repeatable.contains(name) {
             throw GateError(.invalidRequest, "the parameter '\(printable(name))' is repeated")
         }
     }

@@ -41,7 +41,8 @@ public enum PermissionKind: String, CaseIterable, Sendable {
 /// Reads the permissions beyond `scope` out of request parameters, strictly.
 public enum Permissions {
     /// The parameters that carry permissions beyond `scope`.
-    public static let parameterNames: Set<String> = ["resource", "audience", "authorization_details", "claims"]
+    /// (An array: four names are found faster by comparison than by hashing, on every gated request.)
+    public static let parameterNames: [String] = ["resource", "audience", "authorization_details", "claims"]
 
     /// The permission names carried by `parameters`' `resource`, `audience`, `authorization_details`
     /// and `claims` (the last two as JSON text).

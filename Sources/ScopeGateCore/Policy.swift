@@ -132,8 +132,13 @@ public struct Policy: Sendable {
     /// so that evaluating a request copies no rule).
     func match(for scope: String, clientRules: [ScopeRule]) -> RuleMatch? {
         let kind = PermissionKind.of(scope)
-        if let index = clientRules.firstIndex(where: { $0.kind == kind && $0.pattern.matches(scope) }) { return .client(index) }
-        if let index = rules.firstIndex(where: { $0.kind == kind && $0.pattern.matches(scope) }) { return .global(index) }
+        // Indexed loops: `firstIndex(where:)` would hand each rule to its closure as a copy.
+        for index in clientRules.indices where clientRules[index].kind == kind && clientRules[index].pattern.matches(scope) {
+            return .client(index)
+        }
+        for index in rules.indices where rules[index].kind == kind && rules[index].pattern.matches(scope) {
+            return .global(index)
+        }
         return nil
     }
 
