@@ -3,6 +3,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
+import NIOHTTP1
 import Testing
 
 @testable import ScopeGateServer
@@ -185,6 +186,21 @@ import Testing
 }
 
 @Suite struct ForwardingHeadersTests {
+    @Test func writesForwardedFromWhatScopeGateSaw() {
+        let untrusted = ForwardingHeaders.upstreamRequest(
+            from: HTTPHeaders([("Host", "id.example\"x"), ("Forwarded", "for=6.6.6.6")]),
+            peer: .init(address: "2001:db8::1", trusted: false, scheme: "https"), host: "idp.internal", bodyFraming: .none)
+        #expect(untrusted["Forwarded"] == ["for=\"[2001:db8::1]\";proto=https;host=\"id.examplex\""])
+        #expect(untrusted["Host"] == ["idp.internal"])
+        #expect(untrusted["X-Forwarded-Host"] == ["id.example\"x"])
+        let trusted = ForwardingHeaders.upstreamRequest(
+            from: HTTPHeaders([("Host", "id.example"), ("Forwarded", "for=6.6.6.6"), ("X-Forwarded-For", "6.6.6.6")]),
+            peer: .init(address: "10.0.0.2", trusted: true, scheme: "http"), host: "idp.internal", bodyFraming: .length(3))
+        #expect(trusted["Forwarded"] == ["for=6.6.6.6, for=10.0.0.2;proto=http;host=\"id.example\""])
+        #expect(trusted["X-Forwarded-For"] == ["6.6.6.6, 10.0.0.2"])
+        #expect(trusted["Content-Length"] == ["3"])
+    }
+
     @Test(arguments: [
         ("Connection", "hop"), ("KEEP-ALIVE", "hop"), ("Proxy-Connection", "hop"), ("TE", "hop"), ("Trailer", "hop"),
         ("Transfer-Encoding", "hop"), ("Upgrade", "hop"), ("Proxy-Authenticate", "hop"), ("Proxy-Authorization", "hop"),
