@@ -44,13 +44,11 @@ public struct AuthorizationRequest: Sendable, Equatable {
     public init(method: Method, parameters: FormParameters) throws(GateError) {
         // One pass over the parameters for everything the gate reads (names are unique, but for the
         // repeatable permission parameters).
-        var outer = Fields()
-        for pair in parameters.pairs {
-            if pair.name.utf8.contains(where: { $0 < 0x21 || $0 > 0x7E }) {
-                throw GateError(.invalidRequest, "a parameter name has a control, space or non-ASCII character")
-            }
-            outer.read(pair.name, pair.value)
+        guard parameters.namesArePrintable else {
+            throw GateError(.invalidRequest, "a parameter name has a control, space or non-ASCII character")
         }
+        var outer = Fields()
+        for pair in parameters.pairs { outer.read(pair.name, pair.value) }
         if outer.hasRequestURI {
             if outer.request != nil {
                 throw GateError(.invalidRequest, "request and request_uri cannot be used together")

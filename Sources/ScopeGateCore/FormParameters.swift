@@ -7,8 +7,14 @@
 public struct FormParameters: Sendable, Equatable {
     /// The parameters in the order they arrived.
     public private(set) var pairs: [(name: String, value: String)] {
-        didSet { canonical = nil }
+        didSet {
+            canonical = nil
+            namesArePrintable = pairs.allSatisfy { Self.isPrintable($0.name) }
+        }
     }
+    /// Whether every name is printable ASCII without spaces (a name can be anything once decoded), so
+    /// that callers need not walk the names again.
+    public private(set) var namesArePrintable = true
     /// The parsed text, when re-serializing the pairs would give it back byte for byte (every byte
     /// unreserved or an upper-case escape of a reserved one, no `+`, every pair with `=`): then
     /// `encoded` is that text, without encoding anything again.
@@ -29,9 +35,10 @@ public struct FormParameters: Sendable, Equatable {
         var text = encoded
         var parsed: [(name: String, value: String)] = []
         var failure: GateError?
+        var namesArePrintable = true
         let canonical = text.withUTF8 { bytes -> Bool in
             do throws(GateError) {
-                return try Self.parse(bytes, plusIsSpace: plusIsSpace, into: &parsed)
+                return try Self.parse(bytes, plusIsSpace: plusIsSpace, into: &parsed, namesArePrintable: &namesArePrintable)
             } catch {
                 failure = error
                 return false
@@ -39,13 +46,15 @@ public struct FormParameters: Sendable, Equatable {
         }
         if let failure { throw failure }
         self.pairs = parsed
+        self.namesArePrintable = namesArePrintable
         if canonical { self.canonical = encoded }
     }
 
     /// Splits `bytes` into decoded pairs; returns whether the text is canonical (see `canonical`).
     /// One pass over each pair's bytes checks them, finds its `=`, and notes what needs decoding.
     private static func parse(
-        _ bytes: UnsafeBufferPointer<UInt8>, plusIsSpace: Bool, into pairs: inout [(name: String, value: String)]
+        _ bytes: UnsafeBufferPointer<UInt8>, plusIsSpace: Bool, into pairs: inout [(name: String, value: String)],
+        namesArePrintable: inout Bool
     ) throws(GateError) -> Bool {
         pairs.reserveCapacity(8)
         var canonical = true
@@ -81,6 +90,8 @@ public struct FormParameters: Sendable, Equatable {
             if name.isEmpty {
                 throw GateError(.invalidRequest, "the request has a parameter without a name")
             }
+            // Bytes as sent are printable (checked above); only a decoded name can hold anything.
+            if nameEscaped, !isPrintable(name) { namesArePrintable = false }
             let value = try text(UnsafeBufferPointer(rebasing: bytes[valueStart..<end]), escaped: valueEscaped, plusIsSpace, &canonical)
             try checkNew(name, in: pairs)
             pairs.append((name, value))
@@ -257,6 +268,11 @@ public struct FormParameters: Sendable, Equatable {
         case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
         default: return nil
         }
+    }
+
+    /// Whether `text` is printable ASCII without spaces (`%x21-7E`).
+    static func isPrintable(_ text: String) -> Bool {
+        text.utf8.allSatisfy { $0 >= 0x21 && $0 <= 0x7E }
     }
 
     /// A parameter name made safe to put in an error message: printable ASCII only, bounded length.

@@ -27,6 +27,9 @@ import Testing
         ("empty pair", "&&scope=openid"),
         ("nameless parameter", "&=openid"),
         ("unencoded non-ASCII", "&scope=openidé"),
+        ("a name with an encoded space", "&sco%20pe=openid"),
+        ("a name with a plus", "&x+y=1"),
+        ("a name with an encoded NUL", "&x%00=1"),
     ])
     func refusesAmbiguousOrMalformedQueries(_ name: String, _ suffix: String) {
         #expect(throws: GateError.self, "\(name)") {
@@ -53,6 +56,12 @@ import Testing
     @Test func refusesAParameterInBothQueryAndBody() {
         #expect {
             try AuthorizationRequest(method: .post, query: "scope=openid", body: Substring(base + "&scope=admin"))
+        } throws: { ($0 as? GateError)?.code == .invalidRequest }
+    }
+
+    @Test func refusesAnEncodedControlInABodyName() {
+        #expect {
+            try AuthorizationRequest(method: .post, query: "", body: Substring(base + "&x%0D=1"))
         } throws: { ($0 as? GateError)?.code == .invalidRequest }
     }
 

@@ -60,6 +60,18 @@ import Testing
         } throws: { ($0 as? GateError)?.code == .invalidRequest }
     }
 
+    @Test func knowsWhetherEveryNameIsPrintable() throws {
+        #expect(try FormParameters(parsing: "a=1&b%5B%5D=2").namesArePrintable)
+        #expect(try !FormParameters(parsing: "a=1&b%20c=2").namesArePrintable)
+        #expect(try !FormParameters(parsing: "a+b=2").namesArePrintable)
+        #expect(try FormParameters(parsing: "a+b=2", plusIsSpace: false).namesArePrintable)
+        #expect(try !FormParameters(parsing: "%C3%A9=1").namesArePrintable)
+        #expect(try !FormParameters([("a\u{0}", "1")]).namesArePrintable)
+        let merged = try FormParameters(parsing: "a=1").merging(try FormParameters(parsing: "b%0A=2"))
+        #expect(!merged.namesArePrintable)
+        #expect(try FormParameters(parsing: "a=1").merging(try FormParameters(parsing: "b=%0A")).namesArePrintable)
+    }
+
     @Test func repeatsOnlyTheRepeatableParameters() throws {
         let form = try FormParameters(parsing: "resource=https%3A%2F%2Fa&resource=https%3A%2F%2Fb&audience=x&audience=y")
         #expect(form.values("resource") == ["https://a", "https://b"])

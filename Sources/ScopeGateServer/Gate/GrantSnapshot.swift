@@ -31,8 +31,10 @@ final class GrantSnapshot: Sendable {
 
     /// The grants `clientID` holds at `date`, or `nil` when the snapshot is not fresh.
     func grants(of clientID: String, at date: Date) -> ClientGrants? {
-        state.withLockedValue { state in
-            guard let refreshedAt = state.refreshedAt, ContinuousClock.now - refreshedAt <= maximumAge else { return nil }
+        // Both event loops take this lock for every gated request: keep the clock read outside it.
+        let now = ContinuousClock.now
+        return state.withLockedValue { state in
+            guard let refreshedAt = state.refreshedAt, now - refreshedAt <= maximumAge else { return nil }
             return ClientGrants(scopes: state.grants[clientID] ?? [:], date: date)
         }
     }
