@@ -57,6 +57,7 @@ public struct FormParameters: Sendable, Equatable {
         namesArePrintable: inout Bool
     ) throws(GateError) -> Bool {
         pairs.reserveCapacity(8)
+        let classes = byteClasses.utf8Start
         var canonical = true
         var start = 0
         while true {
@@ -64,18 +65,20 @@ public struct FormParameters: Sendable, Equatable {
             var equals = -1
             var nameEscaped = false
             var valueEscaped = false
-            while end < bytes.count {
-                let byte = bytes[end]
-                if byte == UInt8(ascii: "&") { break }
-                guard byte >= 0x21, byte <= 0x7E else {
-                    throw GateError(.invalidRequest, "the request has a character that must be percent-encoded")
-                }
-                if byte == UInt8(ascii: "%") || (byte == UInt8(ascii: "+") && plusIsSpace) {
-                    // Decoded below, where an escape's canonical form is checked too.
-                    if equals < 0 { nameEscaped = true } else { valueEscaped = true }
-                } else if byte == UInt8(ascii: "="), equals < 0 {
+            scan: while end < bytes.count {
+                switch classes[Int(bytes[end])] {
+                case UInt8(ascii: "1"):  // unreserved
+                    break
+                case UInt8(ascii: "6"):  // `&`
+                    break scan
+                case UInt8(ascii: "5") where equals < 0:  // the first `=`
                     equals = end
-                } else if canonical, !isUnreserved(byte) {
+                case UInt8(ascii: "3"), UInt8(ascii: "4") where plusIsSpace:
+                    // `%` or `+`: decoded below, where an escape's canonical form is checked too.
+                    if equals < 0 { nameEscaped = true } else { valueEscaped = true }
+                case UInt8(ascii: "0"):
+                    throw GateError(.invalidRequest, "the request has a character that must be percent-encoded")
+                default:  // printable but reserved (or `+` read literally, or a later `=`): not canonical
                     canonical = false
                 }
                 end += 1
@@ -99,6 +102,11 @@ public struct FormParameters: Sendable, Equatable {
             start = end + 1
         }
     }
+
+    /// What each byte is to the parser, by value: `0` never allowed unencoded (controls, space, DEL,
+    /// non-ASCII), `1` unreserved (RFC 3986 §2.3), `2` other printable ASCII (allowed, but not
+    /// canonical), `3` `%`, `4` `+`, `5` `=`, `6` `&`. One load per byte instead of a chain of comparisons.
+    private static let byteClasses: StaticString = "0000000000000000000000000000000002222362222421121111111111222522211111111111111111111111111222212111111111111111111111111112221000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000"
 
     /// One name or value: copied as it is (its bytes are printable ASCII) unless it has escapes.
     @inline(__always)

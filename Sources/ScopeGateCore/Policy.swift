@@ -132,14 +132,18 @@ public struct Policy: Sendable {
     /// so that evaluating a request copies no rule).
     func match(for scope: String, clientRules: [ScopeRule]) -> RuleMatch? {
         let kind = PermissionKind.of(scope)
-        // Indexed loops: `firstIndex(where:)` would hand each rule to its closure as a copy.
-        for index in clientRules.indices where clientRules[index].kind == kind && clientRules[index].pattern.matches(scope) {
-            return .client(index)
-        }
-        for index in rules.indices where rules[index].kind == kind && rules[index].pattern.matches(scope) {
-            return .global(index)
-        }
+        // Read through buffers: indexing the arrays, or `firstIndex(where:)`, copied each rule (and
+        // retained its strings) on every request.
+        if let index = Self.firstMatch(in: clientRules, kind: kind, scope: scope) { return .client(index) }
+        if let index = Self.firstMatch(in: rules, kind: kind, scope: scope) { return .global(index) }
         return nil
+    }
+
+    private static func firstMatch(in rules: [ScopeRule], kind: PermissionKind, scope: String) -> Int? {
+        rules.withUnsafeBufferPointer { rules in
+            for index in rules.indices where rules[index].kind == kind && rules[index].pattern.matches(scope) { return index }
+            return nil
+        }
     }
 
     /// The name shown for a client, falling back to its id.
