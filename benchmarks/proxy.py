@@ -154,7 +154,7 @@ def main():
         print("|---|---:|---|---|---|")
         for label, (value, low, high), target, met in rows:
             verdict = "—" if met is None else ("yes" if met(value) else "no")
-            print(f"| {label} | {value:.2f} | {low:.2f}–{high:.2f} | {target} | {verdict} |")
+            print(f"| {label} | {value:.3f} | {low:.2f}–{high:.2f} | {target} | {verdict} |")
     finally:
         stop(processes, work)
 
