@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// An ordered list of `application/x-www-form-urlencoded` parameters, parsed strictly.
 ///
 /// ScopeGate parses what it gates exactly once and refuses anything a different parser could read
@@ -89,7 +95,8 @@ public struct FormParameters: Sendable, Equatable {
             if equals < 0 { canonical = false }
             let nameEnd = equals < 0 ? end : equals
             let valueStart = equals < 0 ? end : equals + 1
-            let name = try text(UnsafeBufferPointer(rebasing: bytes[start..<nameEnd]), escaped: nameEscaped, plusIsSpace, &canonical)
+            let nameBytes = UnsafeBufferPointer(rebasing: bytes[start..<nameEnd])
+            let name = try nameEscaped ? decode(nameBytes, plusIsSpace: plusIsSpace, canonical: &canonical) : knownName(nameBytes)
             if name.isEmpty {
                 throw GateError(.invalidRequest, "the request has a parameter without a name")
             }
@@ -107,6 +114,26 @@ public struct FormParameters: Sendable, Equatable {
     /// non-ASCII), `1` unreserved (RFC 3986 §2.3), `2` other printable ASCII (allowed, but not
     /// canonical), `3` `%`, `4` `+`, `5` `=`, `6` `&`. One load per byte instead of a chain of comparisons.
     private static let byteClasses: StaticString = "0000000000000000000000000000000002222362222421121111111111222522211111111111111111111111111222212111111111111111111111111112221000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000"
+
+    /// The OAuth and OpenID Connect parameter names requests carry most, as constants: a name that is
+    /// one of them is not built again for every request (nor allocated, for the longer ones).
+    private static let commonNames: [(bytes: StaticString, name: String)] = [
+        "client_id", "response_type", "redirect_uri", "scope", "state", "nonce", "code_challenge",
+        "code_challenge_method", "response_mode", "prompt", "login_hint", "max_age", "ui_locales", "acr_values",
+        "id_token_hint", "display", "request", "request_uri", "resource", "audience", "claims",
+        "authorization_details", "grant_type", "code", "code_verifier", "refresh_token", "client_secret",
+        "client_assertion", "client_assertion_type", "device_code", "username", "password",
+    ].map { (name: StaticString) in (name, name.description) }
+
+    /// An unescaped name: one of `commonNames`, or its bytes (printable ASCII) copied.
+    private static func knownName(_ bytes: UnsafeBufferPointer<UInt8>) -> String {
+        commonNames.withUnsafeBufferPointer { names in
+            for known in names where known.bytes.utf8CodeUnitCount == bytes.count {
+                if memcmp(known.bytes.utf8Start, bytes.baseAddress!, bytes.count) == 0 { return known.name }
+            }
+            return String(decoding: bytes, as: UTF8.self)
+        }
+    }
 
     /// One name or value: copied as it is (its bytes are printable ASCII) unless it has escapes.
     @inline(__always)

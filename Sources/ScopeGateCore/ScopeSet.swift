@@ -11,7 +11,7 @@ public struct ScopeSet: Sendable, Hashable, Codable, Sequence, CustomStringConve
     public init<S: Sequence>(_ tokens: S) where S.Element == String {
         var sorted = Array(tokens)
         // Most requests name their scopes in order already, and few name any twice.
-        if zip(sorted, sorted.dropFirst()).allSatisfy({ $0 < $1 }) {
+        if sorted.indices.dropFirst().allSatisfy({ sorted[$0 - 1] < sorted[$0] }) {
             self.tokens = sorted
             return
         }
@@ -48,6 +48,8 @@ public struct ScopeSet: Sendable, Hashable, Codable, Sequence, CustomStringConve
     /// The tokens of a `scope` value, split over bytes (not grapheme clusters) and checked byte by byte.
     private static func split(_ bytes: UnsafeBufferPointer<UInt8>) throws(GateError) -> [String] {
         var tokens: [String] = []
+        // Sized once: growing the array token by token reallocated it twice for three scopes.
+        tokens.reserveCapacity(Swift.min(bytes.reduce(1) { $1 == UInt8(ascii: " ") ? $0 + 1 : $0 }, maximumCount + 1))
         var start = 0
         while true {
             var end = start

@@ -13,6 +13,14 @@ import Testing
         #expect(form.names == ["a", "b", "c", "d", "e"])
     }
 
+    @Test func namesNearCommonOnesStayTheirOwn() throws {
+        let form = try FormParameters(parsing: "scop=1&scopes=2&client_idx=3&Scope=4&code_challenge_method=S256&cod=5")
+        #expect(form.names == ["scop", "scopes", "client_idx", "Scope", "code_challenge_method", "cod"])
+        #expect(form["Scope"] == "4")
+        #expect(form["scope"] == nil)
+        #expect(form["code_challenge_method"] == "S256")
+    }
+
     @Test func plusIsLiteralWhenAsked() throws {
         let form = try FormParameters(parsing: "a=p+q", plusIsSpace: false)
         #expect(form["a"] == "p+q")
