@@ -42,11 +42,11 @@ public struct AuthorizationRequest: Sendable, Equatable {
 
     /// Validates already-parsed parameters, and the request object among them.
     public init(method: Method, parameters: FormParameters) throws(GateError) {
-        // One pass over the parameters for everything the gate reads (names are unique, but for the
-        // repeatable permission parameters).
         guard parameters.namesArePrintable else {
             throw GateError(.invalidRequest, "a parameter name has a control, space or non-ASCII character")
         }
+        // One pass over the parameters for everything the gate reads (names are unique, but for the
+        // repeatable permission parameters).
         var outer = Fields()
         for pair in parameters.pairs { outer.read(pair.name, pair.value) }
         if outer.hasRequestURI {

@@ -102,7 +102,9 @@ public struct FormParameters: Sendable, Equatable {
             }
             // Bytes as sent are printable (checked above); only a decoded name can hold anything.
             if nameEscaped, !isPrintable(name) { namesArePrintable = false }
-            let value = try text(UnsafeBufferPointer(rebasing: bytes[valueStart..<end]), escaped: valueEscaped, plusIsSpace, &canonical)
+            let valueBytes = UnsafeBufferPointer(rebasing: bytes[valueStart..<end])
+            let value = try valueEscaped
+                ? decode(valueBytes, plusIsSpace: plusIsSpace, canonical: &canonical) : String(decoding: valueBytes, as: UTF8.self)
             try checkNew(name, in: pairs)
             pairs.append((name, value))
             if end == bytes.count { return canonical }
@@ -133,14 +135,6 @@ public struct FormParameters: Sendable, Equatable {
             }
             return String(decoding: bytes, as: UTF8.self)
         }
-    }
-
-    /// One name or value: copied as it is (its bytes are printable ASCII) unless it has escapes.
-    @inline(__always)
-    private static func text(
-        _ bytes: UnsafeBufferPointer<UInt8>, escaped: Bool, _ plusIsSpace: Bool, _ canonical: inout Bool
-    ) throws(GateError) -> String {
-        escaped ? try decode(bytes, plusIsSpace: plusIsSpace, canonical: &canonical) : String(decoding: bytes, as: UTF8.self)
     }
 
     /// Decodes one name or value of printable ASCII that has escapes (or `+`), clearing `canonical`

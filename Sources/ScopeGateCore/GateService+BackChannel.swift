@@ -90,9 +90,10 @@ extension GateService {
                 }
                 if recent { approvedOnce.formUnion(request.scopes.tokens) }
             }
+            let clientRules = policy.clients[clientID]?.rules ?? []
             return ScopeSet(
                 issued.tokens.filter { scope in
-                    switch policy.rule(for: scope, clientID: clientID).auto {
+                    switch policy.auto(for: scope, clientRules: clientRules) {
                     case .approve: false
                     case .deny: true
                     case .ask: !granted.contains(scope) && !approvedOnce.contains(scope)

@@ -24,11 +24,6 @@ final class GrantSnapshot: Sendable {
 
     init(maximumAge: Duration = .seconds(2)) { self.maximumAge = maximumAge }
 
-    /// Which of `scopes` the client holds at `date`, or `nil` when the snapshot is not fresh.
-    func granted(clientID: String, among scopes: ScopeSet, at date: Date) -> Set<String>? {
-        grants(of: clientID, at: date).map { grants in Set(scopes.filter(grants.contains)) }
-    }
-
     /// The grants `clientID` holds at `date`, or `nil` when the snapshot is not fresh.
     func grants(of clientID: String, at date: Date) -> ClientGrants? {
         // Both event loops take this lock for every gated request: keep the clock read outside it.
