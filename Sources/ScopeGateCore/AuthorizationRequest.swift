@@ -48,7 +48,7 @@ public struct AuthorizationRequest: Sendable, Equatable {
         // One pass over the parameters for everything the gate reads (names are unique, but for the
         // repeatable permission parameters).
         var outer = Fields()
-        for pair in parameters.pairs { outer.read(pair.name, pair.value) }
+        for pair in parameters.pairs { outer.read(pair) }
         if outer.hasRequestURI {
             if outer.request != nil {
                 throw GateError(.invalidRequest, "request and request_uri cannot be used together")
@@ -58,10 +58,12 @@ public struct AuthorizationRequest: Sendable, Equatable {
         let object = try outer.request.map { (text) throws(GateError) in try RequestObject(compact: text) }
         // A parameter both outside and inside the request object must agree: OIDC Core reads the two
         // merged, RFC 9101 reads the object alone, and the gate must not depend on which the IdP does.
-        for (name, inner) in object?.parameters ?? [:] {
-            if let outer = parameters[name], outer != inner {
-                throw GateError(
-                    .invalidRequest, "the request object and the request disagree on \(FormParameters.printable(name))")
+        if let object {
+            for (name, inner) in object.parameters {
+                if let outer = parameters[name], outer != inner {
+                    throw GateError(
+                        .invalidRequest, "the request object and the request disagree on \(FormParameters.printable(name))")
+                }
             }
         }
         func value(_ outer: String?, _ name: String) -> String? { outer ?? object?.parameters[name] }
@@ -118,18 +120,20 @@ public struct AuthorizationRequest: Sendable, Equatable {
         /// Whether any of `Permissions.parameterNames` is present.
         var carriesPermissions = false
 
-        mutating func read(_ name: String, _ value: String) {
-            // By length first: comparing strings of different lengths still costs a call each.
-            switch (name.utf8.count, name) {
-            case (9, "client_id"): clientID = value
-            case (5, "scope"): scope = value
-            case (13, "response_type"): responseType = value
-            case (12, "redirect_uri"): redirectURI = value
-            case (5, "state"): state = value
-            case (13, "response_mode"): responseMode = value
-            case (7, "request"): request = value
-            case (11, "request_uri"): hasRequestURI = true
-            default: if Permissions.parameterNames.contains(name) { carriesPermissions = true }
+        mutating func read(_ pair: FormParameters.Pair) {
+            // By the name's known identity: a name that is none of these is never compared.
+            switch pair.known {
+            case .clientID?: clientID = pair.value
+            case .scope?: scope = pair.value
+            case .responseType?: responseType = pair.value
+            case .redirectURI?: redirectURI = pair.value
+            case .state?: state = pair.value
+            case .responseMode?: responseMode = pair.value
+            case .request?: request = pair.value
+            case .requestURI?: hasRequestURI = true
+            // `Permissions.parameterNames`.
+            case .resource?, .audience?, .authorizationDetails?, .claims?: carriesPermissions = true
+            default: break
             }
         }
     }

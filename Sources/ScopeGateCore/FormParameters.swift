@@ -11,8 +11,33 @@ import Darwin
 /// empty or nameless pair. The same type serializes the parameters again for the upstream, so the IdP
 /// sees precisely what was evaluated.
 public struct FormParameters: Sendable, Equatable {
-    /// The parameters in the order they arrived.
-    public private(set) var pairs: [(name: String, value: String)] {
+    /// One decoded parameter.
+    public struct Pair: Sendable, Equatable {
+        public let name: String
+        public var value: String
+        /// The name as one of the common parameters, when it is one (always worked out from `name`).
+        public let known: KnownParameter?
+
+        public init(_ name: String, _ value: String) {
+            self.init(name, value, known: KnownParameter.named(name))
+        }
+
+        private init(_ name: String, _ value: String, known: KnownParameter?) {
+            self.name = name
+            self.value = value
+            self.known = known
+        }
+
+        /// A parameter whose name's bytes (unescaped, printable) are `bytes`, its `String` shared when known.
+        static func parsed(name bytes: UnsafeBufferPointer<UInt8>, value: String) -> Pair {
+            if let known = KnownParameter.named(bytes) { return Pair(known.name, value, known: known) }
+            return Pair(String(decoding: bytes, as: UTF8.self), value, known: nil)
+        }
+    }
+
+    /// The parameters in the order they arrived. (A struct rather than a tuple: arrays of tuples are
+    /// copied and destroyed through generic runtime calls, which showed on the gated path.)
+    public private(set) var pairs: [Pair] {
         didSet {
             canonical = nil
             namesArePrintable = pairs.allSatisfy { Self.isPrintable($0.name) }
@@ -26,8 +51,17 @@ public struct FormParameters: Sendable, Equatable {
     /// `encoded` is that text, without encoding anything again.
     private var canonical: Substring?
 
+    /// Whether `encoded` is the parsed text exactly, byte for byte.
+    public var isCanonical: Bool { canonical != nil }
+
     /// Creates parameters from already-decoded pairs; names must be unique.
     public init(_ pairs: [(name: String, value: String)]) throws(GateError) {
+        self.pairs = []
+        for pair in pairs { try append(pair.name, pair.value) }
+    }
+
+    /// Creates parameters from already-decoded pairs; names must be unique.
+    public init(_ pairs: [Pair]) throws(GateError) {
         self.pairs = []
         for pair in pairs { try append(pair.name, pair.value) }
     }
@@ -39,7 +73,7 @@ public struct FormParameters: Sendable, Equatable {
         // One pass over the bytes: the request line is ASCII, and walking `Substring` indices (or
         // grapheme clusters) per byte costs more than everything else the gate does.
         var text = encoded
-        var parsed: [(name: String, value: String)] = []
+        var parsed: [Pair] = []
         var failure: GateError?
         var namesArePrintable = true
         let canonical = text.withUTF8 { bytes -> Bool in
@@ -59,22 +93,25 @@ public struct FormParameters: Sendable, Equatable {
     /// Splits `bytes` into decoded pairs; returns whether the text is canonical (see `canonical`).
     /// One pass over each pair's bytes checks them, finds its `=`, and notes what needs decoding.
     private static func parse(
-        _ bytes: UnsafeBufferPointer<UInt8>, plusIsSpace: Bool, into pairs: inout [(name: String, value: String)],
+        _ bytes: UnsafeBufferPointer<UInt8>, plusIsSpace: Bool, into pairs: inout [Pair],
         namesArePrintable: inout Bool
     ) throws(GateError) -> Bool {
         pairs.reserveCapacity(8)
         let classes = byteClasses.utf8Start
         var canonical = true
+        // The known names seen so far, one bit each.
+        var seen: UInt64 = 0
         var start = 0
         while true {
             var end = start
             var equals = -1
             var nameEscaped = false
             var valueEscaped = false
-            scan: while end < bytes.count {
+            scan: while true {
+                // Most bytes are unreserved: a run of them costs a load, a compare and a branch per byte.
+                while end < bytes.count, classes[Int(bytes[end])] == UInt8(ascii: "1") { end += 1 }
+                guard end < bytes.count else { break }
                 switch classes[Int(bytes[end])] {
-                case UInt8(ascii: "1"):  // unreserved
-                    break
                 case UInt8(ascii: "6"):  // `&`
                     break scan
                 case UInt8(ascii: "5") where equals < 0:  // the first `=`
@@ -95,18 +132,36 @@ public struct FormParameters: Sendable, Equatable {
             if equals < 0 { canonical = false }
             let nameEnd = equals < 0 ? end : equals
             let valueStart = equals < 0 ? end : equals + 1
-            let nameBytes = UnsafeBufferPointer(rebasing: bytes[start..<nameEnd])
-            let name = try nameEscaped ? decode(nameBytes, plusIsSpace: plusIsSpace, canonical: &canonical) : knownName(nameBytes)
-            if name.isEmpty {
+            if nameEnd == start {
                 throw GateError(.invalidRequest, "the request has a parameter without a name")
             }
-            // Bytes as sent are printable (checked above); only a decoded name can hold anything.
-            if nameEscaped, !isPrintable(name) { namesArePrintable = false }
+            let nameBytes = UnsafeBufferPointer(rebasing: bytes[start..<nameEnd])
             let valueBytes = UnsafeBufferPointer(rebasing: bytes[valueStart..<end])
             let value = try valueEscaped
                 ? decode(valueBytes, plusIsSpace: plusIsSpace, canonical: &canonical) : String(decoding: valueBytes, as: UTF8.self)
-            try checkNew(name, in: pairs)
-            pairs.append((name, value))
+            let pair: Pair
+            if nameEscaped {
+                // A decoded name is known by what it decodes to (`sc%6Fpe` is `scope`), and can hold anything.
+                pair = Pair(try decode(nameBytes, plusIsSpace: plusIsSpace, canonical: &canonical), value)
+                if pair.name.isEmpty {
+                    throw GateError(.invalidRequest, "the request has a parameter without a name")
+                }
+                if !isPrintable(pair.name) { namesArePrintable = false }
+            } else {
+                // Bytes as sent are printable (checked above).
+                pair = Pair.parsed(name: nameBytes, value: value)
+            }
+            if let known = pair.known {
+                // A repeat of a known name is one bit already set.
+                let bit: UInt64 = 1 << known.rawValue
+                if seen & bit != 0, !known.isRepeatable {
+                    throw GateError(.invalidRequest, "the parameter '\(known.name)' is repeated")
+                }
+                seen |= bit
+            } else {
+                try checkNew(pair, in: pairs)
+            }
+            pairs.append(pair)
             if end == bytes.count { return canonical }
             start = end + 1
         }
@@ -116,26 +171,6 @@ public struct FormParameters: Sendable, Equatable {
     /// non-ASCII), `1` unreserved (RFC 3986 §2.3), `2` other printable ASCII (allowed, but not
     /// canonical), `3` `%`, `4` `+`, `5` `=`, `6` `&`. One load per byte instead of a chain of comparisons.
     private static let byteClasses: StaticString = "0000000000000000000000000000000002222362222421121111111111222522211111111111111111111111111222212111111111111111111111111112221000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000"
-
-    /// The OAuth and OpenID Connect parameter names requests carry most, as constants: a name that is
-    /// one of them is not built again for every request (nor allocated, for the longer ones).
-    private static let commonNames: [(bytes: StaticString, name: String)] = [
-        "client_id", "response_type", "redirect_uri", "scope", "state", "nonce", "code_challenge",
-        "code_challenge_method", "response_mode", "prompt", "login_hint", "max_age", "ui_locales", "acr_values",
-        "id_token_hint", "display", "request", "request_uri", "resource", "audience", "claims",
-        "authorization_details", "grant_type", "code", "code_verifier", "refresh_token", "client_secret",
-        "client_assertion", "client_assertion_type", "device_code", "username", "password",
-    ].map { (name: StaticString) in (name, name.description) }
-
-    /// An unescaped name: one of `commonNames`, or its bytes (printable ASCII) copied.
-    private static func knownName(_ bytes: UnsafeBufferPointer<UInt8>) -> String {
-        commonNames.withUnsafeBufferPointer { names in
-            for known in names where known.bytes.utf8CodeUnitCount == bytes.count {
-                if memcmp(known.bytes.utf8Start, bytes.baseAddress!, bytes.count) == 0 { return known.name }
-            }
-            return String(decoding: bytes, as: UTF8.self)
-        }
-    }
 
     /// Decodes one name or value of printable ASCII that has escapes (or `+`), clearing `canonical`
     /// unless `encode` would give the same bytes back: every byte unreserved, or an upper-case escape
@@ -197,27 +232,32 @@ public struct FormParameters: Sendable, Equatable {
     /// Whether `name` is present.
     public func contains(_ name: String) -> Bool { pairs.contains { $0.name == name } }
 
-    /// The parameters that may legitimately appear more than once: `resource` (RFC 8707 §2) and
-    /// `audience` (RFC 8693 §2.1). Every value of theirs is gated.
-    public static let repeatable: Set<String> = ["resource", "audience"]
-
     /// Every value of `name`, in order.
     public func values(_ name: String) -> [String] {
         pairs.compactMap { $0.name == name ? $0.value : nil }
     }
 
     /// Adds a parameter; a repeated name is refused as ambiguous (RFC 6749 §3.1), except the few
-    /// `repeatable` ones.
+    /// repeatable ones (`KnownParameter.isRepeatable`).
     public mutating func append(_ name: String, _ value: String) throws(GateError) {
-        try Self.checkNew(name, in: pairs)
-        pairs.append((name, value))
+        let pair = Pair(name, value)
+        try Self.checkNew(pair, in: pairs)
+        pairs.append(pair)
     }
 
-    /// Refuses `name` when `pairs` already has it, unless it is `repeatable`.
-    private static func checkNew(_ name: String, in pairs: [(name: String, value: String)]) throws(GateError) {
-        let length = name.utf8.count
-        if pairs.contains(where: { $0.name.utf8.count == length && $0.name == name }), !repeatable.contains(name) {
-            throw GateError(.invalidRequest, "the parameter '\(printable(name))' is repeated")
+    /// Refuses `pair` when `pairs` already has its name, unless the name is repeatable (see
+    /// `KnownParameter.isRepeatable`). Known names are compared by their one-byte identity.
+    private static func checkNew(_ pair: Pair, in pairs: [Pair]) throws(GateError) {
+        let repeated: Bool
+        if let known = pair.known {
+            repeated = !known.isRepeatable && pairs.contains { $0.known == known }
+        } else {
+            let name = pair.name
+            let length = name.utf8.count
+            repeated = pairs.contains { $0.known == nil && $0.name.utf8.count == length && $0.name == name }
+        }
+        if repeated {
+            throw GateError(.invalidRequest, "the parameter '\(printable(pair.name))' is repeated")
         }
     }
 
@@ -255,7 +295,7 @@ public struct FormParameters: Sendable, Equatable {
     }
 
     public static func == (lhs: FormParameters, rhs: FormParameters) -> Bool {
-        lhs.pairs.elementsEqual(rhs.pairs) { $0.name == $1.name && $0.value == $1.value }
+        lhs.pairs == rhs.pairs
     }
 
     // MARK: - Encoding

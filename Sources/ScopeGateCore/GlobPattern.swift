@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// A glob over scope tokens: `*` matches any run of characters (also none), `?` exactly one, and every
 /// other character only itself. Matching is case-sensitive, as scopes are.
 ///
@@ -20,7 +26,18 @@ public struct GlobPattern: Sendable, Hashable, CustomStringConvertible {
     public func matches(_ text: String) -> Bool {
         if !hasWildcards { return text == source }
         var text = text
-        return text.withUTF8 { input in bytes.withUnsafeBufferPointer { Self.matches(pattern: $0, input) } }
+        return text.withUTF8 { matches(utf8: $0) }
+    }
+
+    /// Whether the UTF-8 bytes `input` match the whole pattern (for callers matching one text against
+    /// many patterns: the text's bytes are reached once, and nothing is copied or retained per pattern).
+    public func matches(utf8 input: UnsafeBufferPointer<UInt8>) -> Bool {
+        bytes.withUnsafeBufferPointer { pattern in
+            if !hasWildcards {
+                return pattern.count == input.count && (input.isEmpty || memcmp(pattern.baseAddress!, input.baseAddress!, input.count) == 0)
+            }
+            return Self.matches(pattern: pattern, input)
+        }
     }
 
     private static func matches(pattern: UnsafeBufferPointer<UInt8>, _ input: UnsafeBufferPointer<UInt8>) -> Bool {

@@ -86,7 +86,11 @@ public struct Policy: Sendable {
     /// Global rules, first match wins.
     public var rules: [ScopeRule]
     /// Known clients by `client_id`.
-    public var clients: [String: Client]
+    public var clients: [String: Client] {
+        didSet { someClientHasRules = clients.values.contains { !$0.rules.isEmpty } }
+    }
+    /// Whether any client has rules of its own: when none has, evaluation skips looking the client up.
+    private(set) var someClientHasRules: Bool
     /// Tiers by name.
     public var tiers: [String: Tier]
     /// The tier of a scope that no rule matches.
@@ -100,6 +104,7 @@ public struct Policy: Sendable {
     ) {
         self.rules = rules
         self.clients = Dictionary(clients.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        self.someClientHasRules = clients.contains { !$0.rules.isEmpty }
         self.tiers = Dictionary(tiers.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         self.defaultTier = defaultTier
         self.approvalTimeout = approvalTimeout
@@ -132,16 +137,21 @@ public struct Policy: Sendable {
     /// so that evaluating a request copies no rule).
     func match(for scope: String, clientRules: [ScopeRule]) -> RuleMatch? {
         let kind = PermissionKind.of(scope)
-        // Read through buffers: indexing the arrays, or `firstIndex(where:)`, copied each rule (and
-        // retained its strings) on every request.
-        if let index = Self.firstMatch(in: clientRules, kind: kind, scope: scope) { return .client(index) }
-        if let index = Self.firstMatch(in: rules, kind: kind, scope: scope) { return .global(index) }
-        return nil
+        // Read through buffers, the scope's bytes reached once: indexing the arrays, or matching
+        // `String`s, copied each rule (and retained its strings) on every request.
+        var scope = scope
+        return scope.withUTF8 { scope in
+            if let index = Self.firstMatch(in: clientRules, kind: kind, scope: scope) { return .client(index) }
+            if let index = Self.firstMatch(in: rules, kind: kind, scope: scope) { return .global(index) }
+            return nil
+        }
     }
 
-    private static func firstMatch(in rules: [ScopeRule], kind: PermissionKind, scope: String) -> Int? {
+    private static func firstMatch(in rules: [ScopeRule], kind: PermissionKind, scope: UnsafeBufferPointer<UInt8>) -> Int? {
         rules.withUnsafeBufferPointer { rules in
-            for index in rules.indices where rules[index].kind == kind && rules[index].pattern.matches(scope) { return index }
+            for index in rules.indices where rules[index].kind == kind && rules[index].pattern.matches(utf8: scope) {
+                return index
+            }
             return nil
         }
     }

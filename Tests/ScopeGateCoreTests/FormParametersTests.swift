@@ -117,3 +117,31 @@ import Testing
         #expect(throws: GateError.self) { try ScopeSet(parsing: (most + ["extra"]).joined(separator: " ")) }
     }
 }
+
+/// The common parameter names the parser recognizes by identity.
+@Suite struct KnownParameterTests {
+    @Test func everyNameIsFoundAndFitsTheParsersBitSet() {
+        #expect(KnownParameter.allCases.count <= 64)
+        for known in KnownParameter.allCases {
+            #expect(KnownParameter.named(known.name) == known)
+        }
+        #expect(KnownParameter.named("scopes") == nil)
+        #expect(KnownParameter.named("Scope") == nil)
+        #expect(KnownParameter.named("") == nil)
+    }
+
+    @Test func anEscapedNameIsKnownByWhatItDecodesTo() throws {
+        let form = try FormParameters(parsing: "sc%6Fpe=a&client%5Fid=b")
+        #expect(form.pairs.map(\.known) == [.scope, .clientID])
+        #expect(throws: GateError.self) { try FormParameters(parsing: "scope=a&sc%6Fpe=b") }
+        #expect(throws: GateError.self) { try FormParameters(parsing: "x=1&x=2") }
+        #expect(try FormParameters(parsing: "resource=a&resource=b").pairs.count == 2)
+    }
+
+    @Test func anEscapedScopeNameIsStillGated() throws {
+        // The IdP decodes the name and reads a scope: so must the gate, or the scope would pass unseen.
+        let request = try AuthorizationRequest(method: .get, query: "response_type=code&client_id=app&sc%6Fpe=admin&%73tate=x")
+        #expect(request.scopes.tokens == ["admin"])
+        #expect(request.state == "x")
+    }
+}

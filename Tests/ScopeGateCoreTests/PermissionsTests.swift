@@ -32,6 +32,17 @@ import Testing
         #expect(request.parameters.encoded.contains("resource=https%3A%2F%2Fapi.example%2F&resource=urn%3Abilling"))
     }
 
+    @Test(arguments: Permissions.parameterNames)
+    func eachPermissionParameterAloneIsGated(name: String) throws {
+        let values = [
+            "resource": "https://api.example/", "audience": "payroll", "authorization_details": #"[{"type":"payment_initiation"}]"#,
+            "claims": #"{"userinfo":{"email":null}}"#,
+        ]
+        let value = try #require(values[name], "a value for every permission parameter")
+        let request = try parse(base + "&scope=openid&\(name)=\(FormParameters.encode(value))")
+        #expect(request.otherPermissions.tokens.count == 1)
+    }
+
     @Test func aRequestWithoutScopeStandsForTheDefaultsAndItsOtherPermissions() throws {
         let request = try parse(base + "&resource=https%3A%2F%2Fapi.example%2F")
         var policy = Policy(rules: [], clients: [], tiers: [], defaultTier: "low", approvalTimeout: .seconds(60))

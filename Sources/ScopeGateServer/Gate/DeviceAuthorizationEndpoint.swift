@@ -185,7 +185,7 @@ struct DeviceAuthorizationEndpoint: Sendable {
             return .respond(TokenEndpoint.error(.badRequest, "expired_token", "nobody approved this request in time"))
         case .approved, .approvedOnce:
             if let upstream = registry.upstream(of: hold.id, at: .now) {
-                let replaced = parameters.pairs.map { $0.name == "device_code" ? ("device_code", upstream.deviceCode) : $0 }
+                let replaced = parameters.pairs.map { $0.name == "device_code" ? .init("device_code", upstream.deviceCode) : $0 }
                 guard let form = try? FormParameters(replaced) else {
                     return .respond(TokenEndpoint.error(.badRequest, "invalid_request", "the request cannot be read"))
                 }

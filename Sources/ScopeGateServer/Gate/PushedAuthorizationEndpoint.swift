@@ -125,9 +125,9 @@ enum ClientForm {
 
     /// The parameters without client credentials, naming the client: what is forwarded or stored as
     /// the request itself.
-    static func withoutCredentials(_ parameters: FormParameters, clientID: String) -> [(name: String, value: String)] {
+    static func withoutCredentials(_ parameters: FormParameters, clientID: String) -> [FormParameters.Pair] {
         var pairs = parameters.pairs.filter { !clientAuthentication.contains($0.name) }
-        if !pairs.contains(where: { $0.name == "client_id" }) { pairs.append(("client_id", clientID)) }
+        if !pairs.contains(where: { $0.name == "client_id" }) { pairs.append(.init("client_id", clientID)) }
         return pairs
     }
 

@@ -1,0 +1,90 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The OAuth 2.0 and OpenID Connect parameter names requests carry most.
+///
+/// A parsed parameter whose name (after decoding) is one of these carries it (`FormParameters.Pair.known`):
+/// readers switch on it instead of comparing strings, a repeat is found by comparing one byte, and the
+/// name's `String` is shared instead of built for every request.
+/// (At most 64 cases: the parser keeps the ones it has seen as bits of a `UInt64`.)
+public enum KnownParameter: UInt8, CaseIterable, Sendable {
+    case clientID, responseType, redirectURI, scope, state, nonce, codeChallenge, codeChallengeMethod
+    case responseMode, prompt, loginHint, maxAge, uiLocales, acrValues, idTokenHint, display
+    case request, requestURI, resource, audience, claims, authorizationDetails
+    case grantType, code, codeVerifier, refreshToken, clientSecret, clientAssertion, clientAssertionType
+    case deviceCode, username, password
+
+    /// The name as it is sent.
+    public var name: String { Self.names[Int(rawValue)] }
+
+    /// Whether the parameter may legitimately appear more than once: `resource` (RFC 8707 §2) and
+    /// `audience` (RFC 8693 §2.1). Every value of theirs is gated.
+    public var isRepeatable: Bool { self == .resource || self == .audience }
+
+    private var spelling: StaticString {
+        switch self {
+        case .clientID: "client_id"
+        case .responseType: "response_type"
+        case .redirectURI: "redirect_uri"
+        case .scope: "scope"
+        case .state: "state"
+        case .nonce: "nonce"
+        case .codeChallenge: "code_challenge"
+        case .codeChallengeMethod: "code_challenge_method"
+        case .responseMode: "response_mode"
+        case .prompt: "prompt"
+        case .loginHint: "login_hint"
+        case .maxAge: "max_age"
+        case .uiLocales: "ui_locales"
+        case .acrValues: "acr_values"
+        case .idTokenHint: "id_token_hint"
+        case .display: "display"
+        case .request: "request"
+        case .requestURI: "request_uri"
+        case .resource: "resource"
+        case .audience: "audience"
+        case .claims: "claims"
+        case .authorizationDetails: "authorization_details"
+        case .grantType: "grant_type"
+        case .code: "code"
+        case .codeVerifier: "code_verifier"
+        case .refreshToken: "refresh_token"
+        case .clientSecret: "client_secret"
+        case .clientAssertion: "client_assertion"
+        case .clientAssertionType: "client_assertion_type"
+        case .deviceCode: "device_code"
+        case .username: "username"
+        case .password: "password"
+        }
+    }
+
+    /// Every case's shared `String`, by raw value.
+    private static let names: [String] = allCases.map { $0.spelling.description }
+
+    /// The cases by the length of their name: a lookup compares only names of the right length.
+    private static let byLength: [[KnownParameter]] = {
+        var byLength = [[KnownParameter]](repeating: [], count: allCases.map { $0.spelling.utf8CodeUnitCount }.max()! + 1)
+        for known in allCases { byLength[known.spelling.utf8CodeUnitCount].append(known) }
+        return byLength
+    }()
+
+    /// The known parameter spelled exactly `bytes`, if any.
+    static func named(_ bytes: UnsafeBufferPointer<UInt8>) -> KnownParameter? {
+        guard bytes.count > 0, bytes.count < byLength.count else { return nil }
+        return byLength[bytes.count].withUnsafeBufferPointer { candidates in
+            for known in candidates where memcmp(known.spelling.utf8Start, bytes.baseAddress!, bytes.count) == 0 {
+                return known
+            }
+            return nil
+        }
+    }
+
+    /// The known parameter named `name`, if any.
+    public static func named(_ name: String) -> KnownParameter? {
+        var name = name
+        return name.withUTF8 { named($0) }
+    }
+}
