@@ -59,17 +59,6 @@ final class ScopeGateResponder: Sendable {
     /// Paths ScopeGate serves itself and never forwards.
     static let ownPrefix = "/_scopegate/"
 
-    /// The forward for a request the gate can admit at once (see
-    /// `AuthorizationEndpoint.admitWithoutWaiting`), or `nil` when it must be answered in full.
-    func admitWithoutWaiting(_ head: HTTPRequestHead, bodyLength: Int) -> UpstreamForward? {
-        guard head.method == .GET, bodyLength == 0, !head.headers.contains(name: "transfer-encoding") else { return nil }
-        let target = head.uri
-        let question = target.utf8.firstIndex(of: UInt8(ascii: "?"))
-        let path = question.map { target[..<$0] } ?? Substring(target)
-        guard pathGuard.classify(path) == .gated(.authorization) else { return nil }
-        return authorization.admitWithoutWaiting(query: question.map { target[target.index(after: $0)...] } ?? "")
-    }
-
     func answer(_ request: Request, context: GateRequestContext) async -> GateAnswer {
         let path = Substring(request.uri.path)
         if path.hasPrefix(HoldEndpoints.prefix) {

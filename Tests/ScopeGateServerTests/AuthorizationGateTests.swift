@@ -17,6 +17,24 @@ import Testing
         }
     }
 
+    @Test func approvedCanonicalRequestsAreForwardedByteForByte() async throws {
+        try await GateHarness.with { h in
+            let query = GateHarness.authorizeQuery(scope: "openid", state: "a%2Fb%20c")
+            let reply = try await h.send(.GET, path + "?" + query)
+            #expect(reply.status == 200)
+            let seen = try #require(h.upstream.received(at: path).first)
+            #expect(seen.query == query)
+        }
+    }
+
+    @Test func aGetWithABodyIsRefusedAndReachesNobody() async throws {
+        try await GateHarness.with { h in
+            let reply = try await h.send(.GET, path + "?" + GateHarness.authorizeQuery(scope: "openid"), body: "scope=admin%3Aorg")
+            #expect(reply.status == 400)
+            #expect(h.upstream.received.isEmpty)
+        }
+    }
+
     @Test func approvedPostRequestsAreForwardedAsAForm() async throws {
         try await GateHarness.with { h in
             let reply = try await h.send(

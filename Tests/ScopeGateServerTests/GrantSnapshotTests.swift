@@ -9,7 +9,7 @@ import Testing
 
     /// Which of `scopes` the snapshot says `client` holds at `date`; `nil` when it is not fresh.
     func granted(_ snapshot: GrantSnapshot, _ client: String, _ scopes: [String], at date: Date) -> Set<String>? {
-        snapshot.grants(of: client, at: date).map { grants in Set(scopes.filter(grants.contains)) }
+        snapshot.grants(of: client, now: { date }).map { grants in Set(scopes.filter(grants.contains)) }
     }
 
     func grant(_ scope: String, expiresAt: Date? = nil) -> Grant {

@@ -14,36 +14,46 @@ import ServiceLifecycle
 final class GrantSnapshot: Sendable {
     private struct State {
         var grants: [String: [String: Date?]] = [:]
-        var refreshedAt: ContinuousClock.Instant?
+        var refreshedAt: ContinuousClock.Instant? {
+            didSet { freshUntil = refreshedAt.map { $0 + maximumAge } }
+        }
+        /// `refreshedAt` plus the maximum age, worked out once per refresh rather than per request.
+        var freshUntil: ContinuousClock.Instant?
+        let maximumAge: Duration
         var invalidatedAt: ContinuousClock.Instant?
     }
 
-    private let state = NIOLockedValueBox(State())
+    private let state: NIOLockedValueBox<State>
     /// How long a snapshot may be used after its last successful refresh.
     let maximumAge: Duration
 
-    init(maximumAge: Duration = .seconds(2)) { self.maximumAge = maximumAge }
+    init(maximumAge: Duration = .seconds(2)) {
+        self.maximumAge = maximumAge
+        state = NIOLockedValueBox(State(maximumAge: maximumAge))
+    }
 
-    /// The grants `clientID` holds at `date`, or `nil` when the snapshot is not fresh.
-    func grants(of clientID: String, at date: Date) -> ClientGrants? {
+    /// The grants `clientID` holds, or `nil` when the snapshot is not fresh. `now` is the wall clock
+    /// that grant expiry is checked against, read only when a grant has an expiry.
+    func grants(of clientID: String, now: @escaping @Sendable () -> Date) -> ClientGrants? {
         // Both event loops take this lock for every gated request: keep the clock read outside it.
-        let now = ContinuousClock.now
+        let instant = ContinuousClock.now
         return state.withLockedValue { state in
-            guard let refreshedAt = state.refreshedAt, now - refreshedAt <= maximumAge else { return nil }
-            return ClientGrants(scopes: state.grants[clientID] ?? [:], date: date)
+            guard let freshUntil = state.freshUntil, instant <= freshUntil else { return nil }
+            return ClientGrants(scopes: state.grants[clientID] ?? [:], now: now)
         }
     }
 
-    /// One client's grants, from a fresh snapshot, as of one moment.
+    /// One client's grants, from a fresh snapshot.
     struct ClientGrants {
         /// Each granted scope's expiry, if it has one.
         let scopes: [String: Date?]
-        let date: Date
+        let now: @Sendable () -> Date
 
         /// Whether `scope` is granted and not expired.
         func contains(_ scope: String) -> Bool {
             guard let entry = scopes[scope] else { return false }
-            return entry.map { date < $0 } ?? true
+            guard let expiry = entry else { return true }
+            return now() < expiry
         }
     }
 

@@ -242,6 +242,16 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
             return
         }
         switch shared.pathGuard.classify(path) {
+        case .gated(.authorization) where head.method == .GET && !head.headers.contains(name: "content-length")
+            && !head.headers.contains(name: "transfer-encoding"):
+            // A GET without body framing has no body: NIO's decoder sends its end next. When its scopes
+            // are all granted it is admitted here, on the event loop, and forwarded like any other
+            // request; anything else (a body, a decision to wait for, a refusal) takes the full path.
+            if let forward = shared.responder.authorization.admitWithoutWaiting(target: target) {
+                startForwarding(head, target: forward.target, body: .streamed, context: context)
+            } else {
+                state = .collecting(head, ByteBuffer())
+            }
         case .gated:
             state = .collecting(head, ByteBuffer())
         case .ambiguous:
@@ -455,10 +465,6 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
     // MARK: - Answers from the gate
 
     private func answer(_ head: HTTPRequestHead, body: ByteBuffer, context: ChannelHandlerContext) {
-        if let forward = shared.responder.admitWithoutWaiting(head, bodyLength: body.readableBytes) {
-            startForwarding(head, target: forward.target, body: .complete(forward.body), context: context)
-            return
-        }
         let keepAlive = head.isKeepAlive
         state = .answering
         let request: Request
