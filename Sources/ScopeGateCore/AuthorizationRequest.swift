@@ -117,7 +117,7 @@ public struct AuthorizationRequest: Sendable, Equatable {
         var responseMode: String?
         var request: String?
         var hasRequestURI = false
-        /// Whether any of `Permissions.parameterNames` is present.
+        /// Whether any parameter carrying permissions beyond `scope` is present.
         var carriesPermissions = false
 
         mutating func read(_ pair: FormParameters.Pair) {
@@ -131,8 +131,7 @@ public struct AuthorizationRequest: Sendable, Equatable {
             case .responseMode?: responseMode = pair.value
             case .request?: request = pair.value
             case .requestURI?: hasRequestURI = true
-            // `Permissions.parameterNames`.
-            case .resource?, .audience?, .authorizationDetails?, .claims?: carriesPermissions = true
+            case let known? where known.carriesPermissions: carriesPermissions = true
             default: break
             }
         }

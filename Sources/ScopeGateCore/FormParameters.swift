@@ -1,9 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// An ordered list of `application/x-www-form-urlencoded` parameters, parsed strictly.
 ///
 /// ScopeGate parses what it gates exactly once and refuses anything a different parser could read
@@ -14,7 +8,7 @@ public struct FormParameters: Sendable, Equatable {
     /// One decoded parameter.
     public struct Pair: Sendable, Equatable {
         public let name: String
-        public var value: String
+        public let value: String
         /// The name as one of the common parameters, when it is one (always worked out from `name`).
         public let known: KnownParameter?
 
@@ -55,15 +49,21 @@ public struct FormParameters: Sendable, Equatable {
     public var isCanonical: Bool { canonical != nil }
 
     /// Creates parameters from already-decoded pairs; names must be unique.
-    public init(_ pairs: [(name: String, value: String)]) throws(GateError) {
-        self.pairs = []
-        for pair in pairs { try append(pair.name, pair.value) }
+    public init(_ pairs: [Pair]) throws(GateError) {
+        var checked: [Pair] = []
+        var seen: UInt64 = 0
+        for pair in pairs {
+            try Self.checkNew(pair, in: checked, seen: &seen)
+            checked.append(pair)
+        }
+        // Set directly (an initializer does not run `didSet`): both stored properties, explicitly.
+        self.pairs = checked
+        self.namesArePrintable = checked.allSatisfy { Self.isPrintable($0.name) }
     }
 
-    /// Creates parameters from already-decoded pairs; names must be unique.
-    public init(_ pairs: [Pair]) throws(GateError) {
-        self.pairs = []
-        for pair in pairs { try append(pair.name, pair.value) }
+    /// Creates parameters from already-decoded `(name, value)` pairs; names must be unique.
+    public init(_ pairs: [(name: String, value: String)]) throws(GateError) {
+        try self.init(pairs.map { Pair($0.name, $0.value) })
     }
 
     /// Parses an encoded query string or form body (without a leading `?`).
@@ -143,24 +143,12 @@ public struct FormParameters: Sendable, Equatable {
             if nameEscaped {
                 // A decoded name is known by what it decodes to (`sc%6Fpe` is `scope`), and can hold anything.
                 pair = Pair(try decode(nameBytes, plusIsSpace: plusIsSpace, canonical: &canonical), value)
-                if pair.name.isEmpty {
-                    throw GateError(.invalidRequest, "the request has a parameter without a name")
-                }
                 if !isPrintable(pair.name) { namesArePrintable = false }
             } else {
                 // Bytes as sent are printable (checked above).
                 pair = Pair.parsed(name: nameBytes, value: value)
             }
-            if let known = pair.known {
-                // A repeat of a known name is one bit already set.
-                let bit: UInt64 = 1 << known.rawValue
-                if seen & bit != 0, !known.isRepeatable {
-                    throw GateError(.invalidRequest, "the parameter '\(known.name)' is repeated")
-                }
-                seen |= bit
-            } else {
-                try checkNew(pair, in: pairs)
-            }
+            try checkNew(pair, in: pairs, seen: &seen)
             pairs.append(pair)
             if end == bytes.count { return canonical }
             start = end + 1
@@ -241,16 +229,20 @@ public struct FormParameters: Sendable, Equatable {
     /// repeatable ones (`KnownParameter.isRepeatable`).
     public mutating func append(_ name: String, _ value: String) throws(GateError) {
         let pair = Pair(name, value)
-        try Self.checkNew(pair, in: pairs)
+        var seen = pairs.reduce(UInt64(0)) { seen, pair in pair.known.map { seen | 1 << $0.rawValue } ?? seen }
+        try Self.checkNew(pair, in: pairs, seen: &seen)
         pairs.append(pair)
     }
 
     /// Refuses `pair` when `pairs` already has its name, unless the name is repeatable (see
-    /// `KnownParameter.isRepeatable`). Known names are compared by their one-byte identity.
-    private static func checkNew(_ pair: Pair, in pairs: [Pair]) throws(GateError) {
+    /// `KnownParameter.isRepeatable`). `seen` holds a bit for each known name in `pairs`, so a known
+    /// name's repeat is one bit already set; other names are compared with the other unknown ones.
+    private static func checkNew(_ pair: Pair, in pairs: [Pair], seen: inout UInt64) throws(GateError) {
         let repeated: Bool
         if let known = pair.known {
-            repeated = !known.isRepeatable && pairs.contains { $0.known == known }
+            let bit: UInt64 = 1 << known.rawValue
+            repeated = seen & bit != 0 && !known.isRepeatable
+            seen |= bit
         } else {
             let name = pair.name
             let length = name.utf8.count

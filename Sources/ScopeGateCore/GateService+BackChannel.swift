@@ -90,7 +90,7 @@ extension GateService {
                 }
                 if recent { approvedOnce.formUnion(request.scopes.tokens) }
             }
-            let clientRules = policy.clients[clientID]?.rules ?? []
+            let clientRules = policy.rules(of: clientID)
             return ScopeSet(
                 issued.tokens.filter { scope in
                     switch policy.auto(for: scope, clientRules: clientRules) {

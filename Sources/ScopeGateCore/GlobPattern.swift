@@ -24,7 +24,6 @@ public struct GlobPattern: Sendable, Hashable, CustomStringConvertible {
 
     /// Whether `text` matches the whole pattern.
     public func matches(_ text: String) -> Bool {
-        if !hasWildcards { return text == source }
         var text = text
         return text.withUTF8 { matches(utf8: $0) }
     }

@@ -24,6 +24,14 @@ public enum KnownParameter: UInt8, CaseIterable, Sendable {
     /// `audience` (RFC 8693 §2.1). Every value of theirs is gated.
     public var isRepeatable: Bool { self == .resource || self == .audience }
 
+    /// Whether the parameter carries permissions beyond `scope` (see `Permissions`).
+    public var carriesPermissions: Bool {
+        switch self {
+        case .resource, .audience, .authorizationDetails, .claims: true
+        default: false
+        }
+    }
+
     private var spelling: StaticString {
         switch self {
         case .clientID: "client_id"

@@ -40,10 +40,6 @@ public enum PermissionKind: String, CaseIterable, Sendable {
 
 /// Reads the permissions beyond `scope` out of request parameters, strictly.
 public enum Permissions {
-    /// The parameters that carry permissions beyond `scope`. (The authorization request's parse finds
-    /// them by `KnownParameter`; `PermissionsTests` checks that each of these alone is gated.)
-    public static let parameterNames: [String] = ["resource", "audience", "authorization_details", "claims"]
-
     /// The permission names carried by `parameters`' `resource`, `audience`, `authorization_details`
     /// and `claims` (the last two as JSON text).
     public static func names(in parameters: FormParameters) throws(GateError) -> [String] {

@@ -29,7 +29,7 @@ extension Policy {
 
     /// Evaluates `scopes` for `clientID`, asking `isGranted` about each scope a rule leaves to an approver.
     public func evaluate(scopes: ScopeSet, clientID: String, isGranted: (String) -> Bool) -> Evaluation {
-        let clientRules = someClientHasRules ? clients[clientID]?.rules ?? [] : []
+        let clientRules = rules(of: clientID)
         // The common case, every scope granted or approved by policy, decided without building anything.
         let allowed = scopes.allSatisfy { scope in
             switch auto(for: scope, clientRules: clientRules) {

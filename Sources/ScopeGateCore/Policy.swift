@@ -113,12 +113,17 @@ public struct Policy: Sendable {
     /// The rule that decides `scope` for `clientID`: the client's own rules first, then the global
     /// ones; a scope nobody wrote a rule for must be asked about.
     public func rule(for scope: String, clientID: String) -> ScopeRule {
-        let clientRules = clients[clientID]?.rules ?? []
+        let clientRules = rules(of: clientID)
         return switch match(for: scope, clientRules: clientRules) {
         case .client(let index): clientRules[index]
         case .global(let index): rules[index]
         case nil: ScopeRule(pattern: GlobPattern(scope), kind: PermissionKind.of(scope), auto: .ask, tier: defaultTier, origin: "default")
         }
+    }
+
+    /// `clientID`'s own rules (none for an unknown client; no lookup when no client has any).
+    func rules(of clientID: String) -> [ScopeRule] {
+        someClientHasRules ? clients[clientID]?.rules ?? [] : []
     }
 
     /// What happens to `scope` without asking, under `clientRules` (a client's own rules) and the global ones.

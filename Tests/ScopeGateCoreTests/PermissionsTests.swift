@@ -32,7 +32,7 @@ import Testing
         #expect(request.parameters.encoded.contains("resource=https%3A%2F%2Fapi.example%2F&resource=urn%3Abilling"))
     }
 
-    @Test(arguments: Permissions.parameterNames)
+    @Test(arguments: KnownParameter.allCases.filter(\.carriesPermissions).map(\.name))
     func eachPermissionParameterAloneIsGated(name: String) throws {
         let values = [
             "resource": "https://api.example/", "audience": "payroll", "authorization_details": #"[{"type":"payment_initiation"}]"#,

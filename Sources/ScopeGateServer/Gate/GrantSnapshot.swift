@@ -14,23 +14,15 @@ import ServiceLifecycle
 final class GrantSnapshot: Sendable {
     private struct State {
         var grants: [String: [String: Date?]] = [:]
-        var refreshedAt: ContinuousClock.Instant? {
-            didSet { freshUntil = refreshedAt.map { $0 + maximumAge } }
-        }
-        /// `refreshedAt` plus the maximum age, worked out once per refresh rather than per request.
-        var freshUntil: ContinuousClock.Instant?
-        let maximumAge: Duration
+        var refreshedAt: ContinuousClock.Instant?
         var invalidatedAt: ContinuousClock.Instant?
     }
 
-    private let state: NIOLockedValueBox<State>
+    private let state = NIOLockedValueBox(State())
     /// How long a snapshot may be used after its last successful refresh.
     let maximumAge: Duration
 
-    init(maximumAge: Duration = .seconds(2)) {
-        self.maximumAge = maximumAge
-        state = NIOLockedValueBox(State(maximumAge: maximumAge))
-    }
+    init(maximumAge: Duration = .seconds(2)) { self.maximumAge = maximumAge }
 
     /// The grants `clientID` holds, or `nil` when the snapshot is not fresh. `now` is the wall clock
     /// that grant expiry is checked against, read only when a grant has an expiry.
@@ -38,7 +30,7 @@ final class GrantSnapshot: Sendable {
         // Both event loops take this lock for every gated request: keep the clock read outside it.
         let instant = ContinuousClock.now
         return state.withLockedValue { state in
-            guard let freshUntil = state.freshUntil, instant <= freshUntil else { return nil }
+            guard let refreshedAt = state.refreshedAt, instant - refreshedAt <= maximumAge else { return nil }
             return ClientGrants(scopes: state.grants[clientID] ?? [:], now: now)
         }
     }

@@ -229,7 +229,8 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
         // Only `chunked` is relayed as a transfer coding: a body under any other coding would be passed on
         // with its framing changed, and a coding list is a classic request-smuggling shape.
         // (Most requests carry no Transfer-Encoding: only those pay for splitting its value.)
-        if head.headers.contains(name: "transfer-encoding") {
+        let hasTransferEncoding = head.headers.contains(name: "transfer-encoding")
+        if hasTransferEncoding {
             let codings = head.headers[canonicalForm: "transfer-encoding"]
             if codings.count != 1 || codings[0].lowercased() != "chunked" {
                 refuse(.notImplemented, "only the chunked transfer coding is accepted", context: context)
@@ -242,17 +243,17 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
             return
         }
         switch shared.pathGuard.classify(path) {
-        case .gated(.authorization) where head.method == .GET && !head.headers.contains(name: "content-length")
-            && !head.headers.contains(name: "transfer-encoding"):
+        case .gated(let endpoint):
             // A GET without body framing has no body: NIO's decoder sends its end next. When its scopes
             // are all granted it is admitted here, on the event loop, and forwarded like any other
             // request; anything else (a body, a decision to wait for, a refusal) takes the full path.
-            if let forward = shared.responder.authorization.admitWithoutWaiting(target: target) {
+            if endpoint == .authorization, head.method == .GET, !hasTransferEncoding,
+                !head.headers.contains(name: "content-length"),
+                let forward = shared.responder.authorization.admitWithoutWaiting(target: target)
+            {
                 startForwarding(head, target: forward.target, body: .streamed, context: context)
-            } else {
-                state = .collecting(head, ByteBuffer())
+                return
             }
-        case .gated:
             state = .collecting(head, ByteBuffer())
         case .ambiguous:
             refuse(
