@@ -1,6 +1,7 @@
 """`scopegate demo` works as the README says: the demo app signs in through ScopeGate, an auto-approved
 scope passes, a held one waits until it is approved on the demo's approvals page, and a denied one
 comes back as access_denied."""
+import random
 import re
 import signal
 import socket
@@ -14,9 +15,13 @@ from conftest import SCOPEGATE, free_port, wait_for_port
 
 
 def five_free_ports():
-    """A base port such that it and the next four are free (the demo takes five in a row)."""
-    for _ in range(50):
-        base = free_port()
+    """A base port such that it and the next four are free (the demo takes five in a row).
+
+    Chosen below the kernel's ephemeral range: a port from inside it can be taken by any outgoing
+    connection on the machine between this probe and the demo's bind."""
+    low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+    for _ in range(200):
+        base = random.randrange(10_000, low - 5) if low > 10_005 else free_port()
         try:
             for port in range(base, base + 5):
                 with socket.socket() as sock:
@@ -29,15 +34,25 @@ def five_free_ports():
 
 @pytest.fixture
 def demo(tmp_path):
-    base = five_free_ports()
-    log = open(tmp_path / "demo.log", "w")
-    process = subprocess.Popen(
-        [str(SCOPEGATE), "demo", "--port-base", str(base), "--directory", str(tmp_path / "demo")],
-        stdout=log, stderr=subprocess.STDOUT,
-    )
-    for port in (base, base + 1, base + 3, base + 4):
-        wait_for_port(port, process)
-    yield f"http://127.0.0.1:{base + 3}", tmp_path / "demo.log", f"http://127.0.0.1:{base + 4}"
+    # The ports are probed, then bound by another process: another program may still take one in
+    # between. The demo then stops at once saying so, and starts again on other ports.
+    for attempt in range(3):
+        base = five_free_ports()
+        log_path = tmp_path / f"demo-{attempt}.log"
+        with open(log_path, "w") as log:
+            process = subprocess.Popen(
+                [str(SCOPEGATE), "demo", "--port-base", str(base), "--directory", str(tmp_path / f"demo-{attempt}")],
+                stdout=log, stderr=subprocess.STDOUT,
+            )
+        try:
+            for port in (base, base + 1, base + 3, base + 4):
+                wait_for_port(port, process)
+            break
+        except RuntimeError:
+            process.wait(timeout=15)
+            if "Address already in use" not in log_path.read_text() or attempt == 2:
+                raise
+    yield f"http://127.0.0.1:{base + 3}", log_path, f"http://127.0.0.1:{base + 4}"
     process.send_signal(signal.SIGTERM)
     process.wait(timeout=15)
 
