@@ -78,6 +78,21 @@ import Testing
             }
             let unknown = try await post(h, "grant_type=authorization_code&code=abc&client_id=app", headers: [])
             #expect(unknown.status == 400 && !unknown.body.contains("secret-token"))
+            // So is one that names its scope twice: a lenient reader could take either value, and the
+            // approved one must not vouch for the other. Its token is revoked like any withheld one.
+            h.upstream.behaviour.withLock {
+                $0 = { _, _ in
+                    Response(
+                        status: .ok,
+                        body: .init(byteBuffer: ByteBuffer(string: #"{"access_token":"twice-token","scope":"openid orders:read","scope":"openid"}"#)))
+                }
+            }
+            let twice = try await post(h, "grant_type=authorization_code&code=abc&client_id=app", headers: [])
+            #expect(twice.status == 400 && json(twice)["error"] == "invalid_scope")
+            #expect(!twice.body.contains("twice-token"))
+            #expect(
+                h.upstream.received(at: "/o/revoke_token/").map { String(buffer: $0.body) }.last
+                    == "token=twice-token&token_type_hint=access_token&client_id=app")
         }
     }
 

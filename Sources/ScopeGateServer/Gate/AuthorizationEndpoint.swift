@@ -103,17 +103,16 @@ final class AuthorizationEndpoint: Sendable {
     /// Admits a `GET` (its request target given) whose scopes are all granted or approved by policy,
     /// from the grant snapshot, without waiting for anything. Returns `nil` for every other case (a
     /// parse error, a scope that needs a decision or is denied, a stale snapshot): those take the full path.
-    func admitWithoutWaiting(target: String) -> UpstreamForward? {
-        let question = target.utf8.firstIndex(of: UInt8(ascii: "?"))
-        guard let question,
-            let parsed = try? AuthorizationRequest(method: .get, query: target[target.utf8.index(after: question)...]),
+    func admitWithoutWaiting(target: RequestTarget) -> UpstreamForward? {
+        guard let query = target.query,
+            let parsed = try? AuthorizationRequest(method: .get, query: query),
             let scopes = try? service.policy.effectiveScopes(of: parsed),
             let grants = snapshot.grants(of: parsed.clientID, now: service.now),
             service.policy.evaluate(scopes: scopes, clientID: parsed.clientID, isGranted: grants.contains) == .allow
         else { return nil }
         // Canonical parameters re-serialize to the query as it came: the target is then forwarded as it
         // is (when its path is the endpoint's exact spelling), without building it again.
-        if parsed.parameters.isCanonical, target[..<question] == path { return UpstreamForward(target: target, body: nil) }
+        if parsed.parameters.isCanonical, target.pathIs(path) { return UpstreamForward(target: target.text, body: nil) }
         return forward(parsed)
     }
 

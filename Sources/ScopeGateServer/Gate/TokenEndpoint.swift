@@ -150,31 +150,42 @@ struct TokenEndpoint: Sendable {
         }
         // Every success, and any other answer that carries a token, passes the second gate: a token must
         // not leave because the IdP chose an unusual status.
-        let object = (try? JSONSerialization.jsonObject(with: Data(buffer: answer.body))) as? [String: Any]
-        let carriesToken = object.map { object in ["access_token", "refresh_token", "id_token"].contains { object[$0] != nil } } ?? false
+        // Read strictly: with `scope` twice, the gate and the client could each take a different one.
+        // What a lenient parser still reads as an object is kept only to find tokens to withhold and revoke.
+        let strict = StrictJSON.parse(answer.body.readableBytesView)
+        let lenient = strict == nil ? (try? JSONSerialization.jsonObject(with: Data(buffer: answer.body))) as? [String: Any] : nil
+        let tokens = Self.tokenFields.compactMap { field in
+            (strict?[field]?.stringValue ?? lenient?[field] as? String).map { (field, $0) }
+        }
+        let carriesToken = Self.tokenFields.contains { strict?[$0] != nil || lenient?[$0] != nil }
         if (200..<300).contains(answer.status.code) || carriesToken {
-            if let refusal = await secondGate(object, clientID: clientID, requested: requested) {
+            if let refusal = await secondGate(strict, clientID: clientID, requested: requested) {
                 logger.error(
                     "the IdP issued a token beyond what is approved; it was withheld",
                     metadata: ["sg.client.id": "\(clientID)", "sg.reason": "\(refusal)"])
-                if let object { await revoke(object, as: request, parameters: parameters, peer: peer) }
+                await revoke(tokens, as: request, parameters: parameters, peer: peer)
                 return Self.error(.badRequest, "invalid_scope", refusal)
             }
         }
         return answer.response
     }
 
+    /// The members of a token response that carry a token.
+    static let tokenFields = ["access_token", "refresh_token", "id_token"]
+
     /// Revokes the tokens of a withheld response at the IdP (RFC 7009), authenticating as the client
     /// did in its token request. Best effort: the client never receives the tokens either way.
-    private func revoke(_ object: [String: Any], as request: Request, parameters: FormParameters, peer: ForwardingHeaders.Peer)
-        async
-    {
+    private func revoke(
+        _ tokens: [(field: String, token: String)], as request: Request, parameters: FormParameters, peer: ForwardingHeaders.Peer
+    ) async {
         guard let revocationPath else { return }
         let credentials = ["client_id", "client_secret", "client_assertion", "client_assertion_type"].compactMap { name in
             parameters[name].map { (name, $0) }
         }
-        for (field, hint) in [("refresh_token", "refresh_token"), ("access_token", "access_token")] {
-            guard let token = object[field] as? String else { continue }
+        // The refresh token first (revoking it may revoke its access tokens too, RFC 7009 §2.1); an ID
+        // token is not revocable.
+        for hint in ["refresh_token", "access_token"] {
+            guard let token = tokens.first(where: { $0.field == hint })?.token else { continue }
             guard let form = try? FormParameters([("token", token), ("token_type_hint", hint)] + credentials) else { continue }
             let status = try? await proxy.post(form, to: revocationPath, from: request, peer: peer, limit: 64 * 1024).status
             if status != .ok {
@@ -183,13 +194,15 @@ struct TokenEndpoint: Sendable {
         }
     }
 
-    /// Why a successful token response (`object`, `nil` when it is not a JSON object) may not leave, or
+    /// Why a successful token response (`object`, `nil` when it is not strict JSON) may not leave, or
     /// `nil` when it may.
-    private func secondGate(_ object: [String: Any]?, clientID: String, requested: ScopeSet?) async -> String? {
-        guard let object else { return "the IdP's token response is not JSON" }
+    private func secondGate(_ object: StrictJSON?, clientID: String, requested: ScopeSet?) async -> String? {
+        guard let object, case .object = object else {
+            return "the IdP's token response is not a JSON object, or names a member twice"
+        }
         let issued: ScopeSet
         if let scope = object["scope"] {
-            guard let text = scope as? String, let parsed = try? ScopeSet(parsing: text) else {
+            guard let text = scope.stringValue, let parsed = try? ScopeSet(parsing: text) else {
                 return "the IdP's token response has an unreadable scope"
             }
             issued = parsed

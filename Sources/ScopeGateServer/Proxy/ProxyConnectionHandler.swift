@@ -217,12 +217,12 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
     static let maximumTargetLength = 8 * 1024
 
     private func route(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
-        let target = head.uri
-        guard target.utf8.count <= Self.maximumTargetLength else {
+        let target = RequestTarget(head.uri)
+        guard target.text.utf8.count <= Self.maximumTargetLength else {
             refuse(.uriTooLong, "the request target is longer than \(Self.maximumTargetLength) bytes", context: context)
             return
         }
-        guard target.utf8.first == UInt8(ascii: "/"), !target.utf8.contains(UInt8(ascii: "#")) else {
+        guard target.text.utf8.first == UInt8(ascii: "/"), !target.hasFragment else {
             refuse(.badRequest, "the request target must be an absolute path", context: context)
             return
         }
@@ -237,8 +237,8 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
                 return
             }
         }
-        let path = target.utf8.firstIndex(of: UInt8(ascii: "?")).map { target[..<$0] } ?? Substring(target)
-        if path.hasPrefix(ScopeGateResponder.ownPrefix) {
+        let path = target.path
+        if target.pathStarts(with: ScopeGateResponder.ownPrefix) {
             state = .collecting(head, ByteBuffer())
             return
         }
@@ -247,7 +247,7 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
             // A GET without body framing has no body: NIO's decoder sends its end next. When its scopes
             // are all granted it is admitted here, on the event loop, and forwarded like any other
             // request; anything else (a body, a decision to wait for, a refusal) takes the full path.
-            if endpoint == .authorization, head.method == .GET, !hasTransferEncoding,
+            if endpoint == .authorization, case .GET = head.method, !hasTransferEncoding,
                 !head.headers.contains(name: "content-length"),
                 let forward = shared.responder.authorization.admitWithoutWaiting(target: target)
             {
@@ -265,7 +265,7 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
                 refuse(.notFound, "not found: ScopeGate does not expose this path of the identity provider", context: context)
                 return
             }
-            startForwarding(head, target: target, body: .streamed, context: context)
+            startForwarding(head, target: target.text, body: .streamed, context: context)
         }
     }
 

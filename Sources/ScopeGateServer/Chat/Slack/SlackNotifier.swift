@@ -61,7 +61,7 @@ final class SlackNotifier: Service, GateObserver {
             }
         }
         defer { ticks.cancel() }
-        try? await cancelWhenGracefulShutdown { [self] in
+        await cancelWhenGracefulShutdown { [self] in
             var pausedUntil = Date.distantPast
             for await _ in wakeStream {
                 if Task.isCancelled { break }
