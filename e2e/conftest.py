@@ -2,6 +2,7 @@
 callback server standing in for the client app, and a browser-like session that signs in."""
 import json
 import os
+import random
 import secrets
 import signal
 import socket
@@ -29,19 +30,42 @@ SERVICE = ("e2e-service", secrets.token_hex(16))
 _issued_ports = set()
 
 
-def free_port():
-    """A loopback port the kernel reports free that this run has not handed out before.
+def free_ports(count=1):
+    """The first of `count` consecutive loopback ports that are free now and that this run has not
+    handed out before.
 
-    The kernel may offer the same ephemeral port twice in a row once the probing socket is
-    closed; two servers of one test configured with one port would then fail to start.
+    Chosen below the kernel's ephemeral range: a port inside it can be taken by any outgoing
+    connection on the machine (the tests make many) between this probe and the server's bind, and
+    the kernel may offer the same ephemeral port to two probes in a row.
     """
-    while True:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        if port not in _issued_ports:
-            _issued_ports.add(port)
-            return port
+    try:
+        low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+    except (OSError, ValueError):
+        low = 0
+    for _ in range(1000):
+        if low > 10_000 + count:
+            base = random.randrange(10_000, low - count)
+        else:
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", 0))
+                base = sock.getsockname()[1]
+        ports = range(base, base + count)
+        if any(port in _issued_ports for port in ports):
+            continue
+        try:
+            for port in ports:
+                with socket.socket() as sock:
+                    sock.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        _issued_ports.update(ports)
+        return base
+    raise RuntimeError(f"no {count} consecutive free ports")
+
+
+def free_port():
+    """A loopback port that is free now and that this run has not handed out before (see `free_ports`)."""
+    return free_ports(1)
 
 
 def wait_for_port(port, process=None, timeout=30):

@@ -1,35 +1,15 @@
 """`scopegate demo` works as the README says: the demo app signs in through ScopeGate, an auto-approved
 scope passes, a held one waits until it is approved on the demo's approvals page, and a denied one
 comes back as access_denied."""
-import random
 import re
 import signal
-import socket
 import subprocess
 import time
 
 import pytest
 import requests
 
-from conftest import SCOPEGATE, free_port, wait_for_port
-
-
-def five_free_ports():
-    """A base port such that it and the next four are free (the demo takes five in a row).
-
-    Chosen below the kernel's ephemeral range: a port from inside it can be taken by any outgoing
-    connection on the machine between this probe and the demo's bind."""
-    low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
-    for _ in range(200):
-        base = random.randrange(10_000, low - 5) if low > 10_005 else free_port()
-        try:
-            for port in range(base, base + 5):
-                with socket.socket() as sock:
-                    sock.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-    raise RuntimeError("no five consecutive free ports")
+from conftest import SCOPEGATE, free_ports, wait_for_port
 
 
 @pytest.fixture
@@ -37,7 +17,7 @@ def demo(tmp_path):
     # The ports are probed, then bound by another process: another program may still take one in
     # between. The demo then stops at once saying so, and starts again on other ports.
     for attempt in range(3):
-        base = five_free_ports()
+        base = free_ports(5)
         log_path = tmp_path / f"demo-{attempt}.log"
         with open(log_path, "w") as log:
             process = subprocess.Popen(
