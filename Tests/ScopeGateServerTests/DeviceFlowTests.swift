@@ -151,6 +151,33 @@ import Testing
         }
     }
 
+    @Test func behindATrustedProxyLookupsAreLimitedPerClientNotForEveryone() async throws {
+        try await GateHarness.with(discoveryExtra: Self.discovery, upstreamExtra: "\n  trusted_proxies: [\"127.0.0.1\"]") { h in
+            func lookup(from forwardedFor: String) async throws -> Int {
+                try await h.send(.GET, "/_scopegate/device?user_code=BCDF-GHJK", headers: [("X-Forwarded-For", forwardedFor)]).status
+            }
+            var statuses: [Int] = []
+            for _ in 0..<22 { statuses.append(try await lookup(from: "198.51.100.7")) }
+            #expect(statuses.first == 404 && statuses.last == 429)
+            // Another client behind the same proxy is not barred by the first one's failures…
+            #expect(try await lookup(from: "198.51.100.8") == 404)
+            // …and the barred one cannot get out by writing another address in front of the proxy's entry.
+            #expect(try await lookup(from: "203.0.113.1, 198.51.100.7") == 429)
+            #expect(try await lookup(from: "203.0.113.1, 198.51.100.7, 127.0.0.1") == 429)
+        }
+    }
+
+    @Test func clientAddressesTrustOnlyWhatTheTrustedProxiesAppended() {
+        let trusted: Set<String> = ["10.0.0.1", "10.0.0.2"]
+        #expect(UpstreamProxy.clientAddress(peer: "192.0.2.9", forwardedFor: ["198.51.100.7"], trustedProxies: trusted) == "192.0.2.9")
+        #expect(UpstreamProxy.clientAddress(peer: "10.0.0.1", forwardedFor: [], trustedProxies: trusted) == "10.0.0.1")
+        #expect(
+            UpstreamProxy.clientAddress(peer: "10.0.0.1", forwardedFor: ["1.2.3.4, 198.51.100.7", "10.0.0.2"], trustedProxies: trusted)
+                == "198.51.100.7")
+        #expect(UpstreamProxy.clientAddress(peer: "10.0.0.1", forwardedFor: ["10.0.0.2"], trustedProxies: trusted) == "10.0.0.1")
+        #expect(UpstreamProxy.clientAddress(peer: nil, forwardedFor: ["1.2.3.4"], trustedProxies: trusted) == "unknown")
+    }
+
     @Test func approveOnceCoversATokenIssuedLongAfterTheDecisionButSoonAfterTheRelease() async throws {
         try await GateHarness.with(discoveryExtra: Self.discovery) { h in
             idp(h)

@@ -103,7 +103,7 @@ struct DeviceAuthorizationEndpoint: Sendable {
                 DevicePage(content: content, policy: service.policy, pagePath: Self.pagePath, nonce: nonce).render(),
                 nonce: nonce, status: status)
         }
-        let address = context.peerAddress ?? "unknown"
+        let address = proxy.clientAddress(request, context: context)
         guard let query = try? FormParameters(parsing: Substring(request.uri.query ?? "")), let typed = query["user_code"] else {
             return render(.form(notice: nil))
         }

@@ -82,6 +82,22 @@ struct UpstreamProxy: Sendable {
             scheme: configuration.publicURL.scheme ?? "http")
     }
 
+    /// The address a request comes from, for limits kept per client: the TCP peer, or, when the peer is
+    /// a trusted proxy, the nearest `X-Forwarded-For` entry that is not itself a trusted proxy. Entries
+    /// further left are whatever the client wrote; the nearest one the proxies appended is not.
+    func clientAddress(_ request: Request, context: GateRequestContext) -> String {
+        Self.clientAddress(
+            peer: context.peerAddress, forwardedFor: request.headers[values: .xForwardedFor],
+            trustedProxies: configuration.trustedProxies)
+    }
+
+    static func clientAddress(peer: String?, forwardedFor: [String], trustedProxies: Set<String>) -> String {
+        guard let peer else { return "unknown" }
+        guard trustedProxies.contains(peer) else { return peer }
+        let hops = forwardedFor.flatMap { $0.split(separator: ",") }.map { $0.trimmingCharacters(in: .whitespaces) }
+        return hops.reversed().first { !trustedProxies.contains($0) } ?? peer
+    }
+
     /// POSTs `form` (re-serialized by ScopeGate) to `path` on the IdP with the client's headers,
     /// rewritten as for any forwarded request, and reads the whole answer, bounded by `limit`.
     func post(_ form: FormParameters, to path: String, from request: Request, peer: ForwardingHeaders.Peer, limit: Int)
@@ -116,4 +132,8 @@ struct UpstreamProxy: Sendable {
         let hostPart = host.contains(":") ? "[\(host)]" : host
         return url.port.map { "\(hostPart):\($0)" } ?? hostPart
     }
+}
+
+extension HTTPField.Name {
+    static let xForwardedFor = HTTPField.Name("X-Forwarded-For")!
 }
