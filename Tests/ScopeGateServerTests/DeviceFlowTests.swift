@@ -167,6 +167,25 @@ import Testing
         }
     }
 
+    @Test func aFloodOfFailingAddressesBarsNewOnesInsteadOfForgettingTheCounts() {
+        let registry = DeviceRegistry()
+        let start = ContinuousClock.now
+        for _ in 0..<21 { _ = registry.lookupFailed(from: "198.51.100.7", now: start) }
+        #expect(registry.lookupsBarred(for: "198.51.100.7", now: start))
+        for index in 1..<DeviceRegistry.maximumCountedAddresses {
+            _ = registry.lookupFailed(from: "2001:db8::\(String(index, radix: 16))", now: start)
+        }
+        // The table is full: the barred address stays barred, and a new one cannot start guessing.
+        #expect(registry.lookupFailed(from: "2001:db8::ffff:1", now: start))
+        #expect(registry.lookupsBarred(for: "198.51.100.7", now: start))
+        #expect(registry.lookupsBarred(for: "203.0.113.5", now: start))
+        // Once the minute has passed, the counts lapse and lookups are open again.
+        let later = start + .seconds(61)
+        #expect(!registry.lookupsBarred(for: "203.0.113.5", now: later))
+        #expect(!registry.lookupsBarred(for: "198.51.100.7", now: later))
+        #expect(!registry.lookupFailed(from: "203.0.113.5", now: later))
+    }
+
     @Test func clientAddressesTrustOnlyWhatTheTrustedProxiesAppended() {
         let trusted: Set<String> = ["10.0.0.1", "10.0.0.2"]
         #expect(UpstreamProxy.clientAddress(peer: "192.0.2.9", forwardedFor: ["198.51.100.7"], trustedProxies: trusted) == "192.0.2.9")

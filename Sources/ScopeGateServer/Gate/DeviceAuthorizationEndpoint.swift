@@ -289,7 +289,13 @@ final class DeviceRegistry: Sendable {
         var polls: [String: (last: ContinuousClock.Instant, interval: Int)] = [:]
         var upstream: [String: Upstream] = [:]
         var failedLookups: [String: (count: Int, since: ContinuousClock.Instant)] = [:]
+        var lastSweep: ContinuousClock.Instant?
     }
+
+    /// The most addresses whose failed lookups are counted at once. Past it (thousands of addresses
+    /// failing within a minute: a distributed guess), addresses not yet counted are barred until
+    /// the counts lapse, rather than the counts being forgotten.
+    static let maximumCountedAddresses = 10_000
 
     private let state = Mutex(State())
 
@@ -324,23 +330,33 @@ final class DeviceRegistry: Sendable {
     }
 
     /// Counts a failed user-code lookup from `address`; whether it has failed too often (20 a minute).
-    func lookupFailed(from address: String) -> Bool {
+    func lookupFailed(from address: String, now: ContinuousClock.Instant = .now) -> Bool {
         state.withLock { state in
-            let now = ContinuousClock.now
+            if state.failedLookups[address] == nil, !Self.makeRoom(&state, now: now) { return true }
             var entry = state.failedLookups[address] ?? (0, now)
             if now - entry.since > .seconds(60) { entry = (0, now) }
             entry.count += 1
-            if state.failedLookups.count > 10_000 { state.failedLookups = [:] }
             state.failedLookups[address] = entry
             return entry.count > 20
         }
     }
 
     /// Whether `address` is currently barred from looking up user codes.
-    func lookupsBarred(for address: String) -> Bool {
+    func lookupsBarred(for address: String, now: ContinuousClock.Instant = .now) -> Bool {
         state.withLock { state in
-            guard let entry = state.failedLookups[address] else { return false }
-            return entry.count > 20 && ContinuousClock.now - entry.since <= .seconds(60)
+            guard let entry = state.failedLookups[address] else { return !Self.makeRoom(&state, now: now) }
+            return entry.count > 20 && now - entry.since <= .seconds(60)
         }
+    }
+
+    /// Whether another address can be counted: lapsed counts are swept when the table is full (at
+    /// most once a second, so a flood cannot make every lookup walk the table).
+    private static func makeRoom(_ state: inout State, now: ContinuousClock.Instant) -> Bool {
+        guard state.failedLookups.count >= maximumCountedAddresses else { return true }
+        if state.lastSweep.map({ now - $0 >= .seconds(1) }) ?? true {
+            state.lastSweep = now
+            state.failedLookups = state.failedLookups.filter { now - $0.value.since <= .seconds(60) }
+        }
+        return state.failedLookups.count < maximumCountedAddresses
     }
 }
