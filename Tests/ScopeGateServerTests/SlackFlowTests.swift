@@ -352,7 +352,7 @@ import Testing
         }
     }
 
-    @Test func auditCheckpointsGoToTheirSlackChannelAndFile() async throws {
+    @Test func auditCheckpointsGoToTheirSlackChannelFileAndWebhook() async throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sg-\(UUID().uuidString)")
         let keyring = AuditKeyring(directory: folder.appendingPathComponent("keys"))
         let key = try keyring.generate(.es256).new
@@ -368,6 +368,8 @@ import Testing
               checkpoint_slack_channel: C0AUDIT
             """
         try await FakeSlack.with { slack in
+            // The fake Slack server records any POST under its API path: it stands in for the webhook.
+            let audit = audit + "\n  checkpoint_webhook: \(slack.apiURL)/audit.checkpoint"
             try await GateHarness.with(extraConfig: audit, store: store, slack: slack, auditSigner: signer) { h in
                 // The first checkpoint is written at start, over an empty log.
                 try await eventually("the first checkpoint is posted") {
@@ -384,6 +386,12 @@ import Testing
                 let posted = slack.calls("chat.postMessage").filter { $0.json["channel"]?.string == "C0AUDIT" }
                 #expect(posted.count == checkpoints.count)
                 #expect(posted.last?.json["text"]?.string?.contains(checkpoints.last!) == true)
+                try await eventually("every checkpoint reaches the webhook") {
+                    slack.calls("audit.checkpoint").count >= checkpoints.count
+                }
+                let hooks = slack.calls("audit.checkpoint")
+                #expect(hooks.map { $0.json["checkpoint"]?.string } == checkpoints.map { $0 })
+                #expect(hooks.allSatisfy { $0.json["type"]?.string == "scopegate.audit.checkpoint" })
                 let lines = try String(contentsOfFile: file, encoding: .utf8).split(separator: "\n")
                 #expect(lines.map { $0.trimmingCharacters(in: CharacterSet(charactersIn: "\"")) } == checkpoints)
                 let served = try await h.send(.GET, "/_scopegate/audit/jwks.json")
