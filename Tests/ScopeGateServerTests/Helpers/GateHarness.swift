@@ -214,25 +214,39 @@ enum FreePorts {
     /// second's server would fail to bind and its requests reach the first's).
     private static let handedOut = Mutex<Set<Int>>([])
 
-    /// Ports the kernel reports free right now, none handed out before in this process.
+    /// Ports free right now, none handed out before in this process. They are chosen below the
+    /// kernel's ephemeral range: a port inside it can be taken by any outgoing connection (the suites
+    /// make many, in parallel) between this probe and the server's bind.
     static func take(_ count: Int) throws -> [Int] {
         var sockets: [Int32] = []
         var ports: [Int] = []
         defer { sockets.forEach { close($0) } }
+        let low = ephemeralRangeStart()
+        var attempts = 0
         while ports.count < count {
+            attempts += 1
+            guard attempts < 10_000 else { throw POSIXError(.EADDRINUSE) }
+            let wanted = low > 10_100 ? Int.random(in: 10_000..<low) : 0
             let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
             var address = sockaddr_in()
             address.sin_family = sa_family_t(AF_INET)
             address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            address.sin_port = 0
+            address.sin_port = UInt16(wanted).bigEndian
             var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-            _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
-            _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+            let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
             sockets.append(fd)
+            guard bound == 0 else { continue }
+            _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
             let port = Int(UInt16(bigEndian: address.sin_port))
             if handedOut.withLock({ $0.insert(port).inserted }) { ports.append(port) }
         }
         return ports
+    }
+
+    /// The first port of the kernel's ephemeral range (0 when it cannot be read).
+    private static func ephemeralRangeStart() -> Int {
+        guard let text = try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8) else { return 0 }
+        return text.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).first.flatMap { Int($0) } ?? 0
     }
 
     static func waitUntilListening(_ port: Int) async throws {
