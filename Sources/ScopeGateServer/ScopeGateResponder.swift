@@ -61,7 +61,8 @@ final class ScopeGateResponder: Sendable {
 
     func answer(_ request: Request, context: GateRequestContext) async -> GateAnswer {
         let path = Substring(request.uri.path)
-        if path.hasPrefix(HoldEndpoints.prefix) {
+        // Prefixes compared by bytes, as the connection handler routes (`hasPrefix` compares characters).
+        if path.utf8.starts(with: HoldEndpoints.prefix.utf8) {
             return .respond(await holds.respond(to: request, path: path, context: context))
         }
         if path == SlackInteractions.path, let slack {
@@ -73,7 +74,7 @@ final class ScopeGateResponder: Sendable {
         if path == DeviceAuthorizationEndpoint.pagePath, let device {
             return .respond(await device.page(request, context: context))
         }
-        if path.hasPrefix(Self.ownPrefix) {
+        if path.utf8.starts(with: Self.ownPrefix.utf8) {
             return .respond(ErrorResponses.plain(.notFound, "ScopeGate serves nothing at this path"))
         }
         switch pathGuard.classify(path) {

@@ -113,6 +113,11 @@ import Testing
             add("paths", why, form(variant, "grant_type=client_credentials&scope=orders%3Awrite"), 400, "another spelling")
         }
 
+        // ScopeGate's own prefix is matched by bytes: a combining mark after its slash (which would make
+        // the slash part of another character) leaves it ScopeGate's path; sent raw, the parser refuses it.
+        add("paths", "own prefix, then an encoded combining mark", get("/_scopegate/%CC%81x"), 404, "ScopeGate serves nothing")
+        add("paths", "own prefix, then a raw combining mark", get("/_scopegate/\u{301}x"), 400, "")
+
         // Methods an endpoint does not take.
         add("methods", "PUT to the authorization endpoint", request("PUT", authorize + "?" + base + "&scope=openid"), 405, "GET and POST")
         add("methods", "GET to the token endpoint", get("/o/token/?grant_type=client_credentials&scope=orders%3Awrite"), 405, "POST only")
