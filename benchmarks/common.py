@@ -1,5 +1,6 @@
 """What the benchmark scripts share: loopback ports, waiting for a listener, and ScopeGate's
 configuration in front of a benchmark upstream."""
+import random
 import shutil
 import signal
 import socket
@@ -13,11 +14,25 @@ RELEASE_BINARY = ROOT / ".build" / "release" / "scopegate"
 
 
 def free_ports(count):
-    """`count` distinct loopback ports the kernel reports free (probed while all are held)."""
-    sockets = [socket.socket() for _ in range(count)]
+    """`count` distinct loopback ports that are free now (probed while all are held), chosen below the
+    kernel's ephemeral range so that no outgoing connection takes one before its server binds it."""
     try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
+        low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+    except (OSError, ValueError):
+        low = 0
+    sockets = []
+    try:
+        while len(sockets) < count:
+            sock = socket.socket()
+            try:
+                sock.bind(("127.0.0.1", random.randrange(10_000, low) if low > 10_100 else 0))
+            except OSError:
+                sock.close()
+                continue
+            if sock.getsockname()[1] in (s.getsockname()[1] for s in sockets):
+                sock.close()
+                continue
+            sockets.append(sock)
         return [sock.getsockname()[1] for sock in sockets]
     finally:
         for sock in sockets:
