@@ -29,9 +29,6 @@ def free_ports(count):
             except OSError:
                 sock.close()
                 continue
-            if sock.getsockname()[1] in (s.getsockname()[1] for s in sockets):
-                sock.close()
-                continue
             sockets.append(sock)
         return [sock.getsockname()[1] for sock in sockets]
     finally:

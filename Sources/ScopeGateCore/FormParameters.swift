@@ -116,12 +116,14 @@ public struct FormParameters: Sendable, Equatable {
                     break scan
                 case UInt8(ascii: "5") where equals < 0:  // the first `=`
                     equals = end
-                case UInt8(ascii: "3"), UInt8(ascii: "4") where plusIsSpace:
-                    // `%` or `+`: decoded below, where an escape's canonical form is checked too.
+                case UInt8(ascii: "4") where !plusIsSpace:  // `+` read literally: not canonical
+                    canonical = false
+                case UInt8(ascii: "3"), UInt8(ascii: "4"):
+                    // `%`, or `+` read as a space: decoded below, where an escape's canonical form is checked too.
                     if equals < 0 { nameEscaped = true } else { valueEscaped = true }
                 case UInt8(ascii: "0"):
                     throw GateError(.invalidRequest, "the request has a character that must be percent-encoded")
-                default:  // printable but reserved (or `+` read literally, or a later `=`): not canonical
+                default:  // printable but reserved (or a later `=`): not canonical
                     canonical = false
                 }
                 end += 1

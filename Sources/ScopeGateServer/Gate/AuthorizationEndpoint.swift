@@ -112,7 +112,9 @@ final class AuthorizationEndpoint: Sendable {
         else { return nil }
         // Canonical parameters re-serialize to the query as it came: the target is then forwarded as it
         // is (when its path is the endpoint's exact spelling), without building it again.
-        if parsed.parameters.isCanonical, target.pathIs(path) { return UpstreamForward(target: target.text, body: nil) }
+        if parsed.parameters.isCanonical, target.path.utf8.elementsEqual(path.utf8) {
+            return UpstreamForward(target: target.text, body: nil)
+        }
         return forward(parsed)
     }
 

@@ -154,15 +154,15 @@ struct TokenEndpoint: Sendable {
         // What a lenient parser still reads as an object is kept only to find tokens to withhold and revoke.
         let strict = StrictJSON.parse(answer.body.readableBytesView)
         let lenient = strict == nil ? (try? JSONSerialization.jsonObject(with: Data(buffer: answer.body))) as? [String: Any] : nil
-        let tokens = Self.tokenFields.compactMap { field in
-            (strict?[field]?.stringValue ?? lenient?[field] as? String).map { (field, $0) }
-        }
         let carriesToken = Self.tokenFields.contains { strict?[$0] != nil || lenient?[$0] != nil }
         if (200..<300).contains(answer.status.code) || carriesToken {
             if let refusal = await secondGate(strict, clientID: clientID, requested: requested) {
                 logger.error(
                     "the IdP issued a token beyond what is approved; it was withheld",
                     metadata: ["sg.client.id": "\(clientID)", "sg.reason": "\(refusal)"])
+                let tokens = Self.tokenFields.compactMap { field in
+                    (strict?[field]?.stringValue ?? lenient?[field] as? String).map { (field, $0) }
+                }
                 await revoke(tokens, as: request, parameters: parameters, peer: peer)
                 return Self.error(.badRequest, "invalid_scope", refusal)
             }

@@ -178,12 +178,14 @@ enum ForwardingHeaders {
         case chunked
         case none
 
-        /// The framing the client's request declared (after NIO's parser has checked it).
-        init(_ head: HTTPRequestHead) {
-            if let length = head.headers.first(name: "content-length").flatMap(Int.init) {
-                self = .length(length)
-            } else if head.headers.contains(name: "transfer-encoding") {
+        /// The framing the client's request declared (after NIO's parser has checked it: never both a
+        /// length and a transfer coding). `hasTransferEncoding` is whether it has the header, which the
+        /// caller has already looked for.
+        init(_ head: HTTPRequestHead, hasTransferEncoding: Bool) {
+            if hasTransferEncoding {
                 self = .chunked
+            } else if let length = head.headers.first(name: "content-length").flatMap(Int.init) {
+                self = .length(length)
             } else {
                 self = .none
             }

@@ -238,20 +238,21 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
             }
         }
         let path = target.path
-        if target.pathStarts(with: ScopeGateResponder.ownPrefix) {
+        // Compared by bytes (`hasPrefix` on a `Substring` compares characters).
+        if path.utf8.starts(with: ScopeGateResponder.ownPrefix.utf8) {
             state = .collecting(head, ByteBuffer())
             return
         }
+        let framing = ForwardingHeaders.BodyFraming(head, hasTransferEncoding: hasTransferEncoding)
         switch shared.pathGuard.classify(path) {
         case .gated(let endpoint):
             // A GET without body framing has no body: NIO's decoder sends its end next. When its scopes
             // are all granted it is admitted here, on the event loop, and forwarded like any other
             // request; anything else (a body, a decision to wait for, a refusal) takes the full path.
-            if endpoint == .authorization, case .GET = head.method, !hasTransferEncoding,
-                !head.headers.contains(name: "content-length"),
+            if endpoint == .authorization, case .GET = head.method, framing == .none,
                 let forward = shared.responder.authorization.admitWithoutWaiting(target: target)
             {
-                startForwarding(head, target: forward.target, body: .streamed, context: context)
+                startForwarding(head, target: forward.target, body: .streamed(.none), context: context)
                 return
             }
             state = .collecting(head, ByteBuffer())
@@ -265,7 +266,7 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
                 refuse(.notFound, "not found: ScopeGate does not expose this path of the identity provider", context: context)
                 return
             }
-            startForwarding(head, target: target.text, body: .streamed, context: context)
+            startForwarding(head, target: target.text, body: .streamed(framing), context: context)
         }
     }
 
@@ -290,8 +291,8 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
 
     /// How the body of a forwarded request is sent.
     private enum ForwardBody {
-        /// The client's body, streamed as it arrives.
-        case streamed
+        /// The client's body, streamed as it arrives, framed as the client declared.
+        case streamed(ForwardingHeaders.BodyFraming)
         /// A complete body ScopeGate built (`nil`: none); the client's request has been read to its end.
         case complete(ByteBuffer?)
     }
@@ -300,7 +301,7 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
     private func startForwarding(_ head: HTTPRequestHead, target: String, body: ForwardBody, context: ChannelHandlerContext) {
         let framing: ForwardingHeaders.BodyFraming
         switch body {
-        case .streamed: framing = ForwardingHeaders.BodyFraming(head)
+        case .streamed(let declared): framing = declared
         case .complete(let bytes): framing = bytes.map { .length($0.readableBytes) } ?? .none
         }
         let headers = ForwardingHeaders.upstreamRequest(
