@@ -160,7 +160,7 @@ public struct FormParameters: Sendable, Equatable {
     /// What each byte is to the parser, by value: `0` never allowed unencoded (controls, space, DEL,
     /// non-ASCII), `1` unreserved (RFC 3986 §2.3), `2` other printable ASCII (allowed, but not
     /// canonical), `3` `%`, `4` `+`, `5` `=`, `6` `&`. One load per byte instead of a chain of comparisons.
-    private static let byteClasses: StaticString = "0000000000000000000000000000000002222362222421121111111111222522211111111111111111111111111222212111111111111111111111111112221000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000"
+    static let byteClasses: StaticString = "0000000000000000000000000000000002222362222421121111111111222522211111111111111111111111111222212111111111111111111111111112221000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000"
 
     /// Decodes one name or value of printable ASCII that has escapes (or `+`), clearing `canonical`
     /// unless `encode` would give the same bytes back: every byte unreserved, or an upper-case escape

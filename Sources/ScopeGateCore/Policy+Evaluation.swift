@@ -31,14 +31,7 @@ extension Policy {
     public func evaluate(scopes: ScopeSet, clientID: String, isGranted: (String) -> Bool) -> Evaluation {
         let clientRules = rules(of: clientID)
         // The common case, every scope granted or approved by policy, decided without building anything.
-        let allowed = scopes.allSatisfy { scope in
-            switch auto(for: scope, clientRules: clientRules) {
-            case .approve: true
-            case .deny: false
-            case .ask: isGranted(scope)
-            }
-        }
-        if allowed { return .allow }
+        if scopes.allSatisfy({ isAllowed($0, clientRules: clientRules, isGranted: isGranted) }) { return .allow }
         var denied: [String] = []
         var unapproved: [String] = []
         var alreadyGranted: [String] = []
@@ -58,5 +51,21 @@ extension Policy {
         }
         if !denied.isEmpty { return .deny(ScopeSet(denied)) }
         return .hold(unapproved: ScopeSet(unapproved), granted: ScopeSet(alreadyGranted))
+    }
+
+    /// Whether `request`'s scopes are all granted or approved by policy: `evaluate`'s `.allow`, for a
+    /// request read in place (it carries no permissions beyond scope).
+    public func allows(_ request: PlainAuthorizationQuery, isGranted: (String) -> Bool) -> Bool {
+        let clientRules = rules(of: request.clientID)
+        return request.allScopes { isAllowed($0, clientRules: clientRules, isGranted: isGranted) }
+    }
+
+    /// Whether `scope` may pass without a decision: approved by its rule, or asked about and granted.
+    private func isAllowed(_ scope: String, clientRules: [ScopeRule], isGranted: (String) -> Bool) -> Bool {
+        switch auto(for: scope, clientRules: clientRules) {
+        case .approve: true
+        case .deny: false
+        case .ask: isGranted(scope)
+        }
     }
 }

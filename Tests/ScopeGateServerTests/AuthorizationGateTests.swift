@@ -27,6 +27,23 @@ import Testing
         }
     }
 
+    /// A query of the common shape (`PlainAuthorizationQuery`) is decided on the event loop only when
+    /// all is granted: anything else takes the full path, which holds or denies, and the IdP sees nothing.
+    @Test func aPlainQueryNeedingADecisionIsHeldOrDeniedAndReachesNobody() async throws {
+        try await GateHarness.with { h in
+            let held = try await h.send(.GET, path + "?" + GateHarness.authorizeQuery(scope: "openid%20orders%3Aread", state: "s"))
+            #expect(held.status == 303)
+            #expect(held.location?.hasPrefix("/_scopegate/") == true)
+            let denied = try await h.send(.GET, path + "?" + GateHarness.authorizeQuery(scope: "openid%20admin%3Aorg", state: "s"))
+            #expect(denied.status == 303)
+            #expect(denied.location?.hasPrefix("https://app.example/cb?error=access_denied&") == true)
+            #expect(h.upstream.received.isEmpty)
+            let allowed = GateHarness.authorizeQuery(scope: "openid", state: "s")
+            #expect(try await h.send(.GET, path + "?" + allowed).status == 200)
+            #expect(h.upstream.received(at: path).map(\.query) == [allowed])
+        }
+    }
+
     @Test func aGetWithABodyIsRefusedAndReachesNobody() async throws {
         try await GateHarness.with { h in
             let reply = try await h.send(.GET, path + "?" + GateHarness.authorizeQuery(scope: "openid"), body: "scope=admin%3Aorg")

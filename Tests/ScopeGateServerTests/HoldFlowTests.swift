@@ -190,12 +190,15 @@ import Testing
         }
     }
 
-    @Test func aRevocationFromAnotherProcessStopsAdmissionWithinASecond() async throws {
+    /// Both spellings: `orders%3Aread` makes the whole query canonical, read in place on the event loop
+    /// (`PlainAuthorizationQuery`); `orders:read` takes the strict parser.
+    @Test(arguments: ["orders%3Aread", "orders:read"])
+    func aRevocationFromAnotherProcessStopsAdmissionWithinASecond(_ scope: String) async throws {
         try await GateHarness.with { h in
             let browser = Browser(h)
             _ = try await browser.hold(scope: "orders:read")
             try await h.gate.service.approve(try await pendingID(h), actor: "test", once: false)
-            let query = GateHarness.authorizePath + "?" + GateHarness.authorizeQuery(scope: "orders:read", state: "again")
+            let query = GateHarness.authorizePath + "?" + GateHarness.authorizeQuery(scope: scope, state: "again")
             let admitted = try await Browser(h).send(.GET, query)
             #expect(admitted.status == 200)
             let commandLine = try SQLiteGateStoreForTests.open(h.storePath)

@@ -1,0 +1,158 @@
+/// An authorization request's query in its plainest, most common shape, read in place.
+///
+/// Most authorization requests a browser brings are a canonical query of the common parameters:
+/// `response_type=code`, a `client_id`, a `scope`, `state`, PKCE, a nonce. For those the proxy's hot
+/// path needs only the client and the scope tokens, and building an `AuthorizationRequest` (a `String`
+/// for every value, an array of pairs, sorted scope sets) costs more than the rest of the admission.
+///
+/// This type recognizes that shape and nothing else. It never refuses and never decides: it either
+/// reads a query in which every rule `AuthorizationRequest` applies is already satisfied, or it
+/// returns `nil` and leaves the query to `AuthorizationRequest`, the strict parser, which refuses,
+/// holds or admits it. So it accepts only what that parser accepts *and* would forward byte for byte
+/// as it came (`FormParameters.isCanonical`):
+///
+/// - every pair is `name=value`, no pair is empty, nothing is repeated;
+/// - every name is a `KnownParameter`, unescaped, and none is `request`, `request_uri` or a parameter
+///   carrying permissions beyond scope (`resource`, `audience`, `authorization_details`, `claims`);
+/// - every value byte is unreserved (RFC 3986 §2.3) or an upper-case escape of a reserved ASCII byte;
+/// - `client_id` is present, not empty and unescaped; `response_type` is exactly `code`;
+///   `response_mode`, when present, is `query`, `fragment` or `form_post`;
+/// - `scope` is present and holds 1 to `ScopeSet.maximumCount` tokens separated by single spaces, each
+///   of RFC 6749 §3.3 characters and none beginning with `@` (the spelling of other permissions).
+///
+/// The tests hold it to that: on every query of a generated corpus, a query it reads is one
+/// `AuthorizationRequest` parses canonically to the same client and scopes.
+public struct PlainAuthorizationQuery: Sendable {
+    /// The `client_id`.
+    public let clientID: String
+    /// The `scope` value, decoded: tokens separated by one space.
+    public let scope: String
+
+    /// Reads `query` (without the leading `?`), or returns `nil` when it is not of the plain shape.
+    public init?(_ query: Substring) {
+        var text = query
+        guard let (clientID, scope) = text.withUTF8({ Self.read($0) }) else { return nil }
+        self.clientID = clientID
+        self.scope = scope
+    }
+
+    /// Calls `body` with each scope token, in the order sent, until it returns `false`; returns whether
+    /// every call returned `true`.
+    public func allScopes(_ body: (String) -> Bool) -> Bool {
+        var scope = scope
+        return scope.withUTF8 { bytes in
+            var start = 0
+            for end in 0...bytes.count where end == bytes.count || bytes[end] == UInt8(ascii: " ") {
+                if !body(String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<end]), as: UTF8.self)) { return false }
+                start = end + 1
+            }
+            return true
+        }
+    }
+
+    private static func read(_ bytes: UnsafeBufferPointer<UInt8>) -> (clientID: String, scope: String)? {
+        let classes = FormParameters.byteClasses.utf8Start
+        var seen: UInt64 = 0
+        var clientID: Range<Int>?
+        var responseType: Range<Int>?
+        var responseMode: Range<Int>?
+        var scope: Range<Int>?
+        var start = 0
+        while start < bytes.count {
+            // The name: unreserved bytes up to the `=`.
+            var equals = start
+            while equals < bytes.count, classes[Int(bytes[equals])] == UInt8(ascii: "1") { equals += 1 }
+            guard equals < bytes.count, bytes[equals] == UInt8(ascii: "="),
+                let known = KnownParameter.named(UnsafeBufferPointer(rebasing: bytes[start..<equals]))
+            else { return nil }
+            let bit: UInt64 = 1 << known.rawValue
+            guard seen & bit == 0 else { return nil }
+            seen |= bit
+            // The value: unreserved bytes and upper-case escapes of reserved ASCII, up to the `&`.
+            var end = equals + 1
+            var escaped = false
+            while end < bytes.count {
+                let byteClass = classes[Int(bytes[end])]
+                if byteClass == UInt8(ascii: "1") {
+                    end += 1
+                } else if byteClass == UInt8(ascii: "3") {
+                    guard end + 2 < bytes.count, let high = upperHex(bytes[end + 1]), let low = upperHex(bytes[end + 2]),
+                        high < 8, !FormParameters.isUnreserved(high << 4 | low)
+                    else { return nil }
+                    escaped = true
+                    end += 3
+                } else if byteClass == UInt8(ascii: "6") {
+                    break
+                } else {
+                    return nil
+                }
+            }
+            let value = equals + 1..<end
+            switch known {
+            case .clientID:
+                guard !escaped, !value.isEmpty else { return nil }
+                clientID = value
+            case .responseType: responseType = value
+            case .responseMode: responseMode = value
+            case .scope: scope = value
+            case .request, .requestURI: return nil
+            default: if known.carriesPermissions || known.isRepeatable { return nil }
+            }
+            // A `&` must be followed by another pair.
+            if end == bytes.count { break }
+            start = end + 1
+            if start == bytes.count { return nil }
+        }
+        guard let clientID, let responseType, let scope,
+            equal(bytes, responseType, "code"),
+            responseMode.map({ equal(bytes, $0, "query") || equal(bytes, $0, "fragment") || equal(bytes, $0, "form_post") }) ?? true,
+            let decodedScope = decodeScope(UnsafeBufferPointer(rebasing: bytes[scope]))
+        else { return nil }
+        return (String(decoding: UnsafeBufferPointer(rebasing: bytes[clientID]), as: UTF8.self), decodedScope)
+    }
+
+    /// A `scope` value (canonical, checked above) decoded, when its tokens are plain: 1 to
+    /// `ScopeSet.maximumCount` of them, single spaces between, RFC 6749 §3.3 characters, no leading `@`.
+    private static func decodeScope(_ bytes: UnsafeBufferPointer<UInt8>) -> String? {
+        guard !bytes.isEmpty else { return nil }
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: bytes.count) { out -> String? in
+            var count = 0
+            var tokens = 1
+            var index = 0
+            while index < bytes.count {
+                var byte = bytes[index]
+                if byte == UInt8(ascii: "%") {
+                    // Checked by `read`: two upper-case hex digits.
+                    byte = upperHex(bytes[index + 1])! << 4 | upperHex(bytes[index + 2])!
+                    index += 3
+                } else {
+                    index += 1
+                }
+                let tokenStart = count == 0 || out[count - 1] == UInt8(ascii: " ")
+                if byte == UInt8(ascii: " ") {
+                    guard !tokenStart, tokens < ScopeSet.maximumCount else { return nil }
+                    tokens += 1
+                } else {
+                    guard ScopeSet.isScopeTokenByte(byte), !(tokenStart && byte == UInt8(ascii: "@")) else { return nil }
+                }
+                out[count] = byte
+                count += 1
+            }
+            guard out[count - 1] != UInt8(ascii: " ") else { return nil }
+            return String(decoding: UnsafeBufferPointer(rebasing: out[..<count]), as: UTF8.self)
+        }
+    }
+
+    private static func equal(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>, _ text: StaticString) -> Bool {
+        range.count == text.utf8CodeUnitCount
+            && zip(bytes[range], UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount)).allSatisfy { $0 == $1 }
+    }
+
+    private static func upperHex(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
+        default: nil
+        }
+    }
+}
