@@ -207,7 +207,7 @@ public struct FormParameters: Sendable, Equatable {
         return try result.get()
     }
 
-    private static func upperHexValue(_ byte: UInt8) -> UInt8? {
+    static func upperHexValue(_ byte: UInt8) -> UInt8? {
         (UInt8(ascii: "a")...UInt8(ascii: "f")).contains(byte) ? nil : hexValue(byte)
     }
 

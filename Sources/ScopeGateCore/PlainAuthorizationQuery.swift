@@ -76,7 +76,7 @@ public struct PlainAuthorizationQuery: Sendable {
                 if byteClass == UInt8(ascii: "1") {
                     end += 1
                 } else if byteClass == UInt8(ascii: "3") {
-                    guard end + 2 < bytes.count, let high = upperHex(bytes[end + 1]), let low = upperHex(bytes[end + 2]),
+                    guard end + 2 < bytes.count, let high = FormParameters.upperHexValue(bytes[end + 1]), let low = FormParameters.upperHexValue(bytes[end + 2]),
                         high < 8, !FormParameters.isUnreserved(high << 4 | low)
                     else { return nil }
                     escaped = true
@@ -123,7 +123,7 @@ public struct PlainAuthorizationQuery: Sendable {
                 var byte = bytes[index]
                 if byte == UInt8(ascii: "%") {
                     // Checked by `read`: two upper-case hex digits.
-                    byte = upperHex(bytes[index + 1])! << 4 | upperHex(bytes[index + 2])!
+                    byte = FormParameters.upperHexValue(bytes[index + 1])! << 4 | FormParameters.upperHexValue(bytes[index + 2])!
                     index += 3
                 } else {
                     index += 1
@@ -146,13 +146,5 @@ public struct PlainAuthorizationQuery: Sendable {
     private static func equal(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>, _ text: StaticString) -> Bool {
         range.count == text.utf8CodeUnitCount
             && zip(bytes[range], UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount)).allSatisfy { $0 == $1 }
-    }
-
-    private static func upperHex(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
-        default: nil
-        }
     }
 }
