@@ -8,32 +8,54 @@
 /// This type recognizes that shape and nothing else. It never refuses and never decides: it either
 /// reads a query in which every rule `AuthorizationRequest` applies is already satisfied, or it
 /// returns `nil` and leaves the query to `AuthorizationRequest`, the strict parser, which refuses,
-/// holds or admits it. So it accepts only what that parser accepts *and* would forward byte for byte
-/// as it came (`FormParameters.isCanonical`):
+/// holds or admits it. So it accepts only what that parser accepts and re-serializes to the same bytes
+/// (`FormParameters.encoded`), but for `+`:
 ///
 /// - every pair is `name=value`, no pair is empty, nothing is repeated;
 /// - every name is a `KnownParameter`, unescaped, and none is `request`, `request_uri` or a parameter
 ///   carrying permissions beyond scope (`resource`, `audience`, `authorization_details`, `claims`);
-/// - every value byte is unreserved (RFC 3986 §2.3) or an upper-case escape of a reserved ASCII byte;
+/// - every value byte is unreserved (RFC 3986 §2.3), an upper-case escape of a reserved ASCII byte, or
+///   a `+` (a space, as most form encoders write it: the query is then forwarded with `%20` for each);
 /// - `client_id` is present, not empty and unescaped; `response_type` is exactly `code`;
 ///   `response_mode`, when present, is `query`, `fragment` or `form_post`;
 /// - `scope` is present and holds 1 to `ScopeSet.maximumCount` tokens separated by single spaces, each
 ///   of RFC 6749 §3.3 characters and none beginning with `@` (the spelling of other permissions).
 ///
 /// The tests hold it to that: on every query of a generated corpus, a query it reads is one
-/// `AuthorizationRequest` parses canonically to the same client and scopes.
+/// `AuthorizationRequest` parses to the same client and scopes and re-serializes to `serialized`.
 public struct PlainAuthorizationQuery: Sendable {
     /// The `client_id`.
     public let clientID: String
     /// The `scope` value, decoded: tokens separated by one space.
     public let scope: String
+    /// Whether the query is forwarded as it came: it has no `+`.
+    public let isCanonical: Bool
+    private let query: Substring
 
     /// Reads `query` (without the leading `?`), or returns `nil` when it is not of the plain shape.
     public init?(_ query: Substring) {
         var text = query
-        guard let (clientID, scope) = text.withUTF8({ Self.read($0) }) else { return nil }
+        guard let (clientID, scope, hasPlus) = text.withUTF8({ Self.read($0) }) else { return nil }
         self.clientID = clientID
         self.scope = scope
+        self.isCanonical = !hasPlus
+        self.query = query
+    }
+
+    /// The query as the IdP receives it: as it came, each `+` written `%20` (what the strict parser's
+    /// re-serialization gives for a query of this shape).
+    public var serialized: String {
+        if isCanonical { return String(query) }
+        var out = [UInt8]()
+        out.reserveCapacity(query.utf8.count + 16)
+        for byte in query.utf8 {
+            if byte == UInt8(ascii: "+") {
+                out.append(contentsOf: [UInt8(ascii: "%"), UInt8(ascii: "2"), UInt8(ascii: "0")])
+            } else {
+                out.append(byte)
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// Calls `body` with each scope token, in the order sent, until it returns `false`; returns whether
@@ -50,13 +72,14 @@ public struct PlainAuthorizationQuery: Sendable {
         }
     }
 
-    private static func read(_ bytes: UnsafeBufferPointer<UInt8>) -> (clientID: String, scope: String)? {
+    private static func read(_ bytes: UnsafeBufferPointer<UInt8>) -> (clientID: String, scope: String, hasPlus: Bool)? {
         let classes = FormParameters.byteClasses.utf8Start
         var seen: UInt64 = 0
         var clientID: Range<Int>?
         var responseType: Range<Int>?
         var responseMode: Range<Int>?
         var scope: Range<Int>?
+        var hasPlus = false
         var start = 0
         while start < bytes.count {
             // The name: unreserved bytes up to the `=`.
@@ -81,6 +104,10 @@ public struct PlainAuthorizationQuery: Sendable {
                     else { return nil }
                     escaped = true
                     end += 3
+                } else if byteClass == UInt8(ascii: "4") {  // `+`: a space
+                    escaped = true
+                    hasPlus = true
+                    end += 1
                 } else if byteClass == UInt8(ascii: "6") {
                     break
                 } else {
@@ -108,7 +135,7 @@ public struct PlainAuthorizationQuery: Sendable {
             responseMode.map({ equal(bytes, $0, "query") || equal(bytes, $0, "fragment") || equal(bytes, $0, "form_post") }) ?? true,
             let decodedScope = decodeScope(UnsafeBufferPointer(rebasing: bytes[scope]))
         else { return nil }
-        return (String(decoding: UnsafeBufferPointer(rebasing: bytes[clientID]), as: UTF8.self), decodedScope)
+        return (String(decoding: UnsafeBufferPointer(rebasing: bytes[clientID]), as: UTF8.self), decodedScope, hasPlus)
     }
 
     /// A `scope` value (canonical, checked above) decoded, when its tokens are plain: 1 to
@@ -125,6 +152,9 @@ public struct PlainAuthorizationQuery: Sendable {
                     // Checked by `read`: two upper-case hex digits.
                     byte = FormParameters.upperHexValue(bytes[index + 1])! << 4 | FormParameters.upperHexValue(bytes[index + 2])!
                     index += 3
+                } else if byte == UInt8(ascii: "+") {
+                    byte = UInt8(ascii: " ")
+                    index += 1
                 } else {
                     index += 1
                 }

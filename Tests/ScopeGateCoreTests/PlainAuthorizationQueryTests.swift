@@ -16,10 +16,21 @@ import Testing
         var tokens: [String] = []
         #expect(plain.allScopes { tokens.append($0); return true })
         #expect(tokens == ["openid", "orders:read"])
+        #expect(plain.isCanonical)
+        #expect(plain.serialized == query)
         // Stops at the first `false`.
         tokens = []
         #expect(!plain.allScopes { tokens.append($0); return false })
         #expect(tokens == ["openid"])
+    }
+
+    @Test func readsAPlusAsASpaceAndForwardsItAsAnEscape() throws {
+        let plain = try #require(PlainAuthorizationQuery(Substring(base + "&scope=openid+orders%3Aread&nonce=a+b")))
+        #expect(plain.scope == "openid orders:read")
+        #expect(!plain.isCanonical)
+        #expect(plain.serialized == base + "&scope=openid%20orders%3Aread&nonce=a%20b")
+        // A `+` never makes a client_id (the strict parser reads it as a space).
+        #expect(PlainAuthorizationQuery("response_type=code&client_id=a+b&scope=s") == nil)
     }
 
     @Test(arguments: [
@@ -34,6 +45,8 @@ import Testing
         ("unencoded non-ASCII", "&scope=aé"),
         ("unencoded space", "&scope=a b"),
         ("empty scope token", "&scope=a%20%20b"),
+        ("empty scope token between pluses", "&scope=a++b"),
+        ("a plus for a leading space", "&scope=+a"),
         ("leading space", "&scope=%20a"),
         ("trailing space", "&scope=a%20"),
         ("a quote in a scope token", "&scope=a%22b"),
@@ -41,7 +54,6 @@ import Testing
         ("a reserved permission spelling", "&scope=%40resource%3Ahttps%3A%2F%2Fapi.example"),
         ("unknown response_mode", "&scope=a&response_mode=web_message"),
         // Left to the strict parser, which reads them (differently from their bytes, or with more to check):
-        ("a plus for a space", "&scope=a+b"),
         ("a lower-case escape", "&scope=a%3ab"),
         ("an escaped unreserved byte", "&scope=%61"),
         ("an escaped non-ASCII byte", "&scope=a&nonce=%C3%A9"),
@@ -85,8 +97,8 @@ import Testing
     }
 
     /// Over a generated corpus of queries, well-formed and not: whatever the plain reader reads, the strict
-    /// parser parses, canonically (so it would be forwarded as it came), to the same client and scopes,
-    /// with no other permissions; and the corpus reaches both outcomes often enough to mean something.
+    /// parser parses to the same client and scopes, with no other permissions, and re-serializes to the
+    /// same bytes; and the corpus reaches both outcomes often enough to mean something.
     @Test func readsOnlyWhatTheStrictParserReadsTheSame() throws {
         var random = SplitMix64(seed: 0x5C0_9E6A7E)
         let names = KnownParameter.allCases.map(\.name) + ["foo", "sc%6Fpe", "client%5Fid", "", "scope+", "x%00"]
@@ -94,14 +106,16 @@ import Testing
             "code", "token", "app", "", "a", "s1%20s2", "s1+s2", "s1%20%20s2", "%20s1", "s1%20", "openid%20api%3Aread",
             "api%3aread", "%61", "%C3%A9", "%E9", "%40resource%3Ax", "%40x", "a%22b", "a%5Cb", "query", "form_post",
             "fragment", "bogus", "https%3A%2F%2Fapp.example%2Fcb", "a=b", "%", "%2", "%G1", "a:b", "a%0Ab", "a%2B",
+            "s1+s2+s3", "+s1", "s1+", "s1++s2", "a+%2B+b", "+", "co+de", "app+", "form+post",
         ]
         var read = 0
+        var readWithPlus = 0
         var leftToParser = 0
         for _ in 0..<20_000 {
             var pairs: [String] = []
             // Most queries start from the common shape, so that small changes to it are what is tried.
             if random.next() % 4 != 0 {
-                pairs = ["response_type=code", "client_id=app", "scope=s1%20s2"]
+                pairs = ["response_type=code", "client_id=app", random.next() % 2 == 0 ? "scope=s1%20s2" : "scope=s1+s2"]
             }
             for _ in 0..<(random.next() % 4) {
                 let name = names[Int(random.next() % UInt64(names.count))]
@@ -119,8 +133,9 @@ import Testing
                 continue
             }
             read += 1
+            if !plain.isCanonical { readWithPlus += 1 }
             let parsed = try AuthorizationRequest(method: .get, query: Substring(query))
-            #expect(parsed.parameters.isCanonical, "\(query)")
+            #expect(parsed.parameters.isCanonical == plain.isCanonical, "\(query)")
             #expect(parsed.clientID == plain.clientID, "\(query)")
             #expect(parsed.hasScopeParameter, "\(query)")
             #expect(parsed.otherPermissions.isEmpty, "\(query)")
@@ -128,9 +143,10 @@ import Testing
             _ = plain.allScopes { tokens.append($0); return true }
             #expect(!tokens.isEmpty)
             #expect(ScopeSet(tokens) == parsed.scopes, "\(query)")
-            #expect(parsed.parameters.encoded == query, "\(query)")
+            #expect(parsed.parameters.encoded == plain.serialized, "\(query)")
         }
         #expect(read > 2_000)
+        #expect(readWithPlus > 1_000)
         #expect(leftToParser > 2_000)
     }
 

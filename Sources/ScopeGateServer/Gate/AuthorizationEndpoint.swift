@@ -105,13 +105,13 @@ final class AuthorizationEndpoint: Sendable {
     /// parse error, a scope that needs a decision or is denied, a stale snapshot): those take the full path.
     func admitWithoutWaiting(target: RequestTarget) -> UpstreamForward? {
         guard let query = target.query else { return nil }
-        // The common shape, read in place: forwarded as it came when its scopes are all allowed, left to
-        // the full path otherwise (a decision to wait for, or a stale snapshot).
+        // The common shape, read in place: forwarded (as it came, or with `%20` for `+`) when its scopes
+        // are all allowed, left to the full path otherwise (a decision to wait for, or a stale snapshot).
         if target.path.utf8.elementsEqual(path.utf8), let plain = PlainAuthorizationQuery(query) {
             guard let grants = snapshot.grants(of: plain.clientID, now: service.now),
                 service.policy.allows(plain, isGranted: grants.contains)
             else { return nil }
-            return UpstreamForward(target: target.text, body: nil)
+            return UpstreamForward(target: plain.isCanonical ? target.text : path + "?" + plain.serialized, body: nil)
         }
         guard let parsed = try? AuthorizationRequest(method: .get, query: query),
             let scopes = try? service.policy.effectiveScopes(of: parsed),
