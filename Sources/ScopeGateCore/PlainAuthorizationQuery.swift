@@ -47,10 +47,12 @@ public struct PlainAuthorizationQuery: Sendable {
     public var serialized: String {
         if isCanonical { return String(query) }
         var out = [UInt8]()
-        out.reserveCapacity(query.utf8.count + 16)
+        out.reserveCapacity(query.utf8.count + 32)
         for byte in query.utf8 {
             if byte == UInt8(ascii: "+") {
-                out.append(contentsOf: [UInt8(ascii: "%"), UInt8(ascii: "2"), UInt8(ascii: "0")])
+                out.append(UInt8(ascii: "%"))
+                out.append(UInt8(ascii: "2"))
+                out.append(UInt8(ascii: "0"))
             } else {
                 out.append(byte)
             }
