@@ -101,8 +101,9 @@ public struct PlainAuthorizationQuery: Sendable {
                 if byteClass == UInt8(ascii: "1") {
                     end += 1
                 } else if byteClass == UInt8(ascii: "3") {
-                    guard end + 2 < bytes.count, let high = FormParameters.upperHexValue(bytes[end + 1]), let low = FormParameters.upperHexValue(bytes[end + 2]),
-                        high < 8, !FormParameters.isUnreserved(high << 4 | low)
+                    guard end + 2 < bytes.count, let high = FormParameters.upperHexValue(bytes[end + 1]),
+                        let low = FormParameters.upperHexValue(bytes[end + 2]), high < 8,
+                        !FormParameters.isUnreserved(high << 4 | low)
                     else { return nil }
                     escaped = true
                     end += 3
@@ -125,19 +126,20 @@ public struct PlainAuthorizationQuery: Sendable {
             case .responseMode: responseMode = value
             case .scope: scope = value
             case .request, .requestURI: return nil
-            default: if known.carriesPermissions || known.isRepeatable { return nil }
+            default: if known.carriesPermissions { return nil }
             }
             // A `&` must be followed by another pair.
             if end == bytes.count { break }
             start = end + 1
             if start == bytes.count { return nil }
         }
-        guard let clientID, let responseType, let scope,
-            equal(bytes, responseType, "code"),
-            responseMode.map({ equal(bytes, $0, "query") || equal(bytes, $0, "fragment") || equal(bytes, $0, "form_post") }) ?? true,
+        // Values of these shapes decode to themselves (an escape or a `+` would not match).
+        func text(_ range: Range<Int>) -> String { String(decoding: UnsafeBufferPointer(rebasing: bytes[range]), as: UTF8.self) }
+        guard let clientID, let responseType, let scope, text(responseType) == "code",
+            responseMode.map({ ResponseMode(rawValue: text($0)) != nil }) ?? true,
             let decodedScope = decodeScope(UnsafeBufferPointer(rebasing: bytes[scope]))
         else { return nil }
-        return (String(decoding: UnsafeBufferPointer(rebasing: bytes[clientID]), as: UTF8.self), decodedScope, hasPlus)
+        return (text(clientID), decodedScope, hasPlus)
     }
 
     /// A `scope` value (canonical, checked above) decoded, when its tokens are plain: 1 to
@@ -173,10 +175,5 @@ public struct PlainAuthorizationQuery: Sendable {
             guard out[count - 1] != UInt8(ascii: " ") else { return nil }
             return String(decoding: UnsafeBufferPointer(rebasing: out[..<count]), as: UTF8.self)
         }
-    }
-
-    private static func equal(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>, _ text: StaticString) -> Bool {
-        range.count == text.utf8CodeUnitCount
-            && zip(bytes[range], UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount)).allSatisfy { $0 == $1 }
     }
 }
