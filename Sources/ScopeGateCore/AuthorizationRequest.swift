@@ -1,9 +1,12 @@
 /// An OAuth 2.0 / OpenID Connect authorization request, parsed once and strictly.
 ///
 /// The parameters are the union of the query and, for `POST`, the form body (OIDC Core §3.1.2.1). A
-/// parameter present in both, or twice in one, is refused rather than guessed at. The gate evaluates
-/// `scopes`; an approved request is forwarded as `parameters.encoded`, so the IdP receives exactly
-/// what was evaluated.
+/// parameter present in both, or twice in one, with the same value is the same request whichever copy
+/// an IdP reads; with different values it is refused rather than guessed at, but for the permission
+/// parameters, which are gated on the union of their values (`KnownParameter.isReadAsUnion`). The gate
+/// evaluates `scopes` and `otherPermissions`; an approved request is forwarded re-serialized from what
+/// was parsed (the query as the query and the body as the body), so the IdP receives exactly what was
+/// evaluated.
 public struct AuthorizationRequest: Sendable, Equatable {
     /// How the request arrived.
     public enum Method: String, Sendable, Codable { case get = "GET", post = "POST" }
@@ -12,13 +15,19 @@ public struct AuthorizationRequest: Sendable, Equatable {
     public let method: Method
     /// Every parameter, query first, then body.
     public let parameters: FormParameters
+    /// The query's parameters (for a request rebuilt from `parameters` alone: all of them for `GET`,
+    /// none for `POST`).
+    public let query: FormParameters
+    /// The form body's parameters, for `POST`.
+    public let body: FormParameters?
     /// The `client_id`.
     public let clientID: String
-    /// The requested scopes, from the `scope` parameter and the request object's `scope`; empty when
-    /// neither is present.
+    /// The requested scopes: the union of every `scope` value and the request object's `scope`;
+    /// empty when none is present.
     public let scopes: ScopeSet
-    /// Whether a `scope` parameter was present at all (absent means the IdP applies its defaults).
-    public let hasScopeParameter: Bool
+    /// Whether some reading of the request names no scope (no `scope` at all, or one sent empty), so
+    /// that the IdP may apply the client's defaults.
+    public let scopeMayBeOmitted: Bool
     /// The permissions beyond scope (`@resource:…`, `@audience:…`, `@authorization_details:…`,
     /// `@claim:…`; see `PermissionKind`), from the parameters and the request object.
     public let otherPermissions: ScopeSet
@@ -33,20 +42,29 @@ public struct AuthorizationRequest: Sendable, Equatable {
 
     /// Parses a request from its raw query string and, for `POST`, its raw form body.
     public init(method: Method, query: Substring, body: Substring? = nil) throws(GateError) {
-        var parameters = try FormParameters(parsing: query)
-        if let body {
-            parameters = try parameters.merging(try FormParameters(parsing: body))
-        }
-        try self.init(method: method, parameters: parameters)
+        let queryParameters = try FormParameters(parsing: query)
+        let bodyParameters = try body.map { (text) throws(GateError) in try FormParameters(parsing: text) }
+        let parameters = try bodyParameters.map { (body) throws(GateError) in try queryParameters.merging(body) } ?? queryParameters
+        try self.init(method: method, parameters: parameters, query: queryParameters, body: bodyParameters)
     }
 
-    /// Validates already-parsed parameters, and the request object among them.
+    /// Validates already-parsed parameters, and the request object among them: for `GET` they are the
+    /// query, for `POST` the body.
     public init(method: Method, parameters: FormParameters) throws(GateError) {
+        switch method {
+        case .get: try self.init(method: method, parameters: parameters, query: parameters, body: nil)
+        case .post: try self.init(method: method, parameters: parameters, query: try FormParameters([Pair]()), body: parameters)
+        }
+    }
+
+    private typealias Pair = FormParameters.Pair
+
+    private init(method: Method, parameters: FormParameters, query: FormParameters, body: FormParameters?) throws(GateError) {
         guard parameters.namesArePrintable else {
             throw GateError(.invalidRequest, "a parameter name has a control, space or non-ASCII character")
         }
-        // One pass over the parameters for everything the gate reads (names are unique, but for the
-        // repeatable permission parameters).
+        // One pass over the parameters for everything the gate reads (a repeated name has one value,
+        // but for the permission parameters, whose values are all kept).
         var outer = Fields()
         for pair in parameters.pairs { outer.read(pair) }
         if outer.hasRequestURI {
@@ -81,13 +99,15 @@ public struct AuthorizationRequest: Sendable, Equatable {
         }
         self.method = method
         self.parameters = parameters
+        self.query = query
+        self.body = body
         self.clientID = clientID
         self.responseType = responseType
-        // Permissions are the union of the outer parameters and the request object.
-        var scopes = try outer.scope.map { (text) throws(GateError) in try ScopeSet(parsing: text) } ?? ScopeSet([String]())
-        if let inner = object?.scope { scopes = scopes.union(try ScopeSet(parsing: inner)) }
+        // Permissions are the union of the outer parameters (every value) and the request object.
+        let requested = try RequestedScope(values: outer.scopes + (object?.scope.map { [$0] } ?? []))
+        let scopes = requested.tokens
         self.scopes = scopes
-        self.hasScopeParameter = outer.scope != nil || object?.scope != nil
+        self.scopeMayBeOmitted = requested.mayBeOmitted
         var others = outer.carriesPermissions ? try Permissions.names(in: parameters) : []
         others += object?.permissions ?? []
         let otherPermissions = ScopeSet(others)
@@ -107,11 +127,26 @@ public struct AuthorizationRequest: Sendable, Equatable {
         }
     }
 
+    /// The parameters that tell one authorization from another; an IdP's consent form carries them back
+    /// as they were sent.
+    static let identifying: [KnownParameter] = [
+        .clientID, .redirectURI, .responseType, .responseMode, .state, .nonce, .codeChallenge, .codeChallengeMethod,
+        .request,
+    ]
+
+    /// Whether `other` is a step of the same authorization: every identifying parameter has the same
+    /// value in both (one sent empty counting as one not sent, RFC 6749 §3.1).
+    public func isSameAuthorization(as other: AuthorizationRequest) -> Bool {
+        Self.identifying.allSatisfy { known in
+            (parameters[known.name] ?? "") == (other.parameters[known.name] ?? "")
+        }
+    }
+
     /// The parameters the gate reads, picked out of the request in one pass.
     private struct Fields {
         var clientID: String?
         var responseType: String?
-        var scope: String?
+        var scopes: [String] = []
         var redirectURI: String?
         var state: String?
         var responseMode: String?
@@ -124,7 +159,7 @@ public struct AuthorizationRequest: Sendable, Equatable {
             // By the name's known identity: a name that is none of these is never compared.
             switch pair.known {
             case .clientID?: clientID = pair.value
-            case .scope?: scope = pair.value
+            case .scope?: scopes.append(pair.value)
             case .responseType?: responseType = pair.value
             case .redirectURI?: redirectURI = pair.value
             case .state?: state = pair.value

@@ -1,9 +1,11 @@
 /// An ordered list of `application/x-www-form-urlencoded` parameters, parsed strictly.
 ///
 /// ScopeGate parses what it gates exactly once and refuses anything a different parser could read
-/// differently: a name that appears twice, malformed percent-encoding, bytes that are not UTF-8, or an
-/// empty or nameless pair. The same type serializes the parameters again for the upstream, so the IdP
-/// sees precisely what was evaluated.
+/// differently: a name repeated with different values (but for the parameters read as a union, see
+/// `KnownParameter.isReadAsUnion`), malformed percent-encoding, bytes that are not UTF-8, or an empty or
+/// nameless pair. A name repeated with the same value is not ambiguous (first, last or any value is the
+/// same) and is kept as it came: IdPs' own consent forms send parameters that way. The same type
+/// serializes the parameters again for the upstream, so the IdP sees precisely what was evaluated.
 public struct FormParameters: Sendable, Equatable {
     /// One decoded parameter.
     public struct Pair: Sendable, Equatable {
@@ -48,7 +50,7 @@ public struct FormParameters: Sendable, Equatable {
     /// Whether `encoded` is the parsed text exactly, byte for byte.
     public var isCanonical: Bool { canonical != nil }
 
-    /// Creates parameters from already-decoded pairs; names must be unique.
+    /// Creates parameters from already-decoded pairs, by the parser's rules for repeated names.
     public init(_ pairs: [Pair]) throws(GateError) {
         var checked: [Pair] = []
         var seen: UInt64 = 0
@@ -61,7 +63,7 @@ public struct FormParameters: Sendable, Equatable {
         self.namesArePrintable = checked.allSatisfy { Self.isPrintable($0.name) }
     }
 
-    /// Creates parameters from already-decoded `(name, value)` pairs; names must be unique.
+    /// Creates parameters from already-decoded `(name, value)` pairs, by the parser's rules for repeated names.
     public init(_ pairs: [(name: String, value: String)]) throws(GateError) {
         try self.init(pairs.map { Pair($0.name, $0.value) })
     }
@@ -227,8 +229,8 @@ public struct FormParameters: Sendable, Equatable {
         pairs.compactMap { $0.name == name ? $0.value : nil }
     }
 
-    /// Adds a parameter; a repeated name is refused as ambiguous (RFC 6749 §3.1), except the few
-    /// repeatable ones (`KnownParameter.isRepeatable`).
+    /// Adds a parameter; a name repeated with another value is refused as ambiguous (RFC 6749 §3.1),
+    /// but for the parameters read as a union (`KnownParameter.isReadAsUnion`).
     public mutating func append(_ name: String, _ value: String) throws(GateError) {
         let pair = Pair(name, value)
         var seen = pairs.reduce(UInt64(0)) { seen, pair in pair.known.map { seen | 1 << $0.rawValue } ?? seen }
@@ -236,33 +238,38 @@ public struct FormParameters: Sendable, Equatable {
         pairs.append(pair)
     }
 
-    /// Refuses `pair` when `pairs` already has its name, unless the name is repeatable (see
-    /// `KnownParameter.isRepeatable`). `seen` holds a bit for each known name in `pairs`, so a known
-    /// name's repeat is one bit already set; other names are compared with the other unknown ones.
-    private static func checkNew(_ pair: Pair, in pairs: [Pair], seen: inout UInt64) throws(GateError) {
-        let repeated: Bool
+    /// Refuses `pair` when `pairs` already has its name with another value, unless the name is read as
+    /// a union (`KnownParameter.isReadAsUnion`). `seen` holds a bit for each known name in `pairs`, so
+    /// a known name's first appearance is one bit not yet set; other names are compared with the other
+    /// unknown ones. Earlier values of a name that is not read as a union all equal its first, so the
+    /// first is the one to compare with.
+    private static func checkNew(
+        _ pair: Pair, in pairs: [Pair], seen: inout UInt64, source: String = ""
+    ) throws(GateError) {
+        let earlier: Pair?
         if let known = pair.known {
             let bit: UInt64 = 1 << known.rawValue
-            repeated = seen & bit != 0 && !known.isRepeatable
-            seen |= bit
+            defer { seen |= bit }
+            guard seen & bit != 0, !known.isReadAsUnion else { return }
+            earlier = pairs.first { $0.known == known }
         } else {
             let name = pair.name
             let length = name.utf8.count
-            repeated = pairs.contains { $0.known == nil && $0.name.utf8.count == length && $0.name == name }
+            earlier = pairs.first { $0.known == nil && $0.name.utf8.count == length && $0.name == name }
         }
-        if repeated {
-            throw GateError(.invalidRequest, "the parameter '\(printable(pair.name))' is repeated")
+        if let earlier, earlier.value != pair.value {
+            throw GateError(.invalidRequest, "the parameter '\(printable(pair.name))' is repeated with different values\(source)")
         }
     }
 
-    /// Merges the parameters of `other`; a name present in both is refused as ambiguous.
+    /// The parameters of `self` followed by those of `other` (a query and a form body, OIDC Core
+    /// §3.1.2.1), by the same rules as one source: a name in both with the same value is kept twice,
+    /// with different values refused, but for the parameters read as a union.
     public func merging(_ other: FormParameters) throws(GateError) -> FormParameters {
         var merged = self
+        var seen = pairs.reduce(UInt64(0)) { seen, pair in pair.known.map { seen | 1 << $0.rawValue } ?? seen }
         for pair in other.pairs {
-            if merged.contains(pair.name) {
-                throw GateError(
-                    .invalidRequest, "the parameter '\(Self.printable(pair.name))' appears in both the query and the body")
-            }
+            try Self.checkNew(pair, in: merged.pairs, seen: &seen, source: " in the query and the body")
             merged.pairs.append(pair)
         }
         return merged

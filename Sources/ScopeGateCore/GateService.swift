@@ -15,9 +15,11 @@ public struct GateService: Sendable {
         case held(Hold, ApprovalRequest)
     }
 
-    /// How long a released hold admits its browser's identical request. The IdP's own sign-in step
-    /// replays the authorization request, so a release must outlive one round trip; it is bound to
-    /// the browser and to the exact parameters (state, nonce, PKCE challenge), so nothing else passes.
+    /// How long a released hold admits its browser's continuation of the same authorization. The IdP's
+    /// own sign-in step replays the authorization request and its consent form posts it back, so a
+    /// release must outlive one round trip; it is bound to the browser, to the parameters that identify
+    /// the authorization (client, redirect URI, state, nonce, PKCE challenge) and to the permissions that
+    /// were approved, so nothing else passes (see `Hold.admits`).
     public static let releaseWindow: Duration = .seconds(600)
 
     /// The longest justification stored, in characters.
@@ -75,11 +77,11 @@ public struct GateService: Sendable {
             case .allow:
                 return .forward
             case .hold(let unapproved, let alreadyGranted):
-                if let released = try await store.releasedHold(
-                    binderHash: binderHash, encodedParameters: encoded,
+                let released = try await store.releasedHolds(
+                    binderHash: binderHash, clientID: request.clientID,
                     decidedSince: date.addingTimeInterval(-Self.releaseWindow.seconds))
-                {
-                    _ = try await store.markContinued(holdID: released.id, at: date)
+                if let continued = released.first(where: { $0.admits(request, scopes: scopes, encoded: encoded) }) {
+                    _ = try await store.markContinued(holdID: continued.id, at: date)
                     return .forward
                 }
                 let draft = HoldDraft(

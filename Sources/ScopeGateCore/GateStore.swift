@@ -90,9 +90,9 @@ public protocol GateStore: Sendable {
     func decide(_ requestID: String, _ decision: Decision, grants: [Grant]) async throws -> ApprovalRequest
     /// Sets the requester's justification on a hold.
     func setJustification(holdID: String, _ text: String) async throws
-    /// This browser's hold for exactly this request, if its approval request released it at or after
-    /// `decidedSince`.
-    func releasedHold(binderHash: String, encodedParameters: String, decidedSince: Date) async throws -> Hold?
+    /// This browser's holds for `clientID` whose approval requests released them at or after
+    /// `decidedSince`, oldest first.
+    func releasedHolds(binderHash: String, clientID: String, decidedSince: Date) async throws -> [Hold]
     /// Records when a released hold first continued to the IdP; false when it already had.
     func markContinued(holdID: String, at date: Date) async throws -> Bool
     /// Records when a denied or expired hold was first sent back to the app; false when it already was.

@@ -49,6 +49,18 @@ public struct Hold: Sendable, Equatable, Codable, Identifiable {
     public func request() throws(GateError) -> AuthorizationRequest {
         try AuthorizationRequest(method: method, query: Substring(encodedParameters))
     }
+
+    /// Whether this hold, once released, admits `request` (asking for the effective permissions
+    /// `scopes`, encoded as `encoded`): the very request that was held, or another step of the same
+    /// authorization (the IdP's sign-in replaying it, its consent form posting it back) that asks for
+    /// no permission beyond the held one's.
+    public func admits(_ request: AuthorizationRequest, scopes: ScopeSet, encoded: String) -> Bool {
+        if encoded == encodedParameters { return true }
+        guard request.clientID == clientID, scopes.isSubset(of: requestedScopes), let held = try? self.request() else {
+            return false
+        }
+        return held.isSameAuthorization(as: request)
+    }
 }
 
 /// A standing approval of one scope for one client.

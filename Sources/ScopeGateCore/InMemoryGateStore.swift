@@ -123,15 +123,15 @@ public actor InMemoryGateStore: GateStore {
         holdsByID[holdID]?.justification = text
     }
 
-    public func releasedHold(binderHash: String, encodedParameters: String, decidedSince: Date) throws -> Hold? {
+    public func releasedHolds(binderHash: String, clientID: String, decidedSince: Date) throws -> [Hold] {
         try check()
-        return holdsByID.values.first { hold in
-            guard hold.binderHash == binderHash, hold.encodedParameters == encodedParameters,
+        return holdsByID.values.filter { hold in
+            guard hold.binderHash == binderHash, hold.clientID == clientID,
                 let request = requestsByID[hold.approvalRequestID], request.state.releases,
                 let decidedAt = request.decision?.at
             else { return false }
             return decidedAt >= decidedSince
-        }
+        }.sorted { $0.createdAt < $1.createdAt }
     }
 
     public func markContinued(holdID id: String, at date: Date) throws -> Bool {

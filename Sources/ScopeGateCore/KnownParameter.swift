@@ -20,9 +20,14 @@ public enum KnownParameter: UInt8, CaseIterable, Sendable {
     /// The name as it is sent.
     public var name: String { Self.names[Int(rawValue)] }
 
-    /// Whether the parameter may legitimately appear more than once: `resource` (RFC 8707 §2) and
-    /// `audience` (RFC 8693 §2.1). Every value of theirs is gated.
-    public var isRepeatable: Bool { self == .resource || self == .audience }
+    /// Whether the parameter may appear more than once with different values, every value gated: the
+    /// permission-carrying ones. `resource` (RFC 8707 §2) and `audience` (RFC 8693 §2.1) are repeatable
+    /// by definition; a repeated `scope`, `claims` or `authorization_details` is read as the union of its
+    /// values (Spring Authorization Server's consent form sends one `scope` per ticked box). Whichever
+    /// value an IdP takes (the first, the last, or all of them) asks for no more than that union, so
+    /// gating the union admits nothing an approver did not see. Every other name repeated with
+    /// different values is ambiguous and refused.
+    public var isReadAsUnion: Bool { self == .scope || carriesPermissions }
 
     /// Whether the parameter carries permissions beyond `scope` (see `Permissions`).
     public var carriesPermissions: Bool {

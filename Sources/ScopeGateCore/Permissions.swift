@@ -41,22 +41,33 @@ public enum PermissionKind: String, CaseIterable, Sendable {
 /// Reads the permissions beyond `scope` out of request parameters, strictly.
 public enum Permissions {
     /// The permission names carried by `parameters`' `resource`, `audience`, `authorization_details`
-    /// and `claims` (the last two as JSON text).
+    /// and `claims` (the last two as JSON text): the union over every value of each.
+    ///
+    /// An empty value carries nothing: RFC 6749 §3.1 has parameters sent without a value treated as
+    /// omitted (IdPs' consent forms send empty hidden fields). A `resource` value with spaces is read as
+    /// the resources it lists: django-oauth-toolkit's consent form carries several that way, and an IdP
+    /// that took the whole value would find no absolute URI in it.
     public static func names(in parameters: FormParameters) throws(GateError) -> [String] {
         var names: [String] = []
-        for value in parameters.values("resource") { names.append(try resource(value)) }
-        for value in parameters.values("audience") { names.append(try audience(value)) }
-        if let text = parameters["authorization_details"] {
-            guard let json = StrictJSON.parse(text.utf8) else {
-                throw GateError(.invalidAuthorizationDetails, "authorization_details is not strict JSON (or repeats a member name)")
+        for pair in parameters.pairs where !pair.value.isEmpty {
+            switch pair.known {
+            case .resource?:
+                for part in pair.value.split(separator: " ") { names.append(try resource(String(part))) }
+            case .audience?:
+                names.append(try audience(pair.value))
+            case .authorizationDetails?:
+                guard let json = StrictJSON.parse(pair.value.utf8) else {
+                    throw GateError(.invalidAuthorizationDetails, "authorization_details is not strict JSON (or repeats a member name)")
+                }
+                names += try authorizationDetails(json)
+            case .claims?:
+                guard let json = StrictJSON.parse(pair.value.utf8) else {
+                    throw GateError(.invalidRequest, "claims is not strict JSON (or repeats a member name)")
+                }
+                names += try claims(json)
+            default:
+                continue
             }
-            names += try authorizationDetails(json)
-        }
-        if let text = parameters["claims"] {
-            guard let json = StrictJSON.parse(text.utf8) else {
-                throw GateError(.invalidRequest, "claims is not strict JSON (or repeats a member name)")
-            }
-            names += try claims(json)
         }
         return names
     }

@@ -11,15 +11,14 @@ extension Policy {
         case hold(unapproved: ScopeSet, granted: ScopeSet)
     }
 
-    /// The permissions a request stands for: the scopes it names, or the client's configured default
-    /// scopes when it names none, together with its other permissions (resources, audiences,
-    /// authorization details, claims). A request that names no scope for a client without defaults is
-    /// refused, because the IdP would grant something the gate never saw.
+    /// The permissions a request stands for: the scopes it names, with the client's configured default
+    /// scopes when some reading of it names none (see `RequestedScope`), together with its other
+    /// permissions (resources, audiences, authorization details, claims). A request that may name no
+    /// scope for a client without defaults is refused, because the IdP would grant something the gate
+    /// never saw.
     public func effectiveScopes(of request: AuthorizationRequest) throws(GateError) -> ScopeSet {
-        if request.hasScopeParameter, !request.scopes.isEmpty { return request.scopes.union(request.otherPermissions) }
-        if let defaults = clients[request.clientID]?.defaultScopes { return defaults.union(request.otherPermissions) }
-        throw GateError(
-            .invalidScope, "the request names no scope and no default scopes are configured for this client")
+        let requested = RequestedScope(tokens: request.scopes, mayBeOmitted: request.scopeMayBeOmitted)
+        return try requested.effective(defaults: clients[request.clientID]?.defaultScopes).union(request.otherPermissions)
     }
 
     /// Evaluates `scopes` for `clientID` given the scopes currently granted to it.

@@ -97,6 +97,11 @@ public struct ScopeSet: Sendable, Hashable, Codable, Sequence, CustomStringConve
         return ScopeSet(tokens.filter { !drop.contains($0) })
     }
 
+    /// Whether every token is also in `other`.
+    public func isSubset(of other: ScopeSet) -> Bool {
+        subtracting(other).isEmpty
+    }
+
     /// The union of two sets.
     public func union(_ other: ScopeSet) -> ScopeSet {
         if other.isEmpty { return self }

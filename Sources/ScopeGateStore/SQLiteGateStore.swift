@@ -269,16 +269,16 @@ public final class SQLiteGateStore: GateStore {
         }
     }
 
-    public func releasedHold(binderHash: String, encodedParameters: String, decidedSince: Date) async throws -> Hold? {
+    public func releasedHolds(binderHash: String, clientID: String, decidedSince: Date) async throws -> [Hold] {
         try await writer.read { db in
-            try Row.fetchOne(
+            try Row.fetchAll(
                 db,
                 sql: """
                     SELECT hold.* FROM hold JOIN approval_request ON approval_request.id = hold.approval_request_id
-                    WHERE hold.binder_hash = ? AND hold.encoded_parameters = ?
+                    WHERE hold.binder_hash = ? AND hold.client_id = ?
                       AND approval_request.state IN ('approved', 'approved_once') AND approval_request.decided_at >= ?
-                    ORDER BY hold.created_at LIMIT 1
-                    """, arguments: [binderHash, encodedParameters, decidedSince.timeIntervalSince1970]
+                    ORDER BY hold.created_at LIMIT 50
+                    """, arguments: [binderHash, clientID, decidedSince.timeIntervalSince1970]
             ).map(Self.hold)
         }
     }

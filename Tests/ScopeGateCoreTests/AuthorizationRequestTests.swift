@@ -19,8 +19,9 @@ import Testing
     }
 
     @Test(arguments: [
-        ("repeated parameter", "&scope=openid&scope=admin"),
         ("repeated client_id", "&client_id=other"),
+        ("repeated state", "&state=other"),
+        ("repeated unknown parameter", "&x=1&x=2"),
         ("malformed percent-encoding", "&scope=openid%2"),
         ("non-hex percent-encoding", "&scope=openid%zz"),
         ("invalid UTF-8", "&scope=%C3%28"),
@@ -53,9 +54,12 @@ import Testing
         } throws: { ($0 as? GateError)?.code == .invalidScope }
     }
 
-    @Test func refusesAParameterInBothQueryAndBody() {
+    @Test func refusesAnIdentifyingParameterInQueryAndBodyWithDifferentValues() {
         #expect {
-            try AuthorizationRequest(method: .post, query: "scope=openid", body: Substring(base + "&scope=admin"))
+            try AuthorizationRequest(method: .post, query: "client_id=other", body: Substring(base + "&scope=openid"))
+        } throws: { ($0 as? GateError)?.code == .invalidRequest }
+        #expect {
+            try AuthorizationRequest(method: .post, query: "state=1", body: Substring(base + "&scope=openid&state=2"))
         } throws: { ($0 as? GateError)?.code == .invalidRequest }
     }
 

@@ -111,6 +111,8 @@ import Testing
         var read = 0
         var readWithPlus = 0
         var leftToParser = 0
+        var strictlyParsed = 0
+        var repeatedScopes = 0
         for _ in 0..<20_000 {
             var pairs: [String] = []
             // Most queries start from the common shape, so that small changes to it are what is tried.
@@ -126,8 +128,25 @@ import Testing
             if random.next() % 3 == 0, !pairs.isEmpty {
                 pairs.remove(at: Int(random.next() % UInt64(pairs.count)))
             }
+            // Repeats: a pair again as it was (as consent forms send them), or its name with another value.
+            if random.next() % 5 == 0, let pair = pairs.randomElement(using: &random) {
+                pairs.insert(pair, at: Int(random.next() % UInt64(pairs.count + 1)))
+            }
+            if random.next() % 5 == 0, let pair = pairs.randomElement(using: &random) {
+                let name = pair.split(separator: "=", maxSplits: 1).first.map(String.init) ?? pair
+                pairs.append(name + "=" + values[Int(random.next() % UInt64(values.count))])
+            }
             var query = pairs.joined(separator: "&")
             if random.next() % 20 == 0 { query += "&" }
+            // Whatever the strict parser admits is gated on every value of a repeated scope.
+            if let parsed = try? AuthorizationRequest(method: .get, query: Substring(query)) {
+                strictlyParsed += 1
+                let form = try FormParameters(parsing: Substring(query))
+                if form.values("scope").count > 1 { repeatedScopes += 1 }
+                for value in form.values("scope") where !value.isEmpty {
+                    #expect(try ScopeSet(parsing: value).isSubset(of: parsed.scopes), "\(query)")
+                }
+            }
             guard let plain = PlainAuthorizationQuery(Substring(query)) else {
                 leftToParser += 1
                 continue
@@ -137,7 +156,7 @@ import Testing
             let parsed = try AuthorizationRequest(method: .get, query: Substring(query))
             #expect(parsed.parameters.isCanonical == plain.isCanonical, "\(query)")
             #expect(parsed.clientID == plain.clientID, "\(query)")
-            #expect(parsed.hasScopeParameter, "\(query)")
+            #expect(!parsed.scopeMayBeOmitted, "\(query)")
             #expect(parsed.otherPermissions.isEmpty, "\(query)")
             var tokens: [String] = []
             _ = plain.allScopes { tokens.append($0); return true }
@@ -148,6 +167,8 @@ import Testing
         #expect(read > 2_000)
         #expect(readWithPlus > 1_000)
         #expect(leftToParser > 2_000)
+        #expect(strictlyParsed > 4_000)
+        #expect(repeatedScopes > 200)
     }
 
     /// Evaluation of a plain query agrees with evaluation of the parsed request.

@@ -71,15 +71,33 @@ import Testing
             all.append(Attack(area: area, name: name, raw: raw, status: status, expect: expect, absent: absent))
         }
         // Parameter pollution and encoding at the authorization endpoint.
-        add("pollution", "scope twice", authorize("&scope=openid&scope=admin%3Aorg"), 400, "is repeated")
-        add("pollution", "client_id twice", authorize("&client_id=other&scope=openid"), 400, "is repeated")
-        add("pollution", "response_type twice", authorize("&response_type=code&scope=openid"), 400, "is repeated")
+        // A repeated permission parameter is gated on the union of its values: the IdP reads one or all.
+        add("pollution", "scope twice, a denied one last", authorize("&scope=openid&scope=admin%3Aorg"), 303, "error=access_denied")
+        add("pollution", "scope twice, a denied one first", authorize("&scope=admin%3Aorg&scope=openid"), 303, "error=access_denied")
+        add("pollution", "scope twice, an unapproved one last", authorize("&scope=openid&scope=orders%3Aread"), 303, "/_scopegate/holds/")
+        add("pollution", "scope twice, the second empty (omitted) without defaults", authorize("&scope=openid&scope="), 303, "invalid_scope")
+        add("pollution", "client_id twice", authorize("&client_id=other&scope=openid"), 400, "repeated with different values")
+        add("pollution", "response_type twice, different", authorize("&response_type=token&scope=openid"), 400, "repeated with different values")
+        add("pollution", "redirect_uri twice", authorize("&redirect_uri=https%3A%2F%2Fevil.example%2Fcb&scope=openid"), 400, "repeated with different values")
+        add("pollution", "state twice", authorize("&state=other&scope=openid"), 400, "repeated with different values")
+        add("pollution", "code_challenge twice", authorize("&code_challenge=a&code_challenge=b&scope=openid"), 400, "repeated with different values")
+        add("pollution", "an unknown name twice with different values", authorize("&x=1&x=2&scope=openid"), 400, "repeated with different values")
         add(
             "pollution", "scope in query and body",
             request(
                 "POST", authorize + "?" + base + "&scope=openid", ["Content-Type: application/x-www-form-urlencoded"],
-                body: "scope=admin%3Aorg"), 400, "both the query and the body")
-        add("pollution", "percent-encoded parameter name repeats scope", authorize("&scope=openid&%73cope=orders%3Aread"), 400, "is repeated")
+                body: "scope=admin%3Aorg"), 303, "error=access_denied")
+        add(
+            "pollution", "client_id in query and body, different",
+            request(
+                "POST", authorize + "?" + base + "&scope=openid", ["Content-Type: application/x-www-form-urlencoded"],
+                body: "client_id=other"), 400, "in the query and the body")
+        add(
+            "pollution", "claims in query and body, the body's unapproved",
+            request(
+                "POST", authorize + "?" + base + "&scope=openid&claims=%7B%7D", ["Content-Type: application/x-www-form-urlencoded"],
+                body: "claims=%7B%22userinfo%22%3A%7B%22email%22%3Anull%7D%7D"), 303, "/_scopegate/holds/")
+        add("pollution", "percent-encoded parameter name repeats scope", authorize("&scope=openid&%73cope=orders%3Aread"), 303, "/_scopegate/holds/")
         add("encoding", "malformed percent-encoding", authorize("&scope=openid%ZZ"), 400, "invalid_request")
         add("encoding", "truncated percent-encoding", authorize("&scope=openid%2"), 400, "invalid_request")
         add("encoding", "tab inside scope", authorize("&scope=openid%09orders%3Aread"), 400, "invalid_scope")
@@ -244,6 +262,16 @@ import Testing
             form("/o/token/", "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion=a.b.c&scope=orders%3Awrite"), 400,
             "awaiting approval")
         add("token", "a grant with no scope and no defaults", form("/o/token/", "grant_type=client_credentials"), 400, "no default scopes")
+        add(
+            "token", "client_credentials, an unapproved scope in a second scope parameter",
+            form("/o/token/", "grant_type=client_credentials&scope=openid&scope=orders%3Awrite"), 400, "awaiting approval")
+        add(
+            "token", "client_credentials, scope also sent empty (the IdP's defaults), no defaults known",
+            form("/o/token/", "grant_type=client_credentials&scope=openid&scope="), 400, "no default scopes")
+        add(
+            "token", "client_credentials, grant_type twice with different values",
+            form("/o/token/", "grant_type=client_credentials&grant_type=password&username=u&password=p&scope=openid"), 400,
+            "repeated with different values")
         add(
             "token", "authorization code redeemed for an unapproved resource",
             form("/o/token/", "grant_type=authorization_code&code=c&resource=https%3A%2F%2Fpayroll.example%2F"), 400, "invalid_target")

@@ -31,7 +31,7 @@ import Testing
         let audit = "audit:\n  keys: \(folder.appendingPathComponent("keys").path)\n  checkpoint_interval: 1h"
         try await GateHarness.with(extraConfig: audit, store: store, auditSigner: signer) { h in
             for index in 0..<105 {
-                let reply = try await h.send(.GET, GateHarness.authorizePath + "?" + GateHarness.authorizeQuery(scope: "openid") + "&scope=x\(index)")
+                let reply = try await h.send(.GET, GateHarness.authorizePath + "?" + GateHarness.authorizeQuery(scope: "openid") + "&state=x\(index)")
                 #expect(reply.status == 400)
             }
             #expect(try await store.auditEntries(event: "request.refused").count == 100)

@@ -32,9 +32,9 @@ import Testing
         #expect(try await again.activeGrants(clientID: "app", among: ScopeSet(["x"]), at: now).isEmpty)
         #expect(try await again.activeGrants(clientID: "other", among: ScopeSet(["orders:read"]), at: now).isEmpty)
         #expect(try await again.approvalRequest(id: request.id)?.decision?.actor == "cli:alice")
-        #expect(try await again.releasedHold(binderHash: "b1", encodedParameters: hold.encodedParameters, decidedSince: now)?.id == hold.id)
-        #expect(try await again.releasedHold(binderHash: "b1", encodedParameters: hold.encodedParameters, decidedSince: now + 1) == nil)
-        #expect(try await again.releasedHold(binderHash: "b2", encodedParameters: hold.encodedParameters, decidedSince: now) == nil)
+        #expect(try await again.releasedHolds(binderHash: "b1", clientID: hold.clientID, decidedSince: now).map(\.id) == [hold.id])
+        #expect(try await again.releasedHolds(binderHash: "b1", clientID: hold.clientID, decidedSince: now + 1).isEmpty)
+        #expect(try await again.releasedHolds(binderHash: "b2", clientID: hold.clientID, decidedSince: now).isEmpty)
         #expect(try await again.latestDecisionCursor() == 1)
     }
 

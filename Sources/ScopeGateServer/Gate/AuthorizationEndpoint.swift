@@ -126,12 +126,12 @@ final class AuthorizationEndpoint: Sendable {
         return forward(parsed)
     }
 
-    /// An admitted request as it goes to the IdP: re-serialized from what was parsed.
+    /// An admitted request as it goes to the IdP: re-serialized from what was parsed, the query as the
+    /// query and a form body as the body (an IdP's consent form posts back to the URL it was shown on,
+    /// and the IdP may read either part: the gate read both).
     func forward(_ parsed: AuthorizationRequest) -> UpstreamForward {
-        switch parsed.method {
-        case .get: UpstreamForward(target: parsed.parameters.appendingEncoded(to: path + "?"), body: nil)
-        case .post: UpstreamForward(target: path, body: ByteBuffer(string: parsed.parameters.encoded))
-        }
+        let target = parsed.query.pairs.isEmpty ? path : parsed.query.appendingEncoded(to: path + "?")
+        return UpstreamForward(target: target, body: parsed.body.map { ByteBuffer(string: $0.encoded) })
     }
 
     private func parse(_ request: Request) async throws(GateError) -> AuthorizationRequest {

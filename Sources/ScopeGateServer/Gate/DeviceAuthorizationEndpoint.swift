@@ -43,15 +43,9 @@ struct DeviceAuthorizationEndpoint: Sendable {
         }
         let scopes: ScopeSet
         do throws(GateError) {
-            let requested = try parameters["scope"].map { (value) throws(GateError) in try ScopeSet(parsing: value) }
+            let requested = try RequestedScope(in: parameters)
             let others = ScopeSet(try Permissions.names(in: parameters))
-            if let requested, !requested.isEmpty {
-                scopes = requested.union(others)
-            } else if let defaults = service.policy.clients[clientID]?.defaultScopes {
-                scopes = defaults.union(others)
-            } else {
-                throw GateError(.invalidScope, "the request names no scope and no default scopes are configured for this client at ScopeGate")
-            }
+            scopes = try requested.effective(defaults: service.policy.clients[clientID]?.defaultScopes).union(others)
         } catch {
             return TokenEndpoint.error(.badRequest, error.code.rawValue, error.message)
         }

@@ -74,9 +74,9 @@ struct TokenEndpoint: Sendable {
                 return Self.error(.serviceUnavailable, "temporarily_unavailable", error.message)
             }
         }
-        let requested: ScopeSet?
+        let requested: RequestedScope
         do {
-            requested = try parameters["scope"].map { (value) throws(GateError) in try ScopeSet(parsing: value) }
+            requested = try RequestedScope(in: parameters)
         } catch {
             return Self.error(.badRequest, "invalid_scope", error.message)
         }
@@ -88,7 +88,7 @@ struct TokenEndpoint: Sendable {
             return Self.error(.badRequest, error.code.rawValue, error.message)
         }
         let continuesGrant = grantType == Self.authorizationCodeGrant || grantType == Self.deviceCodeGrant
-            || (grantType == Self.refreshTokenGrant && requested == nil)
+            || (grantType == Self.refreshTokenGrant && requested.isAbsent)
         if continuesGrant, !others.isEmpty {
             // These grants continue an authorization gated before: what they name must be approved already.
             do {
@@ -104,14 +104,10 @@ struct TokenEndpoint: Sendable {
         }
         if !continuesGrant {
             let scopes: ScopeSet
-            if let requested, !requested.isEmpty {
-                scopes = requested.union(others)
-            } else if let defaults = service.policy.clients[clientID]?.defaultScopes {
-                scopes = defaults.union(others)
-            } else {
-                return Self.error(
-                    .badRequest, "invalid_scope",
-                    "the request names no scope and no default scopes are configured for this client at ScopeGate")
+            do {
+                scopes = try requested.effective(defaults: service.policy.clients[clientID]?.defaultScopes).union(others)
+            } catch {
+                return Self.error(.badRequest, "invalid_scope", error.message + " at ScopeGate")
             }
             do {
                 switch try await service.admitBackChannel(clientID: clientID, scopes: scopes, grantType: grantType) {
@@ -132,7 +128,10 @@ struct TokenEndpoint: Sendable {
                 return Self.error(.serviceUnavailable, "temporarily_unavailable", error.message)
             }
         }
-        return await forward(request, parameters: parameters, clientID: clientID, requested: requested, context: context)
+        // What a token response without `scope` grants (RFC 6749 §5.1: the scope requested): whichever
+        // value the IdP read is within the union (with the defaults where it may have read none).
+        let asRequested = requested.isAbsent ? nil : try? requested.effective(defaults: service.policy.clients[clientID]?.defaultScopes)
+        return await forward(request, parameters: parameters, clientID: clientID, requested: asRequested, context: context)
     }
 
     // MARK: Forwarding and the second gate
