@@ -23,6 +23,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SCOPEGATE = Path(os.environ.get("SCOPEGATE_BIN", ROOT / ".build" / "debug" / "scopegate"))
 IDP_DIR = Path(__file__).resolve().parent / "idp"
 CLIENT_ID = "e2e-app"
+# A confidential client for which django-oauth-toolkit shows its consent screen (its default).
+CONSENT_CLIENT = "e2e-consent"
 # The confidential client of the token-endpoint tests: its secret is made anew for every run.
 SERVICE = ("e2e-service", secrets.token_hex(16))
 
@@ -192,6 +194,9 @@ scopes:
 clients:
   - id: {CLIENT_ID}
     name: E2E App
+    redirect_uris: ["{callback}"]
+  - id: {CONSENT_CLIENT}
+    name: E2E Consent App
     redirect_uris: ["{callback}"]
 {extra}
 """

@@ -110,7 +110,10 @@ public enum Permissions {
     }
 
     /// `@claim:<name>` for each claim asked for in an OIDC `claims` object (`userinfo` and `id_token`).
+    /// JSON `null` asks for none: django-oauth-toolkit's consent form posts `claims=null` back when the
+    /// request had none, and reads it (as oauthlib does) as no claims.
     public static func claims(_ json: StrictJSON) throws(GateError) -> [String] {
+        if case .null = json { return [] }
         guard case .object(let members) = json else {
             throw GateError(.invalidRequest, "claims must be a JSON object")
         }

@@ -13,12 +13,12 @@ import Testing
     static let form = [("Content-Type", "application/x-www-form-urlencoded")]
 
     /// django-oauth-toolkit's consent form for `query`'s request, as a browser submits it: every
-    /// hidden field (`nonce`, `claims` and `resource` empty when the request had none), the CSRF token
+    /// hidden field (`nonce` and `resource` empty, `claims` JSON `null`, when the request had none), the CSRF token
     /// and the Authorize button.
     static func consentBody(scope: String, state: String = "s1") -> String {
         "csrfmiddlewaretoken=Zm9vYmFy&redirect_uri=https%3A%2F%2Fapp.example%2Fcb&scope=\(scope)&nonce="
             + "&client_id=app&state=\(state)&response_type=code&code_challenge=abc&code_challenge_method=S256"
-            + "&claims=&resource=&allow=Authorize"
+            + "&claims=null&resource=&allow=Authorize"
     }
 
     static func query(scope: String, state: String = "s1") -> String {

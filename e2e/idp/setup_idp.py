@@ -1,5 +1,6 @@
 """Prepares the test IdP: schema, the test user, and the registered clients (a public app using
-authorization code + PKCE, a confidential service using client credentials, a confidential app using
+authorization code + PKCE, a confidential app behind django-oauth-toolkit's consent screen, a
+confidential service using client credentials, a confidential app using
 the password grant, and a public device using the device authorization grant).
 
 Usage: python setup_idp.py <redirect-uri> [<redirect-uri> ...]
@@ -43,6 +44,10 @@ def register(client_id, name, grant, secret=None, redirect_uris="", **extra):
 secret = os.environ["E2E_SERVICE_SECRET"]
 register("e2e-app", "E2E App", Application.GRANT_AUTHORIZATION_CODE, redirect_uris=" ".join(sys.argv[1:]),
          skip_authorization=True)
+# As django-oauth-toolkit ships: a confidential client that shows the consent screen, which posts the
+# authorization parameters back to /o/authorize/ with the query kept.
+register("e2e-consent", "E2E Consent App", Application.GRANT_AUTHORIZATION_CODE, secret=secret,
+         redirect_uris=" ".join(sys.argv[1:]))
 register("e2e-service", "E2E Service", Application.GRANT_CLIENT_CREDENTIALS, secret=secret)
 register("e2e-password", "E2E Password", Application.GRANT_PASSWORD, secret=secret)
 register("e2e-device", "E2E Device", Application.GRANT_DEVICE_CODE)
