@@ -111,7 +111,7 @@ def test_approve_once_leaves_no_standing_grant(gate, idp, callback_server):
 @pytest.mark.parametrize(
     "suffix",
     [
-        "&scope=orders%3Awrite",  # a second scope parameter
+        "&state=other",  # a second state, another value
         "&client_id=other",  # a second client_id
         "&nonce=%G1",  # malformed percent-encoding
         "&nonce=%E9",  # not UTF-8
@@ -128,6 +128,15 @@ def test_malformed_requests_never_reach_the_idp(gate, idp, callback_server, suff
     response = requests_raw_get(BrowserSession(gate, callback_server).session, url + suffix)
     assert response.status_code == 400
     assert idp.received("/o/authorize/") == []
+
+
+def test_a_second_scope_parameter_is_gated_with_the_first(gate, idp, callback_server):
+    # django-oauth-toolkit reads the last `scope` (Django's QueryDict); ScopeGate gates both.
+    _, _, url, _ = start(gate, callback_server, "openid")
+    response = requests_raw_get(BrowserSession(gate, callback_server).session, url + "&scope=orders%3Awrite")
+    assert response.status_code == 303 and "/_scopegate/holds/" in response.headers["Location"]
+    assert idp.received("/o/authorize/") == []
+    assert gate.only_pending_id()
 
 
 @pytest.mark.parametrize(

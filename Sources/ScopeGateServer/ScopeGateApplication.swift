@@ -238,6 +238,9 @@ public struct ScopeGateApplication: Sendable {
             "gating the authorization endpoint",
             metadata: ["sg.path": "\(metadata.authorizationPath)", "sg.upstream": "\(configuration.upstreamURL)"])
         logger.info("gating the token endpoint", metadata: ["sg.path": "\(metadata.tokenPath)"])
+        for line in metadata.report(configuration: configuration) {
+            logger.info("upstream endpoint", metadata: ["sg.endpoint": "\(line)"])
+        }
         let app = ScopeGateApplication(
             configuration: configuration, store: store, httpClient: httpClient, metadata: metadata, logger: logger,
             auditSigner: auditSigner)

@@ -8,6 +8,8 @@ struct Config: AsyncParsableCommand {
     struct Check: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Validate the configuration and summarize the policy.")
         @OptionGroup var options: ConfigOption
+        @Flag(help: "Also read the IdP's discovery document, as serve does at start-up, and say which endpoints will be gated, refused and exposed.")
+        var online = false
 
         func run() async throws {
             let configuration = try options.load()
@@ -25,6 +27,14 @@ struct Config: AsyncParsableCommand {
                 }
             } else {
                 print("Slack approvals: off (decisions on the command line and the admin API)")
+            }
+            guard online else { return }
+            do {
+                let report = try await ScopeGateApplication.upstreamReport(configuration: configuration)
+                print("the IdP at \(configuration.upstreamURL.absoluteString), as ScopeGate will front it:")
+                for line in report { print("  " + line) }
+            } catch {
+                throw ValidationError("ScopeGate would not start: \(error.message)")
             }
         }
     }

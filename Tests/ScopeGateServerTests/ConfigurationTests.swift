@@ -1,4 +1,5 @@
 import Foundation
+import ScopeGateAudit
 import ScopeGateCore
 import Testing
 
@@ -76,7 +77,15 @@ import Testing
     @Test func theShippedExampleConfigurationIsValid() throws {
         let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("proxy-config/scopegate.yaml")
-        let configuration = try ScopeGateConfiguration.load(path: url.path, environment: ["SCOPEGATE_ADMIN_TOKEN": String(repeating: "t", count: 32)])
+        // Its audit keys are made by certs/make-dev-audit-key.sh; here, a new pair in a folder of the test's.
+        let keys = FileManager.default.temporaryDirectory.appendingPathComponent("sg-\(UUID().uuidString)/audit")
+        _ = try AuditKeyring(directory: keys).generate(.es256)
+        let yaml = try String(contentsOf: url, encoding: .utf8).replacingOccurrences(of: "keys: ../certs/audit", with: "keys: \(keys.path)")
+        let configuration = try ScopeGateConfiguration.parse(
+            yaml: yaml, source: url.path, baseDirectory: url.deletingLastPathComponent(),
+            environment: ["SCOPEGATE_ADMIN_TOKEN": String(repeating: "t", count: 32)])
         #expect(!configuration.policy.rules.isEmpty)
+        #expect(configuration.blockUnhandledEndpoints)
+        #expect(configuration.exposedPaths == ["/realms/acme/", "/resources/"])
     }
 }

@@ -19,7 +19,13 @@ final class RecordingUpstream: Sendable {
     /// Members added to the discovery document (JSON text starting with a comma).
     let discoveryExtra: String
 
-    init(discoveryExtra: String = "") { self.discoveryExtra = discoveryExtra }
+    /// A discovery document served as it is at its own path, instead of the built-in one (a real IdP's).
+    let discovery: (path: String, document: String)?
+
+    init(discoveryExtra: String = "", discovery: (path: String, document: String)? = nil) {
+        self.discoveryExtra = discoveryExtra
+        self.discovery = discovery
+    }
     /// How the upstream answers; replaceable per test.
     let behaviour = Mutex<@Sendable (Request, ByteBuffer) async -> Response>({ _, _ in Response(status: .ok) })
 
@@ -40,7 +46,11 @@ final class RecordingUpstream: Sendable {
         CallbackResponder { (request: Request, context: BasicRequestContext) in
             var copy = request
             let body = (try? await copy.collectBody(upTo: 128 << 20)) ?? ByteBuffer()
-            if request.uri.path == "/.well-known/openid-configuration" {
+            if let discovery = self.discovery, request.uri.path == discovery.path {
+                return Response(
+                    status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: discovery.document)))
+            }
+            if self.discovery == nil, request.uri.path == "/.well-known/openid-configuration" {
                 var document = Self.discovery.replacingOccurrences(of: "ISSUER", with: issuer())
                 if !self.discoveryExtra.isEmpty {
                     document = String(document.dropLast(document.count - (document.lastIndex(of: "}").map { document.distance(from: document.startIndex, to: $0) } ?? document.count)))

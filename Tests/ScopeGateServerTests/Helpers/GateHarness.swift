@@ -99,16 +99,26 @@ struct GateHarness {
         """
     }
 
+    /// Where a configuration of a test's own must point: the recording upstream, the harness's ports
+    /// and a new store file.
+    struct ConfigPlaces: Sendable {
+        var upstreamURL: String
+        var publicPort: Int
+        var adminPort: Int
+        var storePath: String
+    }
+
     /// Runs `body` with ScopeGate serving; everything is torn down afterwards.
     static func with(
         extraConfig: String = "", listenExtra: String = "", store: (any GateStore)? = nil, unreachableUpstream: Bool = false,
         slack: FakeSlack? = nil, socketMode: Bool = false, auditSigner: AuditSigner? = nil, discoveryExtra: String = "",
-        upstreamExtra: String = "",
+        upstreamExtra: String = "", configuration yaml: (@Sendable (ConfigPlaces) -> String)? = nil,
+        discovery: (path: String, document: String)? = nil, environment: [String: String] = [:],
         _ body: @Sendable (GateHarness) async throws -> Void
     ) async throws {
         let extraConfig = slack.map { extraConfig + "\n" + slackConfig($0, socketMode: socketMode) } ?? extraConfig
         let logger = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
-        let upstream = RecordingUpstream(discoveryExtra: discoveryExtra)
+        let upstream = RecordingUpstream(discoveryExtra: discoveryExtra, discovery: discovery)
         let ports = try FreePorts.take(3)
         let (upstreamPort, publicPort, adminPort) = (ports[0], ports[1], ports[2])
         let publicURL = "http://127.0.0.1:\(publicPort)"
@@ -116,15 +126,18 @@ struct GateHarness {
         let upstreamApp = Application(
             responder: upstream.responder(issuer: { publicURL }),
             configuration: .init(address: .hostname("127.0.0.1", port: upstreamPort)), logger: logger)
+        let places = ConfigPlaces(
+            upstreamURL: "http://127.0.0.1:\(upstreamPort)", publicPort: publicPort, adminPort: adminPort, storePath: storePath)
         let configuration = try ScopeGateConfiguration.parse(
-            yaml: configYAML(
-                upstreamPort: upstreamPort, publicPort: publicPort, adminPort: adminPort, storePath: storePath,
-                extra: extraConfig, unreachableUpstream: unreachableUpstream, listenExtra: listenExtra,
-                upstreamExtra: upstreamExtra),
+            yaml: yaml?(places)
+                ?? configYAML(
+                    upstreamPort: upstreamPort, publicPort: publicPort, adminPort: adminPort, storePath: storePath,
+                    extra: extraConfig, unreachableUpstream: unreachableUpstream, listenExtra: listenExtra,
+                    upstreamExtra: upstreamExtra),
             baseDirectory: URL(fileURLWithPath: "/"), environment: [
                 "SG_TEST_ADMIN_TOKEN": adminToken, "SG_TEST_SLACK_BOT_TOKEN": FakeSlack.botToken,
                 "SG_TEST_SLACK_SIGNING_SECRET": FakeSlack.signingSecret, "SG_TEST_SLACK_APP_TOKEN": FakeSlack.appToken,
-            ])
+            ].merging(environment) { _, given in given })
         let httpClient = ScopeGateApplication.makeHTTPClient(configuration: configuration)
         let testClient = HTTPClient(
             eventLoopGroupProvider: .singleton,
