@@ -152,9 +152,19 @@ def idp(callback_server, tmp_path_factory):
 class Gate:
     """ScopeGate as a process, with its own config and SQLite file; restartable."""
 
-    def __init__(self, idp, callback, work, extra="", env=None):
+    def __init__(self, idp, callback, work, extra="", env=None, port=None, upstream=None, clients=None):
         self.env = dict(os.environ, **(env or {}))
-        self.port = free_port()
+        self.port = port or free_port()
+        upstream = upstream or f"""  url: {idp.url}
+  host_header: public
+  discovery_path: /o/.well-known/openid-configuration
+  device_authorization_endpoint: /o/device-authorization/"""
+        clients = clients or f"""  - id: {CLIENT_ID}
+    name: E2E App
+    redirect_uris: ["{callback}"]
+  - id: {CONSENT_CLIENT}
+    name: E2E Consent App
+    redirect_uris: ["{callback}"]"""
         self.url = f"http://127.0.0.1:{self.port}"
         self.work = work
         self.config = work / "scopegate.yaml"
@@ -165,10 +175,7 @@ listen:
   public: 127.0.0.1:{self.port}
   admin: 127.0.0.1:{free_port()}
 upstream:
-  url: {idp.url}
-  host_header: public
-  discovery_path: /o/.well-known/openid-configuration
-  device_authorization_endpoint: /o/device-authorization/
+{upstream}
 store:
   path: {work / "scopegate.sqlite"}
 approvals:
@@ -192,12 +199,7 @@ scopes:
     auto: deny
     tier: critical
 clients:
-  - id: {CLIENT_ID}
-    name: E2E App
-    redirect_uris: ["{callback}"]
-  - id: {CONSENT_CLIENT}
-    name: E2E Consent App
-    redirect_uris: ["{callback}"]
+{clients}
 {extra}
 """
         )

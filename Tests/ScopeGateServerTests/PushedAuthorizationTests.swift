@@ -55,6 +55,9 @@ import Testing
             for query in [
                 "client_id=other&request_uri=\(uri)", "client_id=app&request_uri=urn%3Aforged",
                 "client_id=app&request_uri=\(uri)&scope=admin%3Aall", "request_uri=\(uri)",
+                "client_id=app&request_uri=\(uri)&response_type=code&scope=openid+orders%3Aread",
+                "client_id=app&request_uri=\(uri)&response_type=code&state=other", "client_id=app&request_uri=\(uri)&nonce=n",
+                "client_id=app&request_uri=\(uri)&request_uri=urn%3Aforged",
             ] {
                 let reply = try await h.send(.GET, authorize + "?" + query)
                 #expect(reply.status == 400, "\(query) answered \(reply.status)")
@@ -63,6 +66,10 @@ import Testing
             let admitted = try await h.send(.GET, authorize + "?client_id=app&request_uri=\(uri)")
             #expect(admitted.status == 200)
             #expect(h.upstream.received(at: authorize).count == 1)
+            // Copies of the pushed request's own values beside it (idpyoidc wants response_type again).
+            let withCopies = "client_id=app&request_uri=\(uri)&response_type=code&scope=openid&state=s1"
+            #expect(try await h.send(.GET, authorize + "?" + withCopies).status == 200)
+            #expect(h.upstream.received(at: authorize).count == 2)
         }
     }
 

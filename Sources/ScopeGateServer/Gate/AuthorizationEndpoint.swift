@@ -87,14 +87,14 @@ final class AuthorizationEndpoint: Sendable {
                     GateError(.invalidRequest, "request and request_uri cannot be used together"),
                     title: "This sign-in request is malformed"))
         }
-        guard Set(form.names) == ["client_id", "request_uri"], let clientID = form["client_id"], let uri = form["request_uri"],
-            pushed.admits(uri, clientID: clientID)
+        guard let clientID = form["client_id"], let uri = form["request_uri"], form.values("request_uri").count == 1,
+            pushed.admits(uri, clientID: clientID, outer: form.pairs.filter { $0.known != .requestURI })
         else {
             return .respond(
                 ErrorResponses.page(
                     GateError(
                         .requestURINotSupported,
-                        "request_uri is accepted only with client_id alone, for a request pushed through ScopeGate by that client and not expired"),
+                        "request_uri is accepted only with client_id (and, at most, copies of the pushed request's own parameters), for a request pushed through ScopeGate by that client and not expired"),
                     title: "This sign-in request is malformed"))
         }
         return .forward(UpstreamForward(target: path + "?" + form.encoded, body: nil))

@@ -12,21 +12,28 @@ import ScopeGateCore
 /// client, until they expire (at most ten minutes). Kept in memory: after a restart, a pending
 /// `request_uri` is refused (fail closed) and the client pushes again.
 final class PushedRequests: Sendable {
-    private let issued = Mutex<[String: (clientID: String, expires: ContinuousClock.Instant)]>([:])
+    private let issued = Mutex<[String: (clientID: String, parameters: FormParameters, expires: ContinuousClock.Instant)]>([:])
 
-    func record(_ uri: String, clientID: String, lifetime: Duration) {
+    /// Records `uri`, issued by the IdP for the pushed request `parameters` of `clientID`.
+    func record(_ uri: String, clientID: String, parameters: FormParameters, lifetime: Duration) {
         let now = ContinuousClock.now
         issued.withLock { issued in
             issued = issued.filter { $0.value.expires > now }
-            issued[uri] = (clientID, now + min(lifetime, .seconds(600)))
+            issued[uri] = (clientID, parameters, now + min(lifetime, .seconds(600)))
         }
     }
 
-    /// Whether `uri` was issued through ScopeGate for `clientID` and has not expired.
-    func admits(_ uri: String, clientID: String) -> Bool {
+    /// Whether `uri` was issued through ScopeGate for `clientID`, has not expired, and every other
+    /// parameter sent with it (`outer`, without `request_uri`) repeats the pushed request's value.
+    /// RFC 9126 needs only `client_id`, but some IdPs (idpyoidc) want `response_type` and the rest
+    /// again: a copy of what was gated reads the same whichever of the two the IdP takes.
+    func admits(_ uri: String, clientID: String, outer: [FormParameters.Pair] = []) -> Bool {
         issued.withLock { issued in
-            guard let entry = issued[uri] else { return false }
-            return entry.clientID == clientID && entry.expires > .now
+            guard let entry = issued[uri], entry.clientID == clientID, entry.expires > .now else { return false }
+            return outer.allSatisfy { pair in
+                let pushed = entry.parameters.values(pair.name)
+                return pair.name == "client_id" || (!pushed.isEmpty && pushed.allSatisfy { $0 == pair.value })
+            }
         }
     }
 }
@@ -83,7 +90,8 @@ struct PushedAuthorizationEndpoint: Sendable {
                 let uri = object["request_uri"] as? String
             {
                 let lifetime = (object["expires_in"] as? Int).map { Duration.seconds($0) } ?? .seconds(60)
-                issued.record(uri, clientID: clientID, lifetime: lifetime)
+                let pushed = (try? FormParameters(ClientForm.withoutCredentials(parameters, clientID: clientID))) ?? parameters
+                issued.record(uri, clientID: clientID, parameters: pushed, lifetime: lifetime)
             }
             return answer.response
         } catch {
