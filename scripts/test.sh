@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# ScopeGate's whole test suite: Swift unit and integration tests, then the end-to-end suite against a
-# real IdP (django-oauth-toolkit) with a real OAuth client (Authlib) and headless chromium.
+# ScopeGate's whole test suite: Swift unit and integration tests, then the end-to-end suite against
+# three real IdPs (django-oauth-toolkit, idpyoidc, LemonLDAP::NG) with a real OAuth client (Authlib)
+# and headless chromium.
 #
-# Needs: Swift 6.3, python3 (3.10+), Debian's chromium and chromium-driver (scripts/install-test-deps.sh).
+# Needs: Swift 6.3, python3 (3.10+), and Debian's packages that scripts/install-test-deps.sh installs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,7 +12,7 @@ swift build
 echo "==> swift test"
 swift test
 
-echo "==> end-to-end suite (django-oauth-toolkit + Authlib + chromium)"
+echo "==> end-to-end suite (django-oauth-toolkit, idpyoidc and LemonLDAP::NG + Authlib + chromium)"
 if [ ! -x e2e/.venv/bin/python ]; then
   python3 -m venv e2e/.venv
 fi

@@ -36,6 +36,8 @@ public struct ScopeGateApplication: Sendable {
     let deviceRegistry = DeviceRegistry()
     /// Records malformed requests in the audit log, within a budget shared by every endpoint.
     let refusals: RefusalAudit
+    /// The authorization codes ScopeGate relayed, with what their requests asked for.
+    let issuedCodes = IssuedCodes()
 
     init(
         configuration: ScopeGateConfiguration, store: any GateStore, httpClient: HTTPClient,
@@ -133,7 +135,7 @@ public struct ScopeGateApplication: Sendable {
             },
             token: TokenEndpoint(
                 service: service, proxy: proxy, path: metadata.tokenPath, revocationPath: metadata.revocationPath,
-                device: device, refusals: refusals, logger: logger),
+                device: device, refusals: refusals, codes: issuedCodes, logger: logger),
             device: device,
             slack: slackInteractions,
             auditJWKS: configuration.audit.map { AuditJWKSEndpoint(keyring: AuditKeyring(directory: $0.keysDirectory)) })
@@ -151,7 +153,7 @@ public struct ScopeGateApplication: Sendable {
         let group = MultiThreadedEventLoopGroup.singleton
         let shared = ProxyShared(
             responder: responder(), pools: UpstreamPools(group: group, target: try UpstreamTarget(configuration: configuration)),
-            configuration: configuration, logger: logger)
+            codes: issuedCodes, configuration: configuration, logger: logger)
         return PublicListener(
             shared: shared, address: configuration.publicAddress, tls: tls, group: group, onListening: onListening)
     }

@@ -19,6 +19,9 @@ enum GateAnswer: Sendable {
 struct UpstreamForward: Sendable {
     var target: String
     var body: ByteBuffer?
+    /// For an admitted authorization request: what it asked for, noted with the code the IdP answers
+    /// with (see `IssuedCodes`).
+    var authorization: IssuedCodes.Authorization? = nil
 }
 
 /// Answers the requests ScopeGate handles itself: the gated authorization endpoint, discovery, and

@@ -88,7 +88,7 @@ final class AuthorizationEndpoint: Sendable {
                     title: "This sign-in request is malformed"))
         }
         guard let clientID = form["client_id"], let uri = form["request_uri"], form.values("request_uri").count == 1,
-            pushed.admits(uri, clientID: clientID, outer: form.pairs.filter { $0.known != .requestURI })
+            let request = pushed.admitted(uri, clientID: clientID, outer: form.pairs.filter { $0.known != .requestURI })
         else {
             return .respond(
                 ErrorResponses.page(
@@ -97,7 +97,13 @@ final class AuthorizationEndpoint: Sendable {
                         "request_uri is accepted only with client_id (and, at most, copies of the pushed request's own parameters), for a request pushed through ScopeGate by that client and not expired"),
                     title: "This sign-in request is malformed"))
         }
-        return .forward(UpstreamForward(target: path + "?" + form.encoded, body: nil))
+        let permissions = (try? AuthorizationRequest(method: .post, parameters: request)).flatMap {
+            try? service.policy.effectiveScopes(of: $0)
+        }
+        return .forward(
+            UpstreamForward(
+                target: path + "?" + form.encoded, body: nil,
+                authorization: permissions.map { .init(clientID: clientID, permissions: $0) }))
     }
 
     /// Admits a `GET` (its request target given) whose scopes are all granted or approved by policy,
@@ -111,7 +117,11 @@ final class AuthorizationEndpoint: Sendable {
             guard let grants = snapshot.grants(of: plain.clientID, now: service.now),
                 service.policy.allows(plain, isGranted: grants.contains)
             else { return nil }
-            return UpstreamForward(target: plain.isCanonical ? target.text : path + "?" + plain.serialized, body: nil)
+            var scopes: [String] = []
+            _ = plain.allScopes { scopes.append($0); return true }
+            return UpstreamForward(
+                target: plain.isCanonical ? target.text : path + "?" + plain.serialized, body: nil,
+                authorization: .init(clientID: plain.clientID, permissions: ScopeSet(scopes)))
         }
         guard let parsed = try? AuthorizationRequest(method: .get, query: query),
             let scopes = try? service.policy.effectiveScopes(of: parsed),
@@ -121,7 +131,7 @@ final class AuthorizationEndpoint: Sendable {
         // Canonical parameters re-serialize to the query as it came: the target is then forwarded as it
         // is (when its path is the endpoint's exact spelling), without building it again.
         if parsed.parameters.isCanonical, target.path.utf8.elementsEqual(path.utf8) {
-            return UpstreamForward(target: target.text, body: nil)
+            return UpstreamForward(target: target.text, body: nil, authorization: .init(clientID: parsed.clientID, permissions: scopes))
         }
         return forward(parsed)
     }
@@ -131,7 +141,10 @@ final class AuthorizationEndpoint: Sendable {
     /// and the IdP may read either part: the gate read both).
     func forward(_ parsed: AuthorizationRequest) -> UpstreamForward {
         let target = parsed.query.pairs.isEmpty ? path : parsed.query.appendingEncoded(to: path + "?")
-        return UpstreamForward(target: target, body: parsed.body.map { ByteBuffer(string: $0.encoded) })
+        let permissions = try? service.policy.effectiveScopes(of: parsed)
+        return UpstreamForward(
+            target: target, body: parsed.body.map { ByteBuffer(string: $0.encoded) },
+            authorization: permissions.map { .init(clientID: parsed.clientID, permissions: $0) })
     }
 
     private func parse(_ request: Request) async throws(GateError) -> AuthorizationRequest {

@@ -23,17 +23,19 @@ final class PushedRequests: Sendable {
         }
     }
 
-    /// Whether `uri` was issued through ScopeGate for `clientID`, has not expired, and every other
-    /// parameter sent with it (`outer`, without `request_uri`) repeats the pushed request's value.
-    /// RFC 9126 needs only `client_id`, but some IdPs (idpyoidc) want `response_type` and the rest
-    /// again: a copy of what was gated reads the same whichever of the two the IdP takes.
-    func admits(_ uri: String, clientID: String, outer: [FormParameters.Pair] = []) -> Bool {
+    /// The pushed request behind `uri`, when `uri` was issued through ScopeGate for `clientID`, has not
+    /// expired, and every other parameter sent with it (`outer`, without `request_uri`) repeats the
+    /// pushed request's value. RFC 9126 needs only `client_id`, but some IdPs (idpyoidc) want
+    /// `response_type` and the rest again: a copy of what was gated reads the same whichever of the two
+    /// the IdP takes.
+    func admitted(_ uri: String, clientID: String, outer: [FormParameters.Pair] = []) -> FormParameters? {
         issued.withLock { issued in
-            guard let entry = issued[uri], entry.clientID == clientID, entry.expires > .now else { return false }
-            return outer.allSatisfy { pair in
+            guard let entry = issued[uri], entry.clientID == clientID, entry.expires > .now else { return nil }
+            let copies = outer.allSatisfy { pair in
                 let pushed = entry.parameters.values(pair.name)
                 return pair.name == "client_id" || (!pushed.isEmpty && pushed.allSatisfy { $0 == pair.value })
             }
+            return copies ? entry.parameters : nil
         }
     }
 }

@@ -32,6 +32,8 @@ struct TokenEndpoint: Sendable {
     let device: DeviceAuthorizationEndpoint?
     /// Where malformed requests are recorded.
     let refusals: RefusalAudit
+    /// The authorization codes ScopeGate relayed, with what their requests asked for.
+    let codes: IssuedCodes
     let logger: Logger
 
     static let maximumBodySize = 64 * 1024
@@ -128,9 +130,18 @@ struct TokenEndpoint: Sendable {
                 return Self.error(.serviceUnavailable, "temporarily_unavailable", error.message)
             }
         }
-        // What a token response without `scope` grants (RFC 6749 §5.1: the scope requested): whichever
-        // value the IdP read is within the union (with the defaults where it may have read none).
-        let asRequested = requested.isAbsent ? nil : try? requested.effective(defaults: service.policy.clients[clientID]?.defaultScopes)
+        // What a token response without `scope` grants (RFC 6749 §5.1: the scope requested). For a code,
+        // that is the authorization request's, as ScopeGate admitted it (never the client's word here);
+        // otherwise whichever value the IdP read is within the union (with the defaults where it may
+        // have read none).
+        let asRequested: ScopeSet?
+        if grantType == Self.authorizationCodeGrant {
+            asRequested = parameters["code"].flatMap { codes.authorization(of: $0) }.flatMap {
+                $0.clientID == clientID ? $0.permissions : nil
+            }
+        } else {
+            asRequested = requested.isAbsent ? nil : try? requested.effective(defaults: service.policy.clients[clientID]?.defaultScopes)
+        }
         return await forward(request, parameters: parameters, clientID: clientID, requested: asRequested, context: context)
     }
 

@@ -38,6 +38,8 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
         var responseStarted = false
         var clientKeepAlive: Bool
         var upstreamKeepAlive = true
+        /// For an admitted authorization request: what it asked for, noted with the code the IdP answers.
+        var authorization: IssuedCodes.Authorization?
     }
 
     private enum State {
@@ -252,7 +254,8 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
             if endpoint == .authorization, case .GET = head.method, framing == .none,
                 let forward = shared.responder.authorization.admitWithoutWaiting(target: target)
             {
-                startForwarding(head, target: forward.target, body: .streamed(.none), context: context)
+                startForwarding(
+                    head, target: forward.target, body: .streamed(.none), authorization: forward.authorization, context: context)
                 return
             }
             state = .collecting(head, ByteBuffer())
@@ -298,7 +301,10 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
     }
 
     /// Starts an exchange with the upstream.
-    private func startForwarding(_ head: HTTPRequestHead, target: String, body: ForwardBody, context: ChannelHandlerContext) {
+    private func startForwarding(
+        _ head: HTTPRequestHead, target: String, body: ForwardBody, authorization: IssuedCodes.Authorization? = nil,
+        context: ChannelHandlerContext
+    ) {
         let framing: ForwardingHeaders.BodyFraming
         switch body {
         case .streamed(let declared): framing = declared
@@ -306,7 +312,7 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
         }
         let headers = ForwardingHeaders.upstreamRequest(
             from: head.headers, peer: peer, host: shared.upstreamHost, bodyFraming: framing)
-        var exchange = Exchange(clientKeepAlive: head.isKeepAlive)
+        var exchange = Exchange(clientKeepAlive: head.isKeepAlive, authorization: authorization)
         exchange.pending.append(.head(HTTPRequestHead(version: .http1_1, method: head.method, uri: target, headers: headers)))
         if case .complete(let bytes) = body {
             if let bytes { exchange.pending.append(.body(.byteBuffer(bytes))) }
@@ -360,6 +366,11 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
         guard case .forwarding(var exchange) = state, let context else { return }
         switch part {
         case .head(let response):
+            if let authorization = exchange.authorization, let location = response.headers.first(name: "location"),
+                let code = IssuedCodes.code(inLocation: location)
+            {
+                shared.codes.record(code, authorization)
+            }
             var headers = ForwardingHeaders.downstreamResponse(
                 from: response.headers, rewriteLocation: shared.rewriter.rewrite(url:))
             exchange.upstreamKeepAlive = response.isKeepAlive
@@ -490,7 +501,9 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
             case .forward(let forward):
                 channel.eventLoop.execute {
                     guard let context = bound.value.context else { return }
-                    bound.value.startForwarding(head, target: forward.target, body: .complete(forward.body), context: context)
+                    bound.value.startForwarding(
+                        head, target: forward.target, body: .complete(forward.body), authorization: forward.authorization,
+                        context: context)
                 }
             case .respond(let response):
                 do {

@@ -19,10 +19,16 @@ final class ProxyShared: Sendable {
     let trustedProxies: Set<String>
     let secure: Bool
     let idleTimeout: Duration
+    /// Where the codes of authorization responses to admitted requests are noted.
+    let codes: IssuedCodes
     let logger: Logger
 
-    init(responder: ScopeGateResponder, pools: UpstreamPools, configuration: ScopeGateConfiguration, logger: Logger) {
+    init(
+        responder: ScopeGateResponder, pools: UpstreamPools, codes: IssuedCodes, configuration: ScopeGateConfiguration,
+        logger: Logger
+    ) {
         self.responder = responder
+        self.codes = codes
         self.pathGuard = responder.pathGuard
         self.exposure = configuration.exposedPaths.map(Exposure.init(prefixes:))
         self.pools = pools

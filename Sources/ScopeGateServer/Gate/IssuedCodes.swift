@@ -1,0 +1,70 @@
+import Crypto
+import Foundation
+import ScopeGateCore
+import Synchronization
+
+/// Authorization codes the IdP issued in answer to authorization requests ScopeGate admitted, each
+/// with what its request asked for.
+///
+/// A token response may omit `scope` when it grants what was requested (RFC 6749 §5.1); for the
+/// authorization code grant that is the scope of the authorization request, which the client's token
+/// request does not show and could misstate. ScopeGate relays the IdP's redirect that carries the
+/// code, so it notes the code (as a SHA-256, never the code itself) with the permissions the gate
+/// admitted; the second gate reads them from here, and withholds a token whose code it never saw.
+final class IssuedCodes: Sendable {
+    /// What an admitted authorization request asked for.
+    struct Authorization: Sendable, Equatable {
+        var clientID: String
+        var permissions: ScopeSet
+    }
+
+    /// How long a code is remembered: longer than any IdP lets a code live.
+    static let lifetime: Duration = .seconds(600)
+    /// The most codes remembered; past that the oldest are dropped (a dropped code's token is withheld).
+    static let capacity = 100_000
+
+    private let codes = Mutex<[String: (authorization: Authorization, expires: ContinuousClock.Instant)]>([:])
+
+    /// Notes that `code` answered a request that asked for `authorization`.
+    func record(_ code: Substring, _ authorization: Authorization, now: ContinuousClock.Instant = .now) {
+        let key = Self.key(code)
+        codes.withLock { codes in
+            if codes.count >= Self.capacity {
+                codes = codes.filter { $0.value.expires > now }
+                if codes.count >= Self.capacity {
+                    let oldest = codes.sorted { $0.value.expires < $1.value.expires }.prefix(Self.capacity / 10).map(\.key)
+                    for key in oldest { codes[key] = nil }
+                }
+            }
+            codes[key] = (authorization, now + Self.lifetime)
+        }
+    }
+
+    /// What the request that `code` answered asked for, when ScopeGate relayed that answer recently.
+    func authorization(of code: String, now: ContinuousClock.Instant = .now) -> Authorization? {
+        let key = Self.key(Substring(code))
+        return codes.withLock { codes in
+            guard let entry = codes[key], entry.expires > now else { return nil }
+            return entry.authorization
+        }
+    }
+
+    /// The `code` of an authorization response redirect (in the query or the fragment), decoded as the
+    /// client's form reader decodes it, if any.
+    static func code(inLocation location: String) -> Substring? {
+        guard let start = location.firstIndex(where: { $0 == "?" || $0 == "#" }) else { return nil }
+        for part in location[location.index(after: start)...].split(whereSeparator: { $0 == "&" || $0 == "#" || $0 == "?" }) {
+            guard part.hasPrefix("code="), part.count > 5 else { continue }
+            let value = part.dropFirst(5).replacingOccurrences(of: "+", with: " ")
+            return value.removingPercentEncoding.map { Substring($0) }
+        }
+        return nil
+    }
+
+    private static func key(_ code: Substring) -> String {
+        SHA256.hash(data: Array(code.utf8)).map { byte in
+            let hex = String(byte, radix: 16)
+            return byte < 16 ? "0" + hex : hex
+        }.joined()
+    }
+}
