@@ -56,6 +56,55 @@ import Testing
         }
     }
 
+    /// The upstream answers the authorization endpoint with a redirect carrying `code`, and the token
+    /// endpoint with a token whose response omits `scope` (RFC 6749 §5.1: "as requested").
+    func issueCode(_ h: GateHarness, _ code: String) {
+        h.upstream.behaviour.withLock {
+            $0 = { request, _ in
+                if request.uri.path == GateHarness.authorizePath {
+                    return Response(status: .found, headers: [.location: "https://app.example/cb?code=\(code)&state=s"])
+                }
+                return Response(
+                    status: .ok, headers: [.contentType: "application/json"],
+                    body: .init(byteBuffer: ByteBuffer(string: #"{"access_token":"secret-token","token_type":"Bearer"}"#)))
+            }
+        }
+    }
+
+    /// Both admissions: read in place on the event loop, and (with a parameter the plain reader does
+    /// not know) through the strict parser.
+    @Test(arguments: ["", "&x=1"])
+    func aTokenWithoutScopeIsReadAgainstWhatTheCodesAuthorizationAskedFor(_ extra: String) async throws {
+        try await GateHarness.with(extraConfig: "  - id: other\n    name: Other\n    redirect_uris: [\"https://other.example/cb\"]") { h in
+            issueCode(h, "c%2Bde%3D%3D")
+            let authorized = try await h.send(.GET, GateHarness.authorizePath + "?" + GateHarness.authorizeQuery(scope: "openid", extra: extra))
+            #expect(authorized.status == 302)
+            // The code as the client decodes it from the redirect.
+            let issued = try await post(h, "grant_type=authorization_code&code=c%2Bde%3D%3D&client_id=app", headers: [])
+            #expect(issued.status == 200, "\(issued.body)")
+            #expect(json(issued)["access_token"] == "secret-token")
+            // A code ScopeGate never relayed, or another client's: nothing says what the token carries.
+            let unknown = try await post(h, "grant_type=authorization_code&code=forged&client_id=app&scope=openid", headers: [])
+            #expect(unknown.status == 400)
+            #expect(!unknown.body.contains("secret-token"))
+            let otherClient = try await post(h, "grant_type=authorization_code&code=c%2Bde%3D%3D&client_id=other", headers: [])
+            #expect(otherClient.status == 400)
+        }
+    }
+
+    @Test func theCodeOfAnAuthorizationResponseIsFoundAsTheClientReadsIt() {
+        #expect(IssuedCodes.code(inLocation: "https://app.example/cb?state=s&code=a%2Bb%3D&iss=x") == "a+b=")
+        #expect(IssuedCodes.code(inLocation: "https://app.example/cb#state=s&code=abc") == "abc")
+        #expect(IssuedCodes.code(inLocation: "https://app.example/cb?error=access_denied&state=s") == nil)
+        #expect(IssuedCodes.code(inLocation: "https://app.example/cb?xcode=abc") == nil)
+        let codes = IssuedCodes()
+        let start = ContinuousClock.now
+        codes.record("abc", .init(clientID: "app", permissions: ScopeSet(["openid"])), now: start)
+        #expect(codes.authorization(of: "abc", now: start)?.permissions == ScopeSet(["openid"]))
+        #expect(codes.authorization(of: "abd", now: start) == nil)
+        #expect(codes.authorization(of: "abc", now: start + IssuedCodes.lifetime + .seconds(1)) == nil)
+    }
+
     @Test func theSecondGateWithholdsATokenBeyondWhatIsApproved() async throws {
         try await GateHarness.with(discoveryExtra: #","revocation_endpoint":"ISSUER/o/revoke_token/""#) { h in
             // The code was issued for openid; the IdP's token carries more.
