@@ -381,4 +381,19 @@ import Testing
             #expect(forwarded.headers[.init("X-Forwarded-Host")!] == "127.0.0.1:\(h.publicPort)")
         }
     }
+
+    /// Some IdPs build issuers and password-reset links from the forwarded host: a client's `Host` must
+    /// never become it.
+    @Test func aClientsHostNeverBecomesTheForwardedHost() async throws {
+        try await GateHarness.with { h in
+            let reply = try await RawHTTP.send(
+                port: h.publicPort,
+                "GET /realms/acme/login-actions/reset-credentials HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n")
+            #expect(reply.status == 200)
+            let forwarded = try #require(h.upstream.received.first)
+            #expect(forwarded.headers[.init("X-Forwarded-Host")!] == "127.0.0.1:\(h.publicPort)")
+            #expect(forwarded.headers[.init("Forwarded")!]?.contains("host=\"127.0.0.1:\(h.publicPort)\"") == true)
+            #expect(forwarded.headers[.init("Forwarded")!]?.contains("evil") == false)
+        }
+    }
 }

@@ -188,16 +188,24 @@ import Testing
 @Suite struct ForwardingHeadersTests {
     @Test func writesForwardedFromWhatScopeGateSaw() {
         let untrusted = ForwardingHeaders.upstreamRequest(
-            from: HTTPHeaders([("Host", "id.example\"x"), ("Forwarded", "for=6.6.6.6")]),
-            peer: .init(address: "2001:db8::1", trusted: false, scheme: "https"), host: "idp.internal", bodyFraming: .none)
-        #expect(untrusted["Forwarded"] == ["for=\"[2001:db8::1]\";proto=https;host=\"id.examplex\""])
+            from: HTTPHeaders([("Host", "evil.example"), ("Forwarded", "for=6.6.6.6;host=evil.example"), ("X-Forwarded-Host", "evil.example")]),
+            peer: .init(address: "2001:db8::1", trusted: false, scheme: "https"), host: "idp.internal",
+            publicHost: "login.example.com", bodyFraming: .none)
+        #expect(untrusted["Forwarded"] == ["for=\"[2001:db8::1]\";proto=https;host=\"login.example.com\""])
         #expect(untrusted["Host"] == ["idp.internal"])
-        #expect(untrusted["X-Forwarded-Host"] == ["id.example\"x"])
+        #expect(untrusted["X-Forwarded-Host"] == ["login.example.com"], "public_url's host, never the client's")
         let trusted = ForwardingHeaders.upstreamRequest(
-            from: HTTPHeaders([("Host", "id.example"), ("Forwarded", "for=6.6.6.6"), ("X-Forwarded-For", "6.6.6.6")]),
-            peer: .init(address: "10.0.0.2", trusted: true, scheme: "http"), host: "idp.internal", bodyFraming: .length(3))
-        #expect(trusted["Forwarded"] == ["for=6.6.6.6, for=10.0.0.2;proto=http;host=\"id.example\""])
+            from: HTTPHeaders([
+                ("Host", "evil.example"), ("Forwarded", "for=6.6.6.6"), ("Forwarded", "for=7.7.7.7;host=evil.example"),
+                ("X-Forwarded-For", "6.6.6.6"), ("X-Forwarded-Host", "evil.example"), ("X-Original-Host", "evil.example"),
+            ]),
+            peer: .init(address: "10.0.0.2", trusted: true, scheme: "http"), host: "idp.internal",
+            publicHost: "login.example.com", bodyFraming: .length(3))
+        // A trusted proxy's addresses are kept; a host it names (the client's `Host`) is not.
+        #expect(trusted["Forwarded"] == ["for=6.6.6.6, for=10.0.0.2;proto=http;host=\"login.example.com\""])
         #expect(trusted["X-Forwarded-For"] == ["6.6.6.6, 10.0.0.2"])
+        #expect(trusted["X-Forwarded-Host"] == ["login.example.com"])
+        #expect(trusted["X-Original-Host"].isEmpty)
         #expect(trusted["Content-Length"] == ["3"])
     }
 

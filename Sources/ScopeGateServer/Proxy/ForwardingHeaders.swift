@@ -4,9 +4,11 @@ import NIOHTTP1
 ///
 /// Hop-by-hop headers (RFC 9110 §7.6.1), and any header a `Connection` header names, are dropped.
 /// `X-Forwarded-*` and `Forwarded` describe what ScopeGate saw; a client's own are kept only when its
-/// peer is a configured trusted proxy, so nobody can claim another address, host or scheme; the same holds
-/// for the headers some servers route by (`X-Original-URL`, `X-Rewrite-URL`, …). Method overrides
-/// (`X-HTTP-Method-Override`, …) are never passed on.
+/// peer is a configured trusted proxy, so nobody can claim another address or scheme; the same holds
+/// for the headers some servers route by (`X-Original-URL`, `X-Rewrite-URL`, …). The host they name is
+/// always ScopeGate's own (`public_url`), never a `Host` a client sent, from anyone: some IdPs build
+/// issuers and password-reset links from it. Method overrides (`X-HTTP-Method-Override`, …) are never
+/// passed on.
 enum ForwardingHeaders {
 
     /// Who sent a request, as ScopeGate saw it.
@@ -111,9 +113,9 @@ enum ForwardingHeaders {
 
     /// The headers for the upstream request. `bodyFraming` is how the body will be sent: its length,
     /// chunked, or none; ScopeGate sets it itself rather than trusting what the client declared.
-    static func upstreamRequest(from headers: HTTPHeaders, peer: Peer, host: String, bodyFraming: BodyFraming)
-        -> HTTPHeaders
-    {
+    static func upstreamRequest(
+        from headers: HTTPHeaders, peer: Peer, host: String, publicHost: String, bodyFraming: BodyFraming
+    ) -> HTTPHeaders {
         let options = headers.contains(name: "connection") ? connectionOptions(headers) : []
         var result = HTTPHeaders()
         result.reserveCapacity(headers.count + 5)
@@ -121,23 +123,21 @@ enum ForwardingHeaders {
         var priorForwardedFor: [String] = []
         var priorForwarded: [String] = []
         var keptProto = false
-        var keptHost = false
-        var authority: String?
         for (name, value) in headers {
             switch disposition(of: name) {
-            case .hopByHop, .methodOverride:
-                continue
-            case .replaced:
-                if authority == nil, name.utf8.count == 4 { authority = value }
+            case .hopByHop, .methodOverride, .replaced:
                 continue
             case .forwarding:
                 guard peer.trusted else { continue }
                 let lower = name.lowercased()
                 switch lower {
                 case "x-forwarded-for": priorForwardedFor.append(value); continue
-                case "forwarded": priorForwarded.append(value); continue
+                case "forwarded":
+                    // A trusted proxy's elements, unless one names a host: that is a client's `Host`.
+                    if !value.lowercased().contains("host=") { priorForwarded.append(value) }
+                    continue
                 case "x-forwarded-proto": keptProto = true
-                case "x-forwarded-host": keptHost = true
+                case "x-forwarded-host", "x-original-host", "x-host", "x-http-host-override", "x-forwarded-server": continue
                 default: break
                 }
             case .keep:
@@ -155,19 +155,17 @@ enum ForwardingHeaders {
             name: "X-Forwarded-For",
             value: priorForwardedFor.isEmpty ? address : (priorForwardedFor + [address]).joined(separator: ", "))
         if !keptProto { result.add(name: "X-Forwarded-Proto", value: peer.scheme) }
-        if !keptHost, let authority { result.add(name: "X-Forwarded-Host", value: authority) }
+        result.add(name: "X-Forwarded-Host", value: publicHost)
         // Built in one string: this runs for every forwarded request.
         var element = ""
-        element.reserveCapacity(peer.node.utf8.count + (authority?.utf8.count ?? 0) + 24)
+        element.reserveCapacity(peer.node.utf8.count + publicHost.utf8.count + 24)
         element += "for="
         element += peer.node
         element += ";proto="
         element += peer.scheme
-        if let authority {
-            element += ";host=\""
-            element += authority.utf8.contains(UInt8(ascii: "\"")) ? authority.filter { $0 != "\"" } : authority
-            element += "\""
-        }
+        element += ";host=\""
+        element += publicHost
+        element += "\""
         result.add(name: "Forwarded", value: priorForwarded.isEmpty ? element : (priorForwarded + [element]).joined(separator: ", "))
         return result
     }

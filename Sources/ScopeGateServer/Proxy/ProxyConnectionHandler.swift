@@ -311,7 +311,7 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
         case .complete(let bytes): framing = bytes.map { .length($0.readableBytes) } ?? .none
         }
         let headers = ForwardingHeaders.upstreamRequest(
-            from: head.headers, peer: peer, host: shared.upstreamHost, bodyFraming: framing)
+            from: head.headers, peer: peer, host: shared.upstreamHost, publicHost: shared.publicHost, bodyFraming: framing)
         var exchange = Exchange(clientKeepAlive: head.isKeepAlive, authorization: authorization)
         exchange.pending.append(.head(HTTPRequestHead(version: .http1_1, method: head.method, uri: target, headers: headers)))
         if case .complete(let bytes) = body {

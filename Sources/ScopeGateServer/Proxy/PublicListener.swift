@@ -16,6 +16,8 @@ final class ProxyShared: Sendable {
     let pools: UpstreamPools
     let rewriter: DiscoveryRewriter
     let upstreamHost: String
+    /// `public_url`'s host and port, the only host named to the IdP in forwarding headers.
+    let publicHost: String
     let trustedProxies: Set<String>
     let secure: Bool
     let idleTimeout: Duration
@@ -34,6 +36,7 @@ final class ProxyShared: Sendable {
         self.pools = pools
         self.rewriter = DiscoveryRewriter(upstream: configuration.upstreamURL, public: configuration.publicURL)
         self.upstreamHost = UpstreamProxy.upstreamHost(configuration)
+        self.publicHost = UpstreamProxy.authority(of: configuration.publicURL)
         self.trustedProxies = configuration.trustedProxies
         self.secure = configuration.publicURL.scheme?.lowercased() == "https"
         self.idleTimeout = configuration.idleTimeout

@@ -15,6 +15,9 @@ struct UpstreamProxy: Sendable {
     let configuration: ScopeGateConfiguration
     let rewriter: DiscoveryRewriter
     let upstreamHost: String
+    /// ScopeGate's own name (`public_url`'s host and port): the only host the IdP is told of in
+    /// `X-Forwarded-Host` and `Forwarded`.
+    let publicHost: String
     let logger: Logger
 
     init(client: HTTPClient, configuration: ScopeGateConfiguration, logger: Logger) {
@@ -23,6 +26,7 @@ struct UpstreamProxy: Sendable {
         self.rewriter = DiscoveryRewriter(upstream: configuration.upstreamURL, public: configuration.publicURL)
         self.logger = logger
         self.upstreamHost = Self.upstreamHost(configuration)
+        self.publicHost = Self.authority(of: configuration.publicURL)
     }
 
     /// The `Host` header the IdP receives.
@@ -46,7 +50,7 @@ struct UpstreamProxy: Sendable {
         var upstream = HTTPClientRequest(url: DiscoveryRewriter.join(configuration.upstreamURL, pathAndQuery))
         upstream.method = .GET
         upstream.headers = ForwardingHeaders.upstreamRequest(
-            from: HTTPHeaders(request.headers), peer: peer, host: upstreamHost, bodyFraming: .none)
+            from: HTTPHeaders(request.headers), peer: peer, host: upstreamHost, publicHost: publicHost, bodyFraming: .none)
         do {
             let response = try await client.execute(upstream, timeout: .init(configuration.responseTimeout))
             let body = try await response.body.collect(upTo: limit)
@@ -107,7 +111,8 @@ struct UpstreamProxy: Sendable {
         var upstream = HTTPClientRequest(url: DiscoveryRewriter.join(configuration.upstreamURL, path))
         upstream.method = .POST
         var headers = ForwardingHeaders.upstreamRequest(
-            from: HTTPHeaders(request.headers), peer: peer, host: upstreamHost, bodyFraming: .length(body.readableBytes))
+            from: HTTPHeaders(request.headers), peer: peer, host: upstreamHost, publicHost: publicHost,
+            bodyFraming: .length(body.readableBytes))
         headers.replaceOrAdd(name: "Content-Type", value: "application/x-www-form-urlencoded")
         upstream.headers = headers
         upstream.body = .bytes(body)
