@@ -276,6 +276,26 @@ import Testing
             "token", "authorization code redeemed for an unapproved resource",
             form("/o/token/", "grant_type=authorization_code&code=c&resource=https%3A%2F%2Fpayroll.example%2F"), 400, "invalid_target")
         add("token", "two client identities", form("/o/token/", "grant_type=client_credentials&client_id=other&scope=openid"), 401, "more than one client")
+        // An Authorization header ScopeGate does not fully read is refused, not ignored: Spring and others
+        // would authenticate the client it names while the gate checked the body's client_id.
+        let other = Data("other:s3cret".utf8).base64EncodedString()
+        let app = Data("app:s3cret".utf8).base64EncodedString()
+        for (name, header) in [
+            ("Basic and a tab", "Authorization: Basic\t\(other)"), ("Basic and two spaces", "Authorization: Basic  \(other)"),
+            ("basic in lower case", "Authorization: basic \(other)"), ("BASIC in upper case", "Authorization: BASIC \(other)"),
+            ("another scheme", "Authorization: Bearer \(other)"), ("a credential that is not base64", "Authorization: Basic b3RoZXI6c2VjcmV0!"),
+            ("a credential without a colon", "Authorization: Basic " + Data("other".utf8).base64EncodedString()),
+            ("a credential with trailing data", "Authorization: Basic \(other) x"),
+            ("another client than the body's", "Authorization: Basic \(other)"),
+        ] {
+            add("token", "Authorization header: \(name)", form("/o/token/", "grant_type=client_credentials&client_id=app&scope=openid", [header]), 401, "invalid_client")
+            add("PAR", "Authorization header: \(name)", form("/o/par/", base + "&scope=openid", [header]), 401, "invalid_client")
+            add("device", "Authorization header: \(name)", form("/o/device/", "client_id=app&scope=openid", [header]), 401, "invalid_client")
+        }
+        add(
+            "token", "Authorization header: two of them",
+            form("/o/token/", "grant_type=client_credentials&client_id=app&scope=openid", ["Authorization: Basic \(app)", "Authorization: Basic \(other)"]),
+            401, "invalid_client")
         add(
             "token", "a client assertion naming two clients",
             form(

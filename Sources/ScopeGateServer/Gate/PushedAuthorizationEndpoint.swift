@@ -164,7 +164,7 @@ enum ClientForm {
             throw TokenEndpoint.Refusal(message: error.message)
         }
         var identities = Set<String>()
-        if let basic = try TokenEndpoint.basicClientID(request.headers[.authorization]) { identities.insert(basic) }
+        if let basic = try TokenEndpoint.basicClientID(request.headers[values: .authorization]) { identities.insert(basic) }
         if let bodyID = parameters["client_id"] { identities.insert(bodyID) }
         if let assertion = parameters["client_assertion"] {
             guard let subject = TokenEndpoint.assertionSubject(assertion) else {

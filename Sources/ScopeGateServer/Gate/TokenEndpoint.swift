@@ -238,19 +238,46 @@ struct TokenEndpoint: Sendable {
         var message: String
     }
 
-    /// The client id of an HTTP Basic `Authorization` header (RFC 6749 §2.3.1: form-encoded id).
-    static func basicClientID(_ header: String?) throws -> String? {
-        guard let header, header.lowercased().hasPrefix("basic ") else { return nil }
-        guard let decoded = Data(base64Encoded: String(header.dropFirst(6)).trimmingCharacters(in: .whitespaces)),
+    /// The client an `Authorization` header names, read strictly: exactly `Basic`, one space and a
+    /// base64 credential (RFC 7617) of a form-encoded `client_id:client_secret` (RFC 6749 §2.3.1);
+    /// `nil` when there is no such header. Any other `Authorization` header (another scheme, another
+    /// spelling of `Basic`, a tab or two spaces, a credential that is not strict base64 or has no colon,
+    /// two headers) is refused: Spring and others read such headers and would authenticate a client
+    /// ScopeGate never saw.
+    static func basicClientID(_ values: [String]) throws -> String? {
+        guard let header = values.first else { return nil }
+        let invalid = Refusal(
+            status: .unauthorized, code: "invalid_client",
+            message: "the Authorization header must be exactly one 'Basic' credential of client_id:client_secret")
+        guard values.count == 1, header.hasPrefix("Basic ") else { throw invalid }
+        let credential = Substring(header.utf8.dropFirst(6))
+        guard isStrictBase64(credential), let decoded = Data(base64Encoded: String(credential)),
             let text = String(data: decoded, encoding: .utf8), let colon = text.firstIndex(of: ":")
-        else {
-            throw Refusal(status: .unauthorized, code: "invalid_client", message: "the Basic credentials cannot be read")
-        }
-        let encoded = String(text[..<colon]).replacingOccurrences(of: "+", with: " ")
-        guard let id = encoded.removingPercentEncoding else {
-            throw Refusal(status: .unauthorized, code: "invalid_client", message: "the Basic client id is badly encoded")
+        else { throw invalid }
+        func formDecoded(_ part: Substring) -> String? { part.replacingOccurrences(of: "+", with: " ").removingPercentEncoding }
+        guard let id = formDecoded(text[..<colon]), !id.isEmpty, formDecoded(text[text.index(after: colon)...]) != nil else {
+            throw invalid
         }
         return id
+    }
+
+    /// Whether `text` is base64 (RFC 4648 §4) with nothing around it: the alphabet, then at most two
+    /// `=` of padding, in groups of four.
+    private static func isStrictBase64(_ text: Substring) -> Bool {
+        let bytes = Array(text.utf8)
+        let body = bytes.prefix { $0 != UInt8(ascii: "=") }
+        let padding = bytes.count - body.count
+        return !bytes.isEmpty && bytes.count % 4 == 0 && padding <= 2
+            && bytes[body.count...].allSatisfy { $0 == UInt8(ascii: "=") }
+            && body.allSatisfy { byte in
+                switch byte {
+                case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
+                    UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "+"), UInt8(ascii: "/"):
+                    true
+                default:
+                    false
+                }
+            }
     }
 
     /// The `sub` of a client assertion JWT (RFC 7523 §3); the IdP verifies its signature. Read
