@@ -60,9 +60,6 @@ public struct AuthorizationRequest: Sendable, Equatable {
     private typealias Pair = FormParameters.Pair
 
     private init(method: Method, parameters: FormParameters, query: FormParameters, body: FormParameters?) throws(GateError) {
-        guard parameters.namesArePrintable else {
-            throw GateError(.invalidRequest, "a parameter name has a control, space or non-ASCII character")
-        }
         // One pass over the parameters for everything the gate reads (a repeated name has one value,
         // but for the permission parameters, whose values are all kept).
         var outer = Fields()

@@ -34,14 +34,8 @@ public struct FormParameters: Sendable, Equatable {
     /// The parameters in the order they arrived. (A struct rather than a tuple: arrays of tuples are
     /// copied and destroyed through generic runtime calls, which showed on the gated path.)
     public private(set) var pairs: [Pair] {
-        didSet {
-            canonical = nil
-            namesArePrintable = pairs.allSatisfy { Self.isPrintable($0.name) }
-        }
+        didSet { canonical = nil }
     }
-    /// Whether every name is printable ASCII without spaces (a name can be anything once decoded), so
-    /// that callers need not walk the names again.
-    public private(set) var namesArePrintable = true
     /// The parsed text, when re-serializing the pairs would give it back byte for byte (every byte
     /// unreserved or an upper-case escape of a reserved one, no `+`, every pair with `=`): then
     /// `encoded` is that text, without encoding anything again.
@@ -58,9 +52,7 @@ public struct FormParameters: Sendable, Equatable {
             try Self.checkNew(pair, in: checked, seen: &seen)
             checked.append(pair)
         }
-        // Set directly (an initializer does not run `didSet`): both stored properties, explicitly.
         self.pairs = checked
-        self.namesArePrintable = checked.allSatisfy { Self.isPrintable($0.name) }
     }
 
     /// Creates parameters from already-decoded `(name, value)` pairs, by the parser's rules for repeated names.
@@ -77,10 +69,9 @@ public struct FormParameters: Sendable, Equatable {
         var text = encoded
         var parsed: [Pair] = []
         var failure: GateError?
-        var namesArePrintable = true
         let canonical = text.withUTF8 { bytes -> Bool in
             do throws(GateError) {
-                return try Self.parse(bytes, plusIsSpace: plusIsSpace, into: &parsed, namesArePrintable: &namesArePrintable)
+                return try Self.parse(bytes, plusIsSpace: plusIsSpace, into: &parsed)
             } catch {
                 failure = error
                 return false
@@ -88,15 +79,13 @@ public struct FormParameters: Sendable, Equatable {
         }
         if let failure { throw failure }
         self.pairs = parsed
-        self.namesArePrintable = namesArePrintable
         if canonical { self.canonical = encoded }
     }
 
     /// Splits `bytes` into decoded pairs; returns whether the text is canonical (see `canonical`).
     /// One pass over each pair's bytes checks them, finds its `=`, and notes what needs decoding.
     private static func parse(
-        _ bytes: UnsafeBufferPointer<UInt8>, plusIsSpace: Bool, into pairs: inout [Pair],
-        namesArePrintable: inout Bool
+        _ bytes: UnsafeBufferPointer<UInt8>, plusIsSpace: Bool, into pairs: inout [Pair]
     ) throws(GateError) -> Bool {
         pairs.reserveCapacity(8)
         let classes = byteClasses.utf8Start
@@ -145,11 +134,10 @@ public struct FormParameters: Sendable, Equatable {
                 ? decode(valueBytes, plusIsSpace: plusIsSpace, canonical: &canonical) : String(decoding: valueBytes, as: UTF8.self)
             let pair: Pair
             if nameEscaped {
-                // A decoded name is known by what it decodes to (`sc%6Fpe` is `scope`), and can hold anything.
+                // A decoded name is known by what it decodes to (`sc%6Fpe` is `scope`), and can hold
+                // anything: `checkNew` refuses what is not printable.
                 pair = Pair(try decode(nameBytes, plusIsSpace: plusIsSpace, canonical: &canonical), value)
-                if !isPrintable(pair.name) { namesArePrintable = false }
             } else {
-                // Bytes as sent are printable (checked above).
                 pair = Pair.parsed(name: nameBytes, value: value)
             }
             try checkNew(pair, in: pairs, seen: &seen)
@@ -246,6 +234,7 @@ public struct FormParameters: Sendable, Equatable {
     private static func checkNew(
         _ pair: Pair, in pairs: [Pair], seen: inout UInt64, source: String = ""
     ) throws(GateError) {
+        if pair.known == nil { try checkName(pair.name) }
         let earlier: Pair?
         if let known = pair.known {
             let bit: UInt64 = 1 << known.rawValue
@@ -259,6 +248,19 @@ public struct FormParameters: Sendable, Equatable {
         }
         if let earlier, earlier.value != pair.value {
             throw GateError(.invalidRequest, "the parameter '\(printable(pair.name))' is repeated with different values\(source)")
+        }
+    }
+
+    /// Refuses a name that is not a known one exactly (those are fine as they are) when it is not
+    /// printable ASCII without spaces (a decoded name can hold anything), or when some IdP framework
+    /// reads it as a known one (`KnownParameter.foldedOnto`).
+    private static func checkName(_ name: String) throws(GateError) {
+        guard isPrintable(name) else {
+            throw GateError(.invalidRequest, "a parameter name has a control, space or non-ASCII character")
+        }
+        if let folded = KnownParameter.foldedOnto(name) {
+            throw GateError(
+                .invalidRequest, "the parameter name '\(printable(name))' could be read as '\(folded.name)' by some identity providers")
         }
     }
 

@@ -100,4 +100,23 @@ public enum KnownParameter: UInt8, CaseIterable, Sendable {
         var name = name
         return name.withUTF8 { named($0) }
     }
+
+    /// The known parameter some IdP framework reads `name` as, when `name` is not exactly its name:
+    /// ASP.NET (and so Duende and OpenIddict) compares names ignoring case; PHP (league/oauth2-server,
+    /// Laravel Passport) drops leading spaces, cuts a name at NUL, turns `.` and spaces into `_`, and reads
+    /// `scope[]` or `scope[x]` as `scope`; Express's `qs` reads `scope[]` and `scope[0]` as `scope`. A
+    /// gate that let `Scope` or `scope[]` through unread would let them carry permissions past it.
+    public static func foldedOnto(_ name: String) -> KnownParameter? {
+        var bytes = Array(name.utf8.drop { $0 == UInt8(ascii: " ") })
+        if let cut = bytes.firstIndex(where: { $0 == 0 || $0 == UInt8(ascii: "[") }) { bytes.removeSubrange(cut...) }
+        for index in bytes.indices {
+            switch bytes[index] {
+            case UInt8(ascii: "."), UInt8(ascii: " "): bytes[index] = UInt8(ascii: "_")
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"): bytes[index] |= 0x20
+            default: break
+            }
+        }
+        guard let known = bytes.withUnsafeBufferPointer({ named($0) }), known.name != name else { return nil }
+        return known
+    }
 }

@@ -98,6 +98,20 @@ import Testing
                 "POST", authorize + "?" + base + "&scope=openid&claims=%7B%7D", ["Content-Type: application/x-www-form-urlencoded"],
                 body: "claims=%7B%22userinfo%22%3A%7B%22email%22%3Anull%7D%7D"), 303, "/_scopegate/holds/")
         add("pollution", "percent-encoded parameter name repeats scope", authorize("&scope=openid&%73cope=orders%3Aread"), 303, "/_scopegate/holds/")
+        // Names an IdP framework folds onto a known one (ASP.NET: case; PHP: leading space, NUL, '.', '[]';
+        // Express qs: '[]', '[0]'): refused wherever ScopeGate reads a form.
+        // (A decoded name with a space or NUL is refused as unprintable before it is folded.)
+        for name in [
+            "Scope", "REQUEST", "Claims", "Resource", "Authorization_Details", "%20scope", "scope%00x", "scope%5B%5D",
+            "scope[0]", "client.id", "redirect%20uri",
+        ] {
+            add("pollution", "authorization endpoint: \(name)", authorize("&scope=openid&\(name)=admin%3Aorg"), 400, "parameter name")
+            add(
+                "token", "token endpoint: \(name)", form("/o/token/", "grant_type=client_credentials&scope=openid&\(name)=orders%3Awrite"),
+                400, "parameter name")
+            add("PAR", "PAR endpoint: \(name)", form("/o/par/", base + "&scope=openid&\(name)=orders%3Awrite"), 400, "parameter name")
+            add("device", "device endpoint: \(name)", form("/o/device/", "scope=openid&\(name)=orders%3Awrite"), 400, "parameter name")
+        }
         add("encoding", "malformed percent-encoding", authorize("&scope=openid%ZZ"), 400, "invalid_request")
         add("encoding", "truncated percent-encoding", authorize("&scope=openid%2"), 400, "invalid_request")
         add("encoding", "tab inside scope", authorize("&scope=openid%09orders%3Aread"), 400, "invalid_scope")
