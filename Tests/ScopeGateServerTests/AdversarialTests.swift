@@ -71,6 +71,13 @@ import Testing
             all.append(Attack(area: area, name: name, raw: raw, status: status, expect: expect, absent: absent))
         }
         // Parameter pollution and encoding at the authorization endpoint.
+        for charset in ["utf-7", "UTF-16", "iso-8859-1"] {
+            add(
+                "encoding", "an authorization POST declaring charset=\(charset)",
+                request(
+                    "POST", authorize, ["Content-Type: application/x-www-form-urlencoded; charset=\(charset)"],
+                    body: base + "&scope=openid"), 400, "UTF-8")
+        }
         // A repeated permission parameter is gated on the union of its values: the IdP reads one or all.
         add("pollution", "scope twice, a denied one last", authorize("&scope=openid&scope=admin%3Aorg"), 303, "error=access_denied")
         add("pollution", "scope twice, a denied one first", authorize("&scope=admin%3Aorg&scope=openid"), 303, "error=access_denied")

@@ -38,6 +38,18 @@ import Testing
             #expect(seen.method == .post)
             #expect(seen.target == Self.query(scope: "openid"), "the query is kept")
             #expect(String(buffer: seen.body) == body, "the body is forwarded as the form sent it")
+            #expect(seen.headers[.contentType] == "application/x-www-form-urlencoded")
+        }
+    }
+
+    @Test func aFormDeclaredUTF8IsForwardedAsPlainFormEncoding() async throws {
+        try await GateHarness.with { h in
+            let reply = try await Browser(h).send(
+                .POST, Self.query(scope: "openid"), headers: [("Content-Type", "application/x-www-form-urlencoded; charset=UTF-8")],
+                body: Self.consentBody(scope: "openid"))
+            #expect(reply.status == 200)
+            let seen = try #require(h.upstream.received(at: Self.path).first)
+            #expect(seen.headers[.contentType] == "application/x-www-form-urlencoded")
         }
     }
 

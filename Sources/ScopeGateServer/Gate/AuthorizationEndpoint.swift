@@ -157,10 +157,16 @@ final class AuthorizationEndpoint: Sendable {
             }
             return try AuthorizationRequest(method: .get, query: query)
         case .post:
-            let contentType = request.headers[.contentType]?.split(separator: ";").first?
-                .trimmingCharacters(in: .whitespaces).lowercased()
-            guard contentType == "application/x-www-form-urlencoded" else {
-                throw GateError(.invalidRequest, "a POST authorization request must be application/x-www-form-urlencoded")
+            // The form is read as UTF-8 and forwarded as plain `application/x-www-form-urlencoded`: a
+            // charset the client chose (Django honours `utf-7`) would have the IdP read other bytes.
+            let parts = (request.headers[.contentType] ?? "").split(separator: ";").map {
+                $0.trimmingCharacters(in: .whitespaces).lowercased()
+            }
+            guard parts.first == "application/x-www-form-urlencoded",
+                parts.dropFirst().allSatisfy({ $0 == "charset=utf-8" || $0 == "charset=\"utf-8\"" })
+            else {
+                throw GateError(
+                    .invalidRequest, "a POST authorization request must be application/x-www-form-urlencoded, in UTF-8")
             }
             var copy = request
             let body: ByteBuffer

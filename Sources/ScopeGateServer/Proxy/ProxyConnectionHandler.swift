@@ -310,8 +310,12 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
         case .streamed(let declared): framing = declared
         case .complete(let bytes): framing = bytes.map { .length($0.readableBytes) } ?? .none
         }
-        let headers = ForwardingHeaders.upstreamRequest(
+        var headers = ForwardingHeaders.upstreamRequest(
             from: head.headers, peer: peer, host: shared.upstreamHost, publicHost: shared.publicHost, bodyFraming: framing)
+        if case .complete(.some) = body {
+            // A form ScopeGate wrote: plain form encoding, whatever the client declared.
+            headers.replaceOrAdd(name: "Content-Type", value: "application/x-www-form-urlencoded")
+        }
         var exchange = Exchange(clientKeepAlive: head.isKeepAlive, authorization: authorization)
         exchange.pending.append(.head(HTTPRequestHead(version: .http1_1, method: head.method, uri: target, headers: headers)))
         if case .complete(let bytes) = body {
