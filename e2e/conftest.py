@@ -188,15 +188,15 @@ scopes:
   - pattern: profile
     auto: approve
     tier: low
+  - pattern: "admin:*"
+    auto: deny
+    tier: critical
   - pattern: "*:read"
     auto: ask
     tier: elevated
     description: Read your organisation's orders
   - pattern: "*:write"
     auto: ask
-    tier: critical
-  - pattern: "admin:*"
-    auto: deny
     tier: critical
 clients:
 {clients}

@@ -86,6 +86,9 @@ public struct AuthorizationRequest: Sendable, Equatable {
         guard let clientID = value(outer.clientID, "client_id"), !clientID.isEmpty else {
             throw GateError(.invalidRequest, "the request has no client_id")
         }
+        guard ClientID.isValid(clientID) else {
+            throw GateError(.invalidRequest, "a client_id must be printable ASCII (RFC 6749, appendix A.1)")
+        }
         guard let responseType = value(outer.responseType, "response_type"), !responseType.isEmpty else {
             throw GateError(.invalidRequest, "the request has no response_type")
         }

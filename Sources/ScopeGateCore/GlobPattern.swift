@@ -67,4 +67,26 @@ public struct GlobPattern: Sendable, Hashable, CustomStringConvertible {
     }
 
     public var description: String { source }
+
+    /// Whether some text matches both this pattern and `other`: a walk over pairs of positions in the
+    /// two patterns, each step matching one character on both sides or letting a `*` match nothing.
+    public func overlaps(_ other: GlobPattern) -> Bool {
+        let a = bytes, b = other.bytes
+        let star = UInt8(ascii: "*"), any = UInt8(ascii: "?")
+        var seen = Set<Int>()
+        var pending = [(0, 0)]
+        while let (i, j) = pending.popLast() {
+            guard seen.insert(i * (b.count + 1) + j).inserted else { continue }
+            if i == a.count, j == b.count { return true }
+            if i < a.count, a[i] == star { pending.append((i + 1, j)) }
+            if j < b.count, b[j] == star { pending.append((i, j + 1)) }
+            guard i < a.count, j < b.count else { continue }
+            // One character on both sides: literals must agree; `?` and `*` take any.
+            let compatible = a[i] == star || a[i] == any || b[j] == star || b[j] == any || a[i] == b[j]
+            if compatible, !(a[i] == star && b[j] == star) {
+                pending.append((a[i] == star ? i : i + 1, b[j] == star ? j : j + 1))
+            }
+        }
+        return false
+    }
 }

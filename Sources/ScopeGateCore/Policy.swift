@@ -161,6 +161,23 @@ public struct Policy: Sendable {
         }
     }
 
+    /// Deny rules that an earlier rule of the same kind, in the same list, takes some permissions from:
+    /// the first matching rule wins, so a permission matching both (`admin:read` under `*:read` then
+    /// `admin:*` deny) is not denied. Each is said in words for `config check`, naming both rules.
+    public func shadowedDenials() -> [String] {
+        var warnings: [String] = []
+        let lists = [rules] + clients.keys.sorted().compactMap { clients[$0]?.rules }
+        for list in lists {
+            for (index, rule) in list.enumerated() where rule.auto == .deny {
+                for earlier in list[..<index] where earlier.kind == rule.kind && earlier.auto != .deny && earlier.pattern.overlaps(rule.pattern) {
+                    warnings.append(
+                        "\(rule.origin) (deny '\(rule.pattern)') is shadowed by the earlier \(earlier.origin) ('\(earlier.pattern)', \(earlier.auto.rawValue)): a permission matching both takes the earlier rule; put the deny rule first")
+                }
+            }
+        }
+        return warnings
+    }
+
     /// The name shown for a client, falling back to its id.
     public func displayName(of clientID: String) -> String {
         clients[clientID]?.name ?? clientID

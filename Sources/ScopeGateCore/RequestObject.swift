@@ -59,6 +59,9 @@ public struct RequestObject: Sendable, Equatable {
                 throw GateError(.requestNotSupported, "nested request objects are not accepted through ScopeGate")
             case ("scope", .string(let text)):
                 scope = text
+            case ("scope", _):
+                // A number or a flag read as a parameter would carry a scope past the gate.
+                throw GateError(.invalidRequestObject, "the request object's scope must be a string")
             case ("resource", _):
                 for text in try Self.strings(value, name) { permissions.append(try Permissions.resource(text)) }
             case ("audience", _):

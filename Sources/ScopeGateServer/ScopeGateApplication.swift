@@ -240,6 +240,9 @@ public struct ScopeGateApplication: Sendable {
             "gating the authorization endpoint",
             metadata: ["sg.path": "\(metadata.authorizationPath)", "sg.upstream": "\(configuration.upstreamURL)"])
         logger.info("gating the token endpoint", metadata: ["sg.path": "\(metadata.tokenPath)"])
+        for warning in configuration.policy.shadowedDenials() {
+            logger.warning("a deny rule is shadowed", metadata: ["sg.config.warning": "\(warning)"])
+        }
         for line in metadata.report(configuration: configuration) {
             logger.info("upstream endpoint", metadata: ["sg.endpoint": "\(line)"])
         }

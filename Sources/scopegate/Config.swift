@@ -15,6 +15,7 @@ struct Config: AsyncParsableCommand {
             let configuration = try options.load()
             let policy = configuration.policy
             print("configuration is valid: \(options.config)")
+            for warning in policy.shadowedDenials() { print("warning: \(warning)") }
             print("public URL \(configuration.publicURL.absoluteString), upstream \(configuration.upstreamURL.absoluteString)")
             print("\(policy.rules.count) scope rules, \(policy.clients.count) clients, tiers: \(policy.tiers.keys.sorted().joined(separator: ", "))")
             print("admin API: \(configuration.adminToken == nil ? "disabled (no token configured)" : "\(configuration.adminAddress.host):\(configuration.adminAddress.port)")")

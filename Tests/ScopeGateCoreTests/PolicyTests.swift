@@ -103,3 +103,44 @@ import Testing
         #expect(route.destinations == ["C0A", "U0A", "U0B"])
     }
 }
+
+@Suite struct ShadowedDenialTests {
+    @Test(arguments: [
+        ("*:read", "admin:*", true), ("admin:*", "*:read", true), ("orders:*", "admin:*", false), ("a?c", "ab*", true),
+        ("a?c", "abd", false), ("*", "x", true), ("x*y", "*z", false), ("*a*", "*b*", true), ("abc", "abc", true),
+        ("ab", "abc", false), ("**", "", true), ("?", "", false),
+    ])
+    func globsOverlapWhenSomeTextMatchesBoth(_ first: String, _ second: String, _ overlap: Bool) {
+        #expect(GlobPattern(first).overlaps(GlobPattern(second)) == overlap, "\(first) / \(second)")
+        #expect(GlobPattern(second).overlaps(GlobPattern(first)) == overlap, "\(second) / \(first)")
+    }
+
+    /// Checked against brute force: every text over a small alphabet up to four long.
+    @Test func overlapAgreesWithTryingEveryShortText() {
+        let patterns = ["*", "a*", "*b", "a?", "?b", "ab", "a*b", "*a*", "??", "b*a", "a", ""]
+        var texts = [""]
+        for _ in 0..<4 { texts += texts.flatMap { text in ["a", "b", "c"].map { text + $0 } } }
+        texts = Array(Set(texts))
+        for first in patterns {
+            for second in patterns {
+                let brute = texts.contains { GlobPattern(first).matches($0) && GlobPattern(second).matches($0) }
+                #expect(GlobPattern(first).overlaps(GlobPattern(second)) == brute, "\(first) / \(second)")
+            }
+        }
+    }
+
+    @Test func aDenyAfterAnOverlappingRuleIsReported() {
+        let policy = Policy(
+            rules: [
+                .init(pattern: GlobPattern("*:read"), auto: .ask, tier: "low", origin: "scopes[0]"),
+                .init(pattern: GlobPattern("admin:*"), auto: .deny, tier: "low", origin: "scopes[1]"),
+                .init(pattern: GlobPattern("billing:*"), auto: .deny, tier: "low", origin: "scopes[2]"),
+                .init(pattern: GlobPattern("*"), kind: .claim, auto: .ask, tier: "low", origin: "scopes[3]"),
+            ],
+            clients: [], tiers: [], defaultTier: "low", approvalTimeout: .seconds(60))
+        let warnings = policy.shadowedDenials()
+        #expect(warnings.count == 2)
+        #expect(warnings.allSatisfy { $0.contains("scopes[0]") })
+        #expect(warnings.contains { $0.hasPrefix("scopes[1]") } && warnings.contains { $0.hasPrefix("scopes[2]") })
+    }
+}

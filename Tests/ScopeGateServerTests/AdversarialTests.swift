@@ -148,6 +148,9 @@ import Testing
         }
         for (variant, why) in [("/o/TOKEN/", "token, case"), ("/o/token/.", "token, trailing dot"), ("/o/par//", "PAR, doubled slash"),
             ("/o/%64evice/", "device, encoded letter"), ("/o/register/%2e", "registration, encoded dot"),
+            ("/o/token.json", "token, a format suffix (Spring's suffix patterns)"), ("/o/token/.json", "token, a suffix segment"),
+            ("/o/token.", "token, a trailing dot on the segment"), ("/o/par.xml/", "PAR, a suffix before the slash"),
+            ("/o/authorize.json", "authorization, a format suffix"),
         ] {
             add("paths", why, form(variant, "grant_type=client_credentials&scope=orders%3Awrite"), 400, "another spelling")
         }
@@ -190,6 +193,11 @@ import Testing
             authorize("&scope=openid&request=" + requestObject("{\(inner),\"claims\":{\"id_token\":{\"salary\":{\"essential\":true}}}}")),
             303, "/_scopegate/holds/")
         add("request object", "not base64url", authorize("&scope=openid&request=not%2Ba%2Bjwt.x.y"), 400, "invalid_request_object")
+        for scope in ["5", "true", "[\"admin:org\"]", "null"] {
+            add(
+                "request object", "a scope that is not a string: \(scope)",
+                authorize("&scope=openid&request=" + requestObject("{\(inner),\"scope\":\(scope)}")), 400, "invalid_request_object")
+        }
         add(
             "request object", "encrypted (five parts)",
             authorize("&scope=openid&request=eyJhbGciOiJSU0EtT0FFUCJ9.a.b.c.d"), 400, "request_not_supported")
@@ -297,6 +305,13 @@ import Testing
             "token", "authorization code redeemed for an unapproved resource",
             form("/o/token/", "grant_type=authorization_code&code=c&resource=https%3A%2F%2Fpayroll.example%2F"), 400, "invalid_target")
         add("token", "two client identities", form("/o/token/", "grant_type=client_credentials&client_id=other&scope=openid"), 401, "more than one client")
+        // "café" twice, composed and decomposed: one client to Swift's string equality, two to an IdP.
+        let composed = "caf%C3%A9", decomposed = "cafe%CC%81"
+        add(
+            "token", "client ids equal only by Unicode equivalence",
+            form("/o/token/", "grant_type=client_credentials&client_id=\(decomposed)&scope=openid",
+                 ["Authorization: Basic " + Data("\(composed):s".utf8).base64EncodedString()]), 401, "printable ASCII")
+        add("pollution", "a client_id that is not ASCII", authorize("&client_id=\(composed)&scope=openid").replacingOccurrences(of: "client_id=app&", with: ""), 400, "printable ASCII")
         // An Authorization header ScopeGate does not fully read is refused, not ignored: Spring and others
         // would authenticate the client it names while the gate checked the body's client_id.
         let other = Data("other:s3cret".utf8).base64EncodedString()

@@ -87,5 +87,7 @@ import Testing
         #expect(!configuration.policy.rules.isEmpty)
         #expect(configuration.blockUnhandledEndpoints)
         #expect(configuration.exposedPaths == ["/realms/acme/", "/resources/"])
+        #expect(configuration.policy.shadowedDenials() == [])
+        #expect(configuration.policy.evaluate(scopes: ScopeSet(["admin:read"]), clientID: "crm-sync", granted: []) == .deny(ScopeSet(["admin:read"])))
     }
 }

@@ -92,6 +92,19 @@ import Testing
         }
     }
 
+    /// The second gate reads every token response: a client's `Accept-Encoding` must not make the IdP
+    /// compress it (ScopeGate would have to withhold what it cannot read).
+    @Test func aTokenRequestAskingForGzipIsForwardedWithoutAcceptEncoding() async throws {
+        try await GateHarness.with { h in
+            issue(h, scope: "openid")
+            let issued = try await post(
+                h, "grant_type=client_credentials&scope=openid", headers: [("Authorization", Self.basic), ("Accept-Encoding", "gzip, br")])
+            #expect(issued.status == 200)
+            let forwarded = try #require(h.upstream.received(at: Self.path).first)
+            #expect(forwarded.headers[.acceptEncoding] == nil)
+        }
+    }
+
     @Test func theCodeOfAnAuthorizationResponseIsFoundAsTheClientReadsIt() {
         #expect(IssuedCodes.code(inLocation: "https://app.example/cb?state=s&code=a%2Bb%3D&iss=x") == "a+b=")
         #expect(IssuedCodes.code(inLocation: "https://app.example/cb#state=s&code=abc") == "abc")

@@ -234,7 +234,10 @@ struct ConfigValidator {
         var seen = Set<String>()
         for (index, client) in (file.clients ?? []).enumerated() {
             let key = "clients[\(index)]"
-            guard !client.id.isEmpty, seen.insert(client.id).inserted else {
+            guard ClientID.isValid(client.id) else {
+                throw fail("\(key).id", "must be printable ASCII (RFC 6749, appendix A.1)")
+            }
+            guard seen.insert(client.id).inserted else {
                 throw fail("\(key).id", "is empty or repeats another client's id")
             }
             for (uriIndex, uri) in (client.redirect_uris ?? []).enumerated() {

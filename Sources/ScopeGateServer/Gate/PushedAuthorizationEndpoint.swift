@@ -172,6 +172,10 @@ enum ClientForm {
             }
             identities.insert(subject)
         }
+        guard identities.allSatisfy(ClientID.isValid) else {
+            throw TokenEndpoint.Refusal(
+                status: .unauthorized, code: "invalid_client", message: "a client_id must be printable ASCII (RFC 6749, appendix A.1)")
+        }
         guard identities.count == 1, let clientID = identities.first, !clientID.isEmpty else {
             throw TokenEndpoint.Refusal(
                 status: .unauthorized, code: "invalid_client",

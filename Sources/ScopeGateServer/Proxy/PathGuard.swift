@@ -53,8 +53,9 @@ struct PathGuard: Sendable {
     }
 
     /// A deliberately lossy form: decoded (up to three times), ASCII lower-cased, without `;`
-    /// parameters, empty or dot segments, surrounding blanks or control bytes, and with `\\` read as
-    /// `/`. Two paths an IdP might confuse share it. Byte-level: it runs for every proxied request.
+    /// parameters, empty or dot segments, surrounding blanks or control bytes, or a suffix after a dot
+    /// in the last segment, and with `\\` read as `/`. Two paths an IdP might confuse share it.
+    /// Byte-level: it runs for every proxied request.
     static func normalize(_ path: some StringProtocol) -> String {
         var bytes = Array(path.utf8)
         for _ in 0..<3 where bytes.contains(UInt8(ascii: "%")) {
@@ -93,6 +94,15 @@ struct PathGuard: Sendable {
                         }
                     }
                     index = end + 1
+                }
+                // Suffix patterns (Spring MVC's `/token.*`, format extensions): the last segment up to
+                // its first dot, so that `/token.json` and `/token.` read as `/token`.
+                if count > 0 {
+                    var slash = count - 1
+                    while slash > 0, output[slash] != UInt8(ascii: "/") { slash -= 1 }
+                    var dot = slash + 1
+                    while dot < count, output[dot] != UInt8(ascii: ".") { dot += 1 }
+                    if dot < count { count = dot == slash + 1 ? slash : dot }
                 }
                 if count == 0 { return "/" }
                 return String(decoding: UnsafeBufferPointer(rebasing: output[..<count]), as: UTF8.self)

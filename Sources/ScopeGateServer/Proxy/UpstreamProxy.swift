@@ -51,6 +51,8 @@ struct UpstreamProxy: Sendable {
         upstream.method = .GET
         upstream.headers = ForwardingHeaders.upstreamRequest(
             from: HTTPHeaders(request.headers), peer: peer, host: upstreamHost, publicHost: publicHost, bodyFraming: .none)
+        // ScopeGate reads this answer: it must come as it is, not compressed.
+        upstream.headers.remove(name: "Accept-Encoding")
         do {
             let response = try await client.execute(upstream, timeout: .init(configuration.responseTimeout))
             let body = try await response.body.collect(upTo: limit)
@@ -114,6 +116,9 @@ struct UpstreamProxy: Sendable {
             from: HTTPHeaders(request.headers), peer: peer, host: upstreamHost, publicHost: publicHost,
             bodyFraming: .length(body.readableBytes))
         headers.replaceOrAdd(name: "Content-Type", value: "application/x-www-form-urlencoded")
+        // ScopeGate reads this answer (the second gate reads every token): it must come as it is, not
+        // compressed; a client that asked for gzip gets it uncompressed.
+        headers.remove(name: "Accept-Encoding")
         upstream.headers = headers
         upstream.body = .bytes(body)
         let response = try await client.execute(upstream, timeout: .init(configuration.responseTimeout))

@@ -53,13 +53,13 @@ struct GateHarness {
             auto: approve
             tier: low
             description: Know who you are
+          - pattern: "admin:*"
+            auto: deny
+            tier: critical
           - pattern: "*:read"
             auto: ask
             tier: elevated
             description: Read data
-          - pattern: "admin:*"
-            auto: deny
-            tier: critical
           - pattern: "*:write"
             auto: ask
             tier: critical
