@@ -80,8 +80,15 @@ public struct GateService: Sendable {
                 let released = try await store.releasedHolds(
                     binderHash: binderHash, clientID: request.clientID,
                     decidedSince: date.addingTimeInterval(-Self.releaseWindow.seconds))
-                if let continued = released.first(where: { $0.admits(request, scopes: scopes, encoded: encoded) }) {
-                    _ = try await store.markContinued(holdID: continued.id, at: date)
+                // A release admits only what still stands: its approval once covers what is unapproved
+                // now. A standing approval's grants revoked (or lapsed) since, or a grant the held
+                // request already had revoked since, leave something unapproved that it does not
+                // cover, and the request is asked about again.
+                for hold in released where hold.admits(request, scopes: scopes, encoded: encoded) {
+                    guard let approval = try await store.approvalRequest(id: hold.approvalRequestID),
+                        approval.state == .approvedOnce, unapproved.isSubset(of: approval.scopes)
+                    else { continue }
+                    _ = try await store.markContinued(holdID: hold.id, at: date)
                     return .forward
                 }
                 let draft = HoldDraft(

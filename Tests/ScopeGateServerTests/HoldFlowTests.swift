@@ -159,6 +159,34 @@ import Testing
         }
     }
 
+    /// A release admits only what still stands: a grant revoked between the hold and its release sends
+    /// the request back to the approvers, and the IdP receives nothing.
+    @Test(arguments: [false, true])
+    func aGrantRevokedBeforeTheReleaseIsAskedAgain(_ once: Bool) async throws {
+        try await GateHarness.with { h in
+            // orders:read is granted; the held request asks for it and for billing:read.
+            _ = try await Browser(h).hold(scope: "orders:read", state: "first")
+            try await h.gate.service.approve(try await pendingID(h), actor: "test", once: false)
+            let browser = Browser(h)
+            let page = try await browser.hold(scope: "orders:read+billing:read")
+            let approval = try await pendingID(h)
+            #expect(try await h.gate.service.store.approvalRequest(id: approval)?.scopes.tokens == ["billing:read"])
+            if once {
+                try await h.gate.service.approve(approval, actor: "test", once: true)
+            } else {
+                try await h.gate.service.approve(approval, actor: "test", once: false)
+                _ = try await h.gate.service.store.revokeGrant(clientID: "app", scope: "billing:read", actor: "test", at: Date())
+            }
+            _ = try await h.gate.service.store.revokeGrant(clientID: "app", scope: "orders:read", actor: "test", at: Date())
+            h.gate.snapshot.invalidate()
+            let next = try #require(try await browser.send(.GET, page).location)
+            let again = try await browser.send(.GET, next)
+            #expect(again.status == 303)
+            #expect(again.location?.hasPrefix("/_scopegate/holds/") == true, "asked again, not forwarded")
+            #expect(h.upstream.received(at: GateHarness.authorizePath).isEmpty)
+        }
+    }
+
     @Test func aJustificationIsStoredAndShownEscaped() async throws {
         try await GateHarness.with { h in
             let browser = Browser(h)
