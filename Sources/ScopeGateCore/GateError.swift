@@ -23,6 +23,8 @@ public struct GateError: Error, Sendable, Equatable, CustomStringConvertible {
         case invalidAuthorizationDetails = "invalid_authorization_details"
         /// A request URI was sent (OIDC Core §3.1.2.6 `request_uri_not_supported`).
         case requestURINotSupported = "request_uri_not_supported"
+        /// Too many new approval requests right now (RFC 8628 `slow_down`, answered `429`).
+        case slowDown = "slow_down"
         /// The client is unknown or not allowed (OAuth `unauthorized_client`).
         case unauthorizedClient = "unauthorized_client"
         /// No such approval request, hold or grant.

@@ -15,8 +15,8 @@ extension GateService {
     /// minutes, so an unapproved scope is refused at once and one approval request is opened for the
     /// client (a retry while it is pending opens nothing new). Only a standing grant admits a retry:
     /// there is no waiting browser for *approve once* to release.
-    public func admitBackChannel(clientID: String, scopes: ScopeSet, grantType: String) async throws(GateError)
-        -> BackChannelAdmission
+    public func admitBackChannel(clientID: String, scopes: ScopeSet, grantType: String, source: String? = nil)
+        async throws(GateError) -> BackChannelAdmission
     {
         let date = now()
         return try await storeCall {
@@ -31,6 +31,7 @@ extension GateService {
                 }) {
                     return .pending(pending)
                 }
+                guard limits.take(clientID: clientID, source: source, at: date) else { throw HoldLimits.refusal }
                 let draft = HoldDraft(
                     clientID: clientID, binderHash: Self.backChannelBinder, method: .post,
                     encodedParameters: "grant_type=\(grantType)", requestedScopes: scopes, unapproved: unapproved,

@@ -27,9 +27,9 @@ extension GateService {
 
     /// Decides a device authorization request for `scopes` by `clientID`. `encodedParameters` is the
     /// request as it will be sent to the IdP once released (without client credentials).
-    public func admitDevice(clientID: String, scopes: ScopeSet, encodedParameters: String, binder: String)
-        async throws(GateError) -> DeviceAdmission
-    {
+    public func admitDevice(
+        clientID: String, scopes: ScopeSet, encodedParameters: String, binder: String, source: String? = nil
+    ) async throws(GateError) -> DeviceAdmission {
         let date = now()
         return try await storeCall {
             switch try await evaluate(scopes, clientID: clientID, grantType: Self.deviceGrantType, at: date) {
@@ -38,6 +38,7 @@ extension GateService {
             case .deny(let denied):
                 return .deny(denied)
             case .hold(let unapproved, let alreadyGranted):
+                guard limits.take(clientID: clientID, source: source, at: date) else { throw HoldLimits.refusal }
                 let draft = HoldDraft(
                     clientID: clientID, binderHash: binder, method: .post,
                     encodedParameters: encodedParameters, requestedScopes: scopes, unapproved: unapproved,

@@ -33,6 +33,8 @@ public struct GateService: Sendable {
     public let observer: any GateObserver
     /// The current time; injected for tests.
     public let now: @Sendable () -> Date
+    /// How many new holds may be opened in a minute.
+    public let limits: HoldLimits
     let logger: Logger
 
     /// Creates the service.
@@ -41,8 +43,10 @@ public struct GateService: Sendable {
 
     public init(
         policy: Policy, store: any GateStore, observer: any GateObserver, logger: Logger,
-        routeName: (@Sendable (String, ScopeSet) -> String?)? = nil, now: @escaping @Sendable () -> Date = { Date() }
+        routeName: (@Sendable (String, ScopeSet) -> String?)? = nil, limits: HoldLimits = HoldLimits(),
+        now: @escaping @Sendable () -> Date = { Date() }
     ) {
+        self.limits = limits
         self.routeName = routeName
         self.policy = policy
         self.store = store
@@ -56,8 +60,11 @@ public struct GateService: Sendable {
         scopes.tokens.map { "\($0)=\(policy.rule(for: $0, clientID: clientID).origin)" }
     }
 
-    /// Decides what happens to `request` from the browser identified by `binderHash`.
-    public func admit(_ request: AuthorizationRequest, binderHash: String) async throws(GateError) -> Admission {
+    /// Decides what happens to `request` from the browser identified by `binderHash`, which came from
+    /// `source` (its address, for the limits on new holds).
+    public func admit(_ request: AuthorizationRequest, binderHash: String, source: String? = nil) async throws(GateError)
+        -> Admission
+    {
         let scopes = try policy.effectiveScopes(of: request)
         let encoded = request.parameters.encoded
         let date = now()
@@ -96,6 +103,7 @@ public struct GateService: Sendable {
                     encodedParameters: encoded, requestedScopes: scopes, unapproved: unapproved,
                     alreadyGranted: alreadyGranted, rules: rules(unapproved, clientID: request.clientID),
                     route: routeName?(request.clientID, unapproved))
+                guard limits.take(clientID: request.clientID, source: source, at: date) else { throw HoldLimits.refusal }
                 let expiresAt = date.addingTimeInterval(policy.approvalTimeout.seconds)
                 let (hold, approval, opened) = try await store.openHold(draft, at: date, expiresAt: expiresAt)
                 if opened {

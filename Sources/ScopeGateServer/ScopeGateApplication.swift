@@ -85,7 +85,7 @@ public struct ScopeGateApplication: Sendable {
         }
         let service = GateService(
             policy: configuration.policy, store: store, observer: GateObservers(observers), logger: logger,
-            routeName: routeName, now: now)
+            routeName: routeName, limits: HoldLimits(configuration.holdRates), now: now)
         self.service = service
         self.refusals = RefusalAudit(service: service)
         if let slack = configuration.slack, let slackAPI, let notifier = slackNotifier,
@@ -124,7 +124,7 @@ public struct ScopeGateApplication: Sendable {
             pathGuard: PathGuard(gated),
             authorization: AuthorizationEndpoint(
                 service: service, snapshot: snapshot, binding: binding, redirect: redirect, path: metadata.authorizationPath,
-                pushed: pushedRequests, refusals: refusals, logger: logger),
+                pushed: pushedRequests, refusals: refusals, trustedProxies: configuration.trustedProxies, logger: logger),
             holds: HoldEndpoints(
                 service: service, hub: hub, binding: binding, redirect: redirect,
                 authorizationPath: metadata.authorizationPath, publicOrigin: publicOrigin),

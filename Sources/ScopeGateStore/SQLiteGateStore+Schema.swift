@@ -115,6 +115,16 @@ extension SQLiteGateStore {
                         WHERE state = 'approved_once';
                     """)
         }
+        migrator.registerMigration("v6: chat messages count the requests waiting") { db in
+            // Each new hold changes the count of waiting requests a chat message shows.
+            try db.execute(
+                sql: """
+                    CREATE TRIGGER chat_message_on_hold AFTER INSERT ON hold
+                    BEGIN
+                        UPDATE chat_message SET revision = revision + 1 WHERE approval_request_id = NEW.approval_request_id;
+                    END;
+                    """)
+        }
         return migrator
     }
 

@@ -137,3 +137,19 @@ struct Observer: GateObserver {
         }
     }
 }
+
+@Suite struct HoldLimitsTests {
+    @Test func eachLimitHoldsForAMinuteAndThenResets() {
+        let limits = HoldLimits(.init(perSource: 2, perClient: 3, total: 4))
+        let start = Date(timeIntervalSince1970: 1_000)
+        #expect(limits.take(clientID: "a", source: "1.1.1.1", at: start))
+        #expect(limits.take(clientID: "a", source: "1.1.1.1", at: start))
+        #expect(!limits.take(clientID: "a", source: "1.1.1.1", at: start), "per source")
+        #expect(limits.take(clientID: "a", source: "2.2.2.2", at: start))
+        #expect(!limits.take(clientID: "a", source: "3.3.3.3", at: start), "per client")
+        #expect(limits.take(clientID: "b", source: "3.3.3.3", at: start))
+        #expect(!limits.take(clientID: "c", source: "4.4.4.4", at: start), "in all")
+        // A refused attempt counts against nothing: a minute later every window is fresh.
+        #expect(limits.take(clientID: "a", source: "1.1.1.1", at: start.addingTimeInterval(61)))
+    }
+}

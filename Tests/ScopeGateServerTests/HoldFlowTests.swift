@@ -187,6 +187,34 @@ import Testing
         }
     }
 
+    /// Opening approval requests takes no authentication: new holds are limited per source address,
+    /// per client and in all, and a request over a limit is refused before anything is stored.
+    @Test func aFloodOfNewHoldsIsRefusedBeforeAnythingIsStored() async throws {
+        let limits = "approvals:\n  new_holds_per_minute:\n    per_source: 3\n    per_client: 100\n    total: 100"
+        try await GateHarness.with(configuration: { places in
+            GateHarness.configYAML(
+                upstreamPort: Int(places.upstreamURL.split(separator: ":").last!)!, publicPort: places.publicPort,
+                adminPort: places.adminPort, storePath: places.storePath, extra: "", unreachableUpstream: false
+            ).replacingOccurrences(of: "approvals:\n  timeout: 10m", with: limits)
+        }) { h in
+            for index in 0..<3 { _ = try await Browser(h).hold(scope: "orders:read", state: "s\(index)") }
+            let refused = try await Browser(h).send(
+                .GET, GateHarness.authorizePath + "?" + GateHarness.authorizeQuery(scope: "billing:read", state: "s4"))
+            #expect(refused.status == 429)
+            #expect(refused.headers.first(name: "Retry-After") == "60")
+            let requests = try await h.gate.service.store.approvalRequests(states: nil)
+            #expect(requests.count == 1, "three browsers asking the same make one question; the fourth opened nothing")
+            #expect(try await h.gate.service.store.holds(approvalRequestID: requests[0].id).count == 3)
+            let token = try await h.send(
+                .POST, "/o/token/", headers: [("Content-Type", "application/x-www-form-urlencoded"),
+                    ("Authorization", "Basic " + Data("app:s".utf8).base64EncodedString())],
+                body: "grant_type=client_credentials&scope=billing%3Awrite")
+            #expect(token.status == 429)
+            #expect(token.body.contains("slow_down"))
+            #expect(h.upstream.received.isEmpty)
+        }
+    }
+
     @Test func aJustificationIsStoredAndShownEscaped() async throws {
         try await GateHarness.with { h in
             let browser = Browser(h)

@@ -66,6 +66,23 @@ import Testing
         }
     }
 
+    /// Identical asks collapse into one message, which says how many requests wait on it.
+    @Test func theMessageCountsTheRequestsWaiting() async throws {
+        try await FakeSlack.with { slack in
+            try await GateHarness.with(slack: slack) { h in
+                _ = try await Browser(h).hold(scope: "orders:read", state: "a")
+                try await eventually("the request is posted") { slack.calls("chat.postMessage").count == 2 }
+                #expect(slack.calls("chat.postMessage").allSatisfy { self.blocks($0).contains("*Waiting*\\n1 request") })
+                _ = try await Browser(h).hold(scope: "orders:read", state: "b")
+                _ = try await Browser(h).hold(scope: "orders:read", state: "c")
+                try await eventually("the messages show three waiting") {
+                    slack.calls("chat.update").filter { self.blocks($0).contains("*Waiting*\\n3 requests") }.count == 2
+                }
+                #expect(slack.calls("chat.postMessage").count == 2, "one question, not three")
+            }
+        }
+    }
+
     @Test func aDenyClickEndsTheFlowWithAccessDenied() async throws {
         try await FakeSlack.with { slack in
             try await GateHarness.with(slack: slack) { h in

@@ -39,6 +39,13 @@ struct ConfigFile: Codable {
     struct Approvals: Codable {
         var timeout: String?
         var default_tier: String?
+        var new_holds_per_minute: HoldRates?
+    }
+
+    struct HoldRates: Codable {
+        var per_source: Int?
+        var per_client: Int?
+        var total: Int?
     }
 
     struct Tier: Codable {

@@ -64,7 +64,19 @@ struct ConfigValidator {
             trustedProxies: Set(file.upstream?.trusted_proxies ?? []),
             tls: tls, storePath: resolve(storePath), adminToken: try adminToken(),
             adminTokenName: file.admin?.token_name ?? "admin", policy: policy, slack: try slack(policy: policy),
-            audit: try audit())
+            audit: try audit(), holdRates: try holdRates())
+    }
+
+    func holdRates() throws(GateError) -> HoldLimits.Rates {
+        let given = file.approvals?.new_holds_per_minute
+        let standard = HoldLimits.Rates.standard
+        let rates = HoldLimits.Rates(
+            perSource: given?.per_source ?? standard.perSource, perClient: given?.per_client ?? standard.perClient,
+            total: given?.total ?? standard.total)
+        for (value, key) in [(rates.perSource, "per_source"), (rates.perClient, "per_client"), (rates.total, "total")] where value < 1 {
+            throw fail("approvals.new_holds_per_minute.\(key)", "must be at least 1")
+        }
+        return rates
     }
 
     func audit() throws(GateError) -> ScopeGateConfiguration.AuditSettings? {

@@ -76,6 +76,8 @@ public struct ScopeGateConfiguration: Sendable {
     public var slack: SlackSettings?
     /// The signed audit log, when configured.
     public var audit: AuditSettings?
+    /// How many new holds may be opened in a minute, per source address, per client and in all.
+    public var holdRates: HoldLimits.Rates = .standard
 
     /// Where the audit keys are and where checkpoints go.
     public struct AuditSettings: Sendable {

@@ -18,12 +18,15 @@ final class AuthorizationEndpoint: Sendable {
     let pushed: PushedRequests
     /// Where malformed requests are recorded.
     let refusals: RefusalAudit
+    /// Peers whose `X-Forwarded-For` names the client's address (for the limits on new holds).
+    let trustedProxies: Set<String>
     let logger: Logger
 
     init(
         service: GateService, snapshot: GrantSnapshot, binding: BrowserBinding, redirect: ClientRedirect, path: String,
-        pushed: PushedRequests, refusals: RefusalAudit, logger: Logger
+        pushed: PushedRequests, refusals: RefusalAudit, trustedProxies: Set<String>, logger: Logger
     ) {
+        self.trustedProxies = trustedProxies
         self.service = service
         self.snapshot = snapshot
         self.binding = binding
@@ -55,9 +58,12 @@ final class AuthorizationEndpoint: Sendable {
         let (binder, setCookie) = binding.valueOrNew(in: request)
         let admission: GateService.Admission
         do {
-            admission = try await service.admit(parsed, binderHash: BrowserBinding.hash(binder))
+            admission = try await service.admit(
+                parsed, binderHash: BrowserBinding.hash(binder),
+                source: UpstreamProxy.clientAddress(
+                    peer: context.peerAddress, forwardedFor: request.headers[values: .xForwardedFor], trustedProxies: trustedProxies))
         } catch {
-            if error.code == .temporarilyUnavailable { return .respond(ErrorResponses.page(error)) }
+            if error.code == .temporarilyUnavailable || error.code == .slowDown { return .respond(ErrorResponses.page(error)) }
             return .respond(redirect.error(error.code, description: error.message, for: parsed))
         }
         switch admission {

@@ -56,7 +56,7 @@ struct DeviceAuthorizationEndpoint: Sendable {
             let deviceCode = userCode + "." + RandomID.make(bytes: 16)
             switch try await service.admitDevice(
                 clientID: clientID, scopes: scopes, encodedParameters: try FormParameters(stored).encoded,
-                binder: Self.binder(deviceCode: deviceCode)!)
+                binder: Self.binder(deviceCode: deviceCode)!, source: proxy.clientAddress(request, context: context))
             {
             case .forward:
                 return await forward(parameters, request: request, context: context)
@@ -79,8 +79,7 @@ struct DeviceAuthorizationEndpoint: Sendable {
                     ])
             }
         } catch {
-            let status: HTTPResponse.Status = error.code == .temporarilyUnavailable ? .serviceUnavailable : .badRequest
-            return TokenEndpoint.error(status, error.code.rawValue, error.message)
+            return TokenEndpoint.error(error)
         }
     }
 

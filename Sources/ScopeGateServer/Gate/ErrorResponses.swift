@@ -16,6 +16,7 @@ enum ErrorResponses {
         case .notFound: .notFound
         case .alreadyDecided: .conflict
         case .temporarilyUnavailable, .storeFailure: .serviceUnavailable
+        case .slowDown: .tooManyRequests
         }
     }
 
@@ -33,6 +34,7 @@ enum ErrorResponses {
         headers[.contentType] = "application/json"
         headers[.cacheControl] = "no-store"
         if error.code == .temporarilyUnavailable { headers[.retryAfter] = "5" }
+        if error.code == .slowDown { headers[.retryAfter] = "60" }
         let body = (try? JSONSerialization.data(
             withJSONObject: ["error": error.code.rawValue, "error_description": error.message], options: [.sortedKeys]))
             ?? Data()
@@ -47,12 +49,14 @@ enum ErrorResponses {
             MessagePages.error(title: heading, message: error.message, code: error.code.rawValue, nonce: nonce), nonce: nonce,
             status: status(for: error))
         if error.code == .temporarilyUnavailable { response.headers[.retryAfter] = "5" }
+        if error.code == .slowDown { response.headers[.retryAfter] = "60" }
         return response
     }
 
     private static func defaultTitle(_ code: GateError.Code) -> String {
         switch code {
         case .temporarilyUnavailable, .storeFailure: "Temporarily unavailable"
+        case .slowDown: "Too many requests"
         case .accessDenied: "Access denied"
         case .notFound: "Not found"
         default: "This request cannot be processed"

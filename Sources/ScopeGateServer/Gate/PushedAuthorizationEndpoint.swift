@@ -64,7 +64,10 @@ struct PushedAuthorizationEndpoint: Sendable {
             let pairs = ClientForm.withoutCredentials(parameters, clientID: clientID)
             parsed = try AuthorizationRequest(method: .post, parameters: try FormParameters(pairs))
             let scopes = try service.policy.effectiveScopes(of: parsed)
-            switch try await service.admitBackChannel(clientID: clientID, scopes: scopes, grantType: "pushed_authorization_request") {
+            switch try await service.admitBackChannel(
+                clientID: clientID, scopes: scopes, grantType: "pushed_authorization_request",
+                source: proxy.clientAddress(request, context: context))
+            {
             case .forward:
                 break
             case .deny(let denied):
@@ -76,8 +79,7 @@ struct PushedAuthorizationEndpoint: Sendable {
                     "awaiting approval of \(approval.scopes.tokens.joined(separator: " ")) (request \(approval.id)); push the request again once it is approved")
             }
         } catch {
-            let status: HTTPResponse.Status = error.code == .temporarilyUnavailable ? .serviceUnavailable : .badRequest
-            return TokenEndpoint.error(status, error.code.rawValue, error.message)
+            return TokenEndpoint.error(error)
         }
         return await forward(request, parameters: parameters, clientID: clientID, context: context)
     }

@@ -112,7 +112,9 @@ struct TokenEndpoint: Sendable {
                 return Self.error(.badRequest, "invalid_scope", error.message + " at ScopeGate")
             }
             do {
-                switch try await service.admitBackChannel(clientID: clientID, scopes: scopes, grantType: grantType) {
+                switch try await service.admitBackChannel(
+                    clientID: clientID, scopes: scopes, grantType: grantType, source: proxy.clientAddress(request, context: context))
+                {
                 case .forward:
                     break
                 case .deny(let denied):
@@ -127,7 +129,7 @@ struct TokenEndpoint: Sendable {
                         "awaiting approval of \(approval.scopes.tokens.joined(separator: " ")) (request \(approval.id)); retry once it is approved")
                 }
             } catch {
-                return Self.error(.serviceUnavailable, "temporarily_unavailable", error.message)
+                return Self.error(error)
             }
         }
         // What a token response without `scope` grants (RFC 6749 §5.1: the scope requested). For a code,
@@ -289,6 +291,21 @@ struct TokenEndpoint: Sendable {
     }
 
     // MARK: Answers
+
+    /// The answer to a domain error at a back-channel endpoint: a failing store is `503`
+    /// `temporarily_unavailable`, too many new approval requests `429` `slow_down`.
+    static func error(_ error: GateError) -> Response {
+        switch error.code {
+        case .slowDown:
+            var response = Self.error(.tooManyRequests, error.code.rawValue, error.message)
+            response.headers[.retryAfter] = "60"
+            return response
+        case .temporarilyUnavailable, .storeFailure:
+            return Self.error(.serviceUnavailable, "temporarily_unavailable", error.message)
+        default:
+            return Self.error(.badRequest, error.code.rawValue, error.message)
+        }
+    }
 
     /// An RFC 6749 §5.2 error: JSON, `no-store`.
     static func error(_ status: HTTPResponse.Status, _ code: String, _ description: String) -> Response {

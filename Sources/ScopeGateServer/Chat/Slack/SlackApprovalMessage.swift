@@ -22,24 +22,28 @@ struct SlackApprovalMessage {
     var routeName: String
     /// Tiers whose approval asks the approver to confirm.
     var confirmTiers: Set<String>
+    /// How many requests (browsers, devices, back-channel calls) wait on it: many from one app at once
+    /// can be a flood, and approvers should see it.
+    var waiting = 0
 
     /// The `text` (notifications, screen readers) and `blocks` of `chat.postMessage` / `chat.update`.
     var body: (text: String, blocks: JSONValue) {
         let client = policy.clients[request.clientID]
         let name = client?.name ?? request.clientID
+        var fields: [JSONValue] = [
+            SlackText.markdown("*App*\n\(SlackText.escaped(SlackText.clipped(name, to: 200)))"),
+            SlackText.markdown("*Client id*\n`\(SlackText.escaped(SlackText.clipped(request.clientID, to: 200)))`"),
+            SlackText.markdown("*Request*\n`\(request.id)`"),
+            SlackText.markdown(
+                request.state == .pending
+                    ? "*Expires*\n\(Self.date(request.expiresAt))" : "*Opened*\n\(Self.date(request.createdAt))"),
+        ]
+        if request.state == .pending {
+            fields.append(SlackText.markdown("*Waiting*\n\(waiting) \(waiting == 1 ? "request" : "requests")"))
+        }
         var blocks: [JSONValue] = [
             ["type": "header", "text": SlackText.plain(headline, limit: 150)],
-            [
-                "type": "section",
-                "fields": [
-                    SlackText.markdown("*App*\n\(SlackText.escaped(SlackText.clipped(name, to: 200)))"),
-                    SlackText.markdown("*Client id*\n`\(SlackText.escaped(SlackText.clipped(request.clientID, to: 200)))`"),
-                    SlackText.markdown("*Request*\n`\(request.id)`"),
-                    SlackText.markdown(
-                        request.state == .pending
-                            ? "*Expires*\n\(Self.date(request.expiresAt))" : "*Opened*\n\(Self.date(request.createdAt))"),
-                ],
-            ],
+            ["type": "section", "fields": .array(fields)],
         ]
         var context: [JSONValue] = [SlackText.plain("Route: " + routeName, limit: 200)]
         if let owner = client?.owner { context.append(SlackText.plain("Owner: " + owner, limit: 300)) }

@@ -98,13 +98,14 @@ final class SlackNotifier: Service, GateObserver {
     /// Posts or updates one message with the content of its request as it stands now.
     private func deliver(_ message: ChatMessage) async throws -> Duration? {
         guard let request = try await store.approvalRequest(id: message.approvalRequestID) else { return nil }
-        let justifications = try await store.holds(approvalRequestID: request.id)
+        let holds = try await store.holds(approvalRequestID: request.id)
+        let justifications = holds
             .sorted { $0.createdAt > $1.createdAt }
             .compactMap { $0.justification?.isEmpty == false ? $0.justification : nil }
         let route = routing.route(for: request, policy: policy)
         let body = SlackApprovalMessage(
             request: request, policy: policy, justifications: justifications, routeName: route.name,
-            confirmTiers: confirmTiers
+            confirmTiers: confirmTiers, waiting: holds.filter { $0.consumedAt == nil }.count
         ).body
         let revision = message.revision
         do {
