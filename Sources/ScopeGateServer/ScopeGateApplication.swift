@@ -118,7 +118,7 @@ public struct ScopeGateApplication: Sendable {
         let device = metadata.deviceAuthorizationPath.map {
             DeviceAuthorizationEndpoint(
                 service: service, proxy: proxy, path: $0, publicURL: configuration.publicURL, registry: deviceRegistry,
-                refusals: refusals, logger: logger)
+                refusals: refusals, codes: issuedCodes, logger: logger)
         }
         return ScopeGateResponder(
             pathGuard: PathGuard(gated),

@@ -105,6 +105,39 @@ import Testing
         }
     }
 
+    /// The upstream answers every token request with `json`.
+    func answer(_ h: GateHarness, _ json: String) {
+        h.upstream.behaviour.withLock {
+            $0 = { _, _ in
+                Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: json)))
+            }
+        }
+    }
+
+    static func jwt(_ claims: String) -> String {
+        Base64URL.encode(Array(#"{"alg":"RS256","typ":"at+jwt"}"#.utf8)) + "." + Base64URL.encode(Array(claims.utf8)) + ".c2ln"
+    }
+
+    /// What the token itself shows is checked too: a JWT access token's own scope claim, and
+    /// authorization details in the response or the token.
+    @Test(arguments: [
+        (#"{"access_token":"JWT","token_type":"Bearer","scope":"openid"}"#, #"{"sub":"app","scope":"openid orders:write"}"#, false),
+        (#"{"access_token":"JWT","token_type":"Bearer","scope":"openid"}"#, #"{"sub":"app","scp":["openid","admin:org"]}"#, false),
+        (#"{"access_token":"JWT","token_type":"Bearer"}"#, #"{"sub":"app","scope":"openid"}"#, true),
+        (#"{"access_token":"JWT","token_type":"Bearer","scope":"openid"}"#, #"{"sub":"app","scope":5}"#, false),
+        (#"{"access_token":"JWT","token_type":"Bearer","scope":"openid","authorization_details":[{"type":"payment"}]}"#, #"{"sub":"app"}"#, false),
+        (#"{"access_token":"JWT","token_type":"Bearer","scope":"openid"}"#, #"{"sub":"app","authorization_details":[{"type":"payment"}]}"#, false),
+        (#"{"access_token":"JWT","token_type":"Bearer","scope":"openid"}"#, #"{"sub":"app","scope":"openid"}"#, true),
+    ])
+    func theSecondGateReadsWhatTheTokenItselfShows(_ response: String, _ claims: String, _ passes: Bool) async throws {
+        try await GateHarness.with { h in
+            answer(h, response.replacingOccurrences(of: "JWT", with: Self.jwt(claims)))
+            let reply = try await post(h, "grant_type=client_credentials&scope=openid")
+            #expect((reply.status == 200) == passes, "\(reply.body)")
+            if !passes { #expect(!reply.body.contains("access_token")) }
+        }
+    }
+
     @Test func theCodeOfAnAuthorizationResponseIsFoundAsTheClientReadsIt() {
         #expect(IssuedCodes.code(inLocation: "https://app.example/cb?state=s&code=a%2Bb%3D&iss=x") == "a+b=")
         #expect(IssuedCodes.code(inLocation: "https://app.example/cb#state=s&code=abc") == "abc")

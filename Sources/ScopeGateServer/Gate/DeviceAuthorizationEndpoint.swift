@@ -26,6 +26,8 @@ struct DeviceAuthorizationEndpoint: Sendable {
     let registry: DeviceRegistry
     /// Where malformed requests are recorded.
     let refusals: RefusalAudit
+    /// Where the IdP's device codes are noted with what their requests asked for (see `IssuedCodes`).
+    let codes: IssuedCodes
     let logger: Logger
 
     /// ScopeGate's verification page.
@@ -59,7 +61,8 @@ struct DeviceAuthorizationEndpoint: Sendable {
                 binder: Self.binder(deviceCode: deviceCode)!, source: proxy.clientAddress(request, context: context))
             {
             case .forward:
-                return await forward(parameters, request: request, context: context)
+                return await forward(
+                    parameters, authorization: .init(clientID: clientID, permissions: scopes), request: request, context: context)
             case .deny(let denied):
                 return TokenEndpoint.error(
                     .badRequest, "invalid_scope", "the organisation's policy does not allow: \(denied.tokens.joined(separator: " "))")
@@ -133,11 +136,14 @@ struct DeviceAuthorizationEndpoint: Sendable {
 
     /// Forwards a device request the gate admitted; the IdP's verification links are moved to
     /// ScopeGate's public URL when they point at the IdP it fronts.
-    private func forward(_ parameters: FormParameters, request: Request, context: GateRequestContext) async -> Response {
+    private func forward(
+        _ parameters: FormParameters, authorization: IssuedCodes.Authorization, request: Request, context: GateRequestContext
+    ) async -> Response {
         do {
             let answer = try await proxy.post(parameters, to: path, from: request, peer: proxy.peer(context), limit: 64 * 1024)
             guard answer.status == .ok, var object = (try? JSONSerialization.jsonObject(with: Data(buffer: answer.body))) as? [String: Any]
             else { return answer.response }
+            if let deviceCode = object["device_code"] as? String { codes.record(Substring(deviceCode), authorization) }
             for field in ["verification_uri", "verification_uri_complete"] {
                 if let text = object[field] as? String { object[field] = proxy.rewriter.rewrite(url: text) }
             }
@@ -215,6 +221,7 @@ struct DeviceAuthorizationEndpoint: Sendable {
             return answer.response
         }
         let lifetime = (object["expires_in"] as? Int) ?? 600
+        codes.record(Substring(deviceCode), .init(clientID: hold.clientID, permissions: hold.requestedScopes))
         registry.setUpstream(
             .init(
                 deviceCode: deviceCode, userCode: userCode, verificationURI: proxy.rewriter.rewrite(url: uri),

@@ -137,8 +137,10 @@ struct TokenEndpoint: Sendable {
         // otherwise whichever value the IdP read is within the union (with the defaults where it may
         // have read none).
         let asRequested: ScopeSet?
-        if grantType == Self.authorizationCodeGrant {
-            asRequested = parameters["code"].flatMap { codes.authorization(of: $0) }.flatMap {
+        if grantType == Self.authorizationCodeGrant || grantType == Self.deviceCodeGrant {
+            // The device code is the IdP's here (ScopeGate's own was translated above).
+            let code = parameters[grantType == Self.authorizationCodeGrant ? "code" : "device_code"]
+            asRequested = code.flatMap { codes.authorization(of: $0) }.flatMap {
                 $0.clientID == clientID ? $0.permissions : nil
             }
         } else {
@@ -212,17 +214,34 @@ struct TokenEndpoint: Sendable {
         guard let object, case .object = object else {
             return "the IdP's token response is not a JSON object, or names a member twice"
         }
-        let issued: ScopeSet
+        var issued: ScopeSet
+        let claims = Self.accessTokenClaims(object["access_token"]?.stringValue)
         if let scope = object["scope"] {
             guard let text = scope.stringValue, let parsed = try? ScopeSet(parsing: text) else {
                 return "the IdP's token response has an unreadable scope"
             }
             issued = parsed
+        } else if let claimed = claims.flatMap(Self.scopeClaim) {
+            // A JWT access token says itself what it carries.
+            guard let claimed else { return "the access token's scope claim cannot be read" }
+            issued = claimed
         } else if let requested {
             // RFC 6749 §5.1: an omitted scope is the one requested.
             issued = requested
         } else {
             return "the IdP's token response does not say which scopes it grants"
+        }
+        // What the token itself shows counts too: its own scope claim, and authorization details (RFC
+        // 9396 §7) in the response or the token.
+        if let claims, let claimed = Self.scopeClaim(claims) {
+            guard let claimed else { return "the access token's scope claim cannot be read" }
+            issued = issued.union(claimed)
+        }
+        for details in [object["authorization_details"], claims?["authorization_details"]].compactMap({ $0 }) {
+            guard let types = try? Permissions.authorizationDetails(details) else {
+                return "the IdP's authorization_details cannot be read"
+            }
+            issued = issued.union(ScopeSet(types))
         }
         do {
             let beyond = try await service.scopesBeyondApproval(issued, clientID: clientID)
@@ -230,6 +249,46 @@ struct TokenEndpoint: Sendable {
         } catch {
             return "ScopeGate cannot check the token's scopes right now"
         }
+    }
+
+    /// The claims of an access token that is a JWT (RFC 9068), read strictly; `nil` for an opaque
+    /// token (or one whose payload is not a strict JSON object: then it says nothing ScopeGate reads).
+    static func accessTokenClaims(_ token: String?) -> StrictJSON? {
+        guard let token else { return nil }
+        let parts = token.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 3, let data = Base64URL.decode(parts[1]), let claims = StrictJSON.parse(data), case .object = claims
+        else { return nil }
+        return claims
+    }
+
+    /// The scopes a JWT access token's claims name (`scope`, a space-separated string, RFC 9068 §2.2.3;
+    /// or `scp`, an array, as Entra ID and Okta write it): `nil` when it names none, `.some(nil)` when it
+    /// names them unreadably.
+    static func scopeClaim(_ claims: StrictJSON) -> ScopeSet?? {
+        var scopes = ScopeSet([String]())
+        var named = false
+        if let scope = claims["scope"] {
+            named = true
+            guard let text = scope.stringValue, let parsed = try? ScopeSet(parsing: text) else { return .some(nil) }
+            scopes = scopes.union(parsed)
+        }
+        if let scp = claims["scp"] {
+            named = true
+            switch scp {
+            case .string(let text):
+                guard let parsed = try? ScopeSet(parsing: text) else { return .some(nil) }
+                scopes = scopes.union(parsed)
+            case .array(let values):
+                let texts = values.compactMap(\.stringValue)
+                guard texts.count == values.count, texts.allSatisfy({ (try? ScopeSet(parsing: $0))?.tokens.count == 1 }) else {
+                    return .some(nil)
+                }
+                scopes = scopes.union(ScopeSet(texts))
+            default:
+                return .some(nil)
+            }
+        }
+        return named ? .some(scopes) : nil
     }
 
     // MARK: Parsing
