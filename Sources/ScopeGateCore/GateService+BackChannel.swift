@@ -71,26 +71,18 @@ extension GateService {
     /// present it, so nothing continues from such a hold.
     public static let backChannelBinder = "back-channel"
 
-    /// The second gate: the scopes of `issued` that `clientID` may not hold now (neither granted, nor
-    /// approved by policy, nor approved once for it within the release window, counted from the
-    /// decision or from a release of one of its holds: a device's user confirms at the IdP after the
-    /// release). Empty when the token may leave.
-    public func scopesBeyondApproval(_ issued: ScopeSet, clientID: String) async throws(GateError) -> ScopeSet {
+    /// The second gate: the permissions of `issued` that `clientID` may not hold now: neither granted,
+    /// nor approved by policy, nor among `approvedOnce`, what approvers approved once for the very
+    /// authorization (or device request) whose code the token is issued for. Approve once is one
+    /// authorization: no other token of the client, and no refresh of it later, rides on it. Empty when
+    /// the token may leave.
+    public func scopesBeyondApproval(_ issued: ScopeSet, clientID: String, approvedOnce: ScopeSet = ScopeSet([String]()))
+        async throws(GateError) -> ScopeSet
+    {
         let date = now()
         return try await storeCall {
             let granted = Set(try await store.activeGrants(clientID: clientID, among: issued, at: date).map(\.scope))
-            let since = date.addingTimeInterval(-Self.releaseWindow.seconds)
-            // Holds of a request are released after its decision; one decided more than a day ago is not
-            // looked into (this runs for every token the IdP issues).
-            let lookback = date.addingTimeInterval(-86_400)
-            var approvedOnce = Set<String>()
-            for request in try await store.approvedOnce(clientID: clientID, decidedSince: lookback) {
-                var recent = (request.decision?.at ?? .distantPast) >= since
-                if !recent {
-                    recent = try await store.holds(approvalRequestID: request.id).contains { ($0.consumedAt ?? .distantPast) >= since }
-                }
-                if recent { approvedOnce.formUnion(request.scopes.tokens) }
-            }
+            let approvedOnce = Set(approvedOnce.tokens)
             let clientRules = policy.rules(of: clientID)
             return ScopeSet(
                 issued.tokens.filter { scope in

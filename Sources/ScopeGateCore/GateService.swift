@@ -9,6 +9,9 @@ public struct GateService: Sendable {
     public enum Admission: Sendable, Equatable {
         /// Forward it to the IdP as parsed.
         case forward
+        /// Forward it as a step of an authorization this browser held and approvers approved once: these
+        /// permissions stand for this authorization only (its code's token may carry them, no other).
+        case forwardOnce(ScopeSet)
         /// Refuse it: policy denies these scopes.
         case deny(ScopeSet)
         /// Hold it; the browser waits on the hold.
@@ -96,7 +99,7 @@ public struct GateService: Sendable {
                         approval.state == .approvedOnce, unapproved.isSubset(of: approval.scopes)
                     else { continue }
                     _ = try await store.markContinued(holdID: hold.id, at: date)
-                    return .forward
+                    return .forwardOnce(approval.scopes)
                 }
                 let draft = HoldDraft(
                     clientID: request.clientID, binderHash: binderHash, method: request.method,

@@ -82,9 +82,6 @@ public protocol GateStore: Sendable {
     func approvalRequest(id: String) async throws -> ApprovalRequest?
     /// Approval requests, newest first, optionally only those in `states`.
     func approvalRequests(states: Set<ApprovalRequest.State>?) async throws -> [ApprovalRequest]
-    /// `clientID`'s requests approved once at or after `since`, newest first (the second gate asks on
-    /// every token, so this reads only those rows).
-    func approvedOnce(clientID: String, decidedSince since: Date) async throws -> [ApprovalRequest]
     /// Moves a pending request to the decision's state and writes `grants`, atomically. Throws
     /// `GateError(.alreadyDecided)` when the request is no longer pending.
     func decide(_ requestID: String, _ decision: Decision, grants: [Grant]) async throws -> ApprovalRequest

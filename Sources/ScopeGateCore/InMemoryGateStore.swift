@@ -95,13 +95,6 @@ public actor InMemoryGateStore: GateStore {
         return requestsByID.values.filter { states?.contains($0.state) ?? true }.sorted { $0.createdAt > $1.createdAt }
     }
 
-    public func approvedOnce(clientID: String, decidedSince since: Date) throws -> [ApprovalRequest] {
-        try check()
-        return requestsByID.values
-            .filter { $0.state == .approvedOnce && $0.clientID == clientID && ($0.decision?.at ?? .distantPast) >= since }
-            .sorted { ($0.decision?.at ?? .distantPast) > ($1.decision?.at ?? .distantPast) }
-    }
-
     public func decide(_ requestID: String, _ decision: Decision, grants newGrants: [Grant]) throws -> ApprovalRequest {
         try check()
         guard let request = requestsByID[requestID] else {

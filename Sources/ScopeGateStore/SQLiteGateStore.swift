@@ -190,20 +190,6 @@ public final class SQLiteGateStore: GateStore {
         }
     }
 
-    public func approvedOnce(clientID: String, decidedSince since: Date) async throws -> [ApprovalRequest] {
-        try await writer.read { db in
-            try Row.fetchAll(
-                db,
-                sql: """
-                    SELECT * FROM approval_request
-                    WHERE state = 'approved_once' AND client_id = ? AND decided_at >= ?
-                    ORDER BY decided_at DESC
-                    """,
-                arguments: [clientID, since.timeIntervalSince1970]
-            ).map(Self.approvalRequest)
-        }
-    }
-
     public func decide(_ requestID: String, _ decision: Decision, grants: [Grant]) async throws -> ApprovalRequest {
         try await commits.write { [self] db in
             guard let row = try Row.fetchOne(db, sql: "SELECT * FROM approval_request WHERE id = ?", arguments: [requestID])

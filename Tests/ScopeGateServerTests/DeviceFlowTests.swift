@@ -197,18 +197,30 @@ import Testing
         #expect(UpstreamProxy.clientAddress(peer: nil, forwardedFor: ["1.2.3.4"], trustedProxies: trusted) == "unknown")
     }
 
-    @Test func approveOnceCoversATokenIssuedLongAfterTheDecisionButSoonAfterTheRelease() async throws {
+    /// Approve once is one device request: its token may carry what was approved (the IdP's device code
+    /// is noted at the release), within the same age limit as a browser's held request.
+    @Test func approveOnceCoversThatDevicesTokenWithinTheReleaseWindowOnly() async throws {
         try await GateHarness.with(discoveryExtra: Self.discovery) { h in
             idp(h)
             let started = json(try await post(h, "/o/device/", "client_id=app&scope=orders%3Aread"))
             let code = try #require(started["device_code"] as? String)
             let request = try #require(try await h.gate.service.store.approvalRequests(states: [.pending]).first)
-            // Approved once twenty minutes ago; the device polls only now.
+            // Approved once five minutes ago; the device polls only now.
             _ = try await h.gate.service.store.decide(
-                request.id, Decision(outcome: .approvedOnce, actor: "test", at: Date().addingTimeInterval(-1200)), grants: [])
+                request.id, Decision(outcome: .approvedOnce, actor: "test", at: Date().addingTimeInterval(-300)), grants: [])
             #expect(json(try await poll(h, code))["error"] as? String == "authorization_pending", "released now")
             let token = try await poll(h, code)
             #expect(token.status == 200 && json(token)["access_token"] as? String == "device-token")
+        }
+        try await GateHarness.with(discoveryExtra: Self.discovery) { h in
+            idp(h)
+            let started = json(try await post(h, "/o/device/", "client_id=app&scope=orders%3Aread"))
+            let request = try #require(try await h.gate.service.store.approvalRequests(states: [.pending]).first)
+            // Approved once twenty minutes ago, never polled since: as stale as a browser's would be.
+            _ = try await h.gate.service.store.decide(
+                request.id, Decision(outcome: .approvedOnce, actor: "test", at: Date().addingTimeInterval(-1200)), grants: [])
+            #expect(json(try await poll(h, try #require(started["device_code"] as? String)))["error"] as? String == "expired_token")
+            #expect(h.upstream.received.isEmpty)
         }
     }
 

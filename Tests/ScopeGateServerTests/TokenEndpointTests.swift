@@ -138,6 +138,36 @@ import Testing
         }
     }
 
+    /// Approve once is one authorization: the token for its code may carry what was approved; another
+    /// token of the same client minutes later (a refresh, a second code) may not.
+    @Test func approveOnceCoversTheTokenOfThatAuthorizationOnly() async throws {
+        try await GateHarness.with { h in
+            h.upstream.behaviour.withLock {
+                $0 = { request, _ in
+                    if request.uri.path == GateHarness.authorizePath {
+                        return Response(status: .found, headers: [.location: "https://app.example/cb?code=once-code&state=s1"])
+                    }
+                    return Response(
+                        status: .ok, headers: [.contentType: "application/json"],
+                        body: .init(byteBuffer: ByteBuffer(string: #"{"access_token":"t","token_type":"Bearer","refresh_token":"r","scope":"orders:read"}"#)))
+                }
+            }
+            let browser = Browser(h)
+            let page = try await browser.hold(scope: "orders:read")
+            let request = try #require(try await h.gate.service.store.approvalRequests(states: [.pending]).first)
+            try await h.gate.service.approve(request.id, actor: "test", once: true)
+            let next = try #require(try await browser.send(.GET, page).location)
+            #expect(try await browser.send(.GET, next).status == 302)
+            let issued = try await post(h, "grant_type=authorization_code&code=once-code&redirect_uri=https%3A%2F%2Fapp.example%2Fcb")
+            #expect(issued.status == 200, "\(issued.body)")
+            let refreshed = try await post(h, "grant_type=refresh_token&refresh_token=r")
+            #expect(refreshed.status == 400)
+            #expect(!refreshed.body.contains("access_token"))
+            let otherCode = try await post(h, "grant_type=authorization_code&code=other-code&redirect_uri=https%3A%2F%2Fapp.example%2Fcb")
+            #expect(otherCode.status == 400)
+        }
+    }
+
     @Test func theCodeOfAnAuthorizationResponseIsFoundAsTheClientReadsIt() {
         #expect(IssuedCodes.code(inLocation: "https://app.example/cb?state=s&code=a%2Bb%3D&iss=x") == "a+b=")
         #expect(IssuedCodes.code(inLocation: "https://app.example/cb#state=s&code=abc") == "abc")

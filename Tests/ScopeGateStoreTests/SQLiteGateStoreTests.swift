@@ -53,30 +53,6 @@ import Testing
         #expect(try await store.grantsVersion() > afterGrant)
     }
 
-    @Test func approveOnceDecisionsAreFoundByClientAndTime() async throws {
-        let store = try SQLiteGateStore(path: path)
-        func decided(_ binder: String, scopes: [String], client: String = "app", outcome: ApprovalRequest.State, at: Date) async throws -> String {
-            var hold = draft(binder, scopes: scopes)
-            hold.clientID = client
-            let (_, request, _) = try await store.openHold(hold, at: now, expiresAt: now.addingTimeInterval(3600))
-            _ = try await store.decide(request.id, Decision(outcome: outcome, actor: "cli:alice", at: at), grants: [])
-            return request.id
-        }
-        let old = try await decided("b1", scopes: ["a"], outcome: .approvedOnce, at: now)
-        let recent = try await decided("b2", scopes: ["b"], outcome: .approvedOnce, at: now + 100)
-        _ = try await decided("b3", scopes: ["c"], client: "other", outcome: .approvedOnce, at: now + 100)
-        _ = try await decided("b4", scopes: ["d"], outcome: .denied, at: now + 100)
-        #expect(try await store.approvedOnce(clientID: "app", decidedSince: now).map(\.id) == [recent, old])
-        #expect(try await store.approvedOnce(clientID: "app", decidedSince: now + 50).map(\.id) == [recent])
-        #expect(try await store.approvedOnce(clientID: "app", decidedSince: now + 101).isEmpty)
-        let memory = InMemoryGateStore()
-        let (_, request, _) = try await memory.openHold(draft("b1", scopes: ["a"]), at: now, expiresAt: now.addingTimeInterval(3600))
-        _ = try await memory.decide(request.id, Decision(outcome: .approvedOnce, actor: "cli:alice", at: now + 10), grants: [])
-        #expect(try await memory.approvedOnce(clientID: "app", decidedSince: now).map(\.id) == [request.id])
-        #expect(try await memory.approvedOnce(clientID: "app", decidedSince: now + 11).isEmpty)
-        #expect(try await memory.approvedOnce(clientID: "other", decidedSince: now).isEmpty)
-    }
-
     @Test func sameQuestionAttachesToOnePendingRequest() async throws {
         let store = try SQLiteGateStore(path: path)
         let first = try await store.openHold(draft("b1"), at: now, expiresAt: now.addingTimeInterval(60))

@@ -34,8 +34,9 @@ struct DeviceAuthorizationEndpoint: Sendable {
     static let pagePath = "/_scopegate/device"
     /// The polling interval ScopeGate asks for, in seconds (RFC 8628 §3.2 default).
     static let interval = 5
-    /// How long after its first release an approved device request may be released to the IdP again.
-    static let releaseWindow: Duration = .seconds(30 * 60)
+    /// How long after its decision, or after its first release, an approved device request may be
+    /// released to the IdP: the same age limit as a browser's held request.
+    static let releaseWindow = GateService.releaseWindow
 
     func respond(to request: Request, context: GateRequestContext) async -> Response {
         let (parameters, clientID): (FormParameters, String)
@@ -190,17 +191,21 @@ struct DeviceAuthorizationEndpoint: Sendable {
                 }
                 return .forward(form)
             }
-            // Released before, and the IdP's device flow has run out (or was forgotten in a restart):
-            // released again only within the release window, so that a device cannot renew it forever.
-            if let released = hold.consumedAt, service.now().timeIntervalSince(released) > Self.releaseWindow.seconds {
+            // An approval is used within the release window, as a browser's is; released before, and the
+            // IdP's device flow has run out (or was forgotten in a restart): released again only within
+            // the window of that release, so that a device cannot renew it forever.
+            let since = hold.consumedAt ?? approval.decision?.at ?? approval.createdAt
+            if service.now().timeIntervalSince(since) > Self.releaseWindow.seconds {
                 return .respond(TokenEndpoint.error(.badRequest, "expired_token", "the approved request was not completed in time; start again"))
             }
-            return .respond(await release(hold, parameters: parameters, request: request, context: context))
+            return .respond(await release(hold, approval, parameters: parameters, request: request, context: context))
         }
     }
 
     /// Sends the approved, held device request to the IdP, authenticated as the polling client is.
-    private func release(_ hold: Hold, parameters: FormParameters, request: Request, context: GateRequestContext) async -> Response {
+    private func release(
+        _ hold: Hold, _ approval: ApprovalRequest, parameters: FormParameters, request: Request, context: GateRequestContext
+    ) async -> Response {
         guard var form = try? FormParameters(parsing: Substring(hold.encodedParameters)) else {
             return TokenEndpoint.error(.internalServerError, "server_error", "the held request cannot be read")
         }
@@ -221,7 +226,11 @@ struct DeviceAuthorizationEndpoint: Sendable {
             return answer.response
         }
         let lifetime = (object["expires_in"] as? Int) ?? 600
-        codes.record(Substring(deviceCode), .init(clientID: hold.clientID, permissions: hold.requestedScopes))
+        codes.record(
+            Substring(deviceCode),
+            .init(
+                clientID: hold.clientID, permissions: hold.requestedScopes,
+                approvedOnce: approval.state == .approvedOnce ? approval.scopes : ScopeSet([String]())))
         registry.setUpstream(
             .init(
                 deviceCode: deviceCode, userCode: userCode, verificationURI: proxy.rewriter.rewrite(url: uri),

@@ -16,6 +16,8 @@ final class IssuedCodes: Sendable {
     struct Authorization: Sendable, Equatable {
         var clientID: String
         var permissions: ScopeSet
+        /// What approvers approved once for this very authorization: its code's token may carry it.
+        var approvedOnce = ScopeSet([String]())
     }
 
     /// How long a code is remembered: longer than any IdP lets a code live.

@@ -91,10 +91,18 @@ struct TokenEndpoint: Sendable {
         }
         let continuesGrant = grantType == Self.authorizationCodeGrant || grantType == Self.deviceCodeGrant
             || (grantType == Self.refreshTokenGrant && requested.isAbsent)
+        // The authorization (or device request) a code answered, when ScopeGate relayed it. The device
+        // code is the IdP's here (ScopeGate's own was translated above).
+        var flow: IssuedCodes.Authorization?
+        if grantType == Self.authorizationCodeGrant || grantType == Self.deviceCodeGrant {
+            let code = parameters[grantType == Self.authorizationCodeGrant ? "code" : "device_code"]
+            flow = code.flatMap { codes.authorization(of: $0) }.flatMap { $0.clientID == clientID ? $0 : nil }
+        }
         if continuesGrant, !others.isEmpty {
             // These grants continue an authorization gated before: what they name must be approved already.
             do {
-                let beyond = try await service.scopesBeyondApproval(others, clientID: clientID)
+                let beyond = try await service.scopesBeyondApproval(
+                    others, clientID: clientID, approvedOnce: flow?.approvedOnce ?? ScopeSet([String]()))
                 if !beyond.isEmpty {
                     return Self.error(
                         .badRequest, GateError.Code.invalidTarget.rawValue,
@@ -138,21 +146,20 @@ struct TokenEndpoint: Sendable {
         // have read none).
         let asRequested: ScopeSet?
         if grantType == Self.authorizationCodeGrant || grantType == Self.deviceCodeGrant {
-            // The device code is the IdP's here (ScopeGate's own was translated above).
-            let code = parameters[grantType == Self.authorizationCodeGrant ? "code" : "device_code"]
-            asRequested = code.flatMap { codes.authorization(of: $0) }.flatMap {
-                $0.clientID == clientID ? $0.permissions : nil
-            }
+            asRequested = flow?.permissions
         } else {
             asRequested = requested.isAbsent ? nil : try? requested.effective(defaults: service.policy.clients[clientID]?.defaultScopes)
         }
-        return await forward(request, parameters: parameters, clientID: clientID, requested: asRequested, context: context)
+        return await forward(
+            request, parameters: parameters, clientID: clientID, requested: asRequested,
+            approvedOnce: flow?.approvedOnce ?? ScopeSet([String]()), context: context)
     }
 
     // MARK: Forwarding and the second gate
 
     private func forward(
-        _ request: Request, parameters: FormParameters, clientID: String, requested: ScopeSet?, context: GateRequestContext
+        _ request: Request, parameters: FormParameters, clientID: String, requested: ScopeSet?, approvedOnce: ScopeSet,
+        context: GateRequestContext
     ) async -> Response {
         let peer = proxy.peer(context)
         let answer: UpstreamProxy.Answer
@@ -170,7 +177,7 @@ struct TokenEndpoint: Sendable {
         let lenient = strict == nil ? (try? JSONSerialization.jsonObject(with: Data(buffer: answer.body))) as? [String: Any] : nil
         let carriesToken = Self.tokenFields.contains { strict?[$0] != nil || lenient?[$0] != nil }
         if (200..<300).contains(answer.status.code) || carriesToken {
-            if let refusal = await secondGate(strict, clientID: clientID, requested: requested) {
+            if let refusal = await secondGate(strict, clientID: clientID, requested: requested, approvedOnce: approvedOnce) {
                 logger.error(
                     "the IdP issued a token beyond what is approved; it was withheld",
                     metadata: ["sg.client.id": "\(clientID)", "sg.reason": "\(refusal)"])
@@ -210,7 +217,9 @@ struct TokenEndpoint: Sendable {
 
     /// Why a successful token response (`object`, `nil` when it is not strict JSON) may not leave, or
     /// `nil` when it may.
-    private func secondGate(_ object: StrictJSON?, clientID: String, requested: ScopeSet?) async -> String? {
+    private func secondGate(_ object: StrictJSON?, clientID: String, requested: ScopeSet?, approvedOnce: ScopeSet) async
+        -> String?
+    {
         guard let object, case .object = object else {
             return "the IdP's token response is not a JSON object, or names a member twice"
         }
@@ -244,7 +253,7 @@ struct TokenEndpoint: Sendable {
             issued = issued.union(ScopeSet(types))
         }
         do {
-            let beyond = try await service.scopesBeyondApproval(issued, clientID: clientID)
+            let beyond = try await service.scopesBeyondApproval(issued, clientID: clientID, approvedOnce: approvedOnce)
             return beyond.isEmpty ? nil : "the token would carry scopes nobody approved: \(beyond.tokens.joined(separator: " "))"
         } catch {
             return "ScopeGate cannot check the token's scopes right now"
