@@ -9,9 +9,10 @@ public struct GateService: Sendable {
     public enum Admission: Sendable, Equatable {
         /// Forward it to the IdP as parsed.
         case forward
-        /// Forward it as a step of an authorization this browser held and approvers approved once: these
-        /// permissions stand for this authorization only (its code's token may carry them, no other).
-        case forwardOnce(ScopeSet)
+        /// Forward it as a step of an authorization this browser held (`holdID`) and approvers approved
+        /// once: these permissions stand for this authorization only (its code's token may carry them, no
+        /// other), and the code that completes it spends the release (`SpentReleases`).
+        case forwardOnce(ScopeSet, holdID: String)
         /// Refuse it: policy denies these scopes.
         case deny(ScopeSet)
         /// Hold it; the browser waits on the hold.
@@ -38,6 +39,8 @@ public struct GateService: Sendable {
     public let now: @Sendable () -> Date
     /// How many new holds may be opened in a minute.
     public let limits: HoldLimits
+    /// Releases approved once whose authorization the IdP has completed.
+    public let spentReleases = SpentReleases()
     let logger: Logger
 
     /// Creates the service.
@@ -94,12 +97,12 @@ public struct GateService: Sendable {
                 // now. A standing approval's grants revoked (or lapsed) since, or a grant the held
                 // request already had revoked since, leave something unapproved that it does not
                 // cover, and the request is asked about again.
-                for hold in released where hold.admits(request, scopes: scopes, encoded: encoded) {
+                for hold in released where !spentReleases.isSpent(hold.id) && hold.admits(request, scopes: scopes, encoded: encoded) {
                     guard let approval = try await store.approvalRequest(id: hold.approvalRequestID),
                         approval.state == .approvedOnce, unapproved.isSubset(of: approval.scopes)
                     else { continue }
                     _ = try await store.markContinued(holdID: hold.id, at: date)
-                    return .forwardOnce(approval.scopes)
+                    return .forwardOnce(approval.scopes, holdID: hold.id)
                 }
                 let draft = HoldDraft(
                     clientID: request.clientID, binderHash: binderHash, method: request.method,

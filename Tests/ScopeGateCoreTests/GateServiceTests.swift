@@ -60,14 +60,14 @@ struct Observer: GateObserver {
 
     @Test func approveOnceReleasesOnlyThatBrowsersRequestForTheReleaseWindow() async throws {
         let held = try request("orders:read")
-        guard case .held(_, let approval) = try await service.admit(held, binderHash: "b1") else {
+        guard case .held(let hold, let approval) = try await service.admit(held, binderHash: "b1") else {
             Issue.record("expected a hold"); return
         }
         try await service.approve(approval.id, actor: "cli:alice", once: true)
         #expect(try await store.allActiveGrants(at: clock.now).isEmpty)
         // Another browser replaying the same request is not released.
         guard case .held = try await service.admit(held, binderHash: "b2") else { Issue.record("another browser was released"); return }
-        let once = GateService.Admission.forwardOnce(ScopeSet(["orders:read"]))
+        let once = GateService.Admission.forwardOnce(ScopeSet(["orders:read"]), holdID: hold.id)
         #expect(try await service.admit(held, binderHash: "b1") == once)
         #expect(try await service.admit(held, binderHash: "b1") == once, "the IdP's sign-in step replays the request")
         guard case .held = try await service.admit(try request("orders:read", state: "different"), binderHash: "b1") else {
@@ -75,6 +75,19 @@ struct Observer: GateObserver {
         }
         clock.advance(by: GateService.releaseWindow.seconds + 1)
         guard case .held = try await service.admit(held, binderHash: "b1") else { Issue.record("a release outlived its window"); return }
+    }
+
+    @Test func aReleaseTheIdPCompletedAdmitsNothingMore() async throws {
+        let service = self.service
+        let held = try request("orders:read")
+        guard case .held(let hold, let approval) = try await service.admit(held, binderHash: "b1") else {
+            Issue.record("expected a hold"); return
+        }
+        try await service.approve(approval.id, actor: "cli:alice", once: true)
+        #expect(try await service.admit(held, binderHash: "b1") == .forwardOnce(ScopeSet(["orders:read"]), holdID: hold.id))
+        // The IdP answered with a code: the authorization happened once.
+        service.spentReleases.spend(hold.id, at: clock.now)
+        guard case .held = try await service.admit(held, binderHash: "b1") else { Issue.record("a spent release admitted more"); return }
     }
 
     @Test func policyDenialIsImmediate() async throws {

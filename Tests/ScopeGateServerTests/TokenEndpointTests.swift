@@ -165,6 +165,10 @@ import Testing
             #expect(!refreshed.body.contains("access_token"))
             let otherCode = try await post(h, "grant_type=authorization_code&code=other-code&redirect_uri=https%3A%2F%2Fapp.example%2Fcb")
             #expect(otherCode.status == 400)
+            // The code spent the release: the same browser's same request is asked about again.
+            let again = try await browser.send(.GET, next)
+            #expect(again.status == 303 && again.location?.hasPrefix("/_scopegate/holds/") == true)
+            #expect(h.upstream.received(at: GateHarness.authorizePath).count == 1)
         }
     }
 
@@ -179,6 +183,12 @@ import Testing
         #expect(codes.authorization(of: "abc", now: start)?.permissions == ScopeSet(["openid"]))
         #expect(codes.authorization(of: "abd", now: start) == nil)
         #expect(codes.authorization(of: "abc", now: start + IssuedCodes.lifetime + .seconds(1)) == nil)
+        // Only a redirect to the request's own redirect URI carries its code (not a sign-in page's `next`).
+        let flow = IssuedCodes.Authorization(clientID: "app", permissions: ScopeSet(["openid"]), redirectURI: "https://app.example/cb")
+        #expect(flow.isRedirectToClient("https://app.example/cb?code=abc"))
+        #expect(flow.isRedirectToClient("https://app.example/cb#code=abc"))
+        #expect(!flow.isRedirectToClient("https://app.example/cb2?code=abc"))
+        #expect(!flow.isRedirectToClient("/accounts/login/?next=/o/authorize/%3Fcode%3Dx&code=abc"))
     }
 
     @Test func theSecondGateWithholdsATokenBeyondWhatIsApproved() async throws {

@@ -69,8 +69,8 @@ final class AuthorizationEndpoint: Sendable {
         switch admission {
         case .forward:
             return .forward(forward(parsed))
-        case .forwardOnce(let approvedOnce):
-            return .forward(forward(parsed, approvedOnce: approvedOnce))
+        case .forwardOnce(let approvedOnce, let holdID):
+            return .forward(forward(parsed, approvedOnce: approvedOnce, holdID: holdID))
         case .deny(let scopes):
             return .respond(
                 redirect.error(
@@ -147,12 +147,18 @@ final class AuthorizationEndpoint: Sendable {
     /// An admitted request as it goes to the IdP: re-serialized from what was parsed, the query as the
     /// query and a form body as the body (an IdP's consent form posts back to the URL it was shown on,
     /// and the IdP may read either part: the gate read both).
-    func forward(_ parsed: AuthorizationRequest, approvedOnce: ScopeSet = ScopeSet([String]())) -> UpstreamForward {
+    func forward(_ parsed: AuthorizationRequest, approvedOnce: ScopeSet = ScopeSet([String]()), holdID: String? = nil)
+        -> UpstreamForward
+    {
         let target = parsed.query.pairs.isEmpty ? path : parsed.query.appendingEncoded(to: path + "?")
         let permissions = try? service.policy.effectiveScopes(of: parsed)
         return UpstreamForward(
             target: target, body: parsed.body.map { ByteBuffer(string: $0.encoded) },
-            authorization: permissions.map { .init(clientID: parsed.clientID, permissions: $0, approvedOnce: approvedOnce) })
+            authorization: permissions.map {
+                .init(
+                    clientID: parsed.clientID, permissions: $0, approvedOnce: approvedOnce, onceHoldID: holdID,
+                    redirectURI: parsed.redirectURI)
+            })
     }
 
     private func parse(_ request: Request) async throws(GateError) -> AuthorizationRequest {

@@ -18,6 +18,18 @@ final class IssuedCodes: Sendable {
         var permissions: ScopeSet
         /// What approvers approved once for this very authorization: its code's token may carry it.
         var approvedOnce = ScopeSet([String]())
+        /// The held request approved once that this authorization continues: its code spends the release.
+        var onceHoldID: String?
+        /// The request's `redirect_uri`, when it named one: only a redirect there carries its code.
+        var redirectURI: String?
+
+        /// Whether `location`, an answer to the request, is a redirect to the client that may carry its code.
+        func isRedirectToClient(_ location: String) -> Bool {
+            guard let redirectURI else { return true }
+            guard location.hasPrefix(redirectURI) else { return false }
+            let rest = location.dropFirst(redirectURI.count)
+            return rest.isEmpty || rest.first == "?" || rest.first == "#" || redirectURI.contains("?") && rest.first == "&"
+        }
     }
 
     /// How long a code is remembered: longer than any IdP lets a code live.

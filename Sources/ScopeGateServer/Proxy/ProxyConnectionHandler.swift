@@ -371,9 +371,12 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
         switch part {
         case .head(let response):
             if let authorization = exchange.authorization, let location = response.headers.first(name: "location"),
-                let code = IssuedCodes.code(inLocation: location)
+                authorization.isRedirectToClient(location), let code = IssuedCodes.code(inLocation: location)
             {
                 shared.codes.record(code, authorization)
+                if let hold = authorization.onceHoldID {
+                    shared.responder.authorization.service.spentReleases.spend(hold, at: Date())
+                }
             }
             var headers = ForwardingHeaders.downstreamResponse(
                 from: response.headers, rewriteLocation: shared.rewriter.rewrite(url:))
