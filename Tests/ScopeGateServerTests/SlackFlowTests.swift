@@ -79,6 +79,10 @@ import Testing
                     slack.calls("chat.update").filter { self.blocks($0).contains("*Waiting*\\n3 requests") }.count == 2
                 }
                 #expect(slack.calls("chat.postMessage").count == 2, "one question, not three")
+                // Approve once releases all three: the button says so, and asks to confirm.
+                let latest = try #require(slack.calls("chat.update").last)
+                #expect(self.blocks(latest).contains("Approve once (all 3)"))
+                #expect(self.blocks(latest).contains("Release all 3?"))
             }
         }
     }

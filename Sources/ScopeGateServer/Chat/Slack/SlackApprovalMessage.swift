@@ -114,16 +114,25 @@ struct SlackApprovalMessage {
             ("type", "button"), ("action_id", .string(Action.approve.rawValue)),
             ("text", SlackText.plain("Approve")), ("style", "primary"), ("value", .string(request.id)),
         ]
+        // Approve once releases every request waiting on this question: with several, the button says
+        // how many, and the approver confirms releasing them all.
         var once: [(String, JSONValue)] = [
             ("type", "button"), ("action_id", .string(Action.approveOnce.rawValue)),
-            ("text", SlackText.plain("Approve once")), ("value", .string(request.id)),
+            ("text", SlackText.plain(waiting > 1 ? "Approve once (all \(waiting))" : "Approve once")), ("value", .string(request.id)),
         ]
         if needsConfirmation {
             let confirm = Self.confirmation(
                 title: "Approve critical scopes?",
                 text: "These scopes are critical. The app gets them as soon as you confirm.", button: "Approve", danger: false)
             approve.append(("confirm", confirm))
-            once.append(("confirm", confirm))
+        }
+        if needsConfirmation || waiting > 1 {
+            var text = needsConfirmation ? "These scopes are critical. " : ""
+            text += waiting > 1
+                ? "\(waiting) sign-ins wait on this request; each continues once, and none gets a standing grant."
+                : "The app gets them once, as soon as you confirm."
+            once.append(
+                ("confirm", Self.confirmation(title: waiting > 1 ? "Release all \(waiting)?" : "Approve critical scopes?", text: text, button: "Approve once", danger: false)))
         }
         let deny: JSONValue = .object([
             ("type", "button"), ("action_id", .string(Action.deny.rawValue)), ("text", SlackText.plain("Deny")),
