@@ -235,6 +235,24 @@ clients:
         return pending[0]["id"]
 
 
+def gate_in_front_of(command, tmp_path, name, clients, record, cwd=None, timeout=30):
+    """Starts an IdP whose public URL is ScopeGate's (`command(idp_port, gate_url)` gives its command
+    line, run with its log in `tmp_path / name.log`), and ScopeGate in front of it knowing `clients`
+    (`(id, name, redirect_uris)`). Returns the gate, the IdP (recording into `record`) and its process."""
+    gate_port, idp_port = free_port(), free_port()
+    log = open(tmp_path / f"{name}.log", "w")
+    process = subprocess.Popen(
+        command(idp_port, f"http://127.0.0.1:{gate_port}"), stdout=log, stderr=subprocess.STDOUT, cwd=cwd)
+    wait_for_port(idp_port, process, timeout=timeout)
+    upstream = IdP(idp_port, record)
+    listed = "\n".join(
+        f"  - id: {client_id}\n    name: {title}\n    redirect_uris: {json.dumps(uris)}" for client_id, title, uris in clients)
+    gate = Gate(upstream, None, tmp_path, port=gate_port, upstream=f"  url: {upstream.url}\n  host_header: public", clients=listed)
+    gate.start()
+    upstream.reset()
+    return gate, upstream, process
+
+
 @pytest.fixture
 def gate(idp, callback_server, tmp_path):
     instance = Gate(idp, callback_server, tmp_path)

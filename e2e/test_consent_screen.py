@@ -38,18 +38,24 @@ def consent(driver, button):
     driver.find_element(By.CSS_SELECTOR, f"#authorizationForm input[type=submit][value={button}]").click()
 
 
+def through_sign_in_and_consent(browser, url, callback_server, button):
+    """Opens `url`, signs in at the IdP, answers its consent screen with `button`, and returns where the
+    browser lands at the client."""
+    browser.get(url)
+    WebDriverWait(browser, 10).until(lambda d: "/accounts/login/" in d.current_url)
+    sign_in(browser)
+    consent(browser, button)
+    WebDriverWait(browser, 10).until(lambda d: d.current_url.startswith(callback_server))
+    return browser.current_url
+
+
 def consent_posts(idp):
     return [entry for entry in idp.received("/o/authorize/") if entry["method"] == "POST"]
 
 
 def test_the_consent_screen_of_approved_scopes_yields_tokens(gate, idp, callback_server, browser):
     client, verifier, url, state = start(gate, callback_server, "openid profile")
-    browser.get(url)
-    WebDriverWait(browser, 10).until(lambda d: "/accounts/login/" in d.current_url)
-    sign_in(browser)
-    consent(browser, "Authorize")
-    WebDriverWait(browser, 10).until(lambda d: d.current_url.startswith(callback_server))
-    callback = browser.current_url
+    callback = through_sign_in_and_consent(browser, url, callback_server, "Authorize")
     assert parse_qs(urlparse(callback).query)["state"] == [state]
     token = client.fetch_token(gate.url + "/o/token/", authorization_response=callback, code_verifier=verifier)
     assert set(token["scope"].split()) == {"openid", "profile"}
@@ -81,12 +87,7 @@ def test_a_held_request_continues_through_the_consent_screen_after_approval(gate
 
 def test_cancel_on_the_consent_screen_reaches_the_client_as_access_denied(gate, idp, callback_server, browser):
     _, _, url, state = start(gate, callback_server, "openid")
-    browser.get(url)
-    WebDriverWait(browser, 10).until(lambda d: "/accounts/login/" in d.current_url)
-    sign_in(browser)
-    consent(browser, "Cancel")
-    WebDriverWait(browser, 10).until(lambda d: d.current_url.startswith(callback_server))
-    params = parse_qs(urlparse(browser.current_url).query)
+    params = parse_qs(urlparse(through_sign_in_and_consent(browser, url, callback_server, "Cancel")).query)
     assert params["error"] == ["access_denied"] and params["state"] == [state]
 
 

@@ -7,7 +7,6 @@ The OP's issuer is ScopeGate's public URL, as an operator sets it: it builds its
 its `iss` from that, not from forwarded headers."""
 import base64
 import json
-import subprocess
 import sys
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlparse
@@ -18,58 +17,21 @@ from authlib.common.security import generate_token
 from authlib.integrations.requests_client import OAuth2Session
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
-from conftest import SERVICE, BrowserSession, Gate, free_port, wait_for_port
+from conftest import SERVICE, BrowserSession, gate_in_front_of
 
 OP = Path(__file__).resolve().parent / "idpyoidc_op" / "op.py"
 APP, SERVICE_CLIENT, REPORTER = "idpy-app", "idpy-service", "idpy-reporter"
 SECRET = SERVICE[1]
 
 
-class Recorded:
-    def __init__(self, path):
-        self.path = path
-
-    def received(self, path=None):
-        if not self.path.exists():
-            return []
-        entries = [json.loads(line) for line in self.path.read_text().splitlines() if line]
-        return [e for e in entries if path is None or e["path"] == path]
-
-    def reset(self):
-        self.path.write_text("")
-
-
 @pytest.fixture
 def setup(callback_server, tmp_path):
     """idpyoidc and ScopeGate in front of it, each test with its own of both."""
-    gate_port, op_port = free_port(), free_port()
-    record = tmp_path / "idpyoidc.jsonl"
-    log = open(tmp_path / "idpyoidc.log", "w")
-    op = subprocess.Popen(
-        [sys.executable, str(OP), str(op_port), f"http://127.0.0.1:{gate_port}", str(record), callback_server, SECRET],
-        stdout=log, stderr=subprocess.STDOUT, cwd=OP.parent,
-    )
-    wait_for_port(op_port, op)
-
-    class Upstream:
-        url = f"http://127.0.0.1:{op_port}"
-
-    gate = Gate(
-        Upstream, callback_server, tmp_path, port=gate_port,
-        upstream=f"  url: {Upstream.url}\n  host_header: public",
-        clients=f"""  - id: {APP}
-    name: idpyoidc App
-    redirect_uris: ["{callback_server}"]
-  - id: {SERVICE_CLIENT}
-    name: idpyoidc Service
-    redirect_uris: []
-  - id: {REPORTER}
-    name: idpyoidc Reporter
-    redirect_uris: []""",
-    )
-    gate.start()
-    idp = Recorded(record)
-    idp.reset()
+    gate, idp, op = gate_in_front_of(
+        lambda port, gate_url: [sys.executable, str(OP), str(port), gate_url, str(tmp_path / "idpyoidc.jsonl"), callback_server, SECRET],
+        tmp_path, "idpyoidc",
+        [(APP, "idpyoidc App", [callback_server]), (SERVICE_CLIENT, "idpyoidc Service", []), (REPORTER, "idpyoidc Reporter", [])],
+        tmp_path / "idpyoidc.jsonl", cwd=OP.parent)
     yield gate, idp
     gate.stop()
     op.terminate()

@@ -8,7 +8,6 @@ import base64
 import hashlib
 import hmac
 import json
-import subprocess
 import sys
 from html.parser import HTMLParser
 from pathlib import Path
@@ -19,7 +18,7 @@ import requests
 from authlib.common.security import generate_token
 from authlib.integrations.requests_client import OAuth2Session
 
-from conftest import SERVICE, Gate, free_port, wait_for_port
+from conftest import SERVICE, gate_in_front_of
 
 PORTAL = Path(__file__).resolve().parent / "lemonldap" / "portal.py"
 APP, SERVICE_CLIENT = "llng-app", "llng-service"
@@ -82,45 +81,13 @@ class Browser:
         raise AssertionError("too many steps")
 
 
-class Recorded:
-    """What LemonLDAP::NG received, as e2e/lemonldap/recording.psgi wrote it down."""
-
-    def __init__(self, path):
-        self.path = path
-
-    def received(self, path=None):
-        if not self.path.exists():
-            return []
-        entries = [json.loads(line) for line in self.path.read_text().splitlines() if line]
-        return [e for e in entries if path is None or e["path"] == path]
-
-
 @pytest.fixture
 def setup(callback_server, tmp_path):
-    gate_port, portal_port = free_port(), free_port()
-    gate_url = f"http://127.0.0.1:{gate_port}"
-    log = open(tmp_path / "lemonldap.log", "w")
-    portal = subprocess.Popen(
-        [sys.executable, str(PORTAL), str(tmp_path / "llng"), str(portal_port), gate_url, callback_server, SECRET],
-        stdout=log, stderr=subprocess.STDOUT,
-    )
-    wait_for_port(portal_port, portal, timeout=60)
-
-    class Upstream:
-        url = f"http://127.0.0.1:{portal_port}"
-
-    gate = Gate(
-        Upstream, callback_server, tmp_path, port=gate_port,
-        upstream=f"  url: {Upstream.url}\n  host_header: public",
-        clients=f"""  - id: {APP}
-    name: LemonLDAP App
-    redirect_uris: ["{callback_server}"]
-  - id: {SERVICE_CLIENT}
-    name: LemonLDAP Service
-    redirect_uris: []""",
-    )
-    gate.start()
-    yield gate, Recorded(tmp_path / "llng" / "received.jsonl")
+    gate, idp, portal = gate_in_front_of(
+        lambda port, gate_url: [sys.executable, str(PORTAL), str(tmp_path / "llng"), str(port), gate_url, callback_server, SECRET],
+        tmp_path, "lemonldap", [(APP, "LemonLDAP App", [callback_server]), (SERVICE_CLIENT, "LemonLDAP Service", [])],
+        tmp_path / "llng" / "received.jsonl", timeout=60)
+    yield gate, idp
     gate.stop()
     portal.terminate()
     portal.wait(timeout=10)
