@@ -135,6 +135,7 @@ public struct ScopeGateApplication: Sendable {
             },
             token: TokenEndpoint(
                 service: service, proxy: proxy, path: metadata.tokenPath, revocationPath: metadata.revocationPath,
+                introspectionPath: metadata.introspectionPath,
                 device: device, refusals: refusals, codes: issuedCodes, logger: logger),
             device: device,
             slack: slackInteractions,

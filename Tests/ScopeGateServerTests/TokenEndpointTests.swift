@@ -172,6 +172,30 @@ import Testing
         }
     }
 
+    /// A token response that shows no scope (none in it, an opaque token, no code ScopeGate relayed) is
+    /// read through the IdP's introspection endpoint, asked as the client.
+    @Test(arguments: [("orders:read", false), ("openid", true), (nil, false)] as [(String?, Bool)])
+    func aTokenNothingElseDescribesIsIntrospected(_ introspected: String?, _ passes: Bool) async throws {
+        try await GateHarness.with(discoveryExtra: #","introspection_endpoint":"ISSUER/o/introspect/""#) { h in
+            h.upstream.behaviour.withLock {
+                $0 = { request, _ in
+                    let body: String
+                    if request.uri.path == "/o/introspect/" {
+                        body = introspected.map { #"{"active":true,"scope":"\#($0)","client_id":"app"}"# } ?? #"{"active":false}"#
+                    } else {
+                        body = #"{"access_token":"opaque","token_type":"Bearer","refresh_token":"r2"}"#
+                    }
+                    return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: body)))
+                }
+            }
+            let reply = try await post(h, "grant_type=refresh_token&refresh_token=r1")
+            #expect((reply.status == 200) == passes, "\(reply.body)")
+            let asked = try #require(h.upstream.received(at: "/o/introspect/").first)
+            #expect(String(buffer: asked.body) == "token=opaque&token_type_hint=access_token")
+            #expect(asked.headers[.authorization] == Self.basic, "asked as the client")
+        }
+    }
+
     @Test func theCodeOfAnAuthorizationResponseIsFoundAsTheClientReadsIt() {
         #expect(IssuedCodes.code(inLocation: "https://app.example/cb?state=s&code=a%2Bb%3D&iss=x") == "a+b=")
         #expect(IssuedCodes.code(inLocation: "https://app.example/cb#state=s&code=abc") == "abc")

@@ -28,6 +28,9 @@ struct TokenEndpoint: Sendable {
     let path: String
     /// Where a withheld token is revoked (RFC 7009), when the IdP has a revocation endpoint.
     let revocationPath: String?
+    /// Where a token whose permissions nothing else shows is introspected (RFC 7662), when the IdP has
+    /// an introspection endpoint.
+    let introspectionPath: String?
     /// The gated device authorization endpoint, which answers polls with the device codes it issued.
     let device: DeviceAuthorizationEndpoint?
     /// Where malformed requests are recorded.
@@ -177,6 +180,13 @@ struct TokenEndpoint: Sendable {
         let lenient = strict == nil ? (try? JSONSerialization.jsonObject(with: Data(buffer: answer.body))) as? [String: Any] : nil
         let carriesToken = Self.tokenFields.contains { strict?[$0] != nil || lenient?[$0] != nil }
         if (200..<300).contains(answer.status.code) || carriesToken {
+            var requested = requested
+            if requested == nil, let strict, strict["scope"] == nil, let token = strict["access_token"]?.stringValue,
+                Self.accessTokenClaims(token).flatMap(Self.scopeClaim) == nil
+            {
+                // Nothing else says what the token carries: the IdP's own introspection does.
+                requested = await introspectedScope(token, as: request, parameters: parameters, peer: peer)
+            }
             if let refusal = await secondGate(strict, clientID: clientID, requested: requested, approvedOnce: approvedOnce) {
                 logger.error(
                     "the IdP issued a token beyond what is approved; it was withheld",
@@ -194,15 +204,35 @@ struct TokenEndpoint: Sendable {
     /// The members of a token response that carry a token.
     static let tokenFields = ["access_token", "refresh_token", "id_token"]
 
+    /// The scope the IdP's introspection endpoint (RFC 7662) reports for an active `token`, asked as the
+    /// client authenticated in its token request; `nil` when there is no such endpoint, or its answer is
+    /// not an active token with a readable scope.
+    private func introspectedScope(
+        _ token: String, as request: Request, parameters: FormParameters, peer: ForwardingHeaders.Peer
+    ) async -> ScopeSet? {
+        guard let introspectionPath,
+            let form = try? FormParameters([("token", token), ("token_type_hint", "access_token")] + Self.credentials(parameters)),
+            let answer = try? await proxy.post(form, to: introspectionPath, from: request, peer: peer, limit: 64 * 1024),
+            answer.status == .ok, let object = StrictJSON.parse(answer.body.readableBytesView),
+            case .bool(true)? = object["active"], let scope = object["scope"]?.stringValue
+        else { return nil }
+        return try? ScopeSet(parsing: scope)
+    }
+
+    /// The client credentials of a token request's form, to authenticate as that client again.
+    static func credentials(_ parameters: FormParameters) -> [(name: String, value: String)] {
+        ["client_id", "client_secret", "client_assertion", "client_assertion_type"].compactMap { name in
+            parameters[name].map { (name, $0) }
+        }
+    }
+
     /// Revokes the tokens of a withheld response at the IdP (RFC 7009), authenticating as the client
     /// did in its token request. Best effort: the client never receives the tokens either way.
     private func revoke(
         _ tokens: [(field: String, token: String)], as request: Request, parameters: FormParameters, peer: ForwardingHeaders.Peer
     ) async {
         guard let revocationPath else { return }
-        let credentials = ["client_id", "client_secret", "client_assertion", "client_assertion_type"].compactMap { name in
-            parameters[name].map { (name, $0) }
-        }
+        let credentials = Self.credentials(parameters)
         // The refresh token first (revoking it may revoke its access tokens too, RFC 7009 §2.1); an ID
         // token is not revocable.
         for hint in ["refresh_token", "access_token"] {

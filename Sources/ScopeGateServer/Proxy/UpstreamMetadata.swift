@@ -14,6 +14,8 @@ struct UpstreamMetadata: Sendable {
     var tokenPath: String
     /// The path of the revocation endpoint (RFC 7009), when discovery names one ScopeGate fronts.
     var revocationPath: String?
+    /// The path of the introspection endpoint (RFC 7662), when discovery names one ScopeGate fronts.
+    var introspectionPath: String? = nil
     /// The path of the pushed authorization request endpoint (RFC 9126), when discovery names one.
     var pushedAuthorizationPath: String?
     /// The path of the device authorization endpoint (RFC 8628), when discovery names one.
@@ -61,6 +63,7 @@ struct UpstreamMetadata: Sendable {
         }
         let blocked = try document.map { (document) throws(GateError) in try blockedEndpoints(document, configuration) } ?? [:]
         let revocationPath = document.flatMap { try? endpointPath($0, "revocation_endpoint", configuration: configuration) }
+        let introspectionPath = document.flatMap { try? endpointPath($0, "introspection_endpoint", configuration: configuration) }
         var pushedPath: String?
         var devicePath = configuration.deviceAuthorizationEndpointPath
         if let document {
@@ -72,7 +75,8 @@ struct UpstreamMetadata: Sendable {
         if let explicit = configuration.authorizationEndpointPath {
             return UpstreamMetadata(
                 issuer: document?["issuer"] as? String, authorizationPath: explicit, tokenPath: tokenPath,
-                revocationPath: revocationPath, pushedAuthorizationPath: pushedPath, deviceAuthorizationPath: devicePath,
+                revocationPath: revocationPath, introspectionPath: introspectionPath, pushedAuthorizationPath: pushedPath,
+                deviceAuthorizationPath: devicePath,
                 blockedPaths: blocked,
                 discoveryPaths: foundAt.map { [$0] } ?? [],
                 issParameterSupported: document?["authorization_response_iss_parameter_supported"] as? Bool ?? false)
@@ -100,7 +104,8 @@ struct UpstreamMetadata: Sendable {
         }
         return UpstreamMetadata(
             issuer: document["issuer"] as? String, authorizationPath: url.path(percentEncoded: true), tokenPath: tokenPath,
-            revocationPath: revocationPath, pushedAuthorizationPath: pushedPath, deviceAuthorizationPath: devicePath,
+            revocationPath: revocationPath, introspectionPath: introspectionPath, pushedAuthorizationPath: pushedPath,
+            deviceAuthorizationPath: devicePath,
                 blockedPaths: blocked,
             discoveryPaths: [foundAt],
             issParameterSupported: document["authorization_response_iss_parameter_supported"] as? Bool ?? false)
