@@ -125,11 +125,9 @@ final class AuthorizationEndpoint: Sendable {
             guard let grants = snapshot.grants(of: plain.clientID, now: service.now),
                 service.policy.allows(plain, isGranted: grants.contains)
             else { return nil }
-            var scopes: [String] = []
-            _ = plain.allScopes { scopes.append($0); return true }
             return UpstreamForward(
                 target: plain.isCanonical ? target.text : path + "?" + plain.serialized, body: nil,
-                authorization: .init(clientID: plain.clientID, permissions: ScopeSet(scopes)))
+                authorization: .init(clientID: plain.clientID, plainScope: plain.scope))
         }
         guard let parsed = try? AuthorizationRequest(method: .get, query: query),
             let scopes = try? service.policy.effectiveScopes(of: parsed),

@@ -15,13 +15,37 @@ final class IssuedCodes: Sendable {
     /// What an admitted authorization request asked for.
     struct Authorization: Sendable, Equatable {
         var clientID: String
-        var permissions: ScopeSet
+        /// What the request asked for, as the gate admitted it.
+        var permissions: ScopeSet {
+            parsed ?? ScopeSet(plainScope?.split(separator: " ").map(String.init) ?? [])
+        }
+        /// The permissions, when already built; otherwise `plainScope`, the scope of a query read in
+        /// place, whose tokens are split only if a code comes back (the gated hot path builds nothing).
+        private var parsed: ScopeSet?
+        private var plainScope: String?
         /// What approvers approved once for this very authorization: its code's token may carry it.
         var approvedOnce = ScopeSet([String]())
         /// The held request approved once that this authorization continues: its code spends the release.
         var onceHoldID: String?
         /// The request's `redirect_uri`, when it named one: only a redirect there carries its code.
         var redirectURI: String?
+
+        init(
+            clientID: String, permissions: ScopeSet, approvedOnce: ScopeSet = ScopeSet([String]()), onceHoldID: String? = nil,
+            redirectURI: String? = nil
+        ) {
+            self.clientID = clientID
+            self.parsed = permissions
+            self.approvedOnce = approvedOnce
+            self.onceHoldID = onceHoldID
+            self.redirectURI = redirectURI
+        }
+
+        /// A request read in place (`PlainAuthorizationQuery`): its scope, tokens separated by one space.
+        init(clientID: String, plainScope: String) {
+            self.clientID = clientID
+            self.plainScope = plainScope
+        }
 
         /// Whether `location`, an answer to the request, is a redirect to the client that may carry its code.
         func isRedirectToClient(_ location: String) -> Bool {
