@@ -162,3 +162,35 @@ def test_without_its_signing_key_the_command_line_cannot_decide(audit_gate, call
     assert audit_gate.pending()[0]["state"] == "pending"
     kind, page = browser.go(page.url)
     assert kind == "page" and "Waiting for approval" in page.text
+
+
+def test_an_auditor_exports_and_verifies_without_the_operators_secrets(idp, callback_server, tmp_path):
+    """The configuration names an admin token and Slack secrets that the auditor's environment lacks:
+    `audit export` and `audit verify` need only the store and the JWKS; `serve` still refuses."""
+    keys = tmp_path / "keys"
+    subprocess.run([str(SCOPEGATE), "keys", "generate", "--dir", str(keys)], check=True, capture_output=True)
+    extra = f"""
+audit:
+  keys: {keys}
+admin:
+  token_env: SCOPEGATE_E2E_ADMIN_TOKEN
+"""
+    gate = Gate(idp, callback_server, tmp_path, extra=extra, env={"SCOPEGATE_E2E_ADMIN_TOKEN": "t" * 32})
+    gate.start()
+    try:
+        approval_flow(gate, callback_server)
+    finally:
+        gate.stop()
+    auditor = {name: value for name, value in gate.env.items() if name != "SCOPEGATE_E2E_ADMIN_TOKEN"}
+    run = lambda *args: subprocess.run(
+        [str(SCOPEGATE), *args, "--config", str(gate.config)], capture_output=True, text=True, env=auditor, timeout=60)
+    exported = run("audit", "export")
+    assert exported.returncode == 0, exported.stderr
+    assert len(exported.stdout.splitlines()) > 3
+    verified = run("audit", "verify")
+    assert verified.returncode == 0 and "verified" in verified.stdout, verified.stderr
+    checked = run("config", "check")
+    assert checked.returncode == 0 and "warning: admin.token_env names the environment variable SCOPEGATE_E2E_ADMIN_TOKEN" in checked.stdout
+    assert run("config", "check", "--environment").returncode != 0
+    served = run("serve")
+    assert served.returncode != 0 and "SCOPEGATE_E2E_ADMIN_TOKEN" in served.stderr

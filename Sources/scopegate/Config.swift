@@ -10,11 +10,14 @@ struct Config: AsyncParsableCommand {
         @OptionGroup var options: ConfigOption
         @Flag(help: "Also read the IdP's discovery document, as serve does at start-up, and say which endpoints will be gated, refused and exposed.")
         var online = false
+        @Flag(help: "Check the runtime environment too: a secret that cannot be read (an unset variable, an unreadable file) is an error, as it is for serve.")
+        var environment = false
 
         func run() async throws {
-            let configuration = try options.load()
+            let configuration = try options.load(secrets: environment ? .required : .deferred)
             let policy = configuration.policy
             print("configuration is valid: \(options.config)")
+            for warning in configuration.warnings { print("warning: \(warning)") }
             for warning in policy.shadowedDenials() { print("warning: \(warning)") }
             print("public URL \(configuration.publicURL.absoluteString), upstream \(configuration.upstreamURL.absoluteString)")
             print("\(policy.rules.count) scope rules, \(policy.clients.count) clients, tiers: \(policy.tiers.keys.sorted().joined(separator: ", "))")

@@ -9,11 +9,16 @@ struct ConfigOption: ParsableArguments {
     @Option(name: .shortAndLong, help: "The configuration file.")
     var config: String = "proxy-config/scopegate.yaml"
 
-    func load() throws -> ScopeGateConfiguration { try Self.load(config) }
+    /// The configuration, for a command that uses none of its secrets (every one but `serve`): a
+    /// secret that cannot be read is no error here, so that an auditor or an approver needs only the
+    /// file, the store and the keys the command uses.
+    func load(secrets: ScopeGateConfiguration.Secrets = .deferred) throws -> ScopeGateConfiguration {
+        try Self.load(config, secrets: secrets)
+    }
 
-    static func load(_ path: String) throws -> ScopeGateConfiguration {
+    static func load(_ path: String, secrets: ScopeGateConfiguration.Secrets = .deferred) throws -> ScopeGateConfiguration {
         do {
-            return try ScopeGateConfiguration.load(path: path)
+            return try ScopeGateConfiguration.load(path: path, secrets: secrets)
         } catch {
             throw ValidationError(error.message)
         }

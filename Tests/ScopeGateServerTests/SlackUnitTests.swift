@@ -246,3 +246,48 @@ import Testing
         }
     }
 }
+
+/// Only `serve` needs the secrets a configuration names: every other command reads it with secrets
+/// deferred, a missing one a warning, so that an auditor needs neither the admin token nor Slack's.
+@Suite struct DeferredSecretsTests {
+    static let yaml = """
+        public_url: https://login.example
+        upstream:
+          url: http://127.0.0.1:9000
+        store:
+          path: /tmp/x.sqlite
+        admin:
+          token_env: ADMIN
+        clients:
+          - id: app
+            redirect_uris: ["https://app.example/cb"]
+        slack:
+          team_id: T0TEAM
+          bot_token_env: BOT
+          signing_secret_file: /nonexistent/signing-secret
+        routes:
+          - name: all
+            channel: C0ALL
+            approvers: {users: [U0A]}
+        default_route: all
+        """
+
+    @Test func missingSecretsAreErrorsToServeAndWarningsToTheRest() throws {
+        #expect(throws: GateError.self) {
+            try ScopeGateConfiguration.parse(yaml: Self.yaml, baseDirectory: URL(fileURLWithPath: "/"), environment: [:])
+        }
+        let deferred = try ScopeGateConfiguration.parse(
+            yaml: Self.yaml, baseDirectory: URL(fileURLWithPath: "/"), environment: [:], secrets: .deferred)
+        #expect(deferred.warnings.count == 3)
+        #expect(deferred.warnings.contains { $0.hasPrefix("admin.token_env names the environment variable ADMIN") })
+        #expect(deferred.warnings.contains { $0.hasPrefix("slack.bot_token_env") })
+        #expect(deferred.warnings.contains { $0.hasPrefix("slack.signing_secret_file") })
+        #expect(deferred.warnings.allSatisfy { !$0.contains("xoxb") }, "no secret, real or stand-in, in a message")
+        let present = try ScopeGateConfiguration.parse(
+            yaml: Self.yaml.replacingOccurrences(of: "signing_secret_file: /nonexistent/signing-secret", with: "signing_secret_env: SECRET"),
+            baseDirectory: URL(fileURLWithPath: "/"),
+            environment: ["ADMIN": String(repeating: "a", count: 20), "BOT": "xoxb-1", "SECRET": "s"], secrets: .deferred)
+        #expect(present.warnings.isEmpty)
+        #expect(present.adminToken == String(repeating: "a", count: 20))
+    }
+}

@@ -7,6 +7,15 @@ struct ConfigValidator {
     let source: String
     let baseDirectory: URL
     let environment: [String: String]
+    /// Whether a secret that cannot be read is an error (for `serve`) or a warning (for commands that
+    /// do not use it: an auditor exports the log without the operator's tokens).
+    var secrets: ScopeGateConfiguration.Secrets = .required
+    /// What the check found that does not stop it: secrets deferred and missing.
+    let warnings = Warnings()
+
+    final class Warnings: @unchecked Sendable {
+        var list: [String] = []
+    }
 
     func fail(_ key: String, _ problem: String) -> GateError {
         GateError(.invalidConfiguration, "\(key) \(problem) in \(source)")
@@ -201,10 +210,17 @@ struct ConfigValidator {
     }
 
     /// A secret from an environment variable or a file (trimmed); `nil` when neither is configured.
+    /// One that cannot be read is an error, or, with secrets deferred, a warning and a stand-in that
+    /// authenticates nothing.
     func secret(env: String?, file path: String?, key: String) throws(GateError) -> String? {
+        func missing(_ error: GateError) throws(GateError) -> String {
+            guard secrets == .deferred else { throw error }
+            warnings.list.append(error.message + " (needed to serve)")
+            return Self.missingSecret
+        }
         if let name = env {
             guard let value = environment[name], !value.isEmpty else {
-                throw fail("\(key)_env", "names the environment variable \(name), which is not set")
+                return try missing(fail("\(key)_env", "names the environment variable \(name), which is not set"))
             }
             return value
         }
@@ -212,7 +228,7 @@ struct ConfigValidator {
             guard let value = try? String(contentsOfFile: resolve(path), encoding: .utf8),
                 !value.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty
             else {
-                throw fail("\(key)_file", "names a file that cannot be read or is empty")
+                return try missing(fail("\(key)_file", "names a file that cannot be read or is empty"))
             }
             return value.trimmingCharacters(in: .whitespacesAndNewlines)
         }
@@ -313,6 +329,9 @@ struct ConfigValidator {
         }
         return try checked(token, key: file.admin?.token_env != nil ? "admin.token_env" : "admin.token_file")
     }
+
+    /// What a deferred secret reads as: shaped like every kind of token the checks look for, never valid.
+    static let missingSecret = "xapp-xoxb-missing-secret-not-set"
 
     func checked(_ token: String, key: String) throws(GateError) -> String {
         guard token.utf8.count >= 16 else { throw fail(key, "gives a token shorter than 16 characters") }

@@ -78,6 +78,16 @@ public struct ScopeGateConfiguration: Sendable {
     public var audit: AuditSettings?
     /// How many new holds may be opened in a minute, per source address, per client and in all.
     public var holdRates: HoldLimits.Rates = .standard
+    /// What the check found that does not stop it (secrets deferred and missing).
+    public var warnings: [String] = []
+
+    /// Whether the secrets the configuration names must be readable now.
+    public enum Secrets: Sendable, Equatable {
+        /// Every secret is read, or the configuration is refused: for `serve`.
+        case required
+        /// A secret that cannot be read is a warning: for commands that use none.
+        case deferred
+    }
 
     /// Where the audit keys are and where checkpoints go.
     public struct AuditSettings: Sendable {
@@ -115,9 +125,9 @@ public struct ScopeGateConfiguration: Sendable {
     }
 
     /// Reads and validates the file at `path`.
-    public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment)
-        throws(GateError) -> ScopeGateConfiguration
-    {
+    public static func load(
+        path: String, environment: [String: String] = ProcessInfo.processInfo.environment, secrets: Secrets = .required
+    ) throws(GateError) -> ScopeGateConfiguration {
         let text: String
         do {
             text = try String(contentsOfFile: path, encoding: .utf8)
@@ -125,13 +135,13 @@ public struct ScopeGateConfiguration: Sendable {
             throw GateError(.invalidConfiguration, "cannot read the configuration file \(path)")
         }
         let baseDirectory = URL(fileURLWithPath: path).deletingLastPathComponent()
-        return try parse(yaml: text, source: path, baseDirectory: baseDirectory, environment: environment)
+        return try parse(yaml: text, source: path, baseDirectory: baseDirectory, environment: environment, secrets: secrets)
     }
 
     /// Validates configuration text. Relative file paths are resolved against `baseDirectory`.
     public static func parse(
         yaml text: String, source: String = "the configuration", baseDirectory: URL,
-        environment: [String: String]
+        environment: [String: String], secrets: Secrets = .required
     ) throws(GateError) -> ScopeGateConfiguration {
         let file: ConfigFile
         do {
@@ -152,8 +162,11 @@ public struct ScopeGateConfiguration: Sendable {
                 .invalidConfiguration,
                 "\(source): \(unread) is not a ScopeGate setting, or has no value (see proxy-config/README.md)")
         }
-        return try ConfigValidator(file: file, source: source, baseDirectory: baseDirectory, environment: environment)
-            .validate()
+        let validator = ConfigValidator(
+            file: file, source: source, baseDirectory: baseDirectory, environment: environment, secrets: secrets)
+        var configuration = try validator.validate()
+        configuration.warnings = validator.warnings.list
+        return configuration
     }
 
     /// The first key path in `given` that is not in `read` (the file as ScopeGate decoded it, encoded
