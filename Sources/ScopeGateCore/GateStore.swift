@@ -106,4 +106,7 @@ public protocol GateStore: Sendable {
     func decisionEvents(after cursor: Int64) async throws -> [DecisionEvent]
     /// The cursor of the newest stored decision (0 when there is none).
     func latestDecisionCursor() async throws -> Int64
+    /// Throws unless a write can be committed now (for readiness: a store that can only be read
+    /// cannot hold, decide or audit anything).
+    func checkWritable() async throws
 }

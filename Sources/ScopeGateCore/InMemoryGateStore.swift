@@ -116,6 +116,10 @@ public actor InMemoryGateStore: GateStore {
         holdsByID[holdID]?.justification = text
     }
 
+    public func checkWritable() throws {
+        try check()
+    }
+
     public func releasedHolds(binderHash: String, clientID: String, decidedSince: Date) throws -> [Hold] {
         try check()
         return holdsByID.values.filter { hold in

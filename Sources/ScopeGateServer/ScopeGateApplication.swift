@@ -159,12 +159,17 @@ public struct ScopeGateApplication: Sendable {
             shared: shared, address: configuration.publicAddress, tls: tls, group: group, onListening: onListening)
     }
 
-    /// The admin listener, when an admin token is configured.
-    public func adminApplication() -> (some ApplicationProtocol)? {
-        guard let token = configuration.adminToken else { return nil as Application<RouterResponder<BasicRequestContext>>? }
+    /// The admin listener: health and readiness always, metrics, and the admin API when an admin token
+    /// is configured.
+    public func adminApplication() -> some ApplicationProtocol {
+        let discovery = metadata.discoveryPaths.first ?? metadata.authorizationPath
+        let readiness = Readiness(
+            store: service.store, client: proxy.client,
+            upstreamURL: DiscoveryRewriter.join(configuration.upstreamURL, discovery),
+            auditKey: configuration.audit.map { ($0.keysDirectory.appendingPathComponent("audit-signing-key.jwk"), auditSigner != nil) })
         let api = AdminAPI(
-            service: service, metrics: metrics, token: token, tokenName: configuration.adminTokenName,
-            grantsChanged: { [snapshot] in snapshot.invalidate() })
+            service: service, metrics: metrics, token: configuration.adminToken, tokenName: configuration.adminTokenName,
+            metricsToken: configuration.metricsToken, readiness: readiness, grantsChanged: { [snapshot] in snapshot.invalidate() })
         return Application(
             router: api.router(),
             configuration: .init(
@@ -252,7 +257,7 @@ public struct ScopeGateApplication: Sendable {
             auditSigner: auditSigner)
         var services: [any Service] = [HTTPClientService(client: httpClient)]
         services.append(contentsOf: app.backgroundServices)
-        if let admin = app.adminApplication() { services.append(admin) }
+        services.append(app.adminApplication())
         services.append(try app.publicListener())
         services.append(WaitingBrowsersRelease(hub: app.hub))
         return (app, services)

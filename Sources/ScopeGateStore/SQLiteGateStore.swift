@@ -255,6 +255,13 @@ public final class SQLiteGateStore: GateStore {
         }
     }
 
+    public func checkWritable() async throws {
+        // A write that changes nothing, committed as any other (a full disk or a read-only file fails it).
+        try await writer.write { db in
+            try db.execute(sql: "UPDATE grant_version SET version = version WHERE id = 1")
+        }
+    }
+
     public func releasedHolds(binderHash: String, clientID: String, decidedSince: Date) async throws -> [Hold] {
         try await writer.read { db in
             try Row.fetchAll(

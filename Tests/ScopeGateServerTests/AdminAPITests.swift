@@ -1,9 +1,46 @@
 import Foundation
+import ScopeGateCore
 import Testing
 
 @testable import ScopeGateServer
 
 @Suite(.serialized) struct AdminAPITests {
+    /// The scraper's token reads metrics and nothing else; the admin token, which decides requests, does
+    /// not read metrics: a leaked scraper credential approves nothing.
+    @Test func metricsTakeTheirOwnTokenAndTheAdminTokenIsNotIt() async throws {
+        let scraper = "scraper-token-0123456789"
+        try await GateHarness.with(
+            extraConfig: "metrics:\n  token_env: SG_TEST_METRICS_TOKEN", environment: ["SG_TEST_METRICS_TOKEN": scraper]
+        ) { (h: GateHarness) async throws in
+            #expect(try await h.admin(.GET, "/metrics", token: scraper).status == 200)
+            #expect(try await h.admin(.GET, "/metrics").status == 401, "the admin token does not read metrics")
+            #expect(try await h.admin(.GET, "/metrics", token: nil).status == 401)
+            #expect(try await h.admin(.GET, "/v1/requests", token: scraper).status == 401, "the scraper's token decides nothing")
+            #expect(try await h.admin(.GET, "/v1/requests").status == 200)
+        }
+    }
+
+    @Test func healthAndReadinessNeedNoCredentialAndSayWhatIsWrong() async throws {
+        let store = InMemoryGateStore()
+        try await GateHarness.with(store: store) { h in
+            let health = try await h.admin(.GET, "/healthz", token: nil)
+            #expect(health.status == 200 && health.body == "ok\n")
+            let ready = try await h.admin(.GET, "/readyz", token: nil)
+            #expect(ready.status == 200)
+            #expect(ready.body.contains(#""status":"ready""#) && ready.body.contains(#""store":"ok""#) && ready.body.contains(#""upstream":"ok""#))
+            await store.setFailing(true)
+            let failing = try await h.admin(.GET, "/readyz", token: nil)
+            #expect(failing.status == 503)
+            #expect(failing.body.contains(#""store":"not writable""#))
+            #expect(try await h.admin(.GET, "/healthz", token: nil).status == 200, "alive, though not ready")
+        }
+        try await GateHarness.with(unreachableUpstream: true) { h in
+            let unreachable = try await h.admin(.GET, "/readyz", token: nil)
+            #expect(unreachable.status == 503)
+            #expect(unreachable.body.contains(#""upstream":"unreachable""#))
+        }
+    }
+
     @Test func refusesRequestsWithoutTheToken() async throws {
         try await GateHarness.with { h in
             let missing = try await h.admin(.GET, "/v1/requests", token: nil)

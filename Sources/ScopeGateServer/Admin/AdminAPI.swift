@@ -5,31 +5,43 @@ import Hummingbird
 import NIOCore
 import ScopeGateCore
 
-/// The admin HTTP API, on its own listener (loopback by default), behind a bearer token.
+/// The admin listener (loopback by default): health for load balancers, metrics for scrapers, and
+/// the admin API behind its bearer token.
 ///
+///     GET    /healthz                       the process is alive (no credential)
+///     GET    /readyz                        it can gate: store writable, IdP reachable, audit key loaded (no credential)
+///     GET    /metrics                       Prometheus text format (the metrics token, when one is configured)
 ///     GET    /v1/requests?state=pending     approval requests, newest first
 ///     GET    /v1/requests/{id}              one, with its holds and justifications
 ///     POST   /v1/requests/{id}/approve      {"once": false, "reason": "…"}
 ///     POST   /v1/requests/{id}/deny         {"reason": "…"}
 ///     GET    /v1/grants                     grants in force
 ///     DELETE /v1/grants/{client}/{scope}    revoke one
-///     GET    /metrics                       Prometheus text format
+///
+/// The admin token opens `/v1` only; `/metrics` takes its own, read-only token, so that the credential
+/// a scraper holds can never decide a request.
 struct AdminAPI: Sendable {
     let service: GateService
     let metrics: GateMetrics
-    let tokenDigest: SHA256.Digest
+    /// The admin token's digest; without one the `/v1` API is off.
+    let tokenDigest: SHA256.Digest?
+    /// The metrics token's digest; without one `/metrics` is open to whoever reaches the listener.
+    let metricsTokenDigest: SHA256.Digest?
     let tokenName: String
+    let readiness: Readiness?
     /// Told when a grant is revoked here, so that nothing cached outlives it.
     let grantsChanged: @Sendable () -> Void
 
     init(
-        service: GateService, metrics: GateMetrics, token: String, tokenName: String,
-        grantsChanged: @escaping @Sendable () -> Void = {}
+        service: GateService, metrics: GateMetrics, token: String?, tokenName: String, metricsToken: String? = nil,
+        readiness: Readiness? = nil, grantsChanged: @escaping @Sendable () -> Void = {}
     ) {
         self.service = service
         self.metrics = metrics
-        self.tokenDigest = SHA256.hash(data: Data(token.utf8))
+        self.tokenDigest = token.map { SHA256.hash(data: Data($0.utf8)) }
+        self.metricsTokenDigest = metricsToken.map { SHA256.hash(data: Data($0.utf8)) }
         self.tokenName = tokenName
+        self.readiness = readiness
         self.grantsChanged = grantsChanged
     }
 
@@ -40,13 +52,29 @@ struct AdminAPI: Sendable {
 
     func router() -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
-        router.add(middleware: BearerTokenMiddleware(tokenDigest: tokenDigest))
-        router.get("/metrics") { _, _ in
+        router.get("/healthz") { _, _ in
+            Response(
+                status: .ok, headers: [.contentType: "text/plain; charset=utf-8", .cacheControl: "no-store"],
+                body: .init(byteBuffer: ByteBuffer(string: "ok\n")))
+        }
+        router.get("/readyz") { _, _ in
+            guard let readiness else { return Response(status: .ok) }
+            let (ready, checks) = await readiness.check()
+            let object = ["status": ready ? "ready" : "not ready", "checks": Dictionary(uniqueKeysWithValues: checks)] as [String: Any]
+            let body = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
+            return Response(
+                status: ready ? .ok : .serviceUnavailable, headers: [.contentType: "application/json", .cacheControl: "no-store"],
+                body: .init(byteBuffer: ByteBuffer(bytes: body)))
+        }
+        let scrape = metricsTokenDigest.map { router.group("/metrics").add(middleware: BearerTokenMiddleware(tokenDigest: $0, realm: "scopegate-metrics")) }
+        (scrape ?? router.group("/metrics")).get { _, _ in
             Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8", .cacheControl: "no-store"],
                 body: .init(byteBuffer: ByteBuffer(string: metrics.text)))
         }
-        router.get("/v1/requests") { request, _ in
+        guard let tokenDigest else { return router }
+        let api = router.group("/v1").add(middleware: BearerTokenMiddleware(tokenDigest: tokenDigest, realm: "scopegate-admin"))
+        api.get("/requests") { request, _ in
             let filter = request.uri.queryParameters["state"].map(String.init)
             var states: Set<ApprovalRequest.State>?
             if let filter {
@@ -63,11 +91,11 @@ struct AdminAPI: Sendable {
                 return try json(reports)
             }
         }
-        router.get("/v1/requests/{id}") { _, context in
+        api.get("/requests/{id}") { _, context in
             let id = try context.parameters.require("id")
             return await run { try json(try await report(id)) }
         }
-        router.post("/v1/requests/{id}/approve") { request, context in
+        api.post("/requests/{id}/approve") { request, context in
             let id = try context.parameters.require("id")
             let body = try await decision(request, context: context)
             return await run {
@@ -75,7 +103,7 @@ struct AdminAPI: Sendable {
                 return try json(try await report(id))
             }
         }
-        router.post("/v1/requests/{id}/deny") { request, context in
+        api.post("/requests/{id}/deny") { request, context in
             let id = try context.parameters.require("id")
             let body = try await decision(request, context: context)
             return await run {
@@ -83,10 +111,10 @@ struct AdminAPI: Sendable {
                 return try json(try await report(id))
             }
         }
-        router.get("/v1/grants") { _, _ in
+        api.get("/grants") { _, _ in
             await run { try json(try await service.store.allActiveGrants(at: service.now()).map(GrantReport.init)) }
         }
-        router.delete("/v1/grants/{client}/{scope}") { _, context in
+        api.delete("/grants/{client}/{scope}") { _, context in
             let client = try context.parameters.require("client")
             let scope = try context.parameters.require("scope")
             return await run {
@@ -167,6 +195,7 @@ public struct GrantReport: Codable, Sendable {
 struct BearerTokenMiddleware: RouterMiddleware {
     typealias Context = BasicRequestContext
     let tokenDigest: SHA256.Digest
+    let realm: String
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
         -> Response
@@ -176,7 +205,7 @@ struct BearerTokenMiddleware: RouterMiddleware {
         else {
             var response = ErrorResponses.json(GateError(.forbidden, "a valid bearer token is required"))
             response.status = .unauthorized
-            response.headers[.wwwAuthenticate] = "Bearer realm=\"scopegate-admin\""
+            response.headers[.wwwAuthenticate] = "Bearer realm=\"\(realm)\""
             return response
         }
         return try await next(request, context)

@@ -36,6 +36,11 @@ struct ConfigFile: Codable {
         var token_name: String?
     }
 
+    struct Metrics: Codable {
+        var token_env: String?
+        var token_file: String?
+    }
+
     struct Approvals: Codable {
         var timeout: String?
         var default_tier: String?
@@ -109,6 +114,7 @@ struct ConfigFile: Codable {
     var tls: TLS?
     var store: Store?
     var admin: Admin?
+    var metrics: Metrics?
     var approvals: Approvals?
     var tiers: [Tier]?
     var scopes: [Rule]?

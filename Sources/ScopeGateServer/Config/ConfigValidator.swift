@@ -73,7 +73,19 @@ struct ConfigValidator {
             trustedProxies: Set(file.upstream?.trusted_proxies ?? []),
             tls: tls, storePath: resolve(storePath), adminToken: try adminToken(),
             adminTokenName: file.admin?.token_name ?? "admin", policy: policy, slack: try slack(policy: policy),
-            audit: try audit(), holdRates: try holdRates())
+            audit: try audit(), holdRates: try holdRates(), metricsToken: try metricsToken())
+    }
+
+    func metricsToken() throws(GateError) -> String? {
+        guard let token = try secret(env: file.metrics?.token_env, file: file.metrics?.token_file, key: "metrics.token") else {
+            return nil
+        }
+        let key = file.metrics?.token_env != nil ? "metrics.token_env" : "metrics.token_file"
+        let checkedToken = try checked(token, key: key)
+        if let admin = try adminToken(), admin == checkedToken {
+            throw fail(key, "gives the admin token: a scraper's token must not be able to decide requests")
+        }
+        return checkedToken
     }
 
     func holdRates() throws(GateError) -> HoldLimits.Rates {

@@ -80,6 +80,9 @@ public struct ScopeGateConfiguration: Sendable {
     public var holdRates: HoldLimits.Rates = .standard
     /// What the check found that does not stop it (secrets deferred and missing).
     public var warnings: [String] = []
+    /// The read-only bearer token for `/metrics` on the admin listener, when configured (never the
+    /// admin token, which can decide requests).
+    public var metricsToken: String?
 
     /// Whether the secrets the configuration names must be readable now.
     public enum Secrets: Sendable, Equatable {

@@ -160,7 +160,7 @@ struct GateHarness {
             configuration: configuration, store: try store ?? SQLiteGateStore(path: storePath), httpClient: httpClient,
             metadata: metadata, logger: logger, auditSigner: auditSigner)
         var services: [any Service] = gate.backgroundServices + [try gate.publicListener()]
-        if let admin = gate.adminApplication() { services.append(admin) }
+        services.append(gate.adminApplication())
         let gateGroup = ServiceGroup(services: services, logger: logger)
         let gateTask = Task { try await gateGroup.run() }
         try await FreePorts.waitUntilListening(publicPort)
