@@ -26,9 +26,13 @@ struct ConfigOption: ParsableArguments {
 }
 
 enum Logs {
-    /// The process logger: level from `SCOPEGATE_LOG_LEVEL` (default info), to standard error.
+    /// The process logger: level from `SCOPEGATE_LOG_LEVEL` (default info), format from
+    /// `SCOPEGATE_LOG_FORMAT` (`text`, the default, or `json`: one JSON object a line), to standard error.
     static func make(_ label: String = "scopegate") -> Logger {
-        var logger = Logger(label: label) { StreamLogHandler.standardError(label: $0) }
+        let json = ProcessInfo.processInfo.environment["SCOPEGATE_LOG_FORMAT"] == "json"
+        var logger = Logger(label: label) { label -> any LogHandler in
+            json ? JSONLogHandler(label: label) : StreamLogHandler.standardError(label: label)
+        }
         logger.logLevel = ProcessInfo.processInfo.environment["SCOPEGATE_LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0) } ?? .info
         return logger
     }
