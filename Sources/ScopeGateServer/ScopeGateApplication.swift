@@ -145,12 +145,12 @@ public struct ScopeGateApplication: Sendable {
     /// The public listener, with TLS when the configuration names a certificate and key. `onListening`
     /// is told the bound port.
     public func publicListener(onListening: @escaping @Sendable (Int) async -> Void = { _ in }) throws -> some Service {
-        var tls: NIOSSLContext?
-        if let files = configuration.tls {
-            let chain = try NIOSSLCertificate.fromPEMFile(files.certificatePath).map { NIOSSLCertificateSource.certificate($0) }
-            let key = try NIOSSLPrivateKey(file: files.keyPath, format: .pem)
-            tls = try NIOSSLContext(configuration: .makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key)))
-        }
+        try publicListener(tls: configuration.tls.map(TLSCertificates.init), onListening: onListening)
+    }
+
+    func publicListener(tls: TLSCertificates?, onListening: @escaping @Sendable (Int) async -> Void = { _ in }) throws
+        -> some Service
+    {
         let group = MultiThreadedEventLoopGroup.singleton
         let shared = ProxyShared(
             responder: responder(), pools: UpstreamPools(group: group, target: try UpstreamTarget(configuration: configuration)),
@@ -258,7 +258,9 @@ public struct ScopeGateApplication: Sendable {
         var services: [any Service] = [HTTPClientService(client: httpClient)]
         services.append(contentsOf: app.backgroundServices)
         services.append(app.adminApplication())
-        services.append(try app.publicListener())
+        let certificates = try configuration.tls.map(TLSCertificates.init)
+        services.append(try app.publicListener(tls: certificates))
+        services.append(ReloadOnHangup(certificates: certificates, logger: logger))
         services.append(WaitingBrowsersRelease(hub: app.hub))
         return (app, services)
     }

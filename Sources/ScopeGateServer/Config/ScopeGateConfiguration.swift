@@ -63,7 +63,9 @@ public struct ScopeGateConfiguration: Sendable {
     /// Peers whose `X-Forwarded-*` / `Forwarded` headers are kept (exact IP addresses).
     public var trustedProxies: Set<String>
     /// PEM files for TLS on the public listener; `nil` serves plain HTTP (behind a terminating proxy).
-    public var tls: (certificatePath: String, keyPath: String)?
+    public var tls: TLSFiles?
+    /// The TLS certificate chain and private key, as PEM files.
+    public typealias TLSFiles = (certificatePath: String, keyPath: String)
     /// The SQLite file.
     public var storePath: String
     /// The admin API's bearer token; `nil` disables the admin API.

@@ -56,7 +56,7 @@ final class ProxyShared: Sendable {
 struct PublicListener: Service {
     let shared: ProxyShared
     let address: ScopeGateConfiguration.Address
-    let tls: NIOSSLContext?
+    let tls: TLSCertificates?
     let group: any EventLoopGroup
     let onListening: @Sendable (Int) async -> Void
 
@@ -78,7 +78,7 @@ struct PublicListener: Service {
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
-                    if let tls { try sync.addHandler(NIOSSLServerHandler(context: tls)) }
+                    if let tls { try sync.addHandler(NIOSSLServerHandler(context: tls.current)) }
                     // Reads alone mark a connection as busy: tracking writes would cost a promise per write.
                     // A response still being written when the timer fires is not cut: only a connection
                     // with no request in progress is closed.
