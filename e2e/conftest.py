@@ -166,6 +166,7 @@ class Gate:
     name: E2E Consent App
     redirect_uris: ["{callback}"]"""
         self.url = f"http://127.0.0.1:{self.port}"
+        self.admin_url = f"http://127.0.0.1:{free_port()}"
         self.work = work
         self.config = work / "scopegate.yaml"
         self.config.write_text(
@@ -173,7 +174,7 @@ class Gate:
 public_url: {self.url}
 listen:
   public: 127.0.0.1:{self.port}
-  admin: 127.0.0.1:{free_port()}
+  admin: {self.admin_url.removeprefix("http://")}
 upstream:
 {upstream}
 store:

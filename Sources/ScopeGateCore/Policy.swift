@@ -93,6 +93,8 @@ public struct Policy: Sendable {
     private(set) var someClientHasRules: Bool
     /// Tiers by name.
     public var tiers: [String: Tier]
+    /// Each tier's place in the configuration's list: later tiers are the more sensitive.
+    public var tierOrder: [String: Int]
     /// The tier of a scope that no rule matches.
     public var defaultTier: String
     /// How long an approval request waits for a decision before it expires.
@@ -106,6 +108,7 @@ public struct Policy: Sendable {
         self.clients = Dictionary(clients.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
         self.someClientHasRules = clients.contains { !$0.rules.isEmpty }
         self.tiers = Dictionary(tiers.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+        self.tierOrder = Dictionary(tiers.enumerated().map { ($0.element.name, $0.offset) }, uniquingKeysWith: { first, _ in first })
         self.defaultTier = defaultTier
         self.approvalTimeout = approvalTimeout
     }

@@ -55,7 +55,7 @@ public struct ScopeGateApplication: Sendable {
         self.metadata = metadata
         self.logger = logger
         self.proxy = UpstreamProxy(client: httpClient, configuration: configuration, logger: logger)
-        let metrics = GateMetrics()
+        let metrics = GateMetrics(policy: configuration.policy)
         self.metrics = metrics
         var observers: [any GateObserver] = [hub, refresher, metrics] + extraObservers
         var slackAPI: SlackAPI?

@@ -68,7 +68,8 @@ struct AdminAPI: Sendable {
         }
         let scrape = metricsTokenDigest.map { router.group("/metrics").add(middleware: BearerTokenMiddleware(tokenDigest: $0, realm: "scopegate-metrics")) }
         (scrape ?? router.group("/metrics")).get { _, _ in
-            Response(
+            await metrics.refresh(from: service.store)
+            return Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8", .cacheControl: "no-store"],
                 body: .init(byteBuffer: ByteBuffer(string: metrics.text)))
         }

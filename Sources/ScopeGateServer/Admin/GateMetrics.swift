@@ -14,8 +14,26 @@ public final class GateMetrics: Sendable, GateObserver {
     }
     static var decisions: MetricNameDescriptor {
         MetricNameDescriptor(
-            namespace: "scopegate", metricName: "decisions", unitName: "total", helpText: "Approval requests decided, by outcome.")
+            namespace: "scopegate", metricName: "decisions", unitName: "total",
+            helpText: "Approval requests decided, by outcome, by where the decision came from (slack, cli, admin, policy) and by tier.")
     }
+    static var timeToDecision: MetricNameDescriptor {
+        MetricNameDescriptor(
+            namespace: "scopegate", metricName: "time_to_decision", unitName: "seconds",
+            helpText: "From an approval request's opening to its decision (expiries included), by tier.")
+    }
+    static var pending: MetricNameDescriptor {
+        MetricNameDescriptor(
+            namespace: "scopegate", metricName: "approval_requests_pending", unitName: "requests",
+            helpText: "Approval requests waiting for a decision at the last scrape, by tier.")
+    }
+    static var holdsWaiting: MetricNameDescriptor {
+        MetricNameDescriptor(
+            namespace: "scopegate", metricName: "holds_waiting", unitName: "requests",
+            helpText: "Held requests (browsers, devices, back-channel calls) waiting on a pending approval request at the last scrape.")
+    }
+    /// Buckets from a second to a day: approvers answer in seconds in chat, in hours by escalation.
+    static let decisionBuckets: [Duration] = [1, 10, 30, 60, 300, 900, 3600, 4 * 3600, 86_400].map { .seconds($0) }
     static var slackCalls: MetricNameDescriptor {
         MetricNameDescriptor(
             namespace: "scopegate", subsystem: "slack", metricName: "calls", unitName: "total",
@@ -37,8 +55,12 @@ public final class GateMetrics: Sendable, GateObserver {
             helpText: "Slack clicks received, by what became of them.")
     }
 
-    public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
+    /// The policy, for each request's tier (its highest permission's); labels stay few (tiers, not clients).
+    let policy: Policy?
+
+    public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(), policy: Policy? = nil) {
         self.registry = registry
+        self.policy = policy
         // Present from the start, so that a dashboard shows zero rather than nothing.
         _ = registry.makeCounter(descriptor: Self.opened)
         _ = registry.makeCounter(descriptor: Self.slackFailed)
@@ -54,7 +76,46 @@ public final class GateMetrics: Sendable, GateObserver {
     }
 
     public func approvalRequestDecided(_ request: ApprovalRequest) async {
-        registry.makeCounter(descriptor: Self.decisions, labels: [("outcome", request.state.rawValue)]).increment()
+        let tier = tier(of: request)
+        let source = request.decision.map { Self.source(of: $0.actor) } ?? "unknown"
+        registry.makeCounter(
+            descriptor: Self.decisions, labels: [("outcome", request.state.rawValue), ("source", source), ("tier", tier)]
+        ).increment()
+        if let decided = request.decision?.at {
+            registry.makeDurationHistogram(descriptor: Self.timeToDecision, labels: [("tier", tier)], buckets: Self.decisionBuckets)
+                .record(.milliseconds(Int64(max(0, decided.timeIntervalSince(request.createdAt)) * 1000)))
+        }
+    }
+
+    /// Where a decision came from, by its actor's prefix (`slack:T/U`, `cli:alice`, `admin:ops`, `policy…`).
+    static func source(of actor: String) -> String {
+        let prefix = actor.prefix { $0 != ":" }
+        return ["slack", "cli", "admin", "policy"].contains(String(prefix)) ? String(prefix) : "other"
+    }
+
+    /// A request's tier: its highest permission's, in the order the configuration lists the tiers.
+    func tier(of request: ApprovalRequest) -> String {
+        guard let policy else { return "unknown" }
+        let order = policy.tierOrder
+        return request.scopes.tokens.map { policy.rule(for: $0, clientID: request.clientID).tier }
+            .max { (order[$0] ?? -1) < (order[$1] ?? -1) } ?? policy.defaultTier
+    }
+
+    /// Sets the gauges read from the store (pending approval requests by tier, holds waiting on them),
+    /// just before a scrape.
+    func refresh(from store: any GateStore) async {
+        guard let pending = try? await store.approvalRequests(states: [.pending]) else { return }
+        var byTier: [String: Int] = [:]
+        for tier in policy?.tiers.keys.sorted() ?? [] { byTier[tier] = 0 }
+        var holds = 0
+        for request in pending {
+            byTier[tier(of: request), default: 0] += 1
+            holds += (try? await store.holds(approvalRequestID: request.id).filter { $0.consumedAt == nil }.count) ?? 0
+        }
+        for (tier, count) in byTier {
+            registry.makeGauge(descriptor: Self.pending, labels: [("tier", tier)]).set(Double(count))
+        }
+        registry.makeGauge(descriptor: Self.holdsWaiting).set(Double(holds))
     }
 
     // MARK: Slack

@@ -1,0 +1,62 @@
+"""The admin listener as operators' tools read it: /metrics in Prometheus' text format, parsed by the
+Prometheus client library's own parser, with the counters moving during a real hold-and-approve flow;
+/healthz and /readyz for load balancers, without credentials."""
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from conftest import BrowserSession, Gate
+from test_authorization_flow import start
+
+SCRAPER = "scraper-token-0123456789abcdef"
+ADMIN = "admin-token-0123456789abcdef"
+
+
+def scrape(gate):
+    response = requests.get(gate.admin_url + "/metrics", headers={"Authorization": f"Bearer {SCRAPER}"}, timeout=10)
+    assert response.status_code == 200
+    samples = {}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return samples
+
+
+def test_metrics_parse_and_move_during_a_flow(idp, callback_server, tmp_path):
+    gate = Gate(
+        idp, callback_server, tmp_path,
+        extra="metrics:\n  token_env: SCOPEGATE_E2E_METRICS_TOKEN\nadmin:\n  token_env: SCOPEGATE_E2E_ADMIN_TOKEN",
+        env={"SCOPEGATE_E2E_METRICS_TOKEN": SCRAPER, "SCOPEGATE_E2E_ADMIN_TOKEN": ADMIN})
+    gate.start()
+    try:
+        assert requests.get(gate.admin_url + "/healthz", timeout=10).status_code == 200
+        ready = requests.get(gate.admin_url + "/readyz", timeout=10)
+        assert ready.status_code == 200 and ready.json()["checks"] == {"store": "ok", "upstream": "ok"}
+        assert requests.get(gate.admin_url + "/metrics", timeout=10).status_code == 401
+
+        before = scrape(gate)
+        assert before[("scopegate_approval_requests_opened_total", ())] == 0
+        _, _, url, _ = start(gate, callback_server, "openid orders:read")
+        browser = BrowserSession(gate, callback_server)
+        kind, page = browser.go(url)
+        assert kind == "page"
+        waiting = scrape(gate)
+        assert waiting[("scopegate_approval_requests_opened_total", ())] == 1
+        assert waiting[("scopegate_approval_requests_pending_requests", (("tier", "elevated"),))] == 1
+        assert waiting[("scopegate_holds_waiting_requests", ())] == 1
+
+        # The admin token decides; it does not read metrics.
+        assert requests.get(gate.admin_url + "/metrics", headers={"Authorization": f"Bearer {ADMIN}"}, timeout=10).status_code == 401
+        approved = requests.post(
+            gate.admin_url + f"/v1/requests/{gate.only_pending_id()}/approve", json={}, timeout=10,
+            headers={"Authorization": f"Bearer {ADMIN}"})
+        assert approved.status_code == 200
+        kind, _ = browser.go(page.url)
+        assert kind == "callback"
+        after = scrape(gate)
+        assert after[("scopegate_approval_requests_pending_requests", (("tier", "elevated"),))] == 0
+        assert after[("scopegate_holds_waiting_requests", ())] == 0
+        decided = (("outcome", "approved"), ("source", "admin"), ("tier", "elevated"))
+        assert after[("scopegate_decisions_total", decided)] == 1
+        assert after[("scopegate_time_to_decision_seconds_count", (("tier", "elevated"),))] == 1
+    finally:
+        gate.stop()
