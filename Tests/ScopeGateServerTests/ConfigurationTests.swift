@@ -27,6 +27,24 @@ import Testing
         }
     }
 
+    /// Every mistake names its key and the line it is on (or, for a missing key, the line of the section
+    /// it belongs in).
+    @Test func mistakesNameTheirLine() {
+        let yaml = base + """
+
+            scopes:
+              - pattern: openid
+                auto: approve
+              - pattern: "*:read"
+                auto: ask
+                tier: secret
+            """
+        #expect(message(yaml).contains("scopes[1].tier names the undefined tier 'secret'"))
+        #expect(message(yaml).hasSuffix(", line 11"), "\(message(yaml))")
+        #expect(message(base.replacingOccurrences(of: "  url: http://10.0.0.5:8080", with: "  url: ftp://x")).hasSuffix(", line 3"))
+        #expect(message(base.replacingOccurrences(of: "  url: http://10.0.0.5:8080", with: "  connect_timeout: 5s")).hasSuffix(", line 2"))
+    }
+
     @Test func aKeyScopeGateDoesNotReadIsRefused() {
         // `expose` misspelt would leave every path of the IdP exposed.
         let misspelt = base.replacingOccurrences(of: "store:", with: "  expos: [\"/realms/\"]\nstore:")

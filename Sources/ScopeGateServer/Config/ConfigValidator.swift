@@ -1,5 +1,6 @@
 import Foundation
 import ScopeGateCore
+import Yams
 
 /// Turns the file as written into a `ScopeGateConfiguration`, naming the key of every mistake.
 struct ConfigValidator {
@@ -17,8 +18,38 @@ struct ConfigValidator {
         var list: [String] = []
     }
 
+    /// The file as YAML nodes, for the line of each key a message names.
+    var root: Node? = nil
+
     func fail(_ key: String, _ problem: String) -> GateError {
-        GateError(.invalidConfiguration, "\(key) \(problem) in \(source)")
+        let line = root.flatMap { Self.line(of: key, in: $0) }.map { ", line \($0)" } ?? ""
+        return GateError(.invalidConfiguration, "\(key) \(problem) in \(source)\(line)")
+    }
+
+    /// The line of `key` (`scopes[2].tier`, `upstream.url`) in `root`, or of the nearest enclosing key
+    /// that is there (a missing key is reported where it belongs).
+    static func line(of key: String, in root: Node) -> Int? {
+        var node = root
+        var line = root.mark?.line
+        for part in key.split(separator: ".") {
+            var name = Substring(part)
+            var indices: [Int] = []
+            while let open = name.lastIndex(of: "["), name.last == "]", let index = Int(name[name.index(after: open)..<name.index(before: name.endIndex)]) {
+                indices.insert(index, at: 0)
+                name = name[..<open]
+            }
+            guard let mapping = node.mapping, let (keyNode, value) = mapping.first(where: { $0.key.string == String(name) }) else {
+                return line
+            }
+            line = keyNode.mark?.line ?? line
+            node = value
+            for index in indices {
+                guard let sequence = node.sequence, index < sequence.count else { return line }
+                node = sequence[index]
+                line = node.mark?.line ?? line
+            }
+        }
+        return line
     }
 
     func validate() throws(GateError) -> ScopeGateConfiguration {

@@ -168,7 +168,8 @@ public struct ScopeGateConfiguration: Sendable {
                 "\(source): \(unread) is not a ScopeGate setting, or has no value (see proxy-config/README.md)")
         }
         let validator = ConfigValidator(
-            file: file, source: source, baseDirectory: baseDirectory, environment: environment, secrets: secrets)
+            file: file, source: source, baseDirectory: baseDirectory, environment: environment, secrets: secrets,
+            root: try? Yams.compose(yaml: text))
         var configuration = try validator.validate()
         configuration.warnings = validator.warnings.list
         return configuration
