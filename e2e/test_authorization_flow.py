@@ -197,3 +197,12 @@ def requests_raw_get(session, url):
     result = RawResponse(response.status, response.read().decode("utf-8", "replace"), dict(response.getheaders()))
     connection.close()
     return result
+
+
+def test_policy_explain_says_what_would_happen_and_changes_nothing(gate, idp):
+    held = gate.cli("policy", "explain", "--client", CLIENT_ID, "--scope", "openid orders:read")
+    assert "orders:read: ask by scopes[" in held and "decision: held for approval of orders:read" in held
+    refused = gate.cli("policy", "explain", "--client", CLIENT_ID, "--scope", "openid admin:org")
+    assert "decision: refused with access_denied" in refused
+    assert "decision: forwarded" in gate.cli("policy", "explain", "--client", CLIENT_ID, "--scope", "openid profile")
+    assert gate.pending() == [] and idp.received() == []

@@ -1,0 +1,57 @@
+import ArgumentParser
+import Foundation
+import ScopeGateCore
+import ScopeGateServer
+
+struct PolicyCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "policy", abstract: "Work with the policy.", subcommands: [Explain.self])
+
+    struct Explain: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Say what the policy does with a client's request, rule by rule, and where it would be asked; changes nothing.")
+        @OptionGroup var options: ConfigOption
+        @Option(help: "The client_id.")
+        var client: String
+        @Option(help: "The permissions asked for, space-separated, as in a scope parameter (other kinds as @resource:…).")
+        var scope: String
+        @Flag(help: "Count the client's grants in force in the store (read only); without it, as for a client that holds none.")
+        var withGrants = false
+
+        func run() async throws {
+            let configuration = try options.load()
+            let policy = configuration.policy
+            let permissions = ScopeSet(scope.split(separator: " ").map(String.init))
+            guard !permissions.isEmpty else { throw ValidationError("--scope names no permission") }
+            var granted = Set<String>()
+            if withGrants {
+                let store = try configuration.openStore()
+                granted = Set(try await store.activeGrants(clientID: client, among: permissions, at: Date()).map(\.scope))
+            }
+            print("client \(client) (\(policy.clients[client].map { "\($0.name)" } ?? "not in the configuration"))")
+            for permission in permissions {
+                let rule = policy.rule(for: permission, clientID: client)
+                let held = granted.contains(permission) ? ", granted" : ""
+                print("  \(permission): \(rule.auto.rawValue) by \(rule.origin) ('\(rule.pattern)'), tier \(rule.tier)\(held)")
+            }
+            switch policy.evaluate(scopes: permissions, clientID: client, granted: granted) {
+            case .allow:
+                print("decision: forwarded to the IdP (every permission is granted or approved by policy)")
+            case .deny(let denied):
+                print("decision: refused with access_denied (the policy denies \(denied.tokens.joined(separator: " ")))")
+            case .hold(let unapproved, let alreadyGranted):
+                print("decision: held for approval of \(unapproved.tokens.joined(separator: " "))"
+                    + (alreadyGranted.isEmpty ? "" : " (already granted: \(alreadyGranted.tokens.joined(separator: " ")))"))
+                if let slack = configuration.slack {
+                    let question = ApprovalRequest(
+                        id: "", clientID: client, scopes: unapproved, alreadyGranted: alreadyGranted, createdAt: Date(), expiresAt: Date())
+                    let route = slack.routing.route(for: question, policy: policy)
+                    let approvers = (route.approverUsers + route.approverGroups).joined(separator: ", ")
+                    print("route: \(route.name): \(route.destinations.joined(separator: ", ")); approvers \(approvers)")
+                } else {
+                    print("route: none configured (decided on the command line or the admin API)")
+                }
+            }
+        }
+    }
+}
