@@ -107,7 +107,9 @@ public struct AuthorizationRequest: Sendable, Equatable {
         let requested = try RequestedScope(values: outer.scopes + (object?.scope.map { [$0] } ?? []))
         let scopes = requested.tokens
         self.scopes = scopes
-        self.scopeMayBeOmitted = requested.mayBeOmitted
+        // An IdP that reads the request object alone (RFC 9101 §5) finds no scope in one without it, and
+        // applies the client's defaults, whatever the outer `scope` says.
+        self.scopeMayBeOmitted = requested.mayBeOmitted || (object != nil && (object?.scope ?? "").isEmpty)
         var others = outer.carriesPermissions ? try Permissions.names(in: parameters) : []
         others += object?.permissions ?? []
         let otherPermissions = ScopeSet(others)

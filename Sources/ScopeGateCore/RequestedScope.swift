@@ -49,7 +49,7 @@ public struct RequestedScope: Sendable, Equatable {
                 .invalidScope,
                 tokens.isEmpty
                     ? "the request names no scope and no default scopes are configured for this client"
-                    : "the request sends scope empty as well as with a value, and no default scopes are configured for this client")
+                    : "some reading of the request names no scope (a scope sent empty, or a request object without one), and no default scopes are configured for this client")
         }
         return tokens.union(defaults)
     }

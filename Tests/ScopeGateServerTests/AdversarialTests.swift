@@ -190,8 +190,12 @@ import Testing
             303, "/_scopegate/holds/")
         add(
             "request object", "its claims are gated",
-            authorize("&scope=openid&request=" + requestObject("{\(inner),\"claims\":{\"id_token\":{\"salary\":{\"essential\":true}}}}")),
+            authorize("&scope=openid&request=" + requestObject("{\(inner),\"scope\":\"openid\",\"claims\":{\"id_token\":{\"salary\":{\"essential\":true}}}}")),
             303, "/_scopegate/holds/")
+        // RFC 9101: an IdP reading the object alone finds no scope there and applies the client's defaults.
+        add(
+            "request object", "no scope inside, one outside, no defaults known",
+            authorize("&scope=openid&request=" + requestObject("{\(inner)}")), 303, "error=invalid_scope")
         add("request object", "not base64url", authorize("&scope=openid&request=not%2Ba%2Bjwt.x.y"), 400, "invalid_request_object")
         for scope in ["5", "true", "[\"admin:org\"]", "null"] {
             add(
