@@ -373,8 +373,8 @@ struct ConfigValidator {
         return try checked(token, key: file.admin?.token_env != nil ? "admin.token_env" : "admin.token_file")
     }
 
-    /// What a deferred secret reads as: shaped like every kind of token the checks look for, never valid.
-    static let missingSecret = "xapp-xoxb-missing-secret-not-set"
+    /// What a deferred secret reads as: shaped as the checks want (an app-level token prefix, 16 characters or more), never valid.
+    static let missingSecret = "xapp-deferred-secret-not-read"
 
     func checked(_ token: String, key: String) throws(GateError) -> String {
         guard token.utf8.count >= 16 else { throw fail(key, "gives a token shorter than 16 characters") }
