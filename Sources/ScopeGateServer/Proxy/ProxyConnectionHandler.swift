@@ -39,7 +39,13 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
         var clientKeepAlive: Bool
         var upstreamKeepAlive = true
         /// For an admitted authorization request: what it asked for, noted with the code the IdP answers.
-        var authorization: IssuedCodes.Authorization?
+        /// Boxed: an exchange is copied in and out of `state` on every event, and most carry none.
+        var authorization: AuthorizationBox?
+    }
+
+    final class AuthorizationBox: Sendable {
+        let value: IssuedCodes.Authorization
+        init(_ value: IssuedCodes.Authorization) { self.value = value }
     }
 
     private enum State {
@@ -316,7 +322,7 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
             // A form ScopeGate wrote: plain form encoding, whatever the client declared.
             headers.replaceOrAdd(name: "Content-Type", value: "application/x-www-form-urlencoded")
         }
-        var exchange = Exchange(clientKeepAlive: head.isKeepAlive, authorization: authorization)
+        var exchange = Exchange(clientKeepAlive: head.isKeepAlive, authorization: authorization.map(AuthorizationBox.init))
         exchange.pending.append(.head(HTTPRequestHead(version: .http1_1, method: head.method, uri: target, headers: headers)))
         if case .complete(let bytes) = body {
             if let bytes { exchange.pending.append(.body(.byteBuffer(bytes))) }
@@ -370,7 +376,7 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
         guard case .forwarding(var exchange) = state, let context else { return }
         switch part {
         case .head(let response):
-            if let authorization = exchange.authorization, let location = response.headers.first(name: "location"),
+            if let authorization = exchange.authorization?.value, let location = response.headers.first(name: "location"),
                 authorization.isRedirectToClient(location), let code = IssuedCodes.code(inLocation: location)
             {
                 shared.codes.record(code, authorization)
