@@ -1,9 +1,35 @@
+/// Where one route reaches its approvers on one chat platform, and who of them may decide.
+public struct ChatReach: Sendable, Equatable {
+    /// The channel (Slack channel id, Teams channel or chat id) the request is posted to.
+    public var channel: String
+    /// Whether each approver who is named as a user also gets the request as a direct message.
+    public var directMessages: Bool
+    /// The platform's user ids of those who may decide (Slack user ids, Azure AD object ids).
+    public var approverUsers: [String]
+    /// Groups whose members may decide (Slack user-group ids).
+    public var approverGroups: [String]
+
+    /// Creates a reach.
+    public init(channel: String, directMessages: Bool = false, approverUsers: [String], approverGroups: [String] = []) {
+        self.channel = channel
+        self.directMessages = directMessages
+        self.approverUsers = approverUsers
+        self.approverGroups = approverGroups
+    }
+
+    /// Every channel the request is posted to: the channel, then approvers' direct messages.
+    public var destinations: [String] {
+        [channel] + (directMessages ? approverUsers.filter { $0 != channel } : [])
+    }
+}
+
 /// Where an approval request goes and who may decide it.
 ///
 /// A route matches an approval request when at least one of the request's scopes satisfies every
 /// condition the route sets (scope pattern, tier, client); conditions left empty match anything.
 /// Routes are tried in order, so stricter routes come first; a request no route matches goes to the
-/// default route, which is why every scope set always reaches an approver.
+/// default route, which is why every scope set always reaches an approver. The route is chosen once,
+/// whatever the platform: each chat platform then posts to the route's reach on it, if it has one.
 public struct Route: Sendable, Equatable {
     /// The route's name, used in logs, reports and `default_route`.
     public var name: String
@@ -13,28 +39,19 @@ public struct Route: Sendable, Equatable {
     public var tiers: Set<String>
     /// Client ids; empty matches any client.
     public var clients: Set<String>
-    /// The chat channel the request is posted to.
-    public var channel: String
-    /// Whether each approver who is named as a user also gets the request as a direct message.
-    public var directMessages: Bool
-    /// Chat user ids who may decide.
-    public var approverUsers: [String]
-    /// Chat user-group ids whose members may decide.
-    public var approverGroups: [String]
+    /// The route's reach on each chat platform (`slack`, `teams`), by platform.
+    public var reaches: [String: ChatReach]
 
     /// Creates a route.
     public init(
         name: String, scopePatterns: [GlobPattern] = [], tiers: Set<String> = [], clients: Set<String> = [],
-        channel: String, directMessages: Bool = false, approverUsers: [String], approverGroups: [String] = []
+        reaches: [String: ChatReach]
     ) {
         self.name = name
         self.scopePatterns = scopePatterns
         self.tiers = tiers
         self.clients = clients
-        self.channel = channel
-        self.directMessages = directMessages
-        self.approverUsers = approverUsers
-        self.approverGroups = approverGroups
+        self.reaches = reaches
     }
 
     /// Whether one scope of `clientID` satisfies every condition of the route.
@@ -44,9 +61,20 @@ public struct Route: Sendable, Equatable {
             && (tiers.isEmpty || tiers.contains(policy.rule(for: scope, clientID: clientID).tier))
     }
 
-    /// Every channel the request is posted to: the route's channel, then approvers' direct messages.
-    public var destinations: [String] {
-        [channel] + (directMessages ? approverUsers.filter { $0 != channel } : [])
+    /// The route's reach on `platform`, if it posts there.
+    public func reach(on platform: String) -> ChatReach? { reaches[platform] }
+
+    /// Every destination on every platform, `platform:channel`, for reports.
+    public var allDestinations: [String] {
+        reaches.keys.sorted().flatMap { platform in reaches[platform]!.destinations.map { "\(platform):\($0)" } }
+    }
+
+    /// Every approver on every platform, `platform:id`, for reports.
+    public var allApprovers: [String] {
+        reaches.keys.sorted().flatMap { platform in
+            let reach = reaches[platform]!
+            return (reach.approverUsers + reach.approverGroups).map { "\(platform):\($0)" }
+        }
     }
 }
 

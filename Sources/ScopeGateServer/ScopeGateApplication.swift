@@ -24,11 +24,13 @@ public struct ScopeGateApplication: Sendable {
     let metadata: UpstreamMetadata
     let proxy: UpstreamProxy
     let logger: Logger
-    /// Slack approvals, when configured: the outbox worker and the interaction endpoint.
-    let slackNotifier: SlackNotifier?
+    /// One outbox worker per configured chat platform (Slack, Teams).
+    let chatNotifiers: [ChatNotifier]
     /// Counters and gauges for the admin API's `/metrics`.
     public let metrics: GateMetrics
     let slackInteractions: SlackInteractions?
+    /// The Bot Connector's messaging endpoint, when Teams approvals are configured.
+    let teamsActivities: TeamsActivities?
     /// The audit log's signer, when the audit log is configured.
     let auditSigner: AuditSigner?
     /// `request_uri` values of pushed requests that passed the gate.
@@ -59,22 +61,35 @@ public struct ScopeGateApplication: Sendable {
         self.metrics = metrics
         var observers: [any GateObserver] = [hub, refresher, metrics] + extraObservers
         var slackAPI: SlackAPI?
-        if let slack = configuration.slack {
-            guard let outbox = store as? any ChatOutboxStore else {
-                preconditionFailure("Slack approvals need a store with a chat outbox")
+        var notifiers: [ChatNotifier] = []
+        let outbox = store as? any ChatOutboxStore
+        if let routing = configuration.routing {
+            guard let outbox else { preconditionFailure("chat approvals need a store with a chat outbox") }
+            var platforms: [any ChatPlatform] = []
+            if let slack = configuration.slack {
+                let api = SlackAPI(client: httpClient, baseURL: slack.apiURL, token: slack.botToken, metrics: metrics)
+                slackAPI = api
+                platforms.append(SlackPlatform(api: api))
             }
-            let api = SlackAPI(client: httpClient, baseURL: slack.apiURL, token: slack.botToken, metrics: metrics)
-            let notifier = SlackNotifier(
-                outbox: outbox, store: store, api: api, routing: slack.routing, policy: configuration.policy,
-                confirmTiers: slack.confirmTiers, metrics: metrics, logger: logger, now: now)
-            observers.append(notifier)
-            slackAPI = api
-            self.slackNotifier = notifier
-        } else {
-            self.slackNotifier = nil
+            if let teams = configuration.teams {
+                let token = BotConnectorToken(
+                    client: httpClient, tokenURL: teams.tokenURL, appID: teams.appID, appPassword: teams.appPassword, now: now)
+                platforms.append(
+                    TeamsPlatform(
+                        connector: BotConnector(client: httpClient, serviceURL: teams.serviceURL, token: token, metrics: metrics),
+                        tenantID: teams.tenantID))
+            }
+            for platform in platforms {
+                notifiers.append(
+                    ChatNotifier(
+                        outbox: outbox, store: store, platform: platform, routing: routing, policy: configuration.policy,
+                        confirmTiers: configuration.confirmTiers, metrics: metrics, logger: logger, now: now))
+            }
         }
+        self.chatNotifiers = notifiers
+        observers += notifiers as [any GateObserver]
         var routeName: (@Sendable (String, ScopeSet) -> String?)?
-        if let routing = configuration.slack?.routing {
+        if let routing = configuration.routing {
             let policy = configuration.policy
             routeName = { client, scopes in
                 let question = ApprovalRequest(
@@ -88,16 +103,24 @@ public struct ScopeGateApplication: Sendable {
             routeName: routeName, limits: HoldLimits(configuration.holdRates), now: now)
         self.service = service
         self.refusals = RefusalAudit(service: service)
-        if let slack = configuration.slack, let slackAPI, let notifier = slackNotifier,
-            let outbox = store as? any ChatOutboxStore
-        {
+        if let slack = configuration.slack, let slackAPI, let routing = configuration.routing, let outbox {
             self.slackInteractions = SlackInteractions(
                 signature: slack.signingSecret.map(SlackSignature.init(signingSecret:)), service: service, outbox: outbox,
                 approvers: SlackApprovers(
                     api: slackAPI, teamID: slack.teamID, lifetime: slack.groupCacheLifetime, now: now),
-                api: slackAPI, routing: slack.routing, notifier: notifier, metrics: metrics, logger: logger, now: now)
+                api: slackAPI, routing: routing, metrics: metrics, logger: logger, now: now)
         } else {
             self.slackInteractions = nil
+        }
+        if let teams = configuration.teams, let routing = configuration.routing, let outbox {
+            self.teamsActivities = TeamsActivities(
+                validator: BotConnectorTokenValidator(
+                    keys: BotConnectorKeys(client: httpClient, metadataURL: teams.openIDMetadataURL, now: now),
+                    appID: teams.appID, issuer: teams.issuer),
+                tenantID: teams.tenantID, service: service, outbox: outbox, routing: routing,
+                confirmTiers: configuration.confirmTiers, metrics: metrics, logger: logger, now: now)
+        } else {
+            self.teamsActivities = nil
         }
     }
 
@@ -138,7 +161,7 @@ public struct ScopeGateApplication: Sendable {
                 introspectionPath: metadata.introspectionPath,
                 device: device, refusals: refusals, codes: issuedCodes, logger: logger),
             device: device,
-            slack: slackInteractions,
+            slack: slackInteractions, teams: teamsActivities,
             auditJWKS: configuration.audit.map { AuditJWKSEndpoint(keyring: AuditKeyring(directory: $0.keysDirectory)) })
     }
 
@@ -178,14 +201,14 @@ public struct ScopeGateApplication: Sendable {
             logger: logger)
     }
 
-    /// Expiry, cross-process decision following, the grant snapshot and the Slack outbox.
+    /// Expiry, cross-process decision following, the grant snapshot and the chat outboxes.
     public var backgroundServices: [any Service] {
         var services: [any Service] = [
             refresher,
             ExpiryService(service: service, interval: .seconds(1), logger: logger),
             DecisionFollower(store: service.store, hub: hub, interval: .milliseconds(200), logger: logger),
         ]
-        if let slackNotifier { services.append(slackNotifier) }
+        services += chatNotifiers as [any Service]
         if let settings = configuration.audit, let auditSigner, let store = service.store as? SQLiteGateStore {
             services.append(
                 AuditCheckpointService(

@@ -40,13 +40,15 @@ final class ScopeGateResponder: Sendable {
     let device: DeviceAuthorizationEndpoint?
     /// Slack's interactivity endpoint, when Slack approvals are configured.
     let slack: SlackInteractions?
+    /// The Bot Connector's messaging endpoint, when Teams approvals are configured.
+    let teams: TeamsActivities?
     /// The audit log's public keys, when the audit log is configured.
     let auditJWKS: AuditJWKSEndpoint?
 
     init(
         pathGuard: PathGuard, authorization: AuthorizationEndpoint, holds: HoldEndpoints, discovery: DiscoveryEndpoint,
         pushed: PushedAuthorizationEndpoint?, token: TokenEndpoint, device: DeviceAuthorizationEndpoint?,
-        slack: SlackInteractions?, auditJWKS: AuditJWKSEndpoint?
+        slack: SlackInteractions?, teams: TeamsActivities?, auditJWKS: AuditJWKSEndpoint?
     ) {
         self.pathGuard = pathGuard
         self.authorization = authorization
@@ -56,6 +58,7 @@ final class ScopeGateResponder: Sendable {
         self.token = token
         self.device = device
         self.slack = slack
+        self.teams = teams
         self.auditJWKS = auditJWKS
     }
 
@@ -70,6 +73,9 @@ final class ScopeGateResponder: Sendable {
         }
         if path == SlackInteractions.path, let slack {
             return .respond(await slack.respond(to: request))
+        }
+        if path == TeamsActivities.path, let teams {
+            return .respond(await teams.respond(to: request))
         }
         if path == AuditJWKSEndpoint.path, let auditJWKS {
             return .respond(auditJWKS.respond(to: request))

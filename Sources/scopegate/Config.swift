@@ -22,15 +22,15 @@ struct Config: AsyncParsableCommand {
             print("public URL \(configuration.publicURL.absoluteString), upstream \(configuration.upstreamURL.absoluteString)")
             print("\(policy.rules.count) scope rules, \(policy.clients.count) clients, tiers: \(policy.tiers.keys.sorted().joined(separator: ", "))")
             print("admin API: \(configuration.adminToken == nil ? "disabled (no token configured)" : "\(configuration.adminAddress.host):\(configuration.adminAddress.port)")")
-            if let slack = configuration.slack {
-                print("Slack approvals in team \(slack.teamID):")
-                for route in slack.routing.routes {
-                    let approvers = (route.approverUsers + route.approverGroups).joined(separator: ", ")
-                    let isDefault = route.name == slack.routing.defaultRoute.name ? " (default)" : ""
-                    print("  route \(route.name)\(isDefault): \(route.destinations.joined(separator: ", ")); approvers \(approvers)")
+            if let slack = configuration.slack { print("Slack approvals in team \(slack.teamID)") }
+            if let teams = configuration.teams { print("Microsoft Teams approvals in tenant \(teams.tenantID) as bot \(teams.appID)") }
+            if let routing = configuration.routing {
+                for route in routing.routes {
+                    let isDefault = route.name == routing.defaultRoute.name ? " (default)" : ""
+                    print("  route \(route.name)\(isDefault): \(route.allDestinations.joined(separator: ", ")); approvers \(route.allApprovers.joined(separator: ", "))")
                 }
             } else {
-                print("Slack approvals: off (decisions on the command line and the admin API)")
+                print("chat approvals: off (decisions on the command line and the admin API)")
             }
             guard online else { return }
             do {

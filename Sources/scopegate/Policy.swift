@@ -42,12 +42,11 @@ struct PolicyCommand: AsyncParsableCommand {
             case .hold(let unapproved, let alreadyGranted):
                 print("decision: held for approval of \(unapproved.tokens.joined(separator: " "))"
                     + (alreadyGranted.isEmpty ? "" : " (already granted: \(alreadyGranted.tokens.joined(separator: " ")))"))
-                if let slack = configuration.slack {
+                if let routing = configuration.routing {
                     let question = ApprovalRequest(
                         id: "", clientID: client, scopes: unapproved, alreadyGranted: alreadyGranted, createdAt: Date(), expiresAt: Date())
-                    let route = slack.routing.route(for: question, policy: policy)
-                    let approvers = (route.approverUsers + route.approverGroups).joined(separator: ", ")
-                    print("route: \(route.name): \(route.destinations.joined(separator: ", ")); approvers \(approvers)")
+                    let route = routing.route(for: question, policy: policy)
+                    print("route: \(route.name): \(route.allDestinations.joined(separator: ", ")); approvers \(route.allApprovers.joined(separator: ", "))")
                 } else {
                     print("route: none configured (decided on the command line or the admin API)")
                 }

@@ -78,11 +78,11 @@ import Testing
         defaultTier: "elevated", approvalTimeout: .seconds(60))
     let routing = Routing(
         routes: [
-            Route(name: "critical", tiers: ["critical"], channel: "C0CRIT", approverUsers: ["U0SEC"]),
-            Route(name: "billing", clients: ["billing"], channel: "C0BILL", approverUsers: ["U0FIN"]),
-            Route(name: "admin", scopePatterns: [GlobPattern("admin:*")], channel: "C0ADM", approverUsers: ["U0ADM"]),
+            Route(name: "critical", tiers: ["critical"], reaches: ["slack": ChatReach(channel: "C0CRIT", approverUsers: ["U0SEC"])]),
+            Route(name: "billing", clients: ["billing"], reaches: ["slack": ChatReach(channel: "C0BILL", approverUsers: ["U0FIN"])]),
+            Route(name: "admin", scopePatterns: [GlobPattern("admin:*")], reaches: ["slack": ChatReach(channel: "C0ADM", approverUsers: ["U0ADM"])]),
         ],
-        defaultRoute: Route(name: "default", channel: "C0ALL", approverUsers: ["U0ANY"]))
+        defaultRoute: Route(name: "default", reaches: ["slack": ChatReach(channel: "C0ALL", approverUsers: ["U0ANY"])]))
 
     func route(_ client: String, _ scopes: String) throws -> String {
         let request = ApprovalRequest(
@@ -99,8 +99,11 @@ import Testing
     }
 
     @Test func directMessagesGoToNamedApprovers() {
-        let route = Route(name: "r", channel: "C0A", directMessages: true, approverUsers: ["U0A", "U0B"], approverGroups: ["S0G"])
-        #expect(route.destinations == ["C0A", "U0A", "U0B"])
+        let slack = ChatReach(channel: "C0A", directMessages: true, approverUsers: ["U0A", "U0B"], approverGroups: ["S0G"])
+        #expect(slack.destinations == ["C0A", "U0A", "U0B"])
+        let route = Route(name: "r", reaches: ["slack": slack, "teams": ChatReach(channel: "19:x@thread.tacv2", approverUsers: ["a1"])])
+        #expect(route.allDestinations == ["slack:C0A", "slack:U0A", "slack:U0B", "teams:19:x@thread.tacv2"])
+        #expect(route.allApprovers == ["slack:U0A", "slack:U0B", "slack:S0G", "teams:a1"])
     }
 }
 

@@ -250,8 +250,8 @@ import Testing
                 #expect(report.body.contains("channel_not_found"))
                 let metrics = try await h.admin(.GET, "/metrics")
                 #expect(metrics.status == 200)
-                #expect(metrics.body.contains("scopegate_slack_messages_failed_total 1"))
-                #expect(metrics.body.contains(#"scopegate_slack_calls_total{method="chat.postMessage",outcome="permanent"} 1"#))
+                #expect(metrics.body.contains(#"scopegate_chat_messages_failed_total{platform="slack"} 1"#))
+                #expect(metrics.body.contains(#"scopegate_chat_calls_total{platform="slack",method="chat.postMessage",outcome="permanent"} 1"#))
                 #expect(metrics.body.contains("scopegate_approval_requests_opened_total 1"))
                 #expect(try await h.gate.service.store.approvalRequest(id: request.id)?.state == .pending)
             }

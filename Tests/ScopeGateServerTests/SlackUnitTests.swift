@@ -213,11 +213,13 @@ import Testing
                 default_route: all
                 """)
         let slack = try #require(configuration.slack)
-        #expect(slack.routing.routes.map(\.name) == ["prod", "all"])
-        #expect(slack.routing.defaultRoute.name == "all")
-        #expect(slack.routing.defaultRoute.destinations == ["C0ALL", "U0A", "W0B"])
+        let routing = try #require(configuration.routing)
+        #expect(routing.routes.map(\.name) == ["prod", "all"])
+        #expect(routing.defaultRoute.name == "all")
+        #expect(routing.defaultRoute.reach(on: "slack")?.destinations == ["C0ALL", "U0A", "W0B"])
+        #expect(routing.defaultRoute.reach(on: "teams") == nil)
         #expect(slack.apiURL.absoluteString == "https://slack.com/api")
-        #expect(slack.confirmTiers == ["critical"])
+        #expect(configuration.confirmTiers == ["critical"])
     }
 
     @Test(arguments: [

@@ -34,25 +34,25 @@ public final class GateMetrics: Sendable, GateObserver {
     }
     /// Buckets from a second to a day: approvers answer in seconds in chat, in hours by escalation.
     static let decisionBuckets: [Duration] = [1, 10, 30, 60, 300, 900, 3600, 4 * 3600, 86_400].map { .seconds($0) }
-    static var slackCalls: MetricNameDescriptor {
-        MetricNameDescriptor(
-            namespace: "scopegate", subsystem: "slack", metricName: "calls", unitName: "total",
-            helpText: "Slack Web API calls, by method and outcome (ok, rate_limited, permanent, transient).")
+    static var chatCalls: MetricNameDescriptor {
+        .init(
+            namespace: "scopegate", subsystem: "chat", metricName: "calls", unitName: "total",
+            helpText: "Chat platform API calls, by platform (slack, teams), method and outcome (ok, rate_limited, permanent, transient).")
     }
-    static var slackFailed: MetricNameDescriptor {
-        MetricNameDescriptor(
-            namespace: "scopegate", subsystem: "slack", metricName: "messages_failed", unitName: "total",
-            helpText: "Slack messages refused permanently (channel_not_found, invalid_auth, ...); shown by requests show.")
+    static var chatFailed: MetricNameDescriptor {
+        .init(
+            namespace: "scopegate", subsystem: "chat", metricName: "messages_failed", unitName: "total",
+            helpText: "Chat messages refused permanently (channel_not_found, invalid_auth, 403, ...), by platform; shown by requests show.")
     }
-    static var slackDue: MetricNameDescriptor {
-        MetricNameDescriptor(
-            namespace: "scopegate", subsystem: "slack", metricName: "outbox_due", unitName: "messages",
-            helpText: "Slack messages waiting to be posted or updated at the outbox's last pass.")
+    static var chatDue: MetricNameDescriptor {
+        .init(
+            namespace: "scopegate", subsystem: "chat", metricName: "outbox_due", unitName: "messages",
+            helpText: "Chat messages waiting to be posted or updated at the outbox's last pass, by platform.")
     }
-    static var slackInteractions: MetricNameDescriptor {
-        MetricNameDescriptor(
-            namespace: "scopegate", subsystem: "slack", metricName: "interactions", unitName: "total",
-            helpText: "Slack clicks received, by what became of them.")
+    static var chatInteractions: MetricNameDescriptor {
+        .init(
+            namespace: "scopegate", subsystem: "chat", metricName: "interactions", unitName: "total",
+            helpText: "Clicks received from chat platforms, by platform and by what became of them.")
     }
 
     /// The policy, for each request's tier (its highest permission's); labels stay few (tiers, not clients).
@@ -63,7 +63,9 @@ public final class GateMetrics: Sendable, GateObserver {
         self.policy = policy
         // Present from the start, so that a dashboard shows zero rather than nothing.
         _ = registry.makeCounter(descriptor: Self.opened)
-        _ = registry.makeCounter(descriptor: Self.slackFailed)
+        for platform in ["slack", "teams"] {
+            _ = registry.makeCounter(descriptor: Self.chatFailed, labels: [("platform", platform)])
+        }
     }
 
     /// The exposition text.
@@ -90,7 +92,7 @@ public final class GateMetrics: Sendable, GateObserver {
     /// Where a decision came from, by its actor's prefix (`slack:T/U`, `cli:alice`, `admin:ops`, `policy…`).
     static func source(of actor: String) -> String {
         let prefix = actor.prefix { $0 != ":" }
-        return ["slack", "cli", "admin", "policy"].contains(String(prefix)) ? String(prefix) : "other"
+        return ["slack", "teams", "cli", "admin", "policy"].contains(String(prefix)) ? String(prefix) : "other"
     }
 
     /// A request's tier: its highest permission's, in the order the configuration lists the tiers.
@@ -118,24 +120,27 @@ public final class GateMetrics: Sendable, GateObserver {
         registry.makeGauge(descriptor: Self.holdsWaiting).set(Double(holds))
     }
 
-    // MARK: Slack
+    // MARK: Chat platforms
 
-    /// One Web API call and how it ended: `ok`, `rate_limited`, `permanent` or `transient`.
-    func slackCall(_ method: String, outcome: String) {
-        registry.makeCounter(descriptor: Self.slackCalls, labels: [("method", method), ("outcome", outcome)]).increment()
+    /// One API call and how it ended: `ok`, `rate_limited`, `permanent` or `transient`.
+    func chatCall(_ platform: String, _ method: String, outcome: String) {
+        registry.makeCounter(
+            descriptor: Self.chatCalls, labels: [("platform", platform), ("method", method), ("outcome", outcome)]
+        ).increment()
     }
 
-    func slackMessageFailedPermanently() {
-        registry.makeCounter(descriptor: Self.slackFailed).increment()
+    /// A message the platform refused for good.
+    func chatMessageFailedPermanently(_ platform: String) {
+        registry.makeCounter(descriptor: Self.chatFailed, labels: [("platform", platform)]).increment()
     }
 
     /// How many messages waited for a post or an update at the outbox's last pass.
-    func slackOutboxDue(_ count: Int) {
-        registry.makeGauge(descriptor: Self.slackDue).set(Double(count))
+    func chatOutboxDue(_ platform: String, _ count: Int) {
+        registry.makeGauge(descriptor: Self.chatDue, labels: [("platform", platform)]).set(Double(count))
     }
 
     /// A click and what became of it: `decided`, `replay`, `refused`, `ignored`, `bad_signature`.
-    func slackInteraction(_ outcome: String) {
-        registry.makeCounter(descriptor: Self.slackInteractions, labels: [("outcome", outcome)]).increment()
+    func chatInteraction(_ platform: String, _ outcome: String) {
+        registry.makeCounter(descriptor: Self.chatInteractions, labels: [("platform", platform), ("outcome", outcome)]).increment()
     }
 }

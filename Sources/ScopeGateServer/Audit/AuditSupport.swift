@@ -40,12 +40,16 @@ extension ScopeGateConfiguration {
             lines += client.rules.map(rule)
         }
         lines.append("approval_timeout \(policy.approvalTimeout.components.seconds)s default_tier \(policy.defaultTier)")
-        if let slack {
-            for route in slack.routing.routes {
-                lines.append(
-                    "route \(route.name) scopes \(route.scopePatterns.map(\.source).joined(separator: ",")) tiers \(route.tiers.sorted().joined(separator: ",")) clients \(route.clients.sorted().joined(separator: ",")) channel \(route.channel) dm \(route.directMessages) users \(route.approverUsers.joined(separator: ",")) groups \(route.approverGroups.joined(separator: ","))")
+        if let routing {
+            for route in routing.routes {
+                var line = "route \(route.name) scopes \(route.scopePatterns.map(\.source).joined(separator: ",")) tiers \(route.tiers.sorted().joined(separator: ",")) clients \(route.clients.sorted().joined(separator: ","))"
+                for platform in route.reaches.keys.sorted() {
+                    let reach = route.reaches[platform]!
+                    line += " \(platform) channel \(reach.channel) dm \(reach.directMessages) users \(reach.approverUsers.joined(separator: ",")) groups \(reach.approverGroups.joined(separator: ","))"
+                }
+                lines.append(line)
             }
-            lines.append("default_route \(slack.routing.defaultRoute.name) team \(slack.teamID)")
+            lines.append("default_route \(routing.defaultRoute.name) team \(slack?.teamID ?? "-") tenant \(teams?.tenantID ?? "-")")
         }
         return SHA256.hash(data: Data(lines.joined(separator: "\n").utf8)).map { String(format: "%02x", $0) }.joined()
     }

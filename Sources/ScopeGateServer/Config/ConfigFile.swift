@@ -84,11 +84,31 @@ struct ConfigFile: Codable {
             var groups: [String]?
         }
 
+        /// A route's reach in Microsoft Teams.
+        struct Teams: Codable {
+            var channel: String?
+            var approvers: Approvers?
+        }
+
         var name: String
         var match: Match?
+        /// The route's Slack reach: channel, direct messages and approvers.
         var channel: String?
         var dm: Bool?
         var approvers: Approvers?
+        var teams: Teams?
+    }
+
+    struct Teams: Codable {
+        var app_id: String?
+        var app_password_env: String?
+        var app_password_file: String?
+        var tenant_id: String?
+        var multi_tenant: Bool?
+        var service_url: String?
+        var authority: String?
+        var openid_metadata: String?
+        var issuer: String?
     }
 
     struct Rule: Codable {
@@ -130,6 +150,7 @@ struct ConfigFile: Codable {
 
     var audit: Audit?
     var slack: Slack?
+    var teams: Teams?
     var routes: [Route]?
     var default_route: String?
 }

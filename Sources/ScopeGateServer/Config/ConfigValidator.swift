@@ -103,7 +103,8 @@ struct ConfigValidator {
             responseTimeout: try duration(file.upstream?.response_timeout ?? "60s", key: "upstream.response_timeout"),
             trustedProxies: Set(file.upstream?.trusted_proxies ?? []),
             tls: tls, storePath: resolve(storePath), adminToken: try adminToken(),
-            adminTokenName: file.admin?.token_name ?? "admin", policy: policy, slack: try slack(policy: policy),
+            adminTokenName: file.admin?.token_name ?? "admin", policy: policy, slack: try slack(),
+            teams: try teams(), routing: try routing(policy: policy), confirmTiers: confirmTiers(),
             audit: try audit(), holdRates: try holdRates(), metricsToken: try metricsToken())
     }
 
@@ -154,97 +155,6 @@ struct ConfigValidator {
                 try httpURL(text, key: "audit.checkpoint_webhook")
             },
             checkpointSlackChannel: audit.checkpoint_slack_channel)
-    }
-
-    /// Slack settings and routes. Every route needs a channel and at least one approver, and a default
-    /// route is required, so that every scope set reaches someone who may decide it.
-    func slack(policy: Policy) throws(GateError) -> ScopeGateConfiguration.SlackSettings? {
-        guard let slack = file.slack else {
-            if file.routes != nil || file.default_route != nil {
-                throw fail("routes", "need a slack section to deliver to")
-            }
-            return nil
-        }
-        guard let team = slack.team_id, Self.isSlackID(team, prefixes: "TE") else {
-            throw fail("slack.team_id", "must be the workspace's team id (T…)")
-        }
-        guard let botToken = try secret(env: slack.bot_token_env, file: slack.bot_token_file, key: "slack.bot_token") else {
-            throw fail("slack.bot_token_env", "or slack.bot_token_file is required")
-        }
-        var signingSecret: String?
-        var appToken: String?
-        if slack.socket_mode == true {
-            guard let token = try secret(env: slack.app_token_env, file: slack.app_token_file, key: "slack.app_token") else {
-                throw fail("slack.app_token_env", "or slack.app_token_file is required with socket_mode")
-            }
-            guard token.hasPrefix("xapp-") else {
-                throw fail(slack.app_token_env != nil ? "slack.app_token_env" : "slack.app_token_file", "must give an app-level token (xapp-…)")
-            }
-            appToken = token
-        } else {
-            signingSecret = try secret(
-                env: slack.signing_secret_env, file: slack.signing_secret_file, key: "slack.signing_secret")
-            guard signingSecret != nil else {
-                throw fail("slack.signing_secret_env", "or slack.signing_secret_file is required (or socket_mode: true)")
-            }
-        }
-        let apiURL = try httpURL(slack.api_url ?? "https://slack.com/api", key: "slack.api_url")
-        let groupCache = try duration(slack.group_cache ?? "5m", key: "slack.group_cache")
-        guard let entries = file.routes, !entries.isEmpty else { throw fail("routes", "are required with slack") }
-        var routes: [Route] = []
-        for (index, entry) in entries.enumerated() {
-            routes.append(try route(entry, key: "routes[\(index)]", policy: policy, known: routes.map(\.name)))
-        }
-        guard let defaultName = file.default_route else {
-            throw fail("default_route", "is required: it receives every request no route matches")
-        }
-        guard let defaultRoute = routes.first(where: { $0.name == defaultName }) else {
-            throw fail("default_route", "names the route '\(defaultName)', which routes does not define")
-        }
-        let confirmTiers = Set(
-            (file.tiers ?? Self.defaultTiers).filter { $0.confirm_approval ?? ($0.name == "critical") }.map(\.name))
-        return .init(
-            teamID: team, botToken: botToken, signingSecret: signingSecret, appToken: appToken, apiURL: apiURL, groupCacheLifetime: groupCache,
-            routing: Routing(routes: routes, defaultRoute: defaultRoute), confirmTiers: confirmTiers)
-    }
-
-    func route(_ entry: ConfigFile.Route, key: String, policy: Policy, known: [String]) throws(GateError) -> Route {
-        guard !entry.name.isEmpty, !known.contains(entry.name) else {
-            throw fail("\(key).name", "is empty or repeats another route's name")
-        }
-        guard let channel = entry.channel, Self.isSlackID(channel, prefixes: "CGDU") else {
-            throw fail("\(key).channel", "must be a Slack channel id (C…, G…) or a user id for direct messages")
-        }
-        let users = entry.approvers?.users ?? []
-        let groups = entry.approvers?.groups ?? []
-        guard !users.isEmpty || !groups.isEmpty else {
-            throw fail("\(key).approvers", "must name at least one user or group: nobody could decide this route's requests")
-        }
-        for (index, user) in users.enumerated() where !Self.isSlackID(user, prefixes: "UW") {
-            throw fail("\(key).approvers.users[\(index)]", "must be a Slack user id (U… or W…), not a name")
-        }
-        for (index, group) in groups.enumerated() where !Self.isSlackID(group, prefixes: "S") {
-            throw fail("\(key).approvers.groups[\(index)]", "must be a Slack user-group id (S…)")
-        }
-        var patterns: [GlobPattern] = []
-        for (index, pattern) in (entry.match?.scopes ?? []).enumerated() {
-            guard !pattern.isEmpty,
-                pattern.utf8.allSatisfy({ ScopeSet.isScopeTokenByte($0) || $0 == UInt8(ascii: "*") })
-            else {
-                throw fail("\(key).match.scopes[\(index)]", "must be a scope token, optionally with '*' or '?' wildcards")
-            }
-            patterns.append(GlobPattern(pattern))
-        }
-        for (index, tier) in (entry.match?.tiers ?? []).enumerated() where policy.tiers[tier] == nil {
-            throw fail("\(key).match.tiers[\(index)]", "names the undefined tier '\(tier)'")
-        }
-        for (index, client) in (entry.match?.clients ?? []).enumerated() where policy.clients[client] == nil {
-            throw fail("\(key).match.clients[\(index)]", "names the unknown client '\(client)'")
-        }
-        return Route(
-            name: entry.name, scopePatterns: patterns, tiers: Set(entry.match?.tiers ?? []),
-            clients: Set(entry.match?.clients ?? []), channel: channel, directMessages: entry.dm ?? false,
-            approverUsers: users, approverGroups: groups)
     }
 
     static func isSlackID(_ text: String, prefixes: String) -> Bool {

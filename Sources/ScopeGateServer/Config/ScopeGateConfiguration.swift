@@ -76,6 +76,13 @@ public struct ScopeGateConfiguration: Sendable {
     public var policy: Policy
     /// Slack approvals, when configured.
     public var slack: SlackSettings?
+    /// Microsoft Teams approvals, when configured.
+    public var teams: TeamsSettings?
+    /// Where approval requests go and who decides them, on every configured chat platform; `nil`
+    /// when no chat platform is configured.
+    public var routing: Routing?
+    /// Tiers whose approval asks the approver to confirm.
+    public var confirmTiers: Set<String> = []
     /// The signed audit log, when configured.
     public var audit: AuditSettings?
     /// How many new holds may be opened in a minute, per source address, per client and in all.
@@ -123,10 +130,27 @@ public struct ScopeGateConfiguration: Sendable {
         public var apiURL: URL
         /// How long approver user-group memberships are cached.
         public var groupCacheLifetime: Duration
-        /// Where requests go and who decides them.
-        public var routing: Routing
-        /// Tiers whose approval asks the approver to confirm.
-        public var confirmTiers: Set<String>
+    }
+
+    /// How ScopeGate acts as a Microsoft Teams bot (Bot Framework): where it gets its tokens, where it
+    /// posts, and how it checks the activities the Bot Connector sends it.
+    public struct TeamsSettings: Sendable {
+        /// The bot's Microsoft App ID: the client id of its token requests and the audience of the
+        /// Bot Connector's tokens.
+        public var appID: String
+        /// The bot's client secret.
+        public var appPassword: String
+        /// The organisation's tenant: approvers must belong to it.
+        public var tenantID: String
+        /// The token endpoint of the client credentials grant
+        /// (`{authority}/{tenant or botframework.com}/oauth2/v2.0/token`).
+        public var tokenURL: URL
+        /// The Bot Connector's base URL for proactive messages (`https://smba.trafficmanager.net/teams/`).
+        public var serviceURL: URL
+        /// The OpenID metadata document whose `jwks_uri` holds the keys the Bot Connector signs with.
+        public var openIDMetadataURL: URL
+        /// The issuer of the Bot Connector's tokens (`https://api.botframework.com`).
+        public var issuer: String
     }
 
     /// Reads and validates the file at `path`.

@@ -7,23 +7,7 @@ import NIOHTTP1
 /// Calls to the Slack Web API (`POST {base}/{method}`, bearer token), with Slack's errors sorted into
 /// what a retry can fix and what it cannot.
 struct SlackAPI: Sendable {
-    /// Why a call failed.
-    enum Failure: Error, Equatable {
-        /// HTTP 429: wait this long before calling again.
-        case rateLimited(retryAfter: Duration)
-        /// Slack refused in a way retrying cannot fix (`channel_not_found`, `invalid_auth`, …).
-        case permanent(String)
-        /// Slack or the network failed; a later retry may succeed.
-        case transient(String)
-
-        /// The error as logged and stored.
-        var name: String {
-            switch self {
-            case .rateLimited(let after): "ratelimited (retry after \(after.components.seconds)s)"
-            case .permanent(let error), .transient(let error): error
-            }
-        }
-    }
+    typealias Failure = ChatDeliveryFailure
 
     /// What ScopeGate reads from a successful answer.
     struct Answer: Decodable, Sendable {
@@ -89,13 +73,13 @@ struct SlackAPI: Sendable {
     private func send(_ method: String, body: ByteBuffer, contentType: String) async throws(Failure) -> Answer {
         do {
             let answer = try await exchange(method, body: body, contentType: contentType)
-            metrics?.slackCall(method, outcome: "ok")
+            metrics?.chatCall("slack", method, outcome: "ok")
             return answer
         } catch {
             switch error {
-            case .rateLimited: metrics?.slackCall(method, outcome: "rate_limited")
-            case .permanent: metrics?.slackCall(method, outcome: "permanent")
-            case .transient: metrics?.slackCall(method, outcome: "transient")
+            case .rateLimited: metrics?.chatCall("slack", method, outcome: "rate_limited")
+            case .permanent: metrics?.chatCall("slack", method, outcome: "permanent")
+            case .transient: metrics?.chatCall("slack", method, outcome: "transient")
             }
             throw error
         }

@@ -26,6 +26,25 @@ struct SlackApprovalMessage {
     /// can be a flood, and approvers should see it.
     var waiting = 0
 
+    init(
+        request: ApprovalRequest, policy: Policy, justifications: [String], routeName: String, confirmTiers: Set<String>,
+        waiting: Int = 0
+    ) {
+        self.request = request
+        self.policy = policy
+        self.justifications = justifications
+        self.routeName = routeName
+        self.confirmTiers = confirmTiers
+        self.waiting = waiting
+    }
+
+    /// The message of what a chat message shows.
+    init(_ content: ApprovalMessageContent) {
+        self.init(
+            request: content.request, policy: content.policy, justifications: content.justifications,
+            routeName: content.routeName, confirmTiers: content.confirmTiers, waiting: content.waiting)
+    }
+
     /// The `text` (notifications, screen readers) and `blocks` of `chat.postMessage` / `chat.update`.
     var body: (text: String, blocks: JSONValue) {
         let client = policy.clients[request.clientID]

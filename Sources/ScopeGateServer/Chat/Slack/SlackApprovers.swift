@@ -28,11 +28,13 @@ actor SlackApprovers {
         self.now = now
     }
 
-    func verdict(user: String, team: String?, route: Route) async -> Verdict {
-        guard team == teamID else { return .notAnApprover }
-        var named = route.approverUsers.contains(user)
+    /// The verdict on `user` of `team` for a route's Slack reach; a route that does not reach Slack
+    /// has no Slack approvers.
+    func verdict(user: String, team: String?, reach: ChatReach?) async -> Verdict {
+        guard team == teamID, let reach else { return .notAnApprover }
+        var named = reach.approverUsers.contains(user)
         var unreadable = false
-        for group in route.approverGroups where !named {
+        for group in reach.approverGroups where !named {
             guard let members = await members(of: group) else {
                 unreadable = true
                 continue

@@ -57,7 +57,6 @@ struct SlackInteractions: Sendable {
     let approvers: SlackApprovers
     let api: SlackAPI
     let routing: Routing
-    let notifier: SlackNotifier
     let metrics: GateMetrics?
     let logger: Logger
     let now: @Sendable () -> Date
@@ -84,7 +83,7 @@ struct SlackInteractions: Sendable {
                 signature: request.headers[HTTPField.Name("X-Slack-Signature")!], body: bytes, now: now())
         } catch {
             logger.warning("refused a Slack interaction", metadata: ["sg.reason": "\(error)"])
-            metrics?.slackInteraction("bad_signature")
+            metrics?.chatInteraction("slack", "bad_signature")
             return ErrorResponses.plain(.unauthorized, "the request is not signed by Slack")
         }
         let payload: Payload
@@ -119,10 +118,10 @@ struct SlackInteractions: Sendable {
     func handle(_ payload: Payload) async -> Outcome {
         let outcome = await act(on: payload)
         switch outcome {
-        case .decided: metrics?.slackInteraction("decided")
-        case .replay: metrics?.slackInteraction("replay")
-        case .ignored: metrics?.slackInteraction("ignored")
-        case .refused: metrics?.slackInteraction("refused")
+        case .decided: metrics?.chatInteraction("slack", "decided")
+        case .replay: metrics?.chatInteraction("slack", "replay")
+        case .ignored: metrics?.chatInteraction("slack", "ignored")
+        case .refused: metrics?.chatInteraction("slack", "refused")
         }
         return outcome
     }
@@ -138,7 +137,7 @@ struct SlackInteractions: Sendable {
         let channel = payload.container?.channel_id ?? payload.channel?.id
         let interactionID = payload.trigger_id ?? "\(user.id)/\(actions[0].action_ts ?? "")/\(requestID)"
         do {
-            guard try await outbox.firstSeenInteraction(platform: SlackNotifier.platform, id: interactionID, at: now()) else {
+            guard try await outbox.firstSeenInteraction(platform: SlackPlatform.name, id: interactionID, at: now()) else {
                 logger.info("ignored a repeated Slack interaction", metadata: ["sg.request": "\(requestID)"])
                 return .replay
             }
@@ -151,7 +150,7 @@ struct SlackInteractions: Sendable {
             return .refused("unknown request")
         }
         let route = routing.route(for: request, policy: service.policy)
-        switch await approvers.verdict(user: user.id, team: team, route: route) {
+        switch await approvers.verdict(user: user.id, team: team, reach: route.reach(on: SlackPlatform.name)) {
         case .approver:
             break
         case .notAnApprover:
@@ -174,7 +173,6 @@ struct SlackInteractions: Sendable {
             case .approveOnce: decided = try await service.approve(requestID, actor: actor, once: true)
             case .deny: decided = try await service.deny(requestID, actor: actor)
             }
-            notifier.wake()
             return .decided(decided.state)
         } catch where error.code == .alreadyDecided {
             let state = (try? await service.store.approvalRequest(id: requestID))?.state.rawValue ?? "decided"

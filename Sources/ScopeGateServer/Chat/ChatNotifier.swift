@@ -3,20 +3,22 @@ import Logging
 import ScopeGateCore
 import ServiceLifecycle
 
-/// Posts approval requests to Slack and keeps the messages up to date, through the persistent outbox.
+/// Posts approval requests to one chat platform and keeps the messages up to date, through the
+/// persistent outbox; one notifier runs per configured platform, each with its own pace and pauses.
 ///
-/// Each pass: open messages for pending requests that have none (on the route's channel, and approvers'
-/// direct messages where the route asks), then post or update every due message. A failure is recorded
+/// Each pass: open messages for pending requests that have none (on the route's channel on this
+/// platform, and approvers' direct messages where the route asks), then post or update every due
+/// message. A decision, an expiry or a new justification bumps the message's revision in the store, so
+/// every message is brought up to date whichever platform or command decided. A failure is recorded
 /// with the message and retried with exponential backoff; HTTP 429 pauses every call for `Retry-After`;
 /// a permanent error stops that message and is logged and shown by `scopegate requests show`. Nothing
 /// here can decide a request. Messages are worked one at a time, so a retry never races the attempt
 /// before it; after a restart the outbox resumes where it stood.
-final class SlackNotifier: Service, GateObserver {
-    static let platform = "slack"
+final class ChatNotifier: Service, GateObserver {
 
     let outbox: any ChatOutboxStore
     let store: any GateStore
-    let api: SlackAPI
+    let platform: any ChatPlatform
     let routing: Routing
     let policy: Policy
     let confirmTiers: Set<String>
@@ -28,13 +30,13 @@ final class SlackNotifier: Service, GateObserver {
     private let wakeContinuation: AsyncStream<Void>.Continuation
 
     init(
-        outbox: any ChatOutboxStore, store: any GateStore, api: SlackAPI, routing: Routing, policy: Policy,
+        outbox: any ChatOutboxStore, store: any GateStore, platform: any ChatPlatform, routing: Routing, policy: Policy,
         confirmTiers: Set<String>, metrics: GateMetrics? = nil, interval: Duration = .milliseconds(250), logger: Logger,
         now: @escaping @Sendable () -> Date
     ) {
         self.outbox = outbox
         self.store = store
-        self.api = api
+        self.platform = platform
         self.routing = routing
         self.policy = policy
         self.confirmTiers = confirmTiers
@@ -74,23 +76,31 @@ final class SlackNotifier: Service, GateObserver {
     /// One pass over the outbox; returns how long to pause all calls after a 429.
     func pass() async -> Duration? {
         do {
-            for request in try await outbox.requestsAwaitingMessage(platform: Self.platform) {
+            for request in try await outbox.requestsAwaitingMessage(platform: platform.name) {
                 let route = routing.route(for: request, policy: policy)
+                // A route without a reach on this platform posts nothing here (its approvers are
+                // elsewhere); the request is looked at again on the next pass, which costs a route lookup.
+                guard let channels = route.reach(on: platform.name)?.destinations else { continue }
                 if try await outbox.addChatMessages(
-                    approvalRequestID: request.id, platform: Self.platform, channels: route.destinations, at: now())
+                    approvalRequestID: request.id, platform: platform.name, channels: channels, at: now())
                 {
                     logger.info(
-                        "approval request routed to Slack",
-                        metadata: ["sg.request": "\(request.id)", "sg.route": "\(route.name)"])
+                        "approval request routed",
+                        metadata: [
+                            "sg.request": "\(request.id)", "sg.route": "\(route.name)", "sg.chat": "\(platform.name)",
+                            "sg.messages": "\(channels.count)",
+                        ])
                 }
             }
-            let due = try await outbox.dueChatMessages(platform: Self.platform, at: now(), limit: 50)
-            metrics?.slackOutboxDue(due.count)
+            let due = try await outbox.dueChatMessages(platform: platform.name, at: now(), limit: 50)
+            metrics?.chatOutboxDue(platform.name, due.count)
             for message in due {
                 if let pause = try await deliver(message) { return pause }
             }
         } catch {
-            logger.error("the Slack outbox cannot be read or written", metadata: ["sg.error": "\(type(of: error))"])
+            logger.error(
+                "the chat outbox cannot be read or written",
+                metadata: ["sg.chat": "\(platform.name)", "sg.error": "\(type(of: error))"])
         }
         return nil
     }
@@ -103,60 +113,50 @@ final class SlackNotifier: Service, GateObserver {
             .sorted { $0.createdAt > $1.createdAt }
             .compactMap { $0.justification?.isEmpty == false ? $0.justification : nil }
         let route = routing.route(for: request, policy: policy)
-        let body = SlackApprovalMessage(
+        let content = ApprovalMessageContent(
             request: request, policy: policy, justifications: justifications, routeName: route.name,
-            confirmTiers: confirmTiers, waiting: holds.filter { $0.consumedAt == nil }.count
-        ).body
+            confirmTiers: confirmTiers, waiting: holds.filter { $0.consumedAt == nil }.count)
         let revision = message.revision
         do {
-            if let ts = message.messageID {
-                _ = try await api.call(
-                    "chat.update",
-                    json: [
-                        "channel": .string(message.postedChannel ?? message.channel), "ts": .string(ts),
-                        "text": .string(body.text), "blocks": body.blocks,
-                    ])
+            if let messageID = message.messageID {
+                let channel = message.postedChannel ?? message.channel
+                try await platform.update(messageID: messageID, in: channel, with: content)
                 try await outbox.chatMessageDelivered(
-                    message, messageID: ts, postedChannel: message.postedChannel ?? message.channel, revision: revision,
-                    at: now())
+                    message, messageID: messageID, postedChannel: channel, revision: revision, at: now())
             } else {
-                let answer = try await api.call(
-                    "chat.postMessage",
-                    json: [
-                        "channel": .string(message.channel), "text": .string(body.text), "blocks": body.blocks,
-                        "unfurl_links": false, "unfurl_media": false,
-                    ])
-                guard let ts = answer.ts else { throw SlackAPI.Failure.transient("no_ts_in_answer") }
+                let posted = try await platform.post(content, to: message.channel)
                 try await outbox.chatMessageDelivered(
-                    message, messageID: ts, postedChannel: answer.channel ?? message.channel, revision: revision, at: now())
+                    message, messageID: posted.messageID, postedChannel: posted.channel, revision: revision, at: now())
                 logger.info(
-                    "approval request posted to Slack",
-                    metadata: ["sg.request": "\(request.id)", "sg.channel": "\(message.channel)"])
+                    "approval request posted",
+                    metadata: [
+                        "sg.request": "\(request.id)", "sg.chat": "\(platform.name)", "sg.channel": "\(message.channel)",
+                    ])
             }
             return nil
-        } catch let failure as SlackAPI.Failure {
+        } catch let failure as ChatDeliveryFailure {
             return try await record(failure, on: message)
         }
     }
 
-    private func record(_ failure: SlackAPI.Failure, on message: ChatMessage) async throws -> Duration? {
+    private func record(_ failure: ChatDeliveryFailure, on message: ChatMessage) async throws -> Duration? {
         let metadata: Logger.Metadata = [
-            "sg.request": "\(message.approvalRequestID)", "sg.channel": "\(message.channel)",
-            "sg.slack.error": "\(failure.name)", "sg.attempts": "\(message.attempts + 1)",
+            "sg.request": "\(message.approvalRequestID)", "sg.chat": "\(platform.name)", "sg.channel": "\(message.channel)",
+            "sg.chat.error": "\(failure.name)", "sg.attempts": "\(message.attempts + 1)",
         ]
         switch failure {
         case .permanent(let error):
-            logger.error("Slack refused the approval message; it will not be retried", metadata: metadata)
-            metrics?.slackMessageFailedPermanently()
+            logger.error("the chat platform refused the approval message; it will not be retried", metadata: metadata)
+            metrics?.chatMessageFailedPermanently(platform.name)
             try await outbox.chatMessageFailed(message, error: error, permanent: true, retryAt: now(), at: now())
             return nil
         case .rateLimited(let after):
-            logger.warning("Slack rate limit; pausing Slack calls", metadata: metadata)
+            logger.warning("chat platform rate limit; pausing its calls", metadata: metadata)
             try await outbox.chatMessageFailed(
                 message, error: failure.name, permanent: false, retryAt: now().addingTimeInterval(after.seconds), at: now())
             return after
         case .transient(let error):
-            logger.warning("Slack call failed; will retry", metadata: metadata)
+            logger.warning("chat platform call failed; will retry", metadata: metadata)
             try await outbox.chatMessageFailed(
                 message, error: error, permanent: false,
                 retryAt: now().addingTimeInterval(Self.backoff(attempt: message.attempts + 1)), at: now())

@@ -1,0 +1,74 @@
+import Foundation
+import ScopeGateCore
+
+/// Why a call to a chat platform failed, sorted into what a retry can fix and what it cannot.
+enum ChatDeliveryFailure: Error, Equatable {
+    /// HTTP 429 (or the platform's own word for it): wait this long before calling again.
+    case rateLimited(retryAfter: Duration)
+    /// The platform refused in a way retrying cannot fix (`channel_not_found`, `invalid_auth`, 403, …).
+    case permanent(String)
+    /// The platform or the network failed; a later retry may succeed.
+    case transient(String)
+
+    /// The error as logged and stored.
+    var name: String {
+        switch self {
+        case .rateLimited(let after): "ratelimited (retry after \(after.components.seconds)s)"
+        case .permanent(let error), .transient(let error): error
+        }
+    }
+}
+
+/// Everything a chat message about one approval request shows, whatever the platform renders it as.
+struct ApprovalMessageContent: Sendable {
+    /// The approval request, as it stands now.
+    var request: ApprovalRequest
+    /// The policy, for the client's name and each scope's description and tier.
+    var policy: Policy
+    /// The requesters' justifications, newest first.
+    var justifications: [String]
+    /// The route the request took, shown so approvers see why they were asked.
+    var routeName: String
+    /// Tiers whose approval asks the approver to confirm.
+    var confirmTiers: Set<String>
+    /// How many requests (browsers, devices, back-channel calls) wait on it.
+    var waiting: Int
+
+    /// The headline: what the request is now.
+    var headline: String {
+        switch request.state {
+        case .pending: "Approval requested"
+        case .approved: "Approved"
+        case .approvedOnce: "Approved once"
+        case .denied: "Denied"
+        case .expired: "Expired unanswered"
+        }
+    }
+
+    /// Whether approving asks the approver to confirm first (one of the scopes is in a confirming tier).
+    var needsConfirmation: Bool {
+        request.scopes.tokens.contains { confirmTiers.contains(policy.rule(for: $0, clientID: request.clientID).tier) }
+    }
+
+    /// The app's name as the configuration gives it, else its client id.
+    var appName: String { policy.clients[request.clientID]?.name ?? request.clientID }
+
+    /// The app's owner, when the configuration names one.
+    var owner: String? { policy.clients[request.clientID]?.owner }
+
+    /// A scope's tier and description under the policy.
+    func rule(for scope: String) -> Policy.ScopeRule { policy.rule(for: scope, clientID: request.clientID) }
+}
+
+/// One chat platform as the outbox delivers to it: post a request's message to a channel, and later
+/// replace it with the request's newer content. Implementations sort every failure into a
+/// `ChatDeliveryFailure`; they never decide anything.
+protocol ChatPlatform: Sendable {
+    /// The platform's name in the outbox, routes, metrics and actors (`slack`, `teams`).
+    var name: String { get }
+    /// Posts a new message; returns the platform's message id and the channel to update it in.
+    func post(_ content: ApprovalMessageContent, to channel: String) async throws(ChatDeliveryFailure)
+        -> (messageID: String, channel: String)
+    /// Replaces a posted message's content.
+    func update(messageID: String, in channel: String, with content: ApprovalMessageContent) async throws(ChatDeliveryFailure)
+}

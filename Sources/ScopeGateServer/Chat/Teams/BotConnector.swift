@@ -1,0 +1,183 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+
+/// The bot's access token for the Bot Connector, from the Microsoft identity platform by the client
+/// credentials grant (`scope=https://api.botframework.com/.default`), cached until five minutes before
+/// it expires and dropped when the Connector refuses it.
+actor BotConnectorToken {
+    let client: HTTPClient
+    let tokenURL: URL
+    let appID: String
+    let appPassword: String
+    let now: @Sendable () -> Date
+    private var cached: (token: String, expires: Date)?
+
+    init(client: HTTPClient, tokenURL: URL, appID: String, appPassword: String, now: @escaping @Sendable () -> Date = { Date() }) {
+        self.client = client
+        self.tokenURL = tokenURL
+        self.appID = appID
+        self.appPassword = appPassword
+        self.now = now
+    }
+
+    private struct Answer: Decodable {
+        var access_token: String?
+        var expires_in: Double?
+        var error: String?
+    }
+
+    /// A valid token, fetched when there is none.
+    func token() async throws(ChatDeliveryFailure) -> String {
+        if let cached, cached.expires > now() { return cached.token }
+        var request = HTTPClientRequest(url: tokenURL.absoluteString)
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
+        let form = [
+            ("grant_type", "client_credentials"), ("client_id", appID), ("client_secret", appPassword),
+            ("scope", "https://api.botframework.com/.default"),
+        ]
+        request.body = .bytes(ByteBuffer(string: form.map { "\(SlackAPI.formEncode($0.0))=\(SlackAPI.formEncode($0.1))" }.joined(separator: "&")))
+        let response: HTTPClientResponse
+        let body: ByteBuffer
+        do {
+            response = try await client.execute(request, timeout: .seconds(10))
+            body = try await response.body.collect(upTo: 1 << 20)
+        } catch {
+            throw .transient("token: network: \(type(of: error))")
+        }
+        if response.status == .tooManyRequests {
+            throw .rateLimited(retryAfter: .seconds(BotConnector.retryAfter(response.headers)))
+        }
+        let answer = try? JSONDecoder().decode(Answer.self, from: Data(buffer: body))
+        guard response.status == .ok, let token = answer?.access_token, !token.isEmpty else {
+            // A wrong secret or app id stays wrong until the operator fixes it; the message is retried
+            // with backoff rather than dropped, so fixing the secret and restarting delivers it.
+            throw .transient("token: \(answer?.error ?? "http_\(response.status.code)")")
+        }
+        let lifetime = max(60, (answer?.expires_in ?? 3600) - 300)
+        cached = (token, now().addingTimeInterval(lifetime))
+        return token
+    }
+
+    /// Forgets the token (the Connector answered 401).
+    func invalidate() { cached = nil }
+}
+
+/// Calls to the Bot Connector REST API (`{serviceUrl}/v3/conversations…`), with its errors sorted into
+/// what a retry can fix and what it cannot.
+struct BotConnector: Sendable {
+    let client: HTTPClient
+    /// The service URL, without the trailing slash.
+    let serviceURL: String
+    let token: BotConnectorToken
+    let metrics: GateMetrics?
+
+    init(client: HTTPClient, serviceURL: URL, token: BotConnectorToken, metrics: GateMetrics?) {
+        self.client = client
+        var base = serviceURL.absoluteString
+        while base.hasSuffix("/") { base.removeLast() }
+        self.serviceURL = base
+        self.token = token
+        self.metrics = metrics
+    }
+
+    /// What ScopeGate reads from the Connector's answers.
+    struct Answer: Decodable {
+        /// The conversation created (`POST /v3/conversations`).
+        var id: String?
+        /// The first activity's id in it.
+        var activityId: String?
+    }
+
+    /// Seconds from `Retry-After` (delta seconds), 1…3600, 30 when absent or unreadable.
+    static func retryAfter(_ headers: HTTPHeaders) -> Int {
+        max(1, min(headers.first(name: "Retry-After").flatMap { Int($0) } ?? 30, 3600))
+    }
+
+    /// Sends `body` with `method` to `path` under the service URL, counting how it ended.
+    func send(_ method: HTTPMethod, _ path: String, body: JSONValue, name: String) async throws(ChatDeliveryFailure) -> Answer {
+        do {
+            let answer = try await exchange(method, path, body: body)
+            metrics?.chatCall("teams", name, outcome: "ok")
+            return answer
+        } catch {
+            switch error {
+            case .rateLimited: metrics?.chatCall("teams", name, outcome: "rate_limited")
+            case .permanent: metrics?.chatCall("teams", name, outcome: "permanent")
+            case .transient: metrics?.chatCall("teams", name, outcome: "transient")
+            }
+            throw error
+        }
+    }
+
+    private func exchange(_ method: HTTPMethod, _ path: String, body: JSONValue) async throws(ChatDeliveryFailure) -> Answer {
+        var request = HTTPClientRequest(url: serviceURL + path)
+        request.method = method
+        request.headers.add(name: "Authorization", value: "Bearer \(try await token.token())")
+        request.headers.add(name: "Content-Type", value: "application/json; charset=utf-8")
+        request.body = .bytes(ByteBuffer(data: body.encoded()))
+        let response: HTTPClientResponse
+        let bytes: ByteBuffer
+        do {
+            response = try await client.execute(request, timeout: .seconds(15))
+            bytes = try await response.body.collect(upTo: 1 << 20)
+        } catch {
+            throw .transient("network: \(type(of: error))")
+        }
+        switch response.status.code {
+        case 200...299:
+            return (try? JSONDecoder().decode(Answer.self, from: Data(buffer: bytes))) ?? Answer()
+        case 429:
+            throw .rateLimited(retryAfter: .seconds(Self.retryAfter(response.headers)))
+        case 401:
+            await token.invalidate()
+            throw .transient("http_401")
+        case 400, 403, 404, 405, 413:
+            // The bot is not in the team, the channel is gone, or the card is refused: retrying the same
+            // call cannot succeed.
+            throw .permanent("http_\(response.status.code)")
+        default:
+            throw .transient("http_\(response.status.code)")
+        }
+    }
+}
+
+/// Microsoft Teams as the outbox delivers to it: a new conversation (thread) in the route's channel
+/// holding the card, then the card replaced in place by updating that activity.
+struct TeamsPlatform: ChatPlatform {
+    static let name = "teams"
+    var name: String { Self.name }
+
+    let connector: BotConnector
+    let tenantID: String
+
+    func post(_ content: ApprovalMessageContent, to channel: String) async throws(ChatDeliveryFailure)
+        -> (messageID: String, channel: String)
+    {
+        let body: JSONValue = [
+            "isGroup": true,
+            "channelData": ["channel": ["id": .string(channel)], "tenant": ["id": .string(tenantID)]],
+            "tenantId": .string(tenantID),
+            "activity": TeamsApprovalCard(content).activity(id: nil),
+        ]
+        let answer = try await connector.send(.POST, "/v3/conversations", body: body, name: "conversations.create")
+        guard let conversation = answer.id, let activity = answer.activityId else {
+            throw .transient("no_activity_in_answer")
+        }
+        return (activity, conversation)
+    }
+
+    func update(messageID: String, in channel: String, with content: ApprovalMessageContent) async throws(ChatDeliveryFailure) {
+        _ = try await connector.send(
+            .PUT, "/v3/conversations/\(Self.pathSegment(channel))/activities/\(Self.pathSegment(messageID))",
+            body: TeamsApprovalCard(content).activity(id: messageID), name: "activities.update")
+    }
+
+    /// A conversation or activity id as one path segment (they hold `:`, `;`, `@` and `=`).
+    static func pathSegment(_ id: String) -> String {
+        let allowed = CharacterSet(charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+        return id.addingPercentEncoding(withAllowedCharacters: allowed) ?? ""
+    }
+}

@@ -1,0 +1,185 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import ScopeGateCore
+
+/// The messaging endpoint the Bot Connector posts activities to (`POST`, JSON, bearer JWT).
+///
+/// Only an activity whose token passes `BotConnectorTokenValidator` is read; everything else is
+/// answered 401 and changes nothing. An `adaptiveCard/action` invoke from a card's button is acted on
+/// once (its activity id is recorded first, so a retry or replay has no second effect), and only when
+/// the clicking user is an approver of the request's route in Teams, by Microsoft Entra object id and
+/// in the configured tenant. The invoke is answered with the refreshed card, or with an error the
+/// clicking user sees while the card stays as it was.
+struct TeamsActivities: Sendable {
+    static let path = "/_scopegate/teams/messages"
+
+    /// An activity, as far as ScopeGate reads it.
+    struct Activity: Decodable {
+        struct Account: Decodable {
+            var id: String?
+            var aadObjectId: String?
+            var name: String?
+        }
+        struct Conversation: Decodable {
+            var id: String?
+            var tenantId: String?
+        }
+        struct ChannelData: Decodable {
+            struct Tenant: Decodable { var id: String? }
+            var tenant: Tenant?
+        }
+        struct Value: Decodable {
+            struct Action: Decodable {
+                struct Data: Decodable { var request: String? }
+                var type: String?
+                var verb: String?
+                var data: Data?
+            }
+            var action: Action?
+        }
+
+        var type: String
+        var id: String?
+        var name: String?
+        var channelId: String?
+        var serviceUrl: String?
+        var from: Account?
+        var conversation: Conversation?
+        var channelData: ChannelData?
+        var value: Value?
+    }
+
+    /// What became of an activity; tests read it.
+    enum Outcome: Equatable, Sendable {
+        case decided(ApprovalRequest.State)
+        case replay
+        case ignored(String)
+        case refused(String)
+    }
+
+    let validator: BotConnectorTokenValidator
+    let tenantID: String
+    let service: GateService
+    let outbox: any ChatOutboxStore
+    let routing: Routing
+    let confirmTiers: Set<String>
+    let metrics: GateMetrics?
+    let logger: Logger
+    let now: @Sendable () -> Date
+
+    func respond(to request: Request) async -> Response {
+        guard request.method == .post else {
+            var response = ErrorResponses.plain(.methodNotAllowed, "the Bot Connector POSTs activities")
+            response.headers[.allow] = "POST"
+            return response
+        }
+        let body: ByteBuffer
+        do {
+            body = try await request.body.collect(upTo: 256 * 1024)
+        } catch {
+            return ErrorResponses.plain(.contentTooLarge, "the activity is too large")
+        }
+        // The activity is parsed before its token is checked only for the two fields the check
+        // compares (`serviceUrl`, `channelId`); nothing in it is acted on before the check passes.
+        let activity = try? JSONDecoder().decode(Activity.self, from: Data(buffer: body))
+        do {
+            try await validator.validate(
+                authorization: request.headers[.authorization], serviceURL: activity?.serviceUrl,
+                channelID: activity?.channelId, now: now())
+        } catch {
+            logger.warning("refused a Teams activity", metadata: ["sg.reason": "\(error)"])
+            metrics?.chatInteraction("teams", "bad_token")
+            return ErrorResponses.plain(.unauthorized, "the request does not carry a valid Bot Connector token")
+        }
+        guard let activity else { return ErrorResponses.plain(.badRequest, "the activity cannot be read") }
+        guard activity.type == "invoke", activity.name == "adaptiveCard/action" else {
+            // Messages, installs and conversation updates: acknowledged, nothing to do.
+            return Response(status: .accepted, headers: [.contentLength: "0"])
+        }
+        let (outcome, answer) = await handle(activity)
+        switch outcome {
+        case .decided: metrics?.chatInteraction("teams", "decided")
+        case .replay: metrics?.chatInteraction("teams", "replay")
+        case .ignored: metrics?.chatInteraction("teams", "ignored")
+        case .refused: metrics?.chatInteraction("teams", "refused")
+        }
+        var headers: HTTPFields = [.contentType: "application/json; charset=utf-8"]
+        let bytes = answer.encoded()
+        headers[.contentLength] = String(bytes.count)
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(data: bytes)))
+    }
+
+    /// Acts on a verified invoke; returns what became of it and the invoke response.
+    func handle(_ activity: Activity) async -> (Outcome, JSONValue) {
+        guard let action = activity.value?.action, action.type == "Action.Execute",
+            let verb = action.verb.flatMap(TeamsApprovalCard.Verb.init(rawValue:)), let requestID = action.data?.request,
+            let activityID = activity.id
+        else {
+            return (.ignored("not a ScopeGate decision"), Self.error(400, "BadRequest", "This is not a ScopeGate decision."))
+        }
+        let tenants = [activity.conversation?.tenantId, activity.channelData?.tenant?.id].compactMap { $0?.lowercased() }
+        guard !tenants.isEmpty, tenants.allSatisfy({ $0 == tenantID }), let user = activity.from?.aadObjectId?.lowercased()
+        else {
+            logger.warning("a Teams click from another tenant or without a user", metadata: ["sg.request": "\(requestID)"])
+            return (.refused("not an approver"), Self.error(403, "Forbidden", "You are not an approver for this request, so nothing changed."))
+        }
+        do {
+            guard try await outbox.firstSeenInteraction(platform: TeamsPlatform.name, id: activityID, at: now()) else {
+                logger.info("ignored a repeated Teams activity", metadata: ["sg.request": "\(requestID)"])
+                return (.replay, await currentCard(requestID) ?? Self.error(409, "Conflict", "This click was already handled."))
+            }
+        } catch {
+            return (.refused("store"), Self.error(500, "InternalError", "ScopeGate could not record your click, so nothing changed. Please try again."))
+        }
+        guard let request = try? await service.store.approvalRequest(id: requestID) else {
+            return (.refused("unknown request"), Self.error(404, "NotFound", "ScopeGate knows no approval request \(requestID)."))
+        }
+        let route = routing.route(for: request, policy: service.policy)
+        guard let reach = route.reach(on: TeamsPlatform.name), reach.approverUsers.contains(user) else {
+            logger.warning(
+                "a Teams user who is not an approver clicked",
+                metadata: ["sg.request": "\(requestID)", "sg.teams.user": "\(user)", "sg.route": "\(route.name)"])
+            return (.refused("not an approver"), Self.error(403, "Forbidden", "You are not an approver for this request, so nothing changed."))
+        }
+        let actor = "teams:\(tenantID)/\(user)"
+        do {
+            let decided: ApprovalRequest
+            switch verb {
+            case .approve: decided = try await service.approve(requestID, actor: actor, once: false)
+            case .approveOnce: decided = try await service.approve(requestID, actor: actor, once: true)
+            case .deny: decided = try await service.deny(requestID, actor: actor)
+            }
+            return (.decided(decided.state), await card(for: decided, route: route))
+        } catch where error.code == .alreadyDecided {
+            // The card the user clicked was stale: show them how it was decided.
+            return (.refused("already decided"), await currentCard(requestID) ?? Self.error(409, "Conflict", "This request was already decided."))
+        } catch {
+            return (.refused(error.code.rawValue), Self.error(500, "InternalError", "ScopeGate could not record your decision, so nothing changed. Please try again."))
+        }
+    }
+
+    private func currentCard(_ requestID: String) async -> JSONValue? {
+        guard let request = try? await service.store.approvalRequest(id: requestID) else { return nil }
+        return await card(for: request, route: routing.route(for: request, policy: service.policy))
+    }
+
+    /// The invoke response carrying the request's card as it stands now.
+    private func card(for request: ApprovalRequest, route: Route) async -> JSONValue {
+        let holds = (try? await service.store.holds(approvalRequestID: request.id)) ?? []
+        let content = ApprovalMessageContent(
+            request: request, policy: service.policy,
+            justifications: holds.sorted { $0.createdAt > $1.createdAt }.compactMap {
+                $0.justification?.isEmpty == false ? $0.justification : nil
+            },
+            routeName: route.name, confirmTiers: confirmTiers, waiting: holds.filter { $0.consumedAt == nil }.count)
+        return ["statusCode": .number(200), "type": "application/vnd.microsoft.card.adaptive", "value": TeamsApprovalCard(content).card]
+    }
+
+    /// An invoke response Teams shows the clicking user as an error; the card stays as it was.
+    static func error(_ status: Int, _ code: String, _ message: String) -> JSONValue {
+        ["statusCode": .number(Double(status)), "type": "application/vnd.microsoft.error", "value": ["code": .string(code), "message": .string(message)]]
+    }
+}

@@ -1,0 +1,195 @@
+import Foundation
+import ScopeGateCore
+
+/// The Adaptive Card (schema 1.5) for one approval request in Teams: what the Slack message shows,
+/// with Approve / Approve once / Deny as `Action.Execute` (Universal Actions), and, once decided, the
+/// outcome in place of the actions. Every value that came from a request or the configuration is a
+/// `TextRun`, which Teams renders as plain text: no Markdown, links or mentions can be formed.
+struct TeamsApprovalCard {
+    /// The verbs of the card's actions; `data.request` carries the approval request's id.
+    enum Verb: String, CaseIterable {
+        case approve = "scopegate_approve"
+        case approveOnce = "scopegate_approve_once"
+        case deny = "scopegate_deny"
+    }
+
+    let content: ApprovalMessageContent
+
+    init(_ content: ApprovalMessageContent) { self.content = content }
+
+    private var request: ApprovalRequest { content.request }
+
+    /// The message activity carrying the card (with `id` when it replaces a posted one).
+    func activity(id: String?) -> JSONValue {
+        var members: [(String, JSONValue)] = [("type", "message")]
+        if let id { members.append(("id", .string(id))) }
+        members.append(("summary", .string(summary)))
+        members.append((
+            "attachments", [["contentType": "application/vnd.microsoft.card.adaptive", "content": card]]
+        ))
+        return .object(members)
+    }
+
+    /// One line for notifications.
+    var summary: String {
+        "\(content.headline): \(SlackText.clipped(content.appName, to: 200)) asks for "
+            + SlackText.clipped(request.scopes.tokens.joined(separator: " "), to: 500)
+    }
+
+    /// The card.
+    var card: JSONValue {
+        var body: [JSONValue] = [
+            ["type": "TextBlock", "text": .string(content.headline), "weight": "Bolder", "size": "Large", "wrap": true],
+            Self.fact("App", SlackText.clipped(content.appName, to: 200)),
+            Self.fact("Client id", SlackText.clipped(request.clientID, to: 200), monospace: true),
+            Self.fact("Request", request.id, monospace: true),
+            request.state == .pending
+                ? Self.fact("Expires", Self.date(request.expiresAt)) : Self.fact("Opened", Self.date(request.createdAt)),
+        ]
+        if request.state == .pending {
+            body.append(Self.fact("Waiting", "\(content.waiting) \(content.waiting == 1 ? "request" : "requests")"))
+        }
+        body.append(Self.fact("Route", content.routeName))
+        if let owner = content.owner { body.append(Self.fact("Owner", SlackText.clipped(owner, to: 300))) }
+        body.append(Self.heading("New scopes"))
+        body += scopeLines(request.scopes.tokens)
+        if !request.alreadyGranted.isEmpty {
+            body.append(Self.heading("Already granted"))
+            body += scopeLines(request.alreadyGranted.tokens)
+        }
+        if let newest = content.justifications.first {
+            body.append(Self.heading("Why, in the requester's words"))
+            var text = SlackText.clipped(newest, to: 1500, keepNewlines: true)
+            if content.justifications.count > 1 { text += "\n(\(content.justifications.count - 1) more from other sign-ins)" }
+            body.append(["type": "RichTextBlock", "inlines": [Self.run(text)]])
+        } else if request.state == .pending {
+            body.append(["type": "RichTextBlock", "inlines": [Self.run("The requester has not given a reason yet.", subtle: true)]])
+        }
+        var members: [(String, JSONValue)] = [
+            ("type", "AdaptiveCard"), ("$schema", "http://adaptivecards.io/schemas/adaptive-card.json"), ("version", "1.5"),
+        ]
+        if request.state == .pending {
+            members.append(("body", .array(body)))
+            members.append(("actions", .array(actions)))
+        } else {
+            body.append(["type": "RichTextBlock", "separator": true, "inlines": .array(outcome)])
+            members.append(("body", .array(body)))
+        }
+        return .object(members)
+    }
+
+    /// One block per scope, new ones and granted ones alike: the scope, its tier and its description.
+    private func scopeLines(_ scopes: [String]) -> [JSONValue] {
+        var lines: [JSONValue] = []
+        for (index, scope) in scopes.enumerated() {
+            if index == 50 {
+                lines.append(["type": "RichTextBlock", "inlines": [Self.run("… and \(scopes.count - 50) more", subtle: true)]])
+                break
+            }
+            let rule = content.rule(for: scope)
+            var inlines: [JSONValue] = [
+                Self.run(SlackText.clipped(scope, to: 200), monospace: true), Self.run(" (\(rule.tier))", subtle: true),
+            ]
+            if let description = rule.description { inlines.append(Self.run(" — " + SlackText.clipped(description, to: 300))) }
+            lines.append(["type": "RichTextBlock", "spacing": "Small", "inlines": .array(inlines)])
+        }
+        return lines
+    }
+
+    /// Approve, Approve once and Deny; where Slack asks to confirm, a `ShowCard` asks first.
+    private var actions: [JSONValue] {
+        let waiting = content.waiting
+        let critical = content.needsConfirmation
+        let approve = execute(.approve, title: "Approve", style: "positive")
+        let onceTitle = waiting > 1 ? "Approve once (all \(waiting))" : "Approve once"
+        let once = execute(.approveOnce, title: onceTitle, style: nil)
+        var actions: [JSONValue] = []
+        actions.append(
+            critical
+                ? confirmation(
+                    title: "Approve", text: "These scopes are critical. The app gets them as soon as you confirm.",
+                    action: execute(.approve, title: "Confirm: approve", style: "positive"))
+                : approve)
+        if critical || waiting > 1 {
+            var text = critical ? "These scopes are critical. " : ""
+            text += waiting > 1
+                ? "\(waiting) sign-ins wait on this request; each continues once, and none gets a standing grant."
+                : "The app gets them once, as soon as you confirm."
+            actions.append(
+                confirmation(title: onceTitle, text: text, action: execute(.approveOnce, title: "Confirm: approve once", style: nil)))
+        } else {
+            actions.append(once)
+        }
+        actions.append(
+            confirmation(
+                title: "Deny", text: "The app's sign-in ends with access_denied.",
+                action: execute(.deny, title: "Confirm: deny", style: "destructive")))
+        return actions
+    }
+
+    private func execute(_ verb: Verb, title: String, style: String?) -> JSONValue {
+        var members: [(String, JSONValue)] = [
+            ("type", "Action.Execute"), ("title", .string(title)), ("verb", .string(verb.rawValue)),
+            ("data", ["request": .string(request.id)]),
+        ]
+        if let style { members.append(("style", .string(style))) }
+        return .object(members)
+    }
+
+    private func confirmation(title: String, text: String, action: JSONValue) -> JSONValue {
+        [
+            "type": "Action.ShowCard", "title": .string(title),
+            "card": [
+                "type": "AdaptiveCard", "version": "1.5",
+                "body": [["type": "TextBlock", "text": .string(text), "wrap": true]],
+                "actions": [action],
+            ],
+        ]
+    }
+
+    /// Who decided and when.
+    private var outcome: [JSONValue] {
+        guard let decision = request.decision else { return [Self.run(content.headline)] }
+        let when = Self.date(decision.at)
+        let who = Self.actor(decision.actor)
+        switch decision.outcome {
+        case .expired: return [Self.run("Expired", bold: true), Self.run(" unanswered at \(when).")]
+        case .denied: return [Self.run("Denied", bold: true), Self.run(" by \(who) at \(when).")]
+        case .approvedOnce:
+            return [Self.run("Approved once", bold: true), Self.run(" by \(who) at \(when). No grant stands.")]
+        case .approved: return [Self.run("Approved", bold: true), Self.run(" by \(who) at \(when).")]
+        case .pending: return [Self.run(content.headline)]
+        }
+    }
+
+    /// An actor as approvers read it.
+    static func actor(_ actor: String) -> String {
+        if actor.hasPrefix("teams:") { return "a Teams approver (\(actor.split(separator: "/").last ?? ""))" }
+        if actor.hasPrefix("slack:") { return "a Slack approver (\(actor.split(separator: "/").last ?? ""))" }
+        if actor.hasPrefix("cli:") { return String(actor.dropFirst(4)) + " (command line)" }
+        if actor.hasPrefix("admin:") { return "the admin API (" + String(actor.dropFirst(6)) + ")" }
+        return actor
+    }
+
+    static func date(_ date: Date) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime]
+        return formatter.string(from: date).replacingOccurrences(of: "T", with: " ").replacingOccurrences(of: "Z", with: " UTC")
+    }
+
+    static func run(_ text: String, bold: Bool = false, subtle: Bool = false, monospace: Bool = false) -> JSONValue {
+        var members: [(String, JSONValue)] = [("type", "TextRun"), ("text", .string(text))]
+        if bold { members.append(("weight", "Bolder")) }
+        if subtle { members.append(("isSubtle", true)) }
+        if monospace { members.append(("fontType", "Monospace")) }
+        return .object(members)
+    }
+
+    static func fact(_ label: String, _ value: String, monospace: Bool = false) -> JSONValue {
+        ["type": "RichTextBlock", "spacing": "Small", "inlines": [run(label + ": ", bold: true), run(value, monospace: monospace)]]
+    }
+
+    static func heading(_ text: String) -> JSONValue {
+        ["type": "TextBlock", "text": .string(text), "weight": "Bolder", "spacing": "Medium", "wrap": true]
+    }
+}
