@@ -101,6 +101,7 @@ let package = Package(
                 "ScopeGateAudit",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
             ],
             exclude: ["Vectors"]
         ),

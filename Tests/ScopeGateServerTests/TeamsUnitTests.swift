@@ -1,0 +1,240 @@
+import Crypto
+import Foundation
+import ScopeGateCore
+import Testing
+import _CryptoExtras
+
+@testable import ScopeGateServer
+
+/// The Bot Connector's token as the Bot Framework specifies it, each way of forging one refused.
+@Suite struct BotConnectorTokenTests {
+    static let appID = "11111111-2222-3333-4444-555555555555"
+    static let serviceURL = "https://smba.trafficmanager.net/teams/"
+    static let now = Date(timeIntervalSince1970: 1_800_000_000)
+    static let signer = try! _RSA.Signing.PrivateKey(keySize: .bits2048)
+    static let otherSigner = try! _RSA.Signing.PrivateKey(keySize: .bits2048)
+
+    struct Keys: BotSigningKeySource {
+        var keys: [String: BotSigningKey]
+        func key(id: String) async -> BotSigningKey? { keys[id] }
+    }
+
+    static let validator = BotConnectorTokenValidator(
+        keys: Keys(keys: [
+            "k1": BotSigningKey(publicKey: signer.publicKey, endorsements: ["msteams"]),
+            "k2": BotSigningKey(publicKey: signer.publicKey, endorsements: ["webchat"]),
+        ]), appID: appID, issuer: "https://api.botframework.com")
+
+    static func claims(
+        iss: String = "https://api.botframework.com", aud: String = appID, exp: TimeInterval = 600, nbf: TimeInterval = -60,
+        serviceURL: String? = Self.serviceURL
+    ) -> [String: Any] {
+        var claims: [String: Any] = [
+            "iss": iss, "aud": aud, "exp": now.timeIntervalSince1970 + exp, "nbf": now.timeIntervalSince1970 + nbf,
+        ]
+        if let serviceURL { claims["serviceurl"] = serviceURL }
+        return claims
+    }
+
+    static func token(header: [String: Any] = ["alg": "RS256", "kid": "k1", "typ": "JWT"], claims: [String: Any] = claims(),
+        key: _RSA.Signing.PrivateKey = signer) throws -> String
+    {
+        let input = Base64URL.encode(try JSONSerialization.data(withJSONObject: header)) + "."
+            + Base64URL.encode(try JSONSerialization.data(withJSONObject: claims))
+        let signature = try key.signature(for: Data(input.utf8), padding: .insecurePKCS1v1_5)
+        return input + "." + Base64URL.encode(signature.rawRepresentation)
+    }
+
+    func check(_ token: String?, serviceURL: String? = serviceURL, channel: String? = "msteams") async
+        -> BotConnectorTokenValidator.Refusal?
+    {
+        do {
+            try await Self.validator.validate(
+                authorization: token.map { "Bearer " + $0 }, serviceURL: serviceURL, channelID: channel, now: Self.now)
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    @Test func aTokenSignedAsTheConnectorSignsIsAccepted() async throws {
+        #expect(await check(try Self.token()) == nil)
+        #expect(await check(try Self.token(), serviceURL: "https://smba.trafficmanager.net/teams") == nil, "one trailing slash aside")
+    }
+
+    @Test func everyForgeryIsRefused() async throws {
+        #expect(await check(nil) == .missingHeader)
+        #expect(await check("") == .missingHeader)
+        #expect(await check("not.a.jwt") == .malformed)
+        // alg none, unsigned.
+        let unsigned = Base64URL.encode(try JSONSerialization.data(withJSONObject: ["alg": "none", "kid": "k1"])) + "."
+            + Base64URL.encode(try JSONSerialization.data(withJSONObject: Self.claims())) + "."
+        #expect(await check(unsigned) == .algorithm("none"))
+        // HS256 keyed with the public key's bytes: the classic confusion; refused before any key is used.
+        let header = Base64URL.encode(try JSONSerialization.data(withJSONObject: ["alg": "HS256", "kid": "k1"]))
+        let body = Base64URL.encode(try JSONSerialization.data(withJSONObject: Self.claims()))
+        let mac = HMAC<SHA256>.authenticationCode(
+            for: Data((header + "." + body).utf8), using: SymmetricKey(data: Self.signer.publicKey.derRepresentation))
+        #expect(await check(header + "." + body + "." + Base64URL.encode(Data(mac))) == .algorithm("HS256"))
+        #expect(await check(try Self.token(header: ["alg": "RS256", "kid": "unknown"])) == .unknownKey)
+        #expect(await check(try Self.token(header: ["alg": "RS256"])) == .unknownKey)
+        #expect(await check(try Self.token(key: Self.otherSigner)) == .badSignature)
+        #expect(await check(try Self.token(header: ["alg": "RS256", "kid": "k2"])) == .notEndorsed, "a key endorsed for another channel")
+        #expect(await check(try Self.token(claims: Self.claims(iss: "https://sts.windows.net/x/"))) == .issuer)
+        #expect(await check(try Self.token(claims: Self.claims(aud: "99999999-2222-3333-4444-555555555555"))) == .audience)
+        #expect(await check(try Self.token(claims: Self.claims(exp: -301))) == .expired)
+        #expect(await check(try Self.token(claims: Self.claims(exp: -200))) == nil, "within five minutes of skew")
+        #expect(await check(try Self.token(claims: Self.claims(nbf: 301))) == .notYetValid)
+        #expect(await check(try Self.token(), serviceURL: "https://evil.example/teams/") == .serviceURL)
+        #expect(await check(try Self.token(claims: Self.claims(serviceURL: nil))) == .serviceURL)
+        #expect(await check(try Self.token(), serviceURL: nil) == .serviceURL)
+        // A token whose claims were changed after signing.
+        let parts = try Self.token().split(separator: ".")
+        let forged = Base64URL.encode(try JSONSerialization.data(withJSONObject: Self.claims(aud: "x")))
+        #expect(await check(parts[0] + "." + forged + "." + parts[2]) == .badSignature)
+    }
+}
+
+@Suite struct TeamsApprovalCardTests {
+    static func content(_ scopes: String, state: Decision? = nil, waiting: Int = 1, justification: String? = nil) throws
+        -> ApprovalMessageContent
+    {
+        var request = try SlackApprovalMessageTests.request(scopes)
+        if let state { request = try request.applying(state) }
+        return ApprovalMessageContent(
+            request: request, policy: SlackApprovalMessageTests.policy, justifications: justification.map { [$0] } ?? [],
+            routeName: "everyone", confirmTiers: ["critical"], waiting: waiting)
+    }
+
+    static func json(_ value: JSONValue) -> String { String(decoding: value.encoded(), as: UTF8.self) }
+
+    /// Every object of the card with its `type`.
+    static func elements(_ value: Any) -> [[String: Any]] {
+        if let object = value as? [String: Any] {
+            return (object["type"] != nil ? [object] : []) + object.values.flatMap(elements)
+        }
+        if let array = value as? [Any] { return array.flatMap(elements) }
+        return []
+    }
+
+    @Test func aPendingRequestCarriesWhatSlackShowsAndThreeActions() throws {
+        let card = TeamsApprovalCard(try Self.content("orders:read", justification: "[click](https://phish.example) **now**")).card
+        let object = try JSONSerialization.jsonObject(with: card.encoded()) as! [String: Any]
+        #expect(object["version"] as? String == "1.5")
+        let elements = Self.elements(object)
+        let texts = elements.compactMap { $0["text"] as? String }
+        #expect(texts.contains("orders:read"))
+        #expect(texts.contains(" (elevated)"))
+        #expect(texts.contains(" — Read <b>data</b>"))
+        #expect(texts.contains("Already granted"))
+        #expect(texts.contains("req123"))
+        // Everything from the request or the configuration is a TextRun (plain text), never a TextBlock
+        // that Teams would read as Markdown.
+        let markdown = elements.filter { $0["type"] as? String == "TextBlock" }.compactMap { $0["text"] as? String }
+        #expect(!markdown.contains { $0.contains("phish") || $0.contains("Evil") || $0.contains("<b>") })
+        #expect(elements.contains { $0["type"] as? String == "TextRun" && ($0["text"] as? String)?.contains("phish") == true })
+        let executes = elements.filter { $0["type"] as? String == "Action.Execute" }
+        #expect(Set(executes.compactMap { $0["verb"] as? String }) == Set(TeamsApprovalCard.Verb.allCases.map(\.rawValue)))
+        #expect(executes.allSatisfy { ($0["data"] as? [String: Any])?["request"] as? String == "req123" })
+        // Deny asks first; an elevated approval does not.
+        let top = try #require(object["actions"] as? [[String: Any]])
+        #expect(top.map { $0["type"] as? String } == ["Action.Execute", "Action.Execute", "Action.ShowCard"])
+    }
+
+    @Test func criticalScopesAndSeveralWaitingAskForConfirmation() throws {
+        let critical = try JSONSerialization.jsonObject(with: TeamsApprovalCard(try Self.content("orders:write")).card.encoded())
+        let top = try #require((critical as? [String: Any])?["actions"] as? [[String: Any]])
+        #expect(top.allSatisfy { $0["type"] as? String == "Action.ShowCard" })
+        let many = Self.json(TeamsApprovalCard(try Self.content("orders:read", waiting: 3)).card)
+        #expect(many.contains("Approve once (all 3)"))
+        #expect(many.contains("3 sign-ins wait on this request"))
+    }
+
+    @Test func aDecidedRequestShowsTheOutcomeAndNoActions() throws {
+        let decided = try Self.content(
+            "orders:read",
+            state: Decision(outcome: .approved, actor: "teams:tenant/abc", at: Date(timeIntervalSince1970: 1_700_000_100)))
+        let json = Self.json(TeamsApprovalCard(decided).card)
+        #expect(!json.contains("Action.Execute"))
+        #expect(json.contains("\"Approved\""))
+        #expect(json.contains("by a Teams approver (abc) at 2023-11-14 22:15:00 UTC."))
+        let activity = Self.json(TeamsApprovalCard(decided).activity(id: "1:act"))
+        #expect(activity.contains(#""id":"1:act""#))
+        #expect(activity.contains("application/vnd.microsoft.card.adaptive"))
+    }
+}
+
+@Suite struct TeamsConfigurationTests {
+    static let tenant = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
+    static let approver = "0f0f0f0f-1111-2222-3333-444444444444"
+
+    static func parse(_ extra: String, environment: [String: String] = ["TEAMS": "secret"]) throws -> ScopeGateConfiguration {
+        try ScopeGateConfiguration.parse(
+            yaml: """
+                public_url: https://login.example
+                upstream:
+                  url: http://127.0.0.1:9000
+                store:
+                  path: /tmp/x.sqlite
+                clients:
+                  - id: app
+                    redirect_uris: ["https://app.example/cb"]
+                \(extra)
+                """, baseDirectory: URL(fileURLWithPath: "/"), environment: environment)
+    }
+
+    static let teams = """
+        teams:
+          app_id: 11111111-2222-3333-4444-555555555555
+          app_password_env: TEAMS
+          tenant_id: \(tenant)
+          service_url: https://smba.trafficmanager.net/teams/
+        """
+
+    @Test func readsTheBotAndRoutesThatReachTeams() throws {
+        let configuration = try Self.parse(
+            Self.teams + """
+
+                routes:
+                  - name: all
+                    teams:
+                      channel: "19:abc@thread.tacv2"
+                      approvers: {users: [\(Self.approver.uppercased())]}
+                default_route: all
+                """)
+        let teams = try #require(configuration.teams)
+        #expect(teams.tokenURL.absoluteString == "https://login.microsoftonline.com/\(Self.tenant)/oauth2/v2.0/token")
+        #expect(teams.openIDMetadataURL.absoluteString == "https://login.botframework.com/v1/.well-known/openidconfiguration")
+        #expect(teams.issuer == "https://api.botframework.com")
+        let reach = try #require(configuration.routing?.defaultRoute.reach(on: "teams"))
+        #expect(reach.channel == "19:abc@thread.tacv2")
+        #expect(reach.approverUsers == [Self.approver], "object ids compare lowercased")
+        #expect(configuration.routing?.defaultRoute.reach(on: "slack") == nil)
+        #expect(configuration.slack == nil)
+    }
+
+    @Test func aMultiTenantBotGetsItsTokensFromBotFramework() throws {
+        let configuration = try Self.parse(
+            Self.teams + "\n  multi_tenant: true\nroutes:\n  - name: a\n    teams: {channel: \"19:a@thread.tacv2\", approvers: {users: [\(Self.approver)]}}\ndefault_route: a")
+        #expect(configuration.teams?.tokenURL.absoluteString == "https://login.microsoftonline.com/botframework.com/oauth2/v2.0/token")
+    }
+
+    @Test(arguments: [
+        ("teams:\n  app_id: bot\n  app_password_env: TEAMS\n  tenant_id: \(tenant)\n  service_url: https://s.example/", "teams.app_id"),
+        (teams.replacingOccurrences(of: "TEAMS", with: "MISSING"), "teams.app_password_env"),
+        (teams + "\nroutes:\n  - name: a\n    teams: {channel: general, approvers: {users: [\(approver)]}}\ndefault_route: a", "routes[0].teams.channel"),
+        (teams + "\nroutes:\n  - name: a\n    teams: {channel: \"19:a@thread.tacv2\", approvers: {users: [alice@example.com]}}\ndefault_route: a", "routes[0].teams.approvers.users[0]"),
+        (teams + "\nroutes:\n  - name: a\n    teams: {channel: \"19:a@thread.tacv2\"}\ndefault_route: a", "routes[0].teams.approvers.users"),
+        (teams + "\nroutes:\n  - name: a\n    teams: {channel: \"19:a@thread.tacv2\", approvers: {groups: [g]}}\ndefault_route: a", "routes[0].teams.approvers.groups"),
+        (teams + "\nroutes:\n  - name: a\n    channel: C0A\n    approvers: {users: [U0A]}\ndefault_route: a", "routes[0].channel"),
+        (teams + "\nroutes:\n  - name: a\ndefault_route: a", "routes[0].channel"),
+        ("routes:\n  - name: a\n    teams: {channel: \"19:a@thread.tacv2\", approvers: {users: [\(approver)]}}\ndefault_route: a", "routes"),
+    ])
+    func refusesWhatCouldPostNowhereOrLetTheWrongPeopleDecide(yaml: String, key: String) {
+        #expect {
+            try Self.parse(yaml)
+        } throws: { error in
+            (error as? GateError)?.message.hasPrefix(key) == true
+        }
+    }
+}
