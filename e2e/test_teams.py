@@ -269,3 +269,21 @@ default_route: everyone
         teams.wait_for("conversations.create", timeout=20)
     finally:
         gate.stop()
+
+
+def test_the_shipped_teams_app_package_is_complete():
+    """What an admin zips and uploads: the manifest's required members, a bot that is not
+    notification-only (Action.Execute needs invokes), and icons of the sizes Teams requires."""
+    import pathlib
+    import struct
+
+    folder = pathlib.Path(__file__).resolve().parent.parent / "proxy-config" / "teams"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    for member in ["manifestVersion", "version", "id", "developer", "name", "description", "icons", "accentColor"]:
+        assert member in manifest, member
+    bot = manifest["bots"][0]
+    assert bot["botId"] == manifest["id"] and "team" in bot["scopes"] and bot["isNotificationOnly"] is False
+    for name, size in [("color", 192), ("outline", 32)]:
+        data = (folder / manifest["icons"][name]).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n"
+        assert struct.unpack(">II", data[16:24]) == (size, size)
