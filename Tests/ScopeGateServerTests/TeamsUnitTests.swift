@@ -238,3 +238,28 @@ import _CryptoExtras
         }
     }
 }
+
+/// The Teams block the shipped example carries in comments is valid once uncommented.
+@Suite struct TeamsExampleTests {
+    @Test func theCommentedTeamsExampleIsAValidConfiguration() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let text = try String(contentsOf: root.appendingPathComponent("proxy-config/scopegate.yaml"), encoding: .utf8)
+        let start = try #require(text.range(of: "# teams:\n"))
+        let uncommented = text[start.lowerBound...].split(separator: "\n", omittingEmptySubsequences: false).map { line in
+            line.hasPrefix("# ") ? String(line.dropFirst(2)) : line == "#" ? "" : String(line)
+        } as [String]
+        // The example's audit keys are made by a script in certs/; this test needs none.
+        let slackComment = try #require(text.range(of: "# Approvals in Slack"))
+        var base = String(text[..<slackComment.lowerBound])
+        let audit = try #require(base.range(of: "\naudit:"))
+        let afterAudit = try #require(base.range(of: "\nadmin:", range: audit.upperBound..<base.endIndex))
+        base.removeSubrange(audit.lowerBound..<afterAudit.lowerBound)
+        let configuration = try ScopeGateConfiguration.parse(
+            yaml: base + uncommented.joined(separator: "\n"), baseDirectory: root.appendingPathComponent("proxy-config"),
+            environment: ["TEAMS_APP_PASSWORD": "x"], secrets: .deferred)
+        let routing = try #require(configuration.routing)
+        #expect(routing.routes.map(\.name) == ["critical", "everyone-else"])
+        #expect(routing.routes.allSatisfy { $0.reach(on: "teams") != nil })
+        #expect(configuration.teams?.serviceURL.absoluteString == "https://smba.trafficmanager.net/teams/")
+    }
+}
