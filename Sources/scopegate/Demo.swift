@@ -11,9 +11,9 @@ import ServiceLifecycle
 
 struct Demo: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run the whole loop locally: a demo IdP, ScopeGate in front of it, a demo app and a demo Slack.")
+        abstract: "Run the whole loop locally: a demo IdP, ScopeGate in front of it, a demo app, a demo Slack and a demo Teams.")
 
-    @Option(help: "The first of five consecutive loopback ports (IdP, ScopeGate, admin API, demo app, demo Slack).")
+    @Option(help: "The first of six consecutive loopback ports (IdP, ScopeGate, admin API, demo app, demo Slack, demo Teams).")
     var portBase: Int = 9400
 
     @Option(help: "Where the demo keeps its configuration and SQLite file (default: a new temporary folder).")
@@ -28,6 +28,7 @@ struct Demo: AsyncParsableCommand {
         let gateURL = "http://127.0.0.1:\(gatePort)"
         let appURL = "http://127.0.0.1:\(appPort)"
         let slackURL = "http://127.0.0.1:\(slackPort)"
+        let teamsURL = "http://127.0.0.1:\(portBase + 5)"
         let configPath = folder + "/scopegate.yaml"
         // The demo Slack's secrets, made anew for each run and read by ScopeGate from files, as a
         // deployment would read them.
@@ -35,10 +36,13 @@ struct Demo: AsyncParsableCommand {
         let signingSecret = RandomID.make()
         try botToken.write(toFile: folder + "/slack-bot-token", atomically: true, encoding: .utf8)
         try signingSecret.write(toFile: folder + "/slack-signing-secret", atomically: true, encoding: .utf8)
+        let teamsPassword = RandomID.make(bytes: 24)
+        try teamsPassword.write(toFile: folder + "/teams-app-password", atomically: true, encoding: .utf8)
         // The audit log's signing key, made once per demo folder.
         let keyring = AuditKeyring(directory: URL(fileURLWithPath: folder + "/audit-keys"))
         if (try? keyring.signingKey()) == nil { try keyring.generate(.es256) }
-        try DemoConfiguration.yaml(idpPort: idpPort, gatePort: gatePort, adminPort: adminPort, appURL: appURL, slackURL: slackURL)
+        try DemoConfiguration.yaml(
+            idpPort: idpPort, gatePort: gatePort, adminPort: adminPort, appURL: appURL, slackURL: slackURL, teamsURL: teamsURL)
             .write(toFile: configPath, atomically: true, encoding: .utf8)
         let configuration = try ScopeGateConfiguration.load(path: configPath)
 
@@ -68,6 +72,16 @@ struct Demo: AsyncParsableCommand {
             groups: ["S0SECURITY": ["U0BOB"]], httpClient: httpClient)
         let slackApp = Application(
             router: slack.router(), configuration: .init(address: .hostname("127.0.0.1", port: slackPort)), logger: logger)
+        let teams = try DemoTeams(
+            appID: DemoConfiguration.teamsApp, appPassword: teamsPassword, tenantID: DemoConfiguration.teamsTenant,
+            baseURL: teamsURL, messagingURL: gateURL + "/_scopegate/teams/messages",
+            members: [
+                .init(id: DemoConfiguration.teamsAlice, name: "Alice (approver)"),
+                .init(id: DemoConfiguration.teamsBob, name: "Bob (security)"),
+                .init(id: DemoConfiguration.teamsMallory, name: "Mallory (not an approver)"),
+            ], httpClient: httpClient)
+        let teamsApp = Application(
+            router: teams.router(), configuration: .init(address: .hostname("127.0.0.1", port: portBase + 5)), logger: logger)
         let clientApp = Application(
             router: client.router(), configuration: .init(address: .hostname("127.0.0.1", port: appPort)),
             onServerRunning: { _ in
@@ -79,8 +93,8 @@ struct Demo: AsyncParsableCommand {
                     ScopeGate demo is running.
                       1. Open \(appURL) and pick what the demo app asks for.
                       2. A held request shows ScopeGate's waiting page. Decide it in the demo Slack at
-                         \(slackURL) (as it would be decided in Slack), on the approvals page
-                         \(appURL)/approvals, or from another terminal:
+                         \(slackURL) or the demo Teams at \(teamsURL) (as it would be decided in Slack
+                         or Teams), on the approvals page \(appURL)/approvals, or from another terminal:
                            swift run scopegate requests list --config \(configPath)
                            swift run scopegate requests approve <id> --config \(configPath)
                       3. The waiting page moves on by itself; the app shows the token's scopes or the denial.
@@ -93,7 +107,7 @@ struct Demo: AsyncParsableCommand {
             }, logger: logger)
         let group = ServiceGroup(
             configuration: .init(
-                services: services + [slackApp, clientApp, HTTPClientService(client: httpClient)],
+                services: services + [slackApp, teamsApp, clientApp, HTTPClientService(client: httpClient)],
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
         idpTask.cancel()
@@ -127,8 +141,13 @@ struct ServiceApprovals: DemoApprovals {
 
 enum DemoConfiguration {
     static let slackTeam = "T0DEMO"
+    static let teamsApp = "5c0a7e3d-6f1b-4d2e-9a8c-0b1d2e3f4a5b"
+    static let teamsTenant = "d3e2f1a0-b9c8-4d7e-8f6a-5b4c3d2e1f00"
+    static let teamsAlice = "a11ce000-0000-4000-8000-000000000001"
+    static let teamsBob = "b0b00000-0000-4000-8000-000000000002"
+    static let teamsMallory = "ba110000-0000-4000-8000-000000000003"
 
-    static func yaml(idpPort: Int, gatePort: Int, adminPort: Int, appURL: String, slackURL: String) -> String {
+    static func yaml(idpPort: Int, gatePort: Int, adminPort: Int, appURL: String, slackURL: String, teamsURL: String) -> String {
         """
         # Written by `scopegate demo`.
         public_url: http://127.0.0.1:\(gatePort)
@@ -177,6 +196,13 @@ enum DemoConfiguration {
           bot_token_file: slack-bot-token
           signing_secret_file: slack-signing-secret
           api_url: \(slackURL)/api
+        teams:
+          app_id: \(teamsApp)
+          app_password_file: teams-app-password
+          tenant_id: \(teamsTenant)
+          service_url: \(teamsURL)/teams/
+          authority: \(teamsURL)
+          openid_metadata: \(teamsURL)/v1/.well-known/openidconfiguration
         routes:
           - name: critical
             match:
@@ -184,10 +210,18 @@ enum DemoConfiguration {
             channel: C0SECURITY
             approvers:
               groups: [S0SECURITY]
+            teams:
+              channel: "19:security@thread.tacv2"
+              approvers:
+                users: [\(teamsBob)]
           - name: everyone
             channel: C0APPROVALS
             approvers:
               users: [U0ALICE]
+            teams:
+              channel: "19:approvals@thread.tacv2"
+              approvers:
+                users: [\(teamsAlice)]
         default_route: everyone
         """
     }
