@@ -27,6 +27,9 @@ CLIENT_ID = "e2e-app"
 CONSENT_CLIENT = "e2e-consent"
 # The confidential client of the token-endpoint tests: its secret is made anew for every run.
 SERVICE = ("e2e-service", secrets.token_hex(16))
+# The port of the ScopeGate whose approval page approvers sign in to (e2e/test_approval_page.py): the
+# IdP registers ScopeGate's callback at it before any test runs.
+APPROVALS_GATE_PORT = None
 
 
 _issued_ports = set()
@@ -124,6 +127,8 @@ class IdP:
 
 @pytest.fixture(scope="session")
 def idp(callback_server, tmp_path_factory):
+    global APPROVALS_GATE_PORT
+    APPROVALS_GATE_PORT = free_port()
     work = tmp_path_factory.mktemp("idp")
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
@@ -133,6 +138,7 @@ def idp(callback_server, tmp_path_factory):
         IDP_RSA_PRIVATE_KEY=pem.decode(),
         IDP_RECORD_FILE=str(work / "received.jsonl"),
         E2E_SERVICE_SECRET=SERVICE[1],
+        E2E_APPROVALS_REDIRECT=f"http://127.0.0.1:{APPROVALS_GATE_PORT}/_scopegate/sign-in/callback",
         PYTHONUNBUFFERED="1",
     )
     port = free_port()
@@ -266,10 +272,11 @@ def gate(idp, callback_server, tmp_path):
 class BrowserSession:
     """A cookie-keeping HTTP session that follows redirects one by one and signs in when the IdP asks."""
 
-    def __init__(self, gate, redirect_uri):
+    def __init__(self, gate, redirect_uri, user=("alice", "wonderland")):
         self.session = requests.Session()
         self.gate = gate
         self.redirect_uri = redirect_uri
+        self.user = user
 
     def go(self, url, max_steps=20):
         """Follows `url` until the client's redirect URI is reached (returns ("callback", url)) or a
@@ -285,7 +292,7 @@ class BrowserSession:
                 next_url = parse_qs(urlparse(url).query).get("next", ["/"])[0]
                 response = self.session.post(
                     urljoin(url, "/accounts/login/"),
-                    data={"username": "alice", "password": "wonderland", "next": next_url},
+                    data={"username": self.user[0], "password": self.user[1], "next": next_url},
                     allow_redirects=False, timeout=30,
                 )
                 assert response.status_code == 302, response.text

@@ -116,6 +116,8 @@ class FakeTeams:
             name = "conversations.create"
         elif method == "PUT" and path.startswith("/teams/v3/conversations/") and "/activities/" in path:
             name = "activities.update"
+        elif method == "POST" and path.startswith("/workflows/"):
+            name = "workflow.post"
         if name is None:
             return 404, {}, {"error": {"code": "NotFound", "message": f"{method} {path}"}}
         try:
@@ -131,6 +133,9 @@ class FakeTeams:
             if isinstance(failure, tuple):
                 return 429, {"Retry-After": str(failure[1])}, {"error": {"code": "TooManyRequests", "message": "slow down"}}
             return failure, {}, {"error": {"code": "Failure", "message": "told to fail"}}
+        if name == "workflow.post":
+            # Teams Workflows' "When a Teams webhook request is received": 202, and no message id.
+            return 202, {}, None
         if name == "metadata":
             return 200, {}, {
                 "issuer": ISSUER, "authorization_endpoint": "https://invalid.botframework.com/v1/auth",

@@ -17,6 +17,13 @@ public struct ChatReach: Sendable, Equatable {
         self.approverGroups = approverGroups
     }
 
+    /// The reach of a route on ScopeGate's approval page (people who sign in at the IdP), stored with
+    /// the chat platforms' reaches under this name.
+    public static let approvalPage = "approval_page"
+    /// The channel of a Teams reach that posts through a Workflows webhook: the prefix, then the route's
+    /// name (the webhook's URL is a secret kept in the configuration, never in the store).
+    public static let workflowPrefix = "workflow:"
+
     /// Every channel the request is posted to: the channel, then approvers' direct messages.
     public var destinations: [String] {
         [channel] + (directMessages ? approverUsers.filter { $0 != channel } : [])

@@ -31,6 +31,8 @@ public struct ScopeGateApplication: Sendable {
     let slackInteractions: SlackInteractions?
     /// The Bot Connector's messaging endpoint, when Teams approvals are configured.
     let teamsActivities: TeamsActivities?
+    /// Sessions of approvers who signed in at the IdP for the approval page.
+    let approverSessions = ApproverSessions()
     /// The audit log's signer, when the audit log is configured.
     let auditSigner: AuditSigner?
     /// `request_uri` values of pushed requests that passed the gate.
@@ -72,12 +74,17 @@ public struct ScopeGateApplication: Sendable {
                 platforms.append(SlackPlatform(api: api))
             }
             if let teams = configuration.teams {
-                let token = BotConnectorToken(
-                    client: httpClient, tokenURL: teams.tokenURL, appID: teams.appID, appPassword: teams.appPassword, now: now)
+                let connector = teams.bot.map { bot in
+                    BotConnector(
+                        client: httpClient, serviceURL: bot.serviceURL,
+                        token: BotConnectorToken(
+                            client: httpClient, tokenURL: bot.tokenURL, appID: bot.appID, appPassword: bot.appPassword, now: now),
+                        metrics: metrics)
+                }
                 platforms.append(
                     TeamsPlatform(
-                        connector: BotConnector(client: httpClient, serviceURL: teams.serviceURL, token: token, metrics: metrics),
-                        tenantID: teams.tenantID))
+                        connector: connector, tenantID: teams.bot?.tenantID, webhooks: teams.webhooks,
+                        publicURL: configuration.publicURL, client: httpClient, metrics: metrics))
             }
             for platform in platforms {
                 notifiers.append(
@@ -112,12 +119,12 @@ public struct ScopeGateApplication: Sendable {
         } else {
             self.slackInteractions = nil
         }
-        if let teams = configuration.teams, let routing = configuration.routing, let outbox {
+        if let bot = configuration.teams?.bot, let routing = configuration.routing, let outbox {
             self.teamsActivities = TeamsActivities(
                 validator: BotConnectorTokenValidator(
-                    keys: BotConnectorKeys(client: httpClient, metadataURL: teams.openIDMetadataURL, now: now),
-                    appID: teams.appID, issuer: teams.issuer),
-                tenantID: teams.tenantID, service: service, outbox: outbox, routing: routing,
+                    keys: BotConnectorKeys(client: httpClient, metadataURL: bot.openIDMetadataURL, now: now),
+                    appID: bot.appID, issuer: bot.issuer),
+                tenantID: bot.tenantID, service: service, outbox: outbox, routing: routing,
                 confirmTiers: configuration.confirmTiers, metrics: metrics, logger: logger, now: now)
         } else {
             self.teamsActivities = nil
@@ -126,6 +133,15 @@ public struct ScopeGateApplication: Sendable {
 
     var publicOrigin: String {
         DiscoveryRewriter.origin(of: configuration.publicURL) ?? configuration.publicURL.absoluteString
+    }
+
+    /// The approval page and the approvers' sign-in, when a route has an approval page.
+    func approvalPage() -> ApprovalPage? {
+        guard let settings = configuration.signIn, let routing = configuration.routing else { return nil }
+        let signIn = ApproverSignIn(
+            settings: settings, publicURL: configuration.publicURL, authorizationPath: metadata.authorizationPath,
+            tokenPath: metadata.tokenPath, issuer: metadata.issuer, proxy: proxy, sessions: approverSessions, logger: logger)
+        return ApprovalPage(service: service, signIn: signIn, routing: routing, publicOrigin: publicOrigin, logger: logger)
     }
 
     func responder() -> ScopeGateResponder {
@@ -161,7 +177,7 @@ public struct ScopeGateApplication: Sendable {
                 introspectionPath: metadata.introspectionPath,
                 device: device, refusals: refusals, codes: issuedCodes, logger: logger),
             device: device,
-            slack: slackInteractions, teams: teamsActivities,
+            slack: slackInteractions, teams: teamsActivities, approvals: approvalPage(),
             auditJWKS: configuration.audit.map { AuditJWKSEndpoint(keyring: AuditKeyring(directory: $0.keysDirectory)) })
     }
 

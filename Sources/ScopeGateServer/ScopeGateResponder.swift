@@ -42,13 +42,15 @@ final class ScopeGateResponder: Sendable {
     let slack: SlackInteractions?
     /// The Bot Connector's messaging endpoint, when Teams approvals are configured.
     let teams: TeamsActivities?
+    /// The approval page and the approvers' sign-in, when a route has an approval page.
+    let approvals: ApprovalPage?
     /// The audit log's public keys, when the audit log is configured.
     let auditJWKS: AuditJWKSEndpoint?
 
     init(
         pathGuard: PathGuard, authorization: AuthorizationEndpoint, holds: HoldEndpoints, discovery: DiscoveryEndpoint,
         pushed: PushedAuthorizationEndpoint?, token: TokenEndpoint, device: DeviceAuthorizationEndpoint?,
-        slack: SlackInteractions?, teams: TeamsActivities?, auditJWKS: AuditJWKSEndpoint?
+        slack: SlackInteractions?, teams: TeamsActivities?, approvals: ApprovalPage?, auditJWKS: AuditJWKSEndpoint?
     ) {
         self.pathGuard = pathGuard
         self.authorization = authorization
@@ -59,6 +61,7 @@ final class ScopeGateResponder: Sendable {
         self.device = device
         self.slack = slack
         self.teams = teams
+        self.approvals = approvals
         self.auditJWKS = auditJWKS
     }
 
@@ -76,6 +79,13 @@ final class ScopeGateResponder: Sendable {
         }
         if path == TeamsActivities.path, let teams {
             return .respond(await teams.respond(to: request))
+        }
+        if let approvals {
+            if path.utf8.starts(with: ApprovalPage.prefix.utf8) {
+                return .respond(await approvals.respond(to: request, path: path))
+            }
+            if path == ApproverSignIn.startPath { return .respond(await approvals.signIn.start(request)) }
+            if path == ApproverSignIn.callbackPath { return .respond(await approvals.signIn.callback(request)) }
         }
         if path == AuditJWKSEndpoint.path, let auditJWKS {
             return .respond(auditJWKS.respond(to: request))

@@ -23,7 +23,15 @@ struct Config: AsyncParsableCommand {
             print("\(policy.rules.count) scope rules, \(policy.clients.count) clients, tiers: \(policy.tiers.keys.sorted().joined(separator: ", "))")
             print("admin API: \(configuration.adminToken == nil ? "disabled (no token configured)" : "\(configuration.adminAddress.host):\(configuration.adminAddress.port)")")
             if let slack = configuration.slack { print("Slack approvals in team \(slack.teamID)") }
-            if let teams = configuration.teams { print("Microsoft Teams approvals in tenant \(teams.tenantID) as bot \(teams.appID)") }
+            if let teams = configuration.teams {
+                if let bot = teams.bot { print("Microsoft Teams approvals in tenant \(bot.tenantID) as bot \(bot.appID)") }
+                if !teams.webhooks.isEmpty {
+                    print("Microsoft Teams Workflows webhooks for routes: \(teams.webhooks.keys.sorted().joined(separator: ", "))")
+                }
+            }
+            if let signIn = configuration.signIn {
+                print("approval page: approvers sign in at the IdP as client \(signIn.clientID) (\(signIn.scopes.tokens.joined(separator: " ")))")
+            }
             if let routing = configuration.routing {
                 for route in routing.routes {
                     let isDefault = route.name == routing.defaultRoute.name ? " (default)" : ""

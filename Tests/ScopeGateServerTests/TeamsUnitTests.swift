@@ -202,7 +202,7 @@ import _CryptoExtras
                       approvers: {users: [\(Self.approver.uppercased())]}
                 default_route: all
                 """)
-        let teams = try #require(configuration.teams)
+        let teams = try #require(configuration.teams?.bot)
         #expect(teams.tokenURL.absoluteString == "https://login.microsoftonline.com/\(Self.tenant)/oauth2/v2.0/token")
         #expect(teams.openIDMetadataURL.absoluteString == "https://login.botframework.com/v1/.well-known/openidconfiguration")
         #expect(teams.issuer == "https://api.botframework.com")
@@ -216,7 +216,7 @@ import _CryptoExtras
     @Test func aMultiTenantBotGetsItsTokensFromBotFramework() throws {
         let configuration = try Self.parse(
             Self.teams + "\n  multi_tenant: true\nroutes:\n  - name: a\n    teams: {channel: \"19:a@thread.tacv2\", approvers: {users: [\(Self.approver)]}}\ndefault_route: a")
-        #expect(configuration.teams?.tokenURL.absoluteString == "https://login.microsoftonline.com/botframework.com/oauth2/v2.0/token")
+        #expect(configuration.teams?.bot?.tokenURL.absoluteString == "https://login.microsoftonline.com/botframework.com/oauth2/v2.0/token")
     }
 
     @Test(arguments: [
@@ -260,6 +260,87 @@ import _CryptoExtras
         let routing = try #require(configuration.routing)
         #expect(routing.routes.map(\.name) == ["critical", "everyone-else"])
         #expect(routing.routes.allSatisfy { $0.reach(on: "teams") != nil })
-        #expect(configuration.teams?.serviceURL.absoluteString == "https://smba.trafficmanager.net/teams/")
+        #expect(configuration.teams?.bot?.serviceURL.absoluteString == "https://smba.trafficmanager.net/teams/")
+    }
+}
+
+/// Teams without a bot: a route posts to a Workflows webhook and is decided on the approval page.
+@Suite struct WorkflowsConfigurationTests {
+    static let routes = """
+        teams: {}
+        sign_in:
+          client_id: scopegate
+          client_secret_env: SIGNIN
+        routes:
+          - name: all
+            teams:
+              webhook_env: HOOK
+            approval_page:
+              approvers: {users: [Alice@Example.com, "42"]}
+        default_route: all
+        """
+
+    static func parse(_ yaml: String, environment: [String: String] = ["SIGNIN": "s", "HOOK": "https://prod.example/workflows/x?sig=secret"])
+        throws -> ScopeGateConfiguration
+    {
+        try TeamsConfigurationTests.parse(
+            yaml.replacingOccurrences(of: "clients:", with: "clients:") + "\nscopes:\n  - pattern: openid\n    auto: approve\n    tier: low",
+            environment: environment)
+    }
+
+    @Test func aWebhookRouteNeedsNoBotAndIsDecidedOnThePage() throws {
+        let configuration = try Self.parse(Self.routes)
+        #expect(configuration.teams?.bot == nil)
+        #expect(configuration.teams?.webhooks["all"]?.absoluteString == "https://prod.example/workflows/x?sig=secret")
+        let route = try #require(configuration.routing?.defaultRoute)
+        #expect(route.reach(on: "teams")?.channel == "workflow:all", "the store keeps the route's name, never the URL")
+        #expect(route.reach(on: ChatReach.approvalPage)?.approverUsers == ["alice@example.com", "42"])
+        #expect(configuration.signIn?.scopes.tokens == ["openid"])
+    }
+
+    @Test(arguments: [
+        (routes.replacingOccurrences(of: "    approval_page:\n      approvers: {users: [Alice@Example.com, \"42\"]}\n", with: ""), "routes[0].approval_page"),
+        (routes.replacingOccurrences(of: "sign_in:\n  client_id: scopegate\n  client_secret_env: SIGNIN\n", with: ""), "sign_in"),
+        (routes.replacingOccurrences(of: "webhook_env: HOOK", with: "webhook_env: HOOK\n      channel: \"19:a@thread.tacv2\""), "routes[0].teams.webhook_env"),
+        (routes.replacingOccurrences(of: "client_secret_env: SIGNIN", with: "client_secret_env: SIGNIN\n  scopes: [openid, orders:read]"), "sign_in.scopes"),
+    ])
+    func refusesWhatNobodyCouldDecide(yaml: String, key: String) {
+        #expect {
+            try Self.parse(yaml)
+        } throws: { error in
+            (error as? GateError)?.message.hasPrefix(key) == true
+        }
+    }
+
+    @Test func aWebhookThatIsNotHTTPSIsRefused() {
+        #expect(throws: GateError.self) {
+            try Self.parse(Self.routes, environment: ["SIGNIN": "s", "HOOK": "http://prod.example/workflows/x"])
+        }
+    }
+
+    @Test func theWebhookCardLinksToThePageAndTheDecisionCarriesNoLink() throws {
+        let pending = TeamsApprovalCard(try TeamsApprovalCardTests.content("orders:read"))
+            .workflowActivity(approvalURL: "https://login.example/_scopegate/approvals/req123")
+        let json = TeamsApprovalCardTests.json(pending)
+        #expect(json.contains(#""version":"1.4""#))
+        #expect(json.contains(#""type":"Action.OpenUrl""#) && json.contains("https://login.example/_scopegate/approvals/req123"))
+        #expect(!json.contains("Action.Execute"))
+        #expect(json.contains(#""contentUrl":null"#))
+        let decided = TeamsApprovalCard(
+            try TeamsApprovalCardTests.content(
+                "orders:read", state: Decision(outcome: .denied, actor: "page:alice@example.com", at: Date(timeIntervalSince1970: 1_700_000_000)))
+        ).workflowActivity(approvalURL: "https://login.example/_scopegate/approvals/req123")
+        #expect(!TeamsApprovalCardTests.json(decided).contains("Action.OpenUrl"))
+    }
+
+    @Test func approversAreNamedBySubjectOrVerifiedEmail() {
+        let verified = Approver(subject: "42", email: "Alice@Example.com", emailVerified: true, name: "Alice", signedInAt: Date())
+        #expect(verified.isNamed(by: "alice@example.com"))
+        #expect(verified.isNamed(by: "42"))
+        #expect(!verified.isNamed(by: "4"))
+        let unverified = Approver(subject: "43", email: "alice@example.com", emailVerified: false, name: nil, signedInAt: Date())
+        #expect(!unverified.isNamed(by: "alice@example.com"), "an unverified email names nobody")
+        #expect(unverified.actor == "page:43")
+        #expect(verified.actor == "page:Alice@Example.com")
     }
 }

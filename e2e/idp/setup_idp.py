@@ -23,6 +23,10 @@ User = get_user_model()
 user, _ = User.objects.get_or_create(username="alice")
 user.set_password("wonderland")
 user.save()
+# A second person, who is no approver.
+mallory, _ = User.objects.get_or_create(username="mallory")
+mallory.set_password("looking-glass")
+mallory.save()
 Application = get_application_model()
 
 
@@ -51,4 +55,9 @@ register("e2e-consent", "E2E Consent App", Application.GRANT_AUTHORIZATION_CODE,
 register("e2e-service", "E2E Service", Application.GRANT_CLIENT_CREDENTIALS, secret=secret)
 register("e2e-password", "E2E Password", Application.GRANT_PASSWORD, secret=secret)
 register("e2e-device", "E2E Device", Application.GRANT_DEVICE_CODE)
+# ScopeGate's own registration, through which approvers sign in to its approval page; an organisation's
+# first-party client, so without a consent screen.
+if os.environ.get("E2E_APPROVALS_REDIRECT"):
+    register("e2e-approvals", "ScopeGate approvals", Application.GRANT_AUTHORIZATION_CODE, secret=secret,
+             redirect_uris=os.environ["E2E_APPROVALS_REDIRECT"], skip_authorization=True)
 print("idp ready")

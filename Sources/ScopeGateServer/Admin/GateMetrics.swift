@@ -92,7 +92,7 @@ public final class GateMetrics: Sendable, GateObserver {
     /// Where a decision came from, by its actor's prefix (`slack:T/U`, `cli:alice`, `admin:ops`, `policy…`).
     static func source(of actor: String) -> String {
         let prefix = actor.prefix { $0 != ":" }
-        return ["slack", "teams", "cli", "admin", "policy"].contains(String(prefix)) ? String(prefix) : "other"
+        return ["slack", "teams", "page", "cli", "admin", "policy"].contains(String(prefix)) ? String(prefix) : "other"
     }
 
     /// A request's tier: its highest permission's, in the order the configuration lists the tiers.

@@ -49,7 +49,7 @@ extension ScopeGateConfiguration {
                 }
                 lines.append(line)
             }
-            lines.append("default_route \(routing.defaultRoute.name) team \(slack?.teamID ?? "-") tenant \(teams?.tenantID ?? "-")")
+            lines.append("default_route \(routing.defaultRoute.name) team \(slack?.teamID ?? "-") tenant \(teams?.bot?.tenantID ?? "-") webhooks \(teams?.webhooks.keys.sorted().joined(separator: ",") ?? "-") sign_in \(signIn.map { "\($0.clientID) \($0.scopes.tokens.joined(separator: ","))" } ?? "-")")
         }
         return SHA256.hash(data: Data(lines.joined(separator: "\n").utf8)).map { String(format: "%02x", $0) }.joined()
     }

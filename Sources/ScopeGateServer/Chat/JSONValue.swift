@@ -9,6 +9,7 @@ enum JSONValue: Sendable, Equatable, Encodable, ExpressibleByStringLiteral, Expr
     case number(Double)
     case array([JSONValue])
     case object([(String, JSONValue)])
+    case null
 
     init(stringLiteral value: String) { self = .string(value) }
     init(arrayLiteral elements: JSONValue...) { self = .array(elements) }
@@ -22,6 +23,7 @@ enum JSONValue: Sendable, Equatable, Encodable, ExpressibleByStringLiteral, Expr
         case (.number(let a), .number(let b)): a == b
         case (.array(let a), .array(let b)): a == b
         case (.object(let a), .object(let b)): a.map(\.0) == b.map(\.0) && a.map(\.1) == b.map(\.1)
+        case (.null, .null): true
         default: false
         }
     }
@@ -47,6 +49,9 @@ enum JSONValue: Sendable, Equatable, Encodable, ExpressibleByStringLiteral, Expr
         case .array(let values):
             var container = encoder.unkeyedContainer()
             for value in values { try container.encode(value) }
+        case .null:
+            var container = encoder.singleValueContainer()
+            try container.encodeNil()
         case .object(let members):
             var container = encoder.container(keyedBy: MemberName.self)
             for (key, value) in members { try container.encode(value, forKey: MemberName(stringValue: key)) }

@@ -84,9 +84,16 @@ struct ConfigFile: Codable {
             var groups: [String]?
         }
 
-        /// A route's reach in Microsoft Teams.
+        /// A route's reach in Microsoft Teams: a channel the bot posts to, or a Workflows webhook.
         struct Teams: Codable {
             var channel: String?
+            var approvers: Approvers?
+            var webhook_env: String?
+            var webhook_file: String?
+        }
+
+        /// Who may decide the route's requests on ScopeGate's approval page, signed in at the IdP.
+        struct ApprovalPage: Codable {
             var approvers: Approvers?
         }
 
@@ -97,6 +104,14 @@ struct ConfigFile: Codable {
         var dm: Bool?
         var approvers: Approvers?
         var teams: Teams?
+        var approval_page: ApprovalPage?
+    }
+
+    struct SignIn: Codable {
+        var client_id: String?
+        var client_secret_env: String?
+        var client_secret_file: String?
+        var scopes: [String]?
     }
 
     struct Teams: Codable {
@@ -151,6 +166,7 @@ struct ConfigFile: Codable {
     var audit: Audit?
     var slack: Slack?
     var teams: Teams?
+    var sign_in: SignIn?
     var routes: [Route]?
     var default_route: String?
 }

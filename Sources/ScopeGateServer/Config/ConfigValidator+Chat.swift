@@ -40,9 +40,31 @@ extension ConfigValidator {
             groupCacheLifetime: try duration(slack.group_cache ?? "5m", key: "slack.group_cache"))
     }
 
-    /// Microsoft Teams' settings, when the file has a teams section.
+    /// Microsoft Teams' settings, when the file has a teams section: the bot, when a route posts
+    /// through one (or `app_id` is given), and the Workflows webhooks of the routes that use them.
     func teams() throws(GateError) -> ScopeGateConfiguration.TeamsSettings? {
         guard let teams = file.teams else { return nil }
+        var webhooks: [String: URL] = [:]
+        var botNeeded = teams.app_id != nil
+        for (index, route) in (file.routes ?? []).enumerated() {
+            guard let reach = route.teams else { continue }
+            let key = "routes[\(index)].teams"
+            guard let url = try secret(env: reach.webhook_env, file: reach.webhook_file, key: "\(key).webhook") else {
+                botNeeded = true
+                continue
+            }
+            if url == Self.missingSecret { webhooks[route.name] = URL(string: "https://invalid.example/")!; continue }
+            guard let parsed = URL(string: url), parsed.scheme?.lowercased() == "https" || parsed.host == "127.0.0.1",
+                parsed.host != nil
+            else {
+                throw fail(reach.webhook_env != nil ? "\(key).webhook_env" : "\(key).webhook_file", "must give the Workflows webhook's https URL")
+            }
+            webhooks[route.name] = parsed
+        }
+        return .init(bot: botNeeded ? try teamsBot(teams) : nil, webhooks: webhooks)
+    }
+
+    private func teamsBot(_ teams: ConfigFile.Teams) throws(GateError) -> ScopeGateConfiguration.TeamsBot {
         guard let appID = teams.app_id, Self.isGUID(appID) else {
             throw fail("teams.app_id", "must be the bot's Microsoft App ID (a GUID)")
         }
@@ -70,6 +92,36 @@ extension ConfigValidator {
             issuer: teams.issuer ?? "https://api.botframework.com")
     }
 
+    /// ScopeGate's registration at the IdP for approvers' sign-in; required when a route has an
+    /// approval page. Its scopes must pass the policy without a hold, or no approver could sign in.
+    func signIn(policy: Policy) throws(GateError) -> ScopeGateConfiguration.SignInSettings? {
+        let pages = (file.routes ?? []).contains { $0.approval_page != nil }
+        guard let signIn = file.sign_in else {
+            if pages { throw fail("sign_in", "is required: approvers sign in at the IdP to use the approval page") }
+            return nil
+        }
+        guard let clientID = signIn.client_id, ClientID.isValid(clientID) else {
+            throw fail("sign_in.client_id", "must be the client id ScopeGate is registered under at the IdP")
+        }
+        guard let secret = try secret(env: signIn.client_secret_env, file: signIn.client_secret_file, key: "sign_in.client_secret")
+        else {
+            throw fail("sign_in.client_secret_env", "or sign_in.client_secret_file is required")
+        }
+        let scopes: ScopeSet
+        do {
+            scopes = try ScopeSet(parsing: (signIn.scopes ?? ["openid"]).joined(separator: " "))
+        } catch {
+            throw fail("sign_in.scopes", "holds a token that is not a valid scope")
+        }
+        guard scopes.contains("openid") else { throw fail("sign_in.scopes", "must include openid") }
+        guard case .allow = policy.evaluate(scopes: scopes, clientID: clientID, granted: []) else {
+            throw fail(
+                "sign_in.scopes",
+                "must be approved by the policy for \(clientID) (auto: approve), or approvers could not sign in to decide")
+        }
+        return .init(clientID: clientID, clientSecret: secret, scopes: scopes)
+    }
+
     /// Tiers whose approval asks the approver to confirm (critical, unless the tiers say otherwise).
     func confirmTiers() -> Set<String> {
         Set((file.tiers ?? Self.defaultTiers).filter { $0.confirm_approval ?? ($0.name == "critical") }.map(\.name))
@@ -83,6 +135,7 @@ extension ConfigValidator {
             if file.routes != nil || file.default_route != nil {
                 throw fail("routes", "need a slack or teams section to deliver to")
             }
+            if file.sign_in != nil { throw fail("sign_in", "is used by routes' approval pages, and there are no routes") }
             return nil
         }
         guard let entries = file.routes, !entries.isEmpty else {
@@ -114,12 +167,19 @@ extension ConfigValidator {
         }
         if let teams = entry.teams {
             guard file.teams != nil else { throw fail("\(key).teams", "needs the teams section") }
-            reaches["teams"] = try teamsReach(teams, key: "\(key).teams")
+            reaches["teams"] = try teamsReach(teams, route: entry.name, key: "\(key).teams")
+        }
+        if let page = entry.approval_page {
+            reaches[ChatReach.approvalPage] = try pageReach(page, key: "\(key).approval_page")
+        } else if entry.teams.map({ $0.webhook_env != nil || $0.webhook_file != nil }) == true {
+            throw fail(
+                "\(key).approval_page",
+                "is required with a Workflows webhook: its cards link to the approval page, where these approvers decide")
         }
         guard !reaches.isEmpty else {
             throw fail(
                 "\(key).channel",
-                "is missing: a route reaches approvers in Slack (channel, approvers) or in Teams (teams.channel, teams.approvers)")
+                "is missing: a route reaches approvers in Slack (channel, approvers), in Teams (teams) or on the approval page (approval_page)")
         }
         var patterns: [GlobPattern] = []
         for (index, pattern) in (entry.match?.scopes ?? []).enumerated() {
@@ -159,7 +219,15 @@ extension ConfigValidator {
         return ChatReach(channel: channel, directMessages: entry.dm ?? false, approverUsers: users, approverGroups: groups)
     }
 
-    private func teamsReach(_ entry: ConfigFile.Route.Teams, key: String) throws(GateError) -> ChatReach {
+    private func teamsReach(_ entry: ConfigFile.Route.Teams, route: String, key: String) throws(GateError) -> ChatReach {
+        if entry.webhook_env != nil || entry.webhook_file != nil {
+            guard entry.channel == nil, entry.approvers == nil else {
+                throw fail(
+                    "\(key).webhook_env",
+                    "and a bot channel exclude each other: with a webhook, approvers decide on the approval page (approval_page.approvers)")
+            }
+            return ChatReach(channel: ChatReach.workflowPrefix + route, approverUsers: [])
+        }
         guard let channel = entry.channel, Self.isTeamsConversation(channel) else {
             throw fail("\(key).channel", "must be a Teams channel id (19:…@thread.tacv2 or 19:…@thread.skype)")
         }
@@ -174,6 +242,21 @@ extension ConfigValidator {
             throw fail("\(key).approvers.users[\(index)]", "must be a Microsoft Entra object id (a GUID), not a name or an email")
         }
         return ChatReach(channel: channel, approverUsers: users.map { $0.lowercased() })
+    }
+
+    private func pageReach(_ entry: ConfigFile.Route.ApprovalPage, key: String) throws(GateError) -> ChatReach {
+        if entry.approvers?.groups != nil {
+            throw fail("\(key).approvers.groups", "is not supported: list the approvers under users")
+        }
+        let users = entry.approvers?.users ?? []
+        guard !users.isEmpty else {
+            throw fail("\(key).approvers.users", "must name at least one approver: nobody could decide this route's requests")
+        }
+        for (index, user) in users.enumerated()
+        where user.isEmpty || user.count > 256 || !user.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7f }) {
+            throw fail("\(key).approvers.users[\(index)]", "must be an email address or the IdP's subject (sub) of an approver")
+        }
+        return ChatReach(channel: "", approverUsers: users.map { $0.contains("@") ? $0.lowercased() : $0 })
     }
 
     /// A GUID as Microsoft writes them (`8-4-4-4-12` hexadecimal digits).

@@ -104,7 +104,8 @@ struct ConfigValidator {
             trustedProxies: Set(file.upstream?.trusted_proxies ?? []),
             tls: tls, storePath: resolve(storePath), adminToken: try adminToken(),
             adminTokenName: file.admin?.token_name ?? "admin", policy: policy, slack: try slack(),
-            teams: try teams(), routing: try routing(policy: policy), confirmTiers: confirmTiers(),
+            teams: try teams(), signIn: try signIn(policy: policy), routing: try routing(policy: policy),
+            confirmTiers: confirmTiers(),
             audit: try audit(), holdRates: try holdRates(), metricsToken: try metricsToken())
     }
 

@@ -78,6 +78,9 @@ public struct ScopeGateConfiguration: Sendable {
     public var slack: SlackSettings?
     /// Microsoft Teams approvals, when configured.
     public var teams: TeamsSettings?
+    /// ScopeGate as an OpenID Connect client of the upstream IdP, for approvers who decide on its
+    /// approval page; `nil` when no route has one.
+    public var signIn: SignInSettings?
     /// Where approval requests go and who decides them, on every configured chat platform; `nil`
     /// when no chat platform is configured.
     public var routing: Routing?
@@ -132,9 +135,19 @@ public struct ScopeGateConfiguration: Sendable {
         public var groupCacheLifetime: Duration
     }
 
-    /// How ScopeGate acts as a Microsoft Teams bot (Bot Framework): where it gets its tokens, where it
-    /// posts, and how it checks the activities the Bot Connector sends it.
+    /// Microsoft Teams: ScopeGate as a bot (Bot Framework), and the Workflows webhooks of routes that
+    /// post without one.
     public struct TeamsSettings: Sendable {
+        /// The bot, when a route posts through one.
+        public var bot: TeamsBot?
+        /// The Workflows (incoming webhook) URL of each route that posts through one, by route name.
+        /// Secrets: they never reach the store, logs or messages.
+        public var webhooks: [String: URL]
+    }
+
+    /// How ScopeGate acts as a Microsoft Teams bot: where it gets its tokens, where it posts, and how it
+    /// checks the activities the Bot Connector sends it.
+    public struct TeamsBot: Sendable {
         /// The bot's Microsoft App ID: the client id of its token requests and the audience of the
         /// Bot Connector's tokens.
         public var appID: String
@@ -151,6 +164,17 @@ public struct ScopeGateConfiguration: Sendable {
         public var openIDMetadataURL: URL
         /// The issuer of the Bot Connector's tokens (`https://api.botframework.com`).
         public var issuer: String
+    }
+
+    /// ScopeGate's own registration at the upstream IdP, through which approvers sign in.
+    public struct SignInSettings: Sendable {
+        /// The client id ScopeGate is registered under (a confidential client whose redirect URI is
+        /// `{public_url}/_scopegate/sign-in/callback`).
+        public var clientID: String
+        /// Its client secret.
+        public var clientSecret: String
+        /// The scopes it asks for (`openid`, and `email` to name approvers by verified email).
+        public var scopes: ScopeSet
     }
 
     /// Reads and validates the file at `path`.

@@ -128,6 +128,22 @@ struct UpstreamProxy: Sendable {
             body: try await response.body.collect(upTo: limit))
     }
 
+    /// POSTs a form of ScopeGate's own (not a client's) to `path` on the IdP, as the public URL's host,
+    /// and reads the whole answer.
+    func postOwn(_ form: String, to path: String, authorization: String) async throws -> (status: UInt, body: ByteBuffer) {
+        var upstream = HTTPClientRequest(url: DiscoveryRewriter.join(configuration.upstreamURL, path))
+        upstream.method = .POST
+        upstream.headers.add(name: "Host", value: upstreamHost)
+        upstream.headers.add(name: "X-Forwarded-Proto", value: configuration.publicURL.scheme ?? "https")
+        upstream.headers.add(name: "X-Forwarded-Host", value: publicHost)
+        upstream.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
+        upstream.headers.add(name: "Accept", value: "application/json")
+        upstream.headers.add(name: "Authorization", value: authorization)
+        upstream.body = .bytes(ByteBuffer(string: form))
+        let response = try await client.execute(upstream, timeout: .init(configuration.responseTimeout))
+        return (response.status.code, try await response.body.collect(upTo: 1 << 20))
+    }
+
     private func failure(_ error: any Error) -> Response {
         if let error = error as? HTTPClientError, error == .deadlineExceeded || error == .readTimeout {
             logger.warning("upstream timed out", metadata: ["sg.upstream.error": "\(error)"])

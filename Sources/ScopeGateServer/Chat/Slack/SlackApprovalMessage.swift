@@ -198,6 +198,7 @@ struct SlackApprovalMessage {
             return "<@\(user)>"
         }
         if actor.hasPrefix("cli:") { return SlackText.escaped(String(actor.dropFirst(4))) + " (command line)" }
+        if actor.hasPrefix("page:") { return SlackText.escaped(String(actor.dropFirst(5))) + " (approval page)" }
         if actor.hasPrefix("admin:") { return "the admin API (" + SlackText.escaped(String(actor.dropFirst(6))) + ")" }
         return SlackText.escaped(actor)
     }

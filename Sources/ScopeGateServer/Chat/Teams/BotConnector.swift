@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOHTTP1
+import ScopeGateCore
 
 /// The bot's access token for the Bot Connector, from the Microsoft identity platform by the client
 /// credentials grant (`scope=https://api.botframework.com/.default`), cached until five minutes before
@@ -144,18 +145,33 @@ struct BotConnector: Sendable {
     }
 }
 
-/// Microsoft Teams as the outbox delivers to it: a new conversation (thread) in the route's channel
-/// holding the card, then the card replaced in place by updating that activity.
+/// Microsoft Teams as the outbox delivers to it. Through the bot: a new conversation (thread) in the
+/// route's channel holding the card, then the card replaced in place by updating that activity.
+/// Through a Workflows webhook (for teams that cannot register a bot): the card, whose action opens
+/// ScopeGate's approval page, posted to the route's webhook; a webhook cannot edit what it posted, so
+/// the decision is posted after it as a card of its own, and updates while the request is pending
+/// (waiting counts, a justification) are not posted.
 struct TeamsPlatform: ChatPlatform {
     static let name = "teams"
     var name: String { Self.name }
 
-    let connector: BotConnector
-    let tenantID: String
+    let connector: BotConnector?
+    let tenantID: String?
+    /// Workflows webhook URLs by route name.
+    let webhooks: [String: URL]
+    /// ScopeGate's public URL, for the approval page's links.
+    let publicURL: URL
+    let client: HTTPClient
+    let metrics: GateMetrics?
 
     func post(_ content: ApprovalMessageContent, to channel: String) async throws(ChatDeliveryFailure)
         -> (messageID: String, channel: String)
     {
+        if channel.hasPrefix(ChatReach.workflowPrefix) {
+            try await postToWorkflow(TeamsApprovalCard(content).workflowActivity(approvalURL: approvalURL(content)), channel: channel)
+            return ("workflow:\(content.request.id)", channel)
+        }
+        guard let connector, let tenantID else { throw .permanent("no_bot_configured") }
         let body: JSONValue = [
             "isGroup": true,
             "channelData": ["channel": ["id": .string(channel)], "tenant": ["id": .string(tenantID)]],
@@ -170,9 +186,53 @@ struct TeamsPlatform: ChatPlatform {
     }
 
     func update(messageID: String, in channel: String, with content: ApprovalMessageContent) async throws(ChatDeliveryFailure) {
+        if channel.hasPrefix(ChatReach.workflowPrefix) {
+            guard content.request.state != .pending else { return }
+            try await postToWorkflow(TeamsApprovalCard(content).workflowActivity(approvalURL: approvalURL(content)), channel: channel)
+            return
+        }
+        guard let connector else { throw .permanent("no_bot_configured") }
         _ = try await connector.send(
             .PUT, "/v3/conversations/\(Self.pathSegment(channel))/activities/\(Self.pathSegment(messageID))",
             body: TeamsApprovalCard(content).activity(id: messageID), name: "activities.update")
+    }
+
+    private func approvalURL(_ content: ApprovalMessageContent) -> String {
+        var base = publicURL.absoluteString
+        while base.hasSuffix("/") { base.removeLast() }
+        return base + ApprovalPage.path(content.request.id)
+    }
+
+    /// Posts to the route's Workflows webhook, whose answer (202) carries no message id.
+    private func postToWorkflow(_ activity: JSONValue, channel: String) async throws(ChatDeliveryFailure) {
+        let route = String(channel.dropFirst(ChatReach.workflowPrefix.count))
+        guard let url = webhooks[route] else { throw .permanent("no_webhook_for_route") }
+        var request = HTTPClientRequest(url: url.absoluteString)
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/json; charset=utf-8")
+        request.body = .bytes(ByteBuffer(data: activity.encoded()))
+        let response: HTTPClientResponse
+        do {
+            response = try await client.execute(request, timeout: .seconds(15))
+            _ = try await response.body.collect(upTo: 1 << 16)
+        } catch {
+            metrics?.chatCall("teams", "workflow.post", outcome: "transient")
+            throw .transient("network: \(type(of: error))")
+        }
+        switch response.status.code {
+        case 200...299:
+            metrics?.chatCall("teams", "workflow.post", outcome: "ok")
+        case 429:
+            metrics?.chatCall("teams", "workflow.post", outcome: "rate_limited")
+            throw .rateLimited(retryAfter: .seconds(BotConnector.retryAfter(response.headers)))
+        case 400, 401, 403, 404, 410:
+            // The workflow was turned off or deleted, or its URL is wrong: retrying cannot help.
+            metrics?.chatCall("teams", "workflow.post", outcome: "permanent")
+            throw .permanent("workflow_http_\(response.status.code)")
+        default:
+            metrics?.chatCall("teams", "workflow.post", outcome: "transient")
+            throw .transient("workflow_http_\(response.status.code)")
+        }
     }
 
     /// A conversation or activity id as one path segment (they hold `:`, `;`, `@` and `=`).

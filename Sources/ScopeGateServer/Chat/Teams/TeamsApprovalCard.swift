@@ -30,6 +30,20 @@ struct TeamsApprovalCard {
         return .object(members)
     }
 
+    /// The message a Workflows webhook posts: the card at schema 1.4 (what Workflows renders), whose
+    /// only action opens ScopeGate's approval page; decisions are made there, after signing in.
+    func workflowActivity(approvalURL: String) -> JSONValue {
+        guard case .object(var members) = card else { return card }
+        members = members.filter { $0.0 != "actions" }.map { $0.0 == "version" ? ("version", "1.4") : $0 }
+        if request.state == .pending {
+            members.append(("actions", [["type": "Action.OpenUrl", "title": "Review and decide", "url": .string(approvalURL)]]))
+        }
+        return [
+            "type": "message",
+            "attachments": [["contentType": "application/vnd.microsoft.card.adaptive", "contentUrl": .null, "content": .object(members)]],
+        ]
+    }
+
     /// One line for notifications.
     var summary: String {
         "\(content.headline): \(SlackText.clipped(content.appName, to: 200)) asks for "
@@ -167,6 +181,7 @@ struct TeamsApprovalCard {
         if actor.hasPrefix("teams:") { return "a Teams approver (\(actor.split(separator: "/").last ?? ""))" }
         if actor.hasPrefix("slack:") { return "a Slack approver (\(actor.split(separator: "/").last ?? ""))" }
         if actor.hasPrefix("cli:") { return String(actor.dropFirst(4)) + " (command line)" }
+        if actor.hasPrefix("page:") { return String(actor.dropFirst(5)) + " (approval page)" }
         if actor.hasPrefix("admin:") { return "the admin API (" + String(actor.dropFirst(6)) + ")" }
         return actor
     }

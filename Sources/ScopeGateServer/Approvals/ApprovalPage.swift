@@ -1,0 +1,203 @@
+import Crypto
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import ScopeGateCore
+
+/// ScopeGate's approval page (`/_scopegate/approvals/{id}`): one approval request, for people who
+/// decide outside chat (the link on a Teams Workflows card). `GET` changes nothing: without a session
+/// it offers sign-in at the IdP; with one it shows the request and, to an approver of its route's
+/// approval page, the decisions. A decision is a `POST` from this page: same origin, the session's
+/// CSRF token for this request, and the signed-in person named among the route's page approvers.
+struct ApprovalPage: Sendable {
+    static let prefix = "/_scopegate/approvals/"
+    static func path(_ requestID: String) -> String { prefix + requestID }
+
+    let service: GateService
+    let signIn: ApproverSignIn
+    let routing: Routing
+    let publicOrigin: String
+    /// Keys the CSRF tokens of this process's sessions.
+    let csrfKey: SymmetricKey
+    let logger: Logger
+
+    init(service: GateService, signIn: ApproverSignIn, routing: Routing, publicOrigin: String, logger: Logger) {
+        self.service = service
+        self.signIn = signIn
+        self.routing = routing
+        self.publicOrigin = publicOrigin
+        self.csrfKey = SymmetricKey(size: .bits256)
+        self.logger = logger
+    }
+
+    func respond(to request: Request, path: Substring) async -> Response {
+        let id = String(path.dropFirst(Self.prefix.count))
+        guard id.hasPrefix("ar_"), id.utf8.count <= 64, id.utf8.allSatisfy({ $0 == UInt8(ascii: "_") || isAlphanumeric($0) }) else {
+            return ErrorResponses.page(GateError(.notFound, "There is no such approval request."))
+        }
+        switch request.method {
+        case .get, .head: return await page(id, request: request, notice: nil)
+        case .post: return await decide(id, request: request)
+        default:
+            var response = ErrorResponses.plain(.methodNotAllowed, "the approval page takes GET and POST")
+            response.headers[.allow] = "GET, HEAD, POST"
+            return response
+        }
+    }
+
+    private func isAlphanumeric(_ byte: UInt8) -> Bool {
+        (48...57).contains(byte) || (65...90).contains(byte) || (97...122).contains(byte)
+    }
+
+    /// The CSRF token of a session for one request.
+    func csrfToken(session: String, request id: String) -> String {
+        Data(HMAC<SHA256>.authenticationCode(for: Data("\(session)\n\(id)".utf8), using: csrfKey)).map { String(format: "%02x", $0) }.joined()
+    }
+
+    private func isApprover(_ approver: Approver, of request: ApprovalRequest) -> Bool {
+        let route = routing.route(for: request, policy: service.policy)
+        return route.reach(on: ChatReach.approvalPage)?.approverUsers.contains { approver.isNamed(by: $0) } == true
+    }
+
+    private func page(_ id: String, request: Request, notice: String?, status: HTTPResponse.Status = .ok) async -> Response {
+        let approval: ApprovalRequest?
+        do {
+            approval = try await service.store.approvalRequest(id: id)
+        } catch {
+            return ErrorResponses.page(GateError(.temporarilyUnavailable, "ScopeGate cannot read its store right now."))
+        }
+        guard let approval else { return ErrorResponses.page(GateError(.notFound, "There is no such approval request.")) }
+        let nonce = RandomID.make(bytes: 16)
+        let signedIn = await signIn.approver(in: request)
+        let name = service.policy.displayName(of: approval.clientID)
+        var body = "<h1>\(HTML.escape(headline(approval)))</h1>"
+        body += "<p><strong>\(HTML.escape(name))</strong> <span class=\"muted\">(client <code>\(HTML.escape(approval.clientID))</code>"
+        if let owner = service.policy.clients[approval.clientID]?.owner { body += ", owned by \(HTML.escape(owner))" }
+        body += ")</span> asks for:</p><ul class=\"scopes\" aria-label=\"Requested permissions\">"
+        for scope in approval.scopes.tokens { body += item(scope, approval, granted: false) }
+        for scope in approval.alreadyGranted.tokens { body += item(scope, approval, granted: true) }
+        body += "</ul>"
+        let holds = (try? await service.store.holds(approvalRequestID: id)) ?? []
+        if let reason = holds.sorted(by: { $0.createdAt > $1.createdAt }).compactMap({ $0.justification }).first(where: { !$0.isEmpty }) {
+            body += "<p><strong>Why, in the requester's words:</strong></p><p class=\"status\">\(HTML.escape(reason))</p>"
+        }
+        body += "<p class=\"muted\">Request <code>\(HTML.escape(id))</code>, route \(HTML.escape(routing.route(for: approval, policy: service.policy).name)).</p>"
+        if let notice { body += "<p role=\"alert\" class=\"status\">\(HTML.escape(notice))</p>" }
+        if approval.state != .pending {
+            body += "<p class=\"status\" role=\"status\">\(HTML.escape(outcome(approval)))</p>"
+        } else if let (session, approver) = signedIn {
+            if isApprover(approver, of: approval) {
+                let token = csrfToken(session: session, request: id)
+                body += """
+                    <p>Signed in as <strong>\(HTML.escape(approver.label))</strong>.</p>
+                    <form method="post" action="\(HTML.escape(Self.path(id)))">
+                    <input type="hidden" name="csrf" value="\(token)">
+                    <button type="submit" name="decision" value="approve">Approve</button>
+                    <button type="submit" name="decision" value="approve_once">Approve once</button>
+                    <button type="submit" name="decision" value="deny">Deny</button>
+                    </form>
+                    """
+            } else {
+                body += "<p class=\"status\">Signed in as <strong>\(HTML.escape(approver.label))</strong>, who is not an approver for this request.</p>"
+            }
+        } else {
+            let start = ApproverSignIn.startPath + "?return=" + ApproverSignIn.encode(Self.path(id))
+            body += "<p>Sign in to decide.</p><p><a class=\"button\" href=\"\(HTML.escape(start))\">Sign in</a></p>"
+        }
+        return PageResponse.html(HTML.page(title: "\(headline(approval)) — \(name)", nonce: nonce, body: body), nonce: nonce, status: status)
+    }
+
+    private func item(_ scope: String, _ approval: ApprovalRequest, granted: Bool) -> String {
+        let rule = service.policy.rule(for: scope, clientID: approval.clientID)
+        return """
+            <li><span class="tier tier-\(HTML.escape(rule.tier))">\(HTML.escape(rule.tier))</span><code>\(HTML.escape(scope))</code> \
+            <span class="muted">(\(granted ? "already granted" : "new"))</span>\(rule.description.map { "<br>\(HTML.escape($0))" } ?? "")</li>
+            """
+    }
+
+    private func headline(_ approval: ApprovalRequest) -> String {
+        switch approval.state {
+        case .pending: "Approval requested"
+        case .approved: "Approved"
+        case .approvedOnce: "Approved once"
+        case .denied: "Denied"
+        case .expired: "Expired unanswered"
+        }
+    }
+
+    private func outcome(_ approval: ApprovalRequest) -> String {
+        guard let decision = approval.decision else { return headline(approval) }
+        let when = TeamsApprovalCard.date(decision.at)
+        switch decision.outcome {
+        case .expired: return "Expired unanswered at \(when)."
+        default: return "\(headline(approval)) by \(TeamsApprovalCard.actor(decision.actor)) at \(when)."
+        }
+    }
+
+    private func decide(_ id: String, request: Request) async -> Response {
+        // A form posted from another site carries another Origin (or, from old browsers, none with a
+        // foreign Referer); either way, nothing is decided.
+        if let origin = request.headers[.origin], origin != publicOrigin {
+            return ErrorResponses.page(GateError(.accessDenied, "This form was not sent from ScopeGate's approval page."))
+        }
+        guard let (session, approver) = await signIn.approver(in: request) else {
+            return await page(id, request: request, notice: "Your sign-in has ended; sign in again to decide.", status: .unauthorized)
+        }
+        var copy = request
+        guard let buffer = try? await copy.collectBody(upTo: 4096),
+            let form = try? FormParameters(parsing: Substring(String(buffer: buffer)))
+        else { return ErrorResponses.page(GateError(.invalidRequest, "The form cannot be read.")) }
+        guard let token = form["csrf"], token.utf8.count == 64,
+            HMAC<SHA256>.isValidAuthenticationCode(
+                Array(hex: token), authenticating: Data("\(session)\n\(id)".utf8), using: csrfKey)
+        else {
+            return ErrorResponses.page(GateError(.accessDenied, "This form does not belong to your sign-in; reload the page and decide again."))
+        }
+        guard let approval = try? await service.store.approvalRequest(id: id) else {
+            return ErrorResponses.page(GateError(.notFound, "There is no such approval request."))
+        }
+        guard isApprover(approver, of: approval) else {
+            logger.warning("a signed-in person who is not an approver tried to decide", metadata: ["sg.request": "\(id)", "sg.approver": "\(approver.actor)"])
+            return await page(id, request: request, notice: "You are not an approver for this request, so nothing changed.", status: .forbidden)
+        }
+        do {
+            switch form["decision"] {
+            case "approve": _ = try await service.approve(id, actor: approver.actor, once: false)
+            case "approve_once": _ = try await service.approve(id, actor: approver.actor, once: true)
+            case "deny": _ = try await service.deny(id, actor: approver.actor)
+            default: return ErrorResponses.page(GateError(.invalidRequest, "Choose Approve, Approve once or Deny."))
+            }
+        } catch where error.code == .alreadyDecided {
+            return await page(id, request: request, notice: "This request was already decided; the first decision stands.")
+        } catch {
+            return await page(id, request: request, notice: "ScopeGate could not record your decision, so nothing changed. Please try again.", status: .serviceUnavailable)
+        }
+        return PageResponse.redirect(Self.path(id))
+    }
+}
+
+extension Array where Element == UInt8 {
+    /// Bytes from lowercase or uppercase hex; empty when the text is not hex.
+    init(hex: String) {
+        var bytes: [UInt8] = []
+        var high: UInt8?
+        for character in hex.utf8 {
+            let value: UInt8
+            switch character {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): value = character - UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): value = character - UInt8(ascii: "a") + 10
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): value = character - UInt8(ascii: "A") + 10
+            default: self = []; return
+            }
+            if let h = high {
+                bytes.append(h << 4 | value)
+                high = nil
+            } else {
+                high = value
+            }
+        }
+        self = high == nil ? bytes : []
+    }
+}

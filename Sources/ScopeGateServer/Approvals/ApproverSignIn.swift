@@ -1,0 +1,261 @@
+import AsyncHTTPClient
+import Crypto
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import NIOHTTP1
+import ScopeGateCore
+
+/// Someone who signed in at the upstream IdP through ScopeGate, as the ID token names them.
+struct Approver: Sendable, Equatable {
+    /// The IdP's subject (`sub`).
+    var subject: String
+    /// The email address, when the IdP gave one.
+    var email: String?
+    /// Whether the IdP says the email address is verified (`email_verified`).
+    var emailVerified: Bool
+    /// A display name (`name`, else `preferred_username`).
+    var name: String?
+    /// When the sign-in happened.
+    var signedInAt: Date
+
+    /// Whether an approvers list entry names this person: an entry with `@` is a verified email
+    /// address (compared without case), any other entry a subject (compared exactly).
+    func isNamed(by entry: String) -> Bool {
+        if entry.contains("@") { return emailVerified && email?.lowercased() == entry.lowercased() }
+        return subject == entry
+    }
+
+    /// How the audit log and the messages name this person's decisions.
+    var actor: String { "page:" + (emailVerified ? (email ?? subject) : subject) }
+
+    /// How pages show this person.
+    var label: String {
+        let parts = [name, emailVerified ? email : nil].compactMap { $0 }
+        return parts.isEmpty ? subject : parts.joined(separator: ", ")
+    }
+}
+
+/// Sign-ins in progress and the sessions they opened, in this process's memory: a restart asks
+/// approvers to sign in again, nothing more.
+actor ApproverSessions {
+    struct Pending {
+        var nonce: String
+        var verifier: String
+        var returnTo: String
+        var binderHash: String
+        var created: Date
+    }
+
+    private var pending: [String: Pending] = [:]
+    private var sessions: [String: (approver: Approver, expires: Date)] = [:]
+    let sessionLifetime: TimeInterval = 8 * 3600
+    let pendingLifetime: TimeInterval = 600
+
+    func begin(state: String, _ value: Pending) {
+        let now = Date()
+        if pending.count > 10_000 { pending = pending.filter { now.timeIntervalSince($0.value.created) < pendingLifetime } }
+        pending[state] = value
+    }
+
+    /// The sign-in a callback's `state` belongs to, once: a state is never accepted twice.
+    func finish(state: String) -> Pending? {
+        guard let value = pending.removeValue(forKey: state), Date().timeIntervalSince(value.created) < pendingLifetime else {
+            return nil
+        }
+        return value
+    }
+
+    func open(_ approver: Approver) -> String {
+        let now = Date()
+        if sessions.count > 10_000 { sessions = sessions.filter { $0.value.expires > now } }
+        let id = RandomID.make(bytes: 32)
+        sessions[id] = (approver, now.addingTimeInterval(sessionLifetime))
+        return id
+    }
+
+    func approver(session id: String) -> Approver? {
+        guard let session = sessions[id] else { return nil }
+        guard session.expires > Date() else {
+            sessions[id] = nil
+            return nil
+        }
+        return session.approver
+    }
+}
+
+/// ScopeGate as an OpenID Connect client of the upstream IdP (authorization code with PKCE, a
+/// confidential client), so that people can decide on ScopeGate's approval page as who the IdP says
+/// they are. The browser goes to the IdP through ScopeGate's public URL like any other client's
+/// (ScopeGate's own scopes must be approved by policy); the code is exchanged on the back channel. The
+/// ID token comes straight from the IdP's token endpoint over that channel, so its claims are checked
+/// (issuer, audience, nonce, expiry) without its signature, as OpenID Connect Core §3.1.3.7 allows.
+struct ApproverSignIn: Sendable {
+    static let startPath = "/_scopegate/sign-in"
+    static let callbackPath = "/_scopegate/sign-in/callback"
+
+    let settings: ScopeGateConfiguration.SignInSettings
+    let publicURL: URL
+    let authorizationPath: String
+    let tokenPath: String
+    let issuer: String?
+    let proxy: UpstreamProxy
+    let sessions: ApproverSessions
+    let logger: Logger
+
+    var secure: Bool { publicURL.scheme?.lowercased() == "https" }
+    var sessionCookie: String { secure ? "__Host-sg_approver" : "sg_approver" }
+    var bindingCookie: String { secure ? "__Host-sg_signin" : "sg_signin" }
+
+    var base: String {
+        var base = publicURL.absoluteString
+        while base.hasSuffix("/") { base.removeLast() }
+        return base
+    }
+
+    /// The approver the request's session cookie names, if any.
+    func approver(in request: Request) async -> (id: String, approver: Approver)? {
+        guard let id = request.cookies[sessionCookie]?.value, id.utf8.count == 64 else { return nil }
+        return await sessions.approver(session: id).map { (id, $0) }
+    }
+
+    func cookie(_ name: String, _ value: String, maxAge: Int) -> String {
+        "\(name)=\(value); Path=/; Max-Age=\(maxAge); HttpOnly; SameSite=Lax" + (secure ? "; Secure" : "")
+    }
+
+    /// `GET /_scopegate/sign-in?return=…`: off to the IdP. Only ScopeGate's own pages are returned to.
+    func start(_ request: Request) async -> Response {
+        guard request.method == .get else { return ErrorResponses.plain(.methodNotAllowed, "sign-in starts with GET") }
+        let returnTo = request.uri.queryParameters.get("return") ?? "/"
+        guard returnTo.hasPrefix(ApprovalPage.prefix), !returnTo.contains("//"), !returnTo.contains("\\"),
+            returnTo.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7f })
+        else {
+            return ErrorResponses.page(GateError(.invalidRequest, "Sign-in returns only to ScopeGate's approval pages."))
+        }
+        let state = RandomID.make(bytes: 24)
+        let nonce = RandomID.make(bytes: 24)
+        let verifier = RandomID.make(bytes: 32)
+        let binder = RandomID.make(bytes: 32)
+        await sessions.begin(
+            state: state,
+            .init(nonce: nonce, verifier: verifier, returnTo: returnTo, binderHash: BrowserBinding.hash(binder), created: Date()))
+        let challenge = Base64URL.encode(SHA256.hash(data: Data(verifier.utf8)))
+        let query: [(String, String)] = [
+            ("response_type", "code"), ("client_id", settings.clientID), ("redirect_uri", base + Self.callbackPath),
+            ("scope", settings.scopes.tokens.joined(separator: " ")), ("state", state), ("nonce", nonce),
+            ("code_challenge", challenge), ("code_challenge_method", "S256"),
+        ]
+        let location = base + authorizationPath + "?" + query.map { "\(Self.encode($0.0))=\(Self.encode($0.1))" }.joined(separator: "&")
+        return PageResponse.redirect(location, headers: [.setCookie: cookie(bindingCookie, binder, maxAge: 600)])
+    }
+
+    /// `GET /_scopegate/sign-in/callback?code=…&state=…`: the code exchanged, the session opened.
+    func callback(_ request: Request) async -> Response {
+        let query = request.uri.queryParameters
+        guard let state = query.get("state"), let binder = request.cookies[bindingCookie]?.value,
+            let pending = await sessions.finish(state: state), pending.binderHash == BrowserBinding.hash(binder)
+        else {
+            return ErrorResponses.page(GateError(.invalidRequest, "This sign-in was not started in this browser, or it expired. Start again from the approval page."))
+        }
+        if let error = query.get("error") {
+            logger.info("approver sign-in refused by the IdP", metadata: ["sg.error": "\(error.prefix(64))"])
+            return ErrorResponses.page(GateError(.accessDenied, "The identity provider did not sign you in (\(error.prefix(64)))."))
+        }
+        guard let code = query.get("code") else {
+            return ErrorResponses.page(GateError(.invalidRequest, "The identity provider sent no code."))
+        }
+        let approver: Approver
+        do {
+            approver = try await exchange(code: code, verifier: pending.verifier, nonce: pending.nonce)
+        } catch {
+            logger.warning("approver sign-in failed", metadata: ["sg.reason": "\(error.message)"])
+            return ErrorResponses.page(GateError(.accessDenied, "ScopeGate could not complete your sign-in: \(error.message)"))
+        }
+        let session = await sessions.open(approver)
+        logger.info("approver signed in", metadata: ["sg.approver": "\(approver.actor)"])
+        var headers = HTTPFields()
+        headers.append(.init(name: .setCookie, value: cookie(sessionCookie, session, maxAge: 8 * 3600)))
+        headers.append(.init(name: .setCookie, value: cookie(bindingCookie, "", maxAge: 0)))
+        return PageResponse.redirect(pending.returnTo, headers: headers)
+    }
+
+    private struct TokenAnswer: Decodable {
+        var id_token: String?
+        var error: String?
+    }
+
+    private struct IDToken: Decodable {
+        enum Audience: Decodable {
+            case one(String)
+            case many([String])
+            init(from decoder: any Decoder) throws {
+                let container = try decoder.singleValueContainer()
+                if let one = try? container.decode(String.self) { self = .one(one) } else { self = .many(try container.decode([String].self)) }
+            }
+            var values: [String] {
+                switch self {
+                case .one(let value): [value]
+                case .many(let values): values
+                }
+            }
+        }
+        var iss: String?
+        var aud: Audience?
+        var exp: Double?
+        var nonce: String?
+        var sub: String?
+        var email: String?
+        var email_verified: Bool?
+        var name: String?
+        var preferred_username: String?
+    }
+
+    private func exchange(code: String, verifier: String, nonce: String) async throws(GateError) -> Approver {
+        let form: [(String, String)] = [
+            ("grant_type", "authorization_code"), ("code", code), ("redirect_uri", base + Self.callbackPath),
+            ("code_verifier", verifier),
+        ]
+        let credentials = Data("\(Self.encode(settings.clientID)):\(Self.encode(settings.clientSecret))".utf8).base64EncodedString()
+        let answer: (status: UInt, body: ByteBuffer)
+        do {
+            answer = try await proxy.postOwn(
+                form.map { "\(Self.encode($0.0))=\(Self.encode($0.1))" }.joined(separator: "&"), to: tokenPath,
+                authorization: "Basic " + credentials)
+        } catch {
+            throw GateError(.temporarilyUnavailable, "the identity provider could not be reached")
+        }
+        guard let token = try? JSONDecoder().decode(TokenAnswer.self, from: Data(buffer: answer.body)) else {
+            throw GateError(.accessDenied, "the identity provider's answer cannot be read")
+        }
+        guard answer.status == 200, let idToken = token.id_token else {
+            throw GateError(.accessDenied, "the identity provider refused the code (\(token.error ?? "HTTP \(answer.status)"))")
+        }
+        let parts = idToken.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 3, let payload = Base64URL.decode(parts[1]),
+            let claims = try? JSONDecoder().decode(IDToken.self, from: payload)
+        else { throw GateError(.accessDenied, "the ID token cannot be read") }
+        // The IdP names itself by the host it is asked as: its own (as ScopeGate read its discovery
+        // document) or ScopeGate's public one (as it answered this exchange).
+        if let issuer {
+            guard let claimed = claims.iss, claimed == issuer || claimed == proxy.rewriter.rewrite(url: issuer) else {
+                throw GateError(.accessDenied, "the ID token has another issuer")
+            }
+        }
+        guard let audience = claims.aud?.values, audience.contains(settings.clientID) else {
+            throw GateError(.accessDenied, "the ID token is for another client")
+        }
+        guard claims.nonce == nonce else { throw GateError(.accessDenied, "the ID token's nonce does not match") }
+        guard let exp = claims.exp, exp + 60 > Date().timeIntervalSince1970 else { throw GateError(.accessDenied, "the ID token expired") }
+        guard let subject = claims.sub, !subject.isEmpty else { throw GateError(.accessDenied, "the ID token names nobody") }
+        return Approver(
+            subject: subject, email: claims.email, emailVerified: claims.email_verified == true,
+            name: claims.name ?? claims.preferred_username, signedInAt: Date())
+    }
+
+    static func encode(_ text: String) -> String {
+        let allowed = CharacterSet(charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+        return text.addingPercentEncoding(withAllowedCharacters: allowed) ?? ""
+    }
+}

@@ -1,0 +1,170 @@
+"""Teams without a bot: cards posted to a Teams Workflows webhook link to ScopeGate's approval page,
+where approvers sign in at django-oauth-toolkit through ScopeGate (ScopeGate as an OpenID Connect
+client of the IdP it fronts) and decide with a CSRF-protected POST. GET alone changes nothing."""
+import json
+import re
+import time
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+import requests
+from selenium.webdriver.common.by import By
+
+import conftest
+import fake_teams
+from conftest import CLIENT_ID, SERVICE, BrowserSession, Gate, free_port
+from fake_teams import FakeTeams
+from test_authorization_flow import finish, start
+from test_waiting_page_browser import chromium
+
+ALICE_SUB = "1"  # django-oauth-toolkit's `sub` is the user's primary key: alice was created first.
+
+
+@pytest.fixture
+def teams():
+    fake = FakeTeams(free_port())
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def page_gate(idp, callback_server, tmp_path, teams):
+    extra = f"""
+teams: {{}}
+sign_in:
+  client_id: e2e-approvals
+  client_secret_env: E2E_APPROVALS_SECRET
+  scopes: [openid]
+routes:
+  - name: everyone
+    teams:
+      webhook_env: E2E_WORKFLOW_URL
+    approval_page:
+      approvers:
+        users: ["{ALICE_SUB}"]
+default_route: everyone
+"""
+    clients = f"""  - id: {CLIENT_ID}
+    name: E2E App
+    redirect_uris: ["{callback_server}"]
+  - id: e2e-approvals
+    name: ScopeGate approvals
+    redirect_uris: ["http://127.0.0.1:{conftest.APPROVALS_GATE_PORT}/_scopegate/sign-in/callback"]"""
+    env = {"E2E_APPROVALS_SECRET": SERVICE[1], "E2E_WORKFLOW_URL": f"{teams.base}/workflows/approvals"}
+    instance = Gate(idp, callback_server, tmp_path, extra=extra, env=env, port=conftest.APPROVALS_GATE_PORT, clients=clients)
+    instance.start()
+    idp.reset()
+    yield instance
+    instance.stop()
+
+
+def held(gate, callback_server, scope="openid orders:read"):
+    client, verifier, url, state = start(gate, callback_server, scope)
+    browser = BrowserSession(gate, callback_server)
+    kind, page = browser.go(url)
+    assert kind == "page"
+    return client, verifier, browser, page, state, gate.only_pending_id()
+
+
+def state_of(gate, request_id):
+    return json.loads(gate.cli("requests", "show", request_id))["state"]
+
+
+def card_link(teams):
+    post = teams.wait_for("workflow.post")[0]["body"]
+    card = post["attachments"][0]["content"]
+    assert post["type"] == "message" and card["version"] == "1.4"
+    assert [a["type"] for a in card["actions"]] == ["Action.OpenUrl"], "a webhook card can only link out"
+    return card["actions"][0]["url"], card
+
+
+def signed_in(gate, callback_server, url, user=("alice", "wonderland")):
+    """A browser that followed the page's sign-in link through the IdP; returns it and the page."""
+    approver = BrowserSession(gate, callback_server, user=user)
+    page = approver.session.get(url, timeout=10)
+    link = re.search(r'href="(/_scopegate/sign-in\?return=[^"]+)"', page.text).group(1)
+    kind, page = approver.go(gate.url + link.replace("&amp;", "&"))
+    assert kind == "page" and page.url.startswith(url)
+    return approver, page
+
+
+def test_the_card_links_to_a_page_that_decides_only_after_sign_in_and_a_post(page_gate, idp, teams, callback_server):
+    client, verifier, browser, waiting, _, request_id = held(page_gate, callback_server)
+    url, card = card_link(page_gate and teams)
+    assert url == f"{page_gate.url}/_scopegate/approvals/{request_id}"
+    assert "orders:read" in json.dumps(card) and "E2E App" in json.dumps(card)
+    # GET changes nothing, with or without cookies; a POST without a sign-in neither.
+    anonymous = requests.get(url, timeout=10)
+    assert anonymous.status_code == 200 and "Sign in to decide" in anonymous.text and 'name="csrf"' not in anonymous.text
+    refused = requests.post(url, data={"decision": "approve", "csrf": "0" * 64}, timeout=10, allow_redirects=False)
+    assert refused.status_code == 401
+    assert state_of(page_gate, request_id) == "pending"
+
+    approver, page = signed_in(page_gate, callback_server, url)
+    assert "Approve once" in page.text and "orders:read" in page.text
+    assert state_of(page_gate, request_id) == "pending", "signing in decides nothing"
+    csrf = re.search(r'name="csrf" value="([0-9a-f]{64})"', page.text).group(1)
+    # A cross-site form, and one whose token is not this session's, decide nothing.
+    assert approver.session.post(url, data={"decision": "approve", "csrf": csrf}, headers={"Origin": "https://evil.example"},
+                                 timeout=10, allow_redirects=False).status_code == 403
+    assert approver.session.post(url, data={"decision": "approve", "csrf": "a" * 64}, timeout=10,
+                                 allow_redirects=False).status_code == 403
+    assert state_of(page_gate, request_id) == "pending"
+
+    decided = approver.session.post(url, data={"decision": "approve", "csrf": csrf}, headers={"Origin": page_gate.url},
+                                    timeout=10, allow_redirects=False)
+    assert decided.status_code == 303
+    shown = json.loads(page_gate.cli("requests", "show", request_id))
+    assert shown["state"] == "approved" and shown["decided_by"] == f"page:{ALICE_SUB}"
+    kind, callback = browser.go(waiting.url)
+    assert kind == "callback"
+    assert "orders:read" in finish(page_gate, client, verifier, callback)["scope"].split()
+    followup = teams.wait_for("workflow.post", where=lambda call: "Approved" in json.dumps(call["body"]))[-1]
+    assert "actions" not in followup["body"]["attachments"][0]["content"], "the decision is posted without a link to decide"
+    assert "Approved by" in approver.session.get(url, timeout=10).text
+
+
+def test_someone_signed_in_who_is_no_approver_decides_nothing(page_gate, idp, teams, callback_server):
+    _, _, _, _, _, request_id = held(page_gate, callback_server)
+    url, _ = card_link(teams)
+    mallory, page = signed_in(page_gate, callback_server, url, user=("mallory", "looking-glass"))
+    assert "not an approver" in page.text and 'name="csrf"' not in page.text
+    # The page offers her no form; a POST she makes up is refused all the same.
+    response = mallory.session.post(url, data={"decision": "approve", "csrf": "0" * 64}, timeout=10, allow_redirects=False)
+    assert response.status_code == 403
+    assert state_of(page_gate, request_id) == "pending"
+    authorizations = idp.received("/o/authorize/")
+    assert authorizations and all("client_id=e2e-approvals" in e["query"] for e in authorizations), \
+        "the IdP saw only the sign-in, never the held request"
+
+
+def test_a_sign_in_callback_not_started_in_this_browser_is_refused(page_gate, callback_server):
+    response = requests.get(page_gate.url + "/_scopegate/sign-in/callback?code=x&state=forged", timeout=10)
+    assert response.status_code == 400 and "not started in this browser" in response.text
+    outside = requests.get(page_gate.url + "/_scopegate/sign-in?return=https://evil.example/", timeout=10, allow_redirects=False)
+    assert outside.status_code == 400, "sign-in returns only to ScopeGate's approval pages"
+
+
+def test_the_approval_page_in_chromium(page_gate, idp, teams, callback_server):
+    _, _, browser, waiting, _, request_id = held(page_gate, callback_server)
+    url, _ = card_link(teams)
+    driver = chromium(javascript=True)
+    try:
+        driver.get(url)
+        assert driver.find_element(By.TAG_NAME, "h1").text == "Approval requested"
+        assert "orders:read" in driver.find_element(By.TAG_NAME, "main").text
+        driver.find_element(By.LINK_TEXT, "Sign in").click()
+        driver.find_element(By.ID, "username").send_keys("alice")
+        driver.find_element(By.ID, "password").send_keys("wonderland")
+        driver.find_element(By.ID, "signin").click()
+        assert driver.current_url == url
+        assert state_of(page_gate, request_id) == "pending"
+        driver.find_element(By.CSS_SELECTOR, 'button[value="approve_once"]').click()
+        assert driver.find_element(By.TAG_NAME, "h1").text == "Approved once"
+        problems = [e for e in driver.get_log("browser") if e["level"] in ("SEVERE", "WARNING") and "favicon.ico" not in e["message"]]
+        assert problems == [], "no CSP violations or script errors"
+    finally:
+        driver.quit()
+    assert state_of(page_gate, request_id) == "approved_once"
+    kind, _ = browser.go(waiting.url)
+    assert kind == "callback"
