@@ -9,6 +9,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 import requests
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
 
 import conftest
 import fake_teams
@@ -157,10 +158,10 @@ def test_the_approval_page_in_chromium(page_gate, idp, teams, callback_server):
         driver.find_element(By.ID, "username").send_keys("alice")
         driver.find_element(By.ID, "password").send_keys("wonderland")
         driver.find_element(By.ID, "signin").click()
-        assert driver.current_url == url
+        WebDriverWait(driver, 10).until(lambda d: d.current_url == url)
         assert state_of(page_gate, request_id) == "pending"
         driver.find_element(By.CSS_SELECTOR, 'button[value="approve_once"]').click()
-        assert driver.find_element(By.TAG_NAME, "h1").text == "Approved once"
+        WebDriverWait(driver, 10).until(lambda d: d.find_element(By.TAG_NAME, "h1").text == "Approved once")
         problems = [e for e in driver.get_log("browser") if e["level"] in ("SEVERE", "WARNING") and "favicon.ico" not in e["message"]]
         assert problems == [], "no CSP violations or script errors"
     finally:
