@@ -116,6 +116,8 @@ class FakeTeams:
             name = "conversations.create"
         elif method == "PUT" and path.startswith("/teams/v3/conversations/") and "/activities/" in path:
             name = "activities.update"
+        elif method == "POST" and path.startswith("/teams/v3/conversations/") and path.endswith("/activities"):
+            name = "activities.send"
         elif method == "POST" and path.startswith("/workflows/"):
             name = "workflow.post"
         if name is None:
@@ -160,6 +162,10 @@ class FakeTeams:
         if not known:
             return 401, {}, {"message": "Authorization has been denied for this request."}
         attachments = (parsed.get("activity") if name == "conversations.create" else parsed).get("attachments") or []
+        if name == "activities.send":
+            conversation = unquote(path.removeprefix("/teams/v3/conversations/").removesuffix("/activities"))
+            if not conversation.endswith("@thread.v2"):
+                return 404, {}, {"error": {"code": "ConversationNotFound", "message": "Conversation not found."}}
         if not attachments or attachments[0].get("contentType") != "application/vnd.microsoft.card.adaptive":
             return 400, {}, {"error": {"code": "BadArgument", "message": "the activity has no Adaptive Card"}}
         if name == "conversations.create":
@@ -170,6 +176,11 @@ class FakeTeams:
                 activity = str(1700000000000 + self.next_activity)
                 self.next_activity += 1
             return 201, {}, {"id": f"{channel};messageid={activity}", "activityId": activity}
+        if name == "activities.send":
+            with self.lock:
+                activity = str(1700000000000 + self.next_activity)
+                self.next_activity += 1
+            return 200, {}, {"id": activity}
         activity = unquote(path.rsplit("/", 1)[1])
         return 200, {}, {"id": activity}
 

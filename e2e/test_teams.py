@@ -287,3 +287,36 @@ def test_the_shipped_teams_app_package_is_complete():
         data = (folder / manifest["icons"][name]).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n"
         assert struct.unpack(">II", data[16:24]) == (size, size)
+
+
+def test_a_route_to_a_group_chat_posts_into_the_chat_and_updates_the_card(idp, callback_server, tmp_path, teams):
+    extra = f"""
+teams:
+  app_id: {fake_teams.APP_ID}
+  app_password_env: E2E_TEAMS_APP_PASSWORD
+  tenant_id: {fake_teams.TENANT_ID}
+  service_url: {teams.service_url}
+  authority: {teams.authority}
+  openid_metadata: {teams.metadata_url}
+routes:
+  - name: approvers-chat
+    teams:
+      channel: "19:approvers@thread.v2"
+      approvers:
+        users: [{ALICE}]
+default_route: approvers-chat
+"""
+    gate = Gate(idp, callback_server, tmp_path, extra=extra, env={"E2E_TEAMS_APP_PASSWORD": fake_teams.APP_PASSWORD})
+    gate.start()
+    try:
+        _, _, browser, page, _, request_id = held(gate, callback_server, "openid orders:read")
+        sent = teams.wait_for("activities.send")[0]
+        assert sent["path"] == "/teams/v3/conversations/" + requests.utils.quote("19:approvers@thread.v2", safe="") + "/activities"
+        assert request_id in card_of(sent)
+        assert teams.calls_to("conversations.create") == [], "a chat gets the card itself, not a new thread"
+        assert click(gate, teams, "scopegate_approve", request_id).status_code == 200
+        assert browser.go(page.url)[0] == "callback"
+        update = teams.wait_for("activities.update", where=lambda call: "Approved" in card_of(call))[-1]
+        assert update["path"].endswith("/activities/1700000000001")
+    finally:
+        gate.stop()

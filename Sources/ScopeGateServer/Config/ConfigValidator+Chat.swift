@@ -229,7 +229,7 @@ extension ConfigValidator {
             return ChatReach(channel: ChatReach.workflowPrefix + route, approverUsers: [])
         }
         guard let channel = entry.channel, Self.isTeamsConversation(channel) else {
-            throw fail("\(key).channel", "must be a Teams channel id (19:…@thread.tacv2 or 19:…@thread.skype)")
+            throw fail("\(key).channel", "must be a Teams channel id (19:…@thread.tacv2, 19:…@thread.skype) or group chat id (19:…@thread.v2)")
         }
         if entry.approvers?.groups != nil {
             throw fail("\(key).approvers.groups", "is not supported in Teams yet: list the approvers' object ids under users")
@@ -265,9 +265,10 @@ extension ConfigValidator {
         return groups.map(\.count) == [8, 4, 4, 4, 12] && groups.allSatisfy { $0.allSatisfy(\.isHexDigit) }
     }
 
-    /// A Teams channel's conversation id (`19:<id>@thread.tacv2`, older teams `@thread.skype`).
+    /// A Teams channel's conversation id (`19:<id>@thread.tacv2`, older teams `@thread.skype`) or a group
+    /// chat's (`19:<id>@thread.v2`).
     static func isTeamsConversation(_ text: String) -> Bool {
-        guard text.hasPrefix("19:"), text.hasSuffix("@thread.tacv2") || text.hasSuffix("@thread.skype"), text.count < 200
+        guard text.hasPrefix("19:"), ["@thread.tacv2", "@thread.skype", "@thread.v2"].contains(where: text.hasSuffix), text.count < 200
         else { return false }
         return text.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7f && $0 != UInt8(ascii: ";") }
     }

@@ -146,7 +146,8 @@ struct BotConnector: Sendable {
 }
 
 /// Microsoft Teams as the outbox delivers to it. Through the bot: a new conversation (thread) in the
-/// route's channel holding the card, then the card replaced in place by updating that activity.
+/// route's channel holding the card, or a new activity in the route's group chat, then the card
+/// replaced in place by updating that activity.
 /// Through a Workflows webhook (for teams that cannot register a bot): the card, whose action opens
 /// ScopeGate's approval page, posted to the route's webhook; a webhook cannot edit what it posted, so
 /// the decision is posted after it as a card of its own, and updates while the request is pending
@@ -172,6 +173,14 @@ struct TeamsPlatform: ChatPlatform {
             return ("workflow:\(content.request.id)", channel)
         }
         guard let connector, let tenantID else { throw .permanent("no_bot_configured") }
+        if channel.hasSuffix("@thread.v2") {
+            // A group chat: the card goes into the chat itself, as a new activity.
+            let answer = try await connector.send(
+                .POST, "/v3/conversations/\(Self.pathSegment(channel))/activities",
+                body: TeamsApprovalCard(content).activity(id: nil), name: "activities.send")
+            guard let activity = answer.id else { throw .transient("no_activity_in_answer") }
+            return (activity, channel)
+        }
         let body: JSONValue = [
             "isGroup": true,
             "channelData": ["channel": ["id": .string(channel)], "tenant": ["id": .string(tenantID)]],
