@@ -26,6 +26,18 @@ BOB = str(uuid.uuid4())
 MALLORY = str(uuid.uuid4())
 
 
+def bot_config(teams):
+    """The teams section of a ScopeGate that is the fake's bot."""
+    return f"""
+teams:
+  app_id: {fake_teams.APP_ID}
+  app_password_env: E2E_TEAMS_APP_PASSWORD
+  tenant_id: {fake_teams.TENANT_ID}
+  service_url: {teams.service_url}
+  authority: {teams.authority}
+  openid_metadata: {teams.metadata_url}"""
+
+
 @pytest.fixture
 def teams():
     fake = FakeTeams(free_port())
@@ -35,14 +47,7 @@ def teams():
 
 @pytest.fixture
 def teams_gate(idp, callback_server, tmp_path, teams):
-    extra = f"""
-teams:
-  app_id: {fake_teams.APP_ID}
-  app_password_env: E2E_TEAMS_APP_PASSWORD
-  tenant_id: {fake_teams.TENANT_ID}
-  service_url: {teams.service_url}
-  authority: {teams.authority}
-  openid_metadata: {teams.metadata_url}
+    extra = bot_config(teams) + f"""
 routes:
   - name: critical
     match:
@@ -236,14 +241,7 @@ def test_a_connector_outage_loses_nothing_and_the_card_is_posted_once(teams_gate
 
 
 def test_a_wrong_bot_secret_holds_the_card_until_it_is_fixed(idp, callback_server, tmp_path, teams):
-    extra = f"""
-teams:
-  app_id: {fake_teams.APP_ID}
-  app_password_env: E2E_TEAMS_APP_PASSWORD
-  tenant_id: {fake_teams.TENANT_ID}
-  service_url: {teams.service_url}
-  authority: {teams.authority}
-  openid_metadata: {teams.metadata_url}
+    extra = bot_config(teams) + f"""
 routes:
   - name: everyone
     teams:
@@ -290,14 +288,7 @@ def test_the_shipped_teams_app_package_is_complete():
 
 
 def test_a_route_to_a_group_chat_posts_into_the_chat_and_updates_the_card(idp, callback_server, tmp_path, teams):
-    extra = f"""
-teams:
-  app_id: {fake_teams.APP_ID}
-  app_password_env: E2E_TEAMS_APP_PASSWORD
-  tenant_id: {fake_teams.TENANT_ID}
-  service_url: {teams.service_url}
-  authority: {teams.authority}
-  openid_metadata: {teams.metadata_url}
+    extra = bot_config(teams) + f"""
 routes:
   - name: approvers-chat
     teams:

@@ -117,15 +117,7 @@ struct ApprovalPage: Sendable {
             """
     }
 
-    private func headline(_ approval: ApprovalRequest) -> String {
-        switch approval.state {
-        case .pending: "Approval requested"
-        case .approved: "Approved"
-        case .approvedOnce: "Approved once"
-        case .denied: "Denied"
-        case .expired: "Expired unanswered"
-        }
-    }
+    private func headline(_ approval: ApprovalRequest) -> String { approval.headline }
 
     private func outcome(_ approval: ApprovalRequest) -> String {
         guard let decision = approval.decision else { return headline(approval) }

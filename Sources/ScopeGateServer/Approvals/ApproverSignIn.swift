@@ -187,22 +187,8 @@ struct ApproverSignIn: Sendable {
     }
 
     private struct IDToken: Decodable {
-        enum Audience: Decodable {
-            case one(String)
-            case many([String])
-            init(from decoder: any Decoder) throws {
-                let container = try decoder.singleValueContainer()
-                if let one = try? container.decode(String.self) { self = .one(one) } else { self = .many(try container.decode([String].self)) }
-            }
-            var values: [String] {
-                switch self {
-                case .one(let value): [value]
-                case .many(let values): values
-                }
-            }
-        }
         var iss: String?
-        var aud: Audience?
+        var aud: JWTAudience?
         var exp: Double?
         var nonce: String?
         var sub: String?
@@ -232,9 +218,7 @@ struct ApproverSignIn: Sendable {
         guard answer.status == 200, let idToken = token.id_token else {
             throw GateError(.accessDenied, "the identity provider refused the code (\(token.error ?? "HTTP \(answer.status)"))")
         }
-        let parts = idToken.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count == 3, let payload = Base64URL.decode(parts[1]),
-            let claims = try? JSONDecoder().decode(IDToken.self, from: payload)
+        guard let parts = JWTParts(Substring(idToken)), let claims = try? JSONDecoder().decode(IDToken.self, from: parts.claims)
         else { throw GateError(.accessDenied, "the ID token cannot be read") }
         // The IdP names itself by the host it is asked as: its own (as ScopeGate read its discovery
         // document) or ScopeGate's public one (as it answered this exchange).

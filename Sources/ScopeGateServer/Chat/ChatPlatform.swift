@@ -35,15 +35,7 @@ struct ApprovalMessageContent: Sendable {
     var waiting: Int
 
     /// The headline: what the request is now.
-    var headline: String {
-        switch request.state {
-        case .pending: "Approval requested"
-        case .approved: "Approved"
-        case .approvedOnce: "Approved once"
-        case .denied: "Denied"
-        case .expired: "Expired unanswered"
-        }
-    }
+    var headline: String { request.headline }
 
     /// Whether approving asks the approver to confirm first (one of the scopes is in a confirming tier).
     var needsConfirmation: Bool {
@@ -58,6 +50,38 @@ struct ApprovalMessageContent: Sendable {
 
     /// A scope's tier and description under the policy.
     func rule(for scope: String) -> Policy.ScopeRule { policy.rule(for: scope, clientID: request.clientID) }
+}
+
+extension ApprovalRequest {
+    /// What the request is now, as messages and pages headline it.
+    var headline: String {
+        switch state {
+        case .pending: "Approval requested"
+        case .approved: "Approved"
+        case .approvedOnce: "Approved once"
+        case .denied: "Denied"
+        case .expired: "Expired unanswered"
+        }
+    }
+}
+
+/// What became of a click from a chat platform: tests read it, metrics count it, the platform sees
+/// only its acknowledgement.
+enum InteractionOutcome: Equatable, Sendable {
+    case decided(ApprovalRequest.State)
+    case replay
+    case ignored(String)
+    case refused(String)
+
+    /// The `outcome` label of `scopegate_chat_interactions_total`.
+    var label: String {
+        switch self {
+        case .decided: "decided"
+        case .replay: "replay"
+        case .ignored: "ignored"
+        case .refused: "refused"
+        }
+    }
 }
 
 /// One chat platform as the outbox delivers to it: post a request's message to a channel, and later

@@ -86,15 +86,7 @@ struct SlackApprovalMessage {
         return (text, .array(blocks))
     }
 
-    private var headline: String {
-        switch request.state {
-        case .pending: "Approval requested"
-        case .approved: "Approved"
-        case .approvedOnce: "Approved once"
-        case .denied: "Denied"
-        case .expired: "Expired unanswered"
-        }
-    }
+    private var headline: String { request.headline }
 
     private var needsConfirmation: Bool {
         request.scopes.tokens.contains { confirmTiers.contains(policy.rule(for: $0, clientID: request.clientID).tier) }

@@ -42,13 +42,7 @@ struct SlackInteractions: Sendable {
         var actions: [Action]?
     }
 
-    /// What became of a click; tests read it, Slack sees only the acknowledgement.
-    enum Outcome: Equatable, Sendable {
-        case decided(ApprovalRequest.State)
-        case replay
-        case ignored(String)
-        case refused(String)
-    }
+    typealias Outcome = InteractionOutcome
 
     /// The signature check of the HTTP endpoint; `nil` under Socket Mode, where the endpoint is off.
     let signature: SlackSignature?
@@ -117,12 +111,7 @@ struct SlackInteractions: Sendable {
     @discardableResult
     func handle(_ payload: Payload) async -> Outcome {
         let outcome = await act(on: payload)
-        switch outcome {
-        case .decided: metrics?.chatInteraction("slack", "decided")
-        case .replay: metrics?.chatInteraction("slack", "replay")
-        case .ignored: metrics?.chatInteraction("slack", "ignored")
-        case .refused: metrics?.chatInteraction("slack", "refused")
-        }
+        metrics?.chatInteraction("slack", outcome.label)
         return outcome
     }
 

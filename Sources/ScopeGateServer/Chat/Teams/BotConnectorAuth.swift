@@ -118,22 +118,8 @@ struct BotConnectorTokenValidator: Sendable {
     }
 
     private struct Claims: Decodable {
-        enum Audience: Decodable {
-            case one(String)
-            case many([String])
-            init(from decoder: any Decoder) throws {
-                let container = try decoder.singleValueContainer()
-                if let one = try? container.decode(String.self) { self = .one(one) } else { self = .many(try container.decode([String].self)) }
-            }
-            var values: [String] {
-                switch self {
-                case .one(let value): [value]
-                case .many(let values): values
-                }
-            }
-        }
         var iss: String?
-        var aud: Audience?
+        var aud: JWTAudience?
         var exp: Double?
         var nbf: Double?
         var serviceurl: String?
@@ -142,12 +128,9 @@ struct BotConnectorTokenValidator: Sendable {
     /// Checks `authorization` (the whole header value) for an activity from `serviceURL` on `channelID`.
     func validate(authorization: String?, serviceURL: String?, channelID: String?, now: Date) async throws(Refusal) {
         guard let authorization, authorization.hasPrefix("Bearer "), authorization.count > 7 else { throw .missingHeader }
-        let token = authorization.dropFirst(7)
-        let parts = token.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count == 3, let headerBytes = Base64URL.decode(parts[0]), let claimBytes = Base64URL.decode(parts[1]),
-            let signature = Base64URL.decode(parts[2]),
-            let header = try? JSONDecoder().decode(Header.self, from: headerBytes),
-            let claims = try? JSONDecoder().decode(Claims.self, from: claimBytes)
+        guard let token = JWTParts(authorization.dropFirst(7)),
+            let header = try? JSONDecoder().decode(Header.self, from: token.header),
+            let claims = try? JSONDecoder().decode(Claims.self, from: token.claims)
         else { throw .malformed }
         // RS256 only: `none`, HS256 keyed with the public key and every other algorithm are refused
         // before any key is looked at.
@@ -156,9 +139,8 @@ struct BotConnectorTokenValidator: Sendable {
         if let endorsements = key.endorsements {
             guard let channelID, endorsements.contains(channelID) else { throw .notEndorsed }
         }
-        let signingInput = Data(token.utf8.prefix(parts[0].utf8.count + 1 + parts[1].utf8.count))
         guard key.publicKey.isValidSignature(
-            _RSA.Signing.RSASignature(rawRepresentation: signature), for: signingInput, padding: .insecurePKCS1v1_5)
+            _RSA.Signing.RSASignature(rawRepresentation: token.signature), for: token.signingInput, padding: .insecurePKCS1v1_5)
         else { throw .badSignature }
         guard claims.iss == issuer else { throw .issuer }
         guard let audience = claims.aud?.values, audience.contains(appID) else { throw .audience }

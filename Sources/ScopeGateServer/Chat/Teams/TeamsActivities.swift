@@ -52,13 +52,7 @@ struct TeamsActivities: Sendable {
         var value: Value?
     }
 
-    /// What became of an activity; tests read it.
-    enum Outcome: Equatable, Sendable {
-        case decided(ApprovalRequest.State)
-        case replay
-        case ignored(String)
-        case refused(String)
-    }
+    typealias Outcome = InteractionOutcome
 
     let validator: BotConnectorTokenValidator
     let tenantID: String
@@ -100,12 +94,7 @@ struct TeamsActivities: Sendable {
             return Response(status: .accepted, headers: [.contentLength: "0"])
         }
         let (outcome, answer) = await handle(activity)
-        switch outcome {
-        case .decided: metrics?.chatInteraction("teams", "decided")
-        case .replay: metrics?.chatInteraction("teams", "replay")
-        case .ignored: metrics?.chatInteraction("teams", "ignored")
-        case .refused: metrics?.chatInteraction("teams", "refused")
-        }
+        metrics?.chatInteraction("teams", outcome.label)
         var headers: HTTPFields = [.contentType: "application/json; charset=utf-8"]
         let bytes = answer.encoded()
         headers[.contentLength] = String(bytes.count)
