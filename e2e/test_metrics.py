@@ -1,10 +1,13 @@
 """The admin listener as operators' tools read it: /metrics in Prometheus' text format, parsed by the
 Prometheus client library's own parser, with the counters moving during a real hold-and-approve flow;
 /healthz and /readyz for load balancers, without credentials."""
+import re
+import subprocess
+
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import BrowserSession, Gate
+from conftest import SCOPEGATE, BrowserSession, Gate
 from test_authorization_flow import start
 
 SCRAPER = "scraper-token-0123456789abcdef"
@@ -35,6 +38,9 @@ def test_metrics_parse_and_move_during_a_flow(idp, callback_server, tmp_path):
 
         before = scrape(gate)
         assert before[("scopegate_approval_requests_opened_total", ())] == 0
+        version = subprocess.run([str(SCOPEGATE), "--version"], capture_output=True, text=True, check=True).stdout.strip()
+        assert re.fullmatch(r"\d+\.\d+\.\d+(-dev)?", version)
+        assert before[("scopegate_build_info", (("version", version),))] == 1, "the scraper sees the release --version prints"
         _, _, url, _ = start(gate, callback_server, "openid orders:read")
         browser = BrowserSession(gate, callback_server)
         kind, page = browser.go(url)

@@ -281,6 +281,7 @@ public struct ScopeGateApplication: Sendable {
             try await httpClient.shutdown()
             throw error
         }
+        logger.info("ScopeGate \(ScopeGateVersion.current) starting", metadata: ["sg.version": "\(ScopeGateVersion.current)"])
         logger.info(
             "gating the authorization endpoint",
             metadata: ["sg.path": "\(metadata.authorizationPath)", "sg.upstream": "\(configuration.upstreamURL)"])

@@ -34,6 +34,9 @@ public final class GateMetrics: Sendable, GateObserver {
     }
     /// Buckets from a second to a day: approvers answer in seconds in chat, in hours by escalation.
     static let decisionBuckets: [Duration] = [1, 10, 30, 60, 300, 900, 3600, 4 * 3600, 86_400].map { .seconds($0) }
+    static var buildInfo: MetricNameDescriptor {
+        .init(namespace: "scopegate", metricName: "build_info", helpText: "Always 1; its version label is ScopeGate's release.")
+    }
     static var chatCalls: MetricNameDescriptor {
         .init(
             namespace: "scopegate", subsystem: "chat", metricName: "calls", unitName: "total",
@@ -61,6 +64,7 @@ public final class GateMetrics: Sendable, GateObserver {
     public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(), policy: Policy? = nil) {
         self.registry = registry
         self.policy = policy
+        registry.makeGauge(descriptor: Self.buildInfo, labels: [("version", ScopeGateVersion.current)]).set(Double(1))
         // Present from the start, so that a dashboard shows zero rather than nothing.
         _ = registry.makeCounter(descriptor: Self.opened)
         for platform in ["slack", "teams"] {
