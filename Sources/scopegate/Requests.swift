@@ -6,18 +6,18 @@ import ScopeGateStore
 
 struct Requests: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "List, show and decide approval requests (directly on the store; a running server notices within a second).",
+        abstract: "List, show and decide approval requests: directly on the store (a running server notices within a second), or with --server through a running ScopeGate's admin API.",
         subcommands: [List.self, Show.self, Approve.self, Deny.self])
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List approval requests, newest first.")
         @OptionGroup var options: ConfigOption
+        @OptionGroup var server: ServerOption
         @Option(help: "Only requests in this state (pending, approved, approved_once, denied, expired).")
         var state: String?
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
-            let context = try CLIContext(options)
             var states: Set<ApprovalRequest.State>?
             if let state {
                 guard let parsed = ApprovalRequest.State(rawValue: state) else {
@@ -25,7 +25,12 @@ struct Requests: AsyncParsableCommand {
                 }
                 states = [parsed]
             }
-            let reports = try await context.reports(states: states)
+            let reports: [RequestReport]
+            if let client = try server.client() {
+                reports = try await client.requests(state: state)
+            } else {
+                reports = try await CLIContext(options).reports(states: states)
+            }
             if json {
                 print(String(decoding: try RequestReport.encoder.encode(reports), as: UTF8.self))
                 return
@@ -40,10 +45,16 @@ struct Requests: AsyncParsableCommand {
     struct Show: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Show one approval request with its holds.")
         @OptionGroup var options: ConfigOption
+        @OptionGroup var server: ServerOption
         @Argument(help: "The approval request's id.") var id: String
 
         func run() async throws {
-            let report = try await CLIContext(options).report(id)
+            let report: RequestReport
+            if let client = try server.client() {
+                report = try await client.request(id)
+            } else {
+                report = try await CLIContext(options).report(id)
+            }
             print(String(decoding: try RequestReport.encoder.encode(report), as: UTF8.self))
         }
     }
@@ -55,8 +66,16 @@ struct Requests: AsyncParsableCommand {
         @Flag(help: "Release the waiting requests without a standing grant.") var once = false
         @Option(help: "Why, recorded with the decision.") var reason: String?
         @Option(name: .customLong("as"), help: "Who decides (defaults to the login name).") var actor: String?
+        @OptionGroup var server: ServerOption
 
         func run() async throws {
+            if let client = try server.client() {
+                var body: [String: Any] = ["once": once, "as": actor ?? CLIContext.userName]
+                if let reason { body["reason"] = reason }
+                let decided = try await client.decide(id, "approve", body: body)
+                print("\(decided.id) \(decided.state)")
+                return
+            }
             let context = try CLIContext(options)
             let decided = try await context.decide { () async throws(GateError) in
                 try await context.service.approve(id, actor: "cli:\(actor ?? CLIContext.userName)", once: once, reason: reason)
@@ -71,8 +90,16 @@ struct Requests: AsyncParsableCommand {
         @Argument(help: "The approval request's id.") var id: String
         @Option(help: "Why, shown to the requester.") var reason: String?
         @Option(name: .customLong("as"), help: "Who decides (defaults to the login name).") var actor: String?
+        @OptionGroup var server: ServerOption
 
         func run() async throws {
+            if let client = try server.client() {
+                var body: [String: Any] = ["as": actor ?? CLIContext.userName]
+                if let reason { body["reason"] = reason }
+                let decided = try await client.decide(id, "deny", body: body)
+                print("\(decided.id) \(decided.state)")
+                return
+            }
             let context = try CLIContext(options)
             let decided = try await context.decide { () async throws(GateError) in
                 try await context.service.deny(id, actor: "cli:\(actor ?? CLIContext.userName)", reason: reason)

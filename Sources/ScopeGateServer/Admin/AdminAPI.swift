@@ -13,8 +13,8 @@ import ScopeGateCore
 ///     GET    /metrics                       Prometheus text format (the metrics token, when one is configured)
 ///     GET    /v1/requests?state=pending     approval requests, newest first
 ///     GET    /v1/requests/{id}              one, with its holds and justifications
-///     POST   /v1/requests/{id}/approve      {"once": false, "reason": "…"}
-///     POST   /v1/requests/{id}/deny         {"reason": "…"}
+///     POST   /v1/requests/{id}/approve      {"once": false, "reason": "…", "as": "alice"}
+///     POST   /v1/requests/{id}/deny         {"reason": "…", "as": "alice"}
 ///     GET    /v1/grants                     grants in force
 ///     DELETE /v1/grants/{client}/{scope}    revoke one
 ///
@@ -48,6 +48,18 @@ struct AdminAPI: Sendable {
     struct DecisionBody: Decodable {
         var once: Bool?
         var reason: String?
+        /// Who, behind the token, decides (`scopegate requests approve --server`): recorded as
+        /// `admin:{token name}/{as}`.
+        var `as`: String?
+
+        /// The actor recorded for a decision under the token named `tokenName`.
+        func actor(tokenName: String) throws -> String {
+            guard let name = `as` else { return "admin:\(tokenName)" }
+            guard (1...64).contains(name.utf8.count),
+                name.utf8.allSatisfy({ (48...57).contains($0) || (65...90).contains($0) || (97...122).contains($0) || "._@-".utf8.contains($0) })
+            else { throw GateError(.invalidRequest, "as must be 1 to 64 letters, digits, '.', '_', '@' or '-'") }
+            return "admin:\(tokenName)/\(name)"
+        }
     }
 
     func router() -> Router<BasicRequestContext> {
@@ -100,7 +112,7 @@ struct AdminAPI: Sendable {
             let id = try context.parameters.require("id")
             let body = try await decision(request, context: context)
             return await run {
-                try await service.approve(id, actor: "admin:\(tokenName)", once: body.once ?? false, reason: body.reason)
+                try await service.approve(id, actor: try body.actor(tokenName: tokenName), once: body.once ?? false, reason: body.reason)
                 return try json(try await report(id))
             }
         }
@@ -108,7 +120,7 @@ struct AdminAPI: Sendable {
             let id = try context.parameters.require("id")
             let body = try await decision(request, context: context)
             return await run {
-                try await service.deny(id, actor: "admin:\(tokenName)", reason: body.reason)
+                try await service.deny(id, actor: try body.actor(tokenName: tokenName), reason: body.reason)
                 return try json(try await report(id))
             }
         }
