@@ -226,3 +226,62 @@ def test_a_restart_resumes_the_outbox_and_posts_once(slack_gate, idp, slack, cal
     kind, callback = browser.go(page.url)
     assert kind == "callback"
     assert "orders:read" in finish(slack_gate, client, verifier, callback)["scope"].split()
+
+
+def test_a_critical_request_needs_two_approvers_and_each_counts_once(idp, callback_server, tmp_path, slack):
+    extra = f"""
+tiers:
+  - name: low
+  - name: elevated
+  - name: critical
+    quorum: 2
+slack:
+  team_id: {fake_slack.TEAM_ID}
+  bot_token_env: E2E_SLACK_BOT_TOKEN
+  signing_secret_env: E2E_SLACK_SIGNING_SECRET
+  api_url: {slack.api_url}
+routes:
+  - name: critical
+    match:
+      tiers: [critical]
+    channel: C0CRITICAL
+    approvers:
+      groups: [S0SECURITY]
+  - name: everyone
+    channel: C0APPROVALS
+    approvers:
+      users: [U0ALICE]
+default_route: everyone
+"""
+    gate = Gate(idp, callback_server, tmp_path, extra=extra,
+                env={"E2E_SLACK_BOT_TOKEN": fake_slack.BOT_TOKEN, "E2E_SLACK_SIGNING_SECRET": fake_slack.SIGNING_SECRET})
+    gate.start()
+    idp.reset()
+    try:
+        client, verifier, url, _ = start(gate, callback_server, "openid orders:write")
+        browser = BrowserSession(gate, callback_server)
+        kind, page = browser.go(url)
+        assert kind == "page"
+        request_id = gate.only_pending_id()
+        slack.wait_for("chat.postMessage")
+        assert click(gate, "scopegate_approve", request_id, user="U0BOB").status_code == 200
+        assert state_of(gate, request_id) == "pending", "one of two approvals decides nothing"
+        assert browser.go(page.url)[0] == "page"
+        assert idp.received("/o/authorize/") == []
+        slack.wait_for("chat.update", where=lambda call: "1 of 2 approvals" in blocks(call))
+        assert "Your vote is counted" in slack.wait_for("chat.postEphemeral")[-1]["arguments"]["text"]
+        # Bob again: the same person counts once.
+        assert click(gate, "scopegate_approve", request_id, user="U0BOB").status_code == 200
+        assert state_of(gate, request_id) == "pending"
+        assert "already voted" in slack.wait_for("chat.postEphemeral", where=lambda c: "already" in c["arguments"]["text"])[-1]["arguments"]["text"]
+        # Carol's is the last vote needed: it decides.
+        assert click(gate, "scopegate_approve", request_id, user="U0CAROL").status_code == 200
+        shown = json.loads(gate.cli("requests", "show", request_id))
+        assert shown["state"] == "approved" and shown["decided_by"] == f"slack:{fake_slack.TEAM_ID}/U0CAROL"
+        assert [v["voter"] for v in shown["votes"]] == [f"slack:{fake_slack.TEAM_ID}/U0BOB", f"slack:{fake_slack.TEAM_ID}/U0CAROL"]
+        kind, callback = browser.go(page.url)
+        assert kind == "callback"
+        assert "orders:write" in finish(gate, client, verifier, callback)["scope"].split()
+        slack.wait_for("chat.update", where=lambda call: "Approved" in blocks(call) and "scopegate_approve" not in blocks(call))
+    finally:
+        gate.stop()

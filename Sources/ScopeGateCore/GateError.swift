@@ -31,6 +31,8 @@ public struct GateError: Error, Sendable, Equatable, CustomStringConvertible {
         case notFound = "not_found"
         /// The approval request was already decided; the first decision stands.
         case alreadyDecided = "already_decided"
+        /// This approver already voted on the request, which waits for other approvers.
+        case alreadyVoted = "already_voted"
         /// The caller may not see or change this object.
         case forbidden = "forbidden"
         /// The configuration is invalid; the message names the key.

@@ -6,11 +6,14 @@ public protocol GateObserver: Sendable {
     func approvalRequestOpened(_ request: ApprovalRequest, by hold: Hold) async
     /// An approval request was decided (approved, denied or expired).
     func approvalRequestDecided(_ request: ApprovalRequest) async
+    /// A vote was counted on a request that needs several; it is still pending.
+    func approvalRequestVoted(_ request: ApprovalRequest) async
 }
 
 extension GateObserver {
     public func approvalRequestOpened(_ request: ApprovalRequest, by hold: Hold) async {}
     public func approvalRequestDecided(_ request: ApprovalRequest) async {}
+    public func approvalRequestVoted(_ request: ApprovalRequest) async {}
 }
 
 /// Several observers told in turn.
@@ -27,5 +30,9 @@ public struct GateObservers: GateObserver {
 
     public func approvalRequestDecided(_ request: ApprovalRequest) async {
         for observer in observers { await observer.approvalRequestDecided(request) }
+    }
+
+    public func approvalRequestVoted(_ request: ApprovalRequest) async {
+        for observer in observers { await observer.approvalRequestVoted(request) }
     }
 }

@@ -120,7 +120,9 @@ public struct GateService: Sendable {
         }
     }
 
-    /// Approves a pending request. `once` releases the attached holds without a standing grant.
+    /// Approves a pending request. `once` releases the attached holds without a standing grant. Where
+    /// the request's tier needs several approvers, this is one vote: the request stays pending (and is
+    /// returned so) until the last vote needed, which decides it.
     @discardableResult
     public func approve(_ requestID: String, actor: String, once: Bool, reason: String? = nil) async throws(GateError)
         -> ApprovalRequest
@@ -137,16 +139,56 @@ public struct GateService: Sendable {
                         date.addingTimeInterval($0.seconds)
                     }, approvalRequestID: request.id)
             }
+        let quorum = policy.quorum(of: request)
+        guard quorum.approve == 1 else {
+            return try await count(Vote(voter: actor, choice: once ? .approveOnce : .approve, at: date, reason: reason), on: request, quorum: quorum, grants: grants)
+        }
         let decision = Decision(outcome: once ? .approvedOnce : .approved, actor: actor, at: date, reason: reason)
         return try await record(decision, on: requestID, grants: grants)
     }
 
-    /// Denies a pending request.
+    /// Denies a pending request; where its tier needs several denials, this is one vote.
     @discardableResult
     public func deny(_ requestID: String, actor: String, reason: String? = nil) async throws(GateError) -> ApprovalRequest {
-        _ = try await existing(requestID)
+        let request = try await existing(requestID)
+        let quorum = policy.quorum(of: request)
+        guard quorum.deny == 1 && quorum.approve == 1 else {
+            return try await count(Vote(voter: actor, choice: .deny, at: now(), reason: reason), on: request, quorum: quorum, grants: [])
+        }
         let decision = Decision(outcome: .denied, actor: actor, at: now(), reason: reason)
         return try await record(decision, on: requestID, grants: [])
+    }
+
+    /// The votes cast on a request so far, oldest first.
+    public func votes(on requestID: String) async throws(GateError) -> [Vote] {
+        try await storeCall { try await store.votes(approvalRequestID: requestID) }
+    }
+
+    /// Records a vote; the request as it stands afterwards.
+    private func count(_ vote: Vote, on request: ApprovalRequest, quorum: Quorum, grants: [Grant]) async throws(GateError)
+        -> ApprovalRequest
+    {
+        let result = try await storeCall { try await store.vote(request.id, vote, quorum: quorum, grants: grants) }
+        switch result {
+        case .counted(let pending, let votes):
+            logger.info(
+                "vote counted",
+                metadata: [
+                    "sg.request.id": "\(request.id)", "sg.actor": "\(vote.voter)", "sg.vote": "\(vote.choice.rawValue)",
+                    "sg.approvals": "\(votes.filter(\.approves).count)", "sg.quorum": "\(quorum.approve)",
+                ])
+            await observer.approvalRequestVoted(pending)
+            return pending
+        case .decided(let decided):
+            logger.info(
+                "approval request decided",
+                metadata: [
+                    "sg.request.id": "\(request.id)", "sg.client.id": "\(decided.clientID)",
+                    "sg.decision": "\(decided.state.rawValue)", "sg.actor": "\(vote.voter)",
+                ])
+            await observer.approvalRequestDecided(decided)
+            return decided
+        }
     }
 
     /// Expires every pending request whose deadline has passed; returns those it expired.

@@ -85,6 +85,14 @@ public protocol GateStore: Sendable {
     /// Moves a pending request to the decision's state and writes `grants`, atomically. Throws
     /// `GateError(.alreadyDecided)` when the request is no longer pending.
     func decide(_ requestID: String, _ decision: Decision, grants: [Grant]) async throws -> ApprovalRequest
+    /// Records `vote` on a pending request that needs `quorum` distinct votes, and, when it is the last
+    /// vote needed, decides the request in the same transaction: denied, or approved with `grants`
+    /// (approved once, without them, when any approving vote was for once). Throws
+    /// `GateError(.alreadyDecided)` when the request is no longer pending and
+    /// `GateError(.alreadyVoted)` when this voter already voted.
+    func vote(_ requestID: String, _ vote: Vote, quorum: Quorum, grants: [Grant]) async throws -> VoteResult
+    /// The votes on a request, oldest first.
+    func votes(approvalRequestID: String) async throws -> [Vote]
     /// Sets the requester's justification on a hold.
     func setJustification(holdID: String, _ text: String) async throws
     /// This browser's holds for `clientID` whose approval requests released them at or after

@@ -6,6 +6,7 @@ public actor InMemoryGateStore: GateStore {
     private var grants: [Grant] = []
     private var holdsByID: [String: Hold] = [:]
     private var requestsByID: [String: ApprovalRequest] = [:]
+    private var votesByRequest: [String: [Vote]] = [:]
     private var decisionLog: [DecisionEvent] = []
     /// When true, every call throws, as a broken database would.
     public var failing = false
@@ -109,6 +110,25 @@ public actor InMemoryGateStore: GateStore {
         }
         decisionLog.append(DecisionEvent(cursor: Int64(decisionLog.count + 1), approvalRequestID: requestID))
         return decided
+    }
+
+    public func vote(_ requestID: String, _ vote: Vote, quorum: Quorum, grants newGrants: [Grant]) throws -> VoteResult {
+        try check()
+        guard let request = requestsByID[requestID] else { throw GateError(.notFound, "no approval request \(requestID)") }
+        guard request.state == .pending else { throw GateError(.alreadyDecided, "approval request \(requestID) was already decided") }
+        var votes = votesByRequest[requestID] ?? []
+        guard !votes.contains(where: { $0.voter == vote.voter }) else {
+            throw GateError(.alreadyVoted, "\(vote.voter) already voted on approval request \(requestID)")
+        }
+        votes.append(vote)
+        votesByRequest[requestID] = votes
+        guard let decision = quorum.decision(of: votes) else { return .counted(request, votes: votes) }
+        return .decided(try decide(requestID, decision, grants: decision.outcome == .approved ? newGrants : []))
+    }
+
+    public func votes(approvalRequestID: String) throws -> [Vote] {
+        try check()
+        return votesByRequest[approvalRequestID] ?? []
     }
 
     public func setJustification(holdID: String, _ text: String) throws {

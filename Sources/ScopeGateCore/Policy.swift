@@ -17,11 +17,17 @@ public struct Policy: Sendable {
         public var name: String
         /// How long an approved grant lasts; `nil` means until revoked.
         public var grantLifetime: Duration?
+        /// How many distinct approvers must approve a request of this tier; the last needed vote decides.
+        public var quorum: Int
+        /// How many distinct approvers must deny it; one, unless the tier says otherwise.
+        public var denyQuorum: Int
 
         /// Creates a tier.
-        public init(name: String, grantLifetime: Duration?) {
+        public init(name: String, grantLifetime: Duration?, quorum: Int = 1, denyQuorum: Int = 1) {
             self.name = name
             self.grantLifetime = grantLifetime
+            self.quorum = max(1, quorum)
+            self.denyQuorum = max(1, denyQuorum)
         }
     }
 
@@ -97,6 +103,18 @@ public struct Policy: Sendable {
     public var tierOrder: [String: Int]
     /// The tier of a scope that no rule matches.
     public var defaultTier: String
+
+    /// A request's tier: its highest permission's, in the order the configuration lists the tiers.
+    public func tier(of request: ApprovalRequest) -> String {
+        request.scopes.tokens.map { rule(for: $0, clientID: request.clientID).tier }
+            .max { (tierOrder[$0] ?? -1) < (tierOrder[$1] ?? -1) } ?? defaultTier
+    }
+
+    /// The votes a request needs: its tier's quorums.
+    public func quorum(of request: ApprovalRequest) -> Quorum {
+        let tier = tiers[tier(of: request)]
+        return Quorum(approve: tier?.quorum ?? 1, deny: tier?.denyQuorum ?? 1)
+    }
     /// How long an approval request waits for a decision before it expires.
     public var approvalTimeout: Duration
 

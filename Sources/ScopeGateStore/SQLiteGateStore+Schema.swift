@@ -125,6 +125,24 @@ extension SQLiteGateStore {
                     END;
                     """)
         }
+        migrator.registerMigration("v7: votes of requests that need several approvers") { db in
+            // Each vote changes what the request's chat messages show (the approvals so far).
+            try db.execute(
+                sql: """
+                    CREATE TABLE approval_vote (
+                        approval_request_id TEXT NOT NULL REFERENCES approval_request(id),
+                        voter TEXT NOT NULL,
+                        choice TEXT NOT NULL CHECK (choice IN ('approve', 'approve_once', 'deny')),
+                        at REAL NOT NULL,
+                        reason TEXT,
+                        PRIMARY KEY (approval_request_id, voter)
+                    );
+                    CREATE TRIGGER chat_message_on_vote AFTER INSERT ON approval_vote
+                    BEGIN
+                        UPDATE chat_message SET revision = revision + 1 WHERE approval_request_id = NEW.approval_request_id;
+                    END;
+                    """)
+        }
         return migrator
     }
 

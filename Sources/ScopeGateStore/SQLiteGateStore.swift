@@ -191,62 +191,115 @@ public final class SQLiteGateStore: GateStore {
     }
 
     public func decide(_ requestID: String, _ decision: Decision, grants: [Grant]) async throws -> ApprovalRequest {
+        try await commits.write { [self] db in try record(db, decision, on: requestID, grants: grants) }
+    }
+
+    public func vote(_ requestID: String, _ vote: Vote, quorum: Quorum, grants: [Grant]) async throws -> VoteResult {
         try await commits.write { [self] db in
             guard let row = try Row.fetchOne(db, sql: "SELECT * FROM approval_request WHERE id = ?", arguments: [requestID])
             else {
                 throw GateError(.notFound, "no approval request \(requestID)")
             }
-            let decided = try Self.approvalRequest(row).applying(decision)
-            try db.execute(
-                sql: """
-                    UPDATE approval_request
-                    SET state = ?, decided_by = ?, decided_at = ?, decision_reason = ?
-                    WHERE id = ? AND state = 'pending'
-                    """,
-                arguments: [
-                    decision.outcome.rawValue, decision.actor, decision.at.timeIntervalSince1970, decision.reason,
-                    requestID,
-                ])
-            guard db.changesCount == 1 else {
+            let request = try Self.approvalRequest(row)
+            guard request.state == .pending else {
                 throw GateError(.alreadyDecided, "approval request \(requestID) was already decided")
             }
-            for grant in grants {
-                try db.execute(
-                    sql: """
-                        INSERT OR REPLACE INTO scope_grant
-                            (client_id, scope, approved_by, granted_at, expires_at, approval_request_id)
-                        VALUES (?, ?, ?, ?, ?, ?)
-                        """,
-                    arguments: [
-                        grant.clientID, grant.scope, grant.approvedBy, grant.grantedAt.timeIntervalSince1970,
-                        grant.expiresAt?.timeIntervalSince1970, grant.approvalRequestID,
-                    ])
-            }
             try db.execute(
-                sql: "INSERT INTO decision_event (approval_request_id, at) VALUES (?, ?)",
-                arguments: [requestID, decision.at.timeIntervalSince1970])
-            var events = [
-                AuditEvent(
-                    "decision", clientID: decided.clientID,
-                    [
-                        ("request_id", .string(requestID)), ("outcome", .string(decision.outcome.rawValue)),
-                        ("actor", .string(decision.actor)), ("reason", decision.reason.map { .string($0) } ?? .null),
-                        ("scopes", .strings(decided.scopes.tokens)),
-                    ])
-            ]
-            for grant in grants {
-                events.append(
-                    AuditEvent(
-                        "grant.created", clientID: grant.clientID,
-                        [
-                            ("scope", .string(grant.scope)), ("request_id", .string(requestID)),
-                            ("approved_by", .string(grant.approvedBy)),
-                            ("expires_at", grant.expiresAt.map { .int(Int64($0.timeIntervalSince1970)) } ?? .null),
-                        ]))
+                sql: """
+                    INSERT OR IGNORE INTO approval_vote (approval_request_id, voter, choice, at, reason)
+                    VALUES (?, ?, ?, ?, ?)
+                    """,
+                arguments: [requestID, vote.voter, vote.choice.rawValue, vote.at.timeIntervalSince1970, vote.reason])
+            guard db.changesCount == 1 else {
+                throw GateError(.alreadyVoted, "\(vote.voter) already voted on approval request \(requestID)")
             }
-            try appendAudit(db, events, at: decision.at)
-            return decided
+            let votes = try Self.votes(db, requestID)
+            try appendAudit(
+                db,
+                [
+                    AuditEvent(
+                        "vote", clientID: request.clientID,
+                        [
+                            ("request_id", .string(requestID)), ("choice", .string(vote.choice.rawValue)),
+                            ("voter", .string(vote.voter)), ("reason", vote.reason.map { .string($0) } ?? .null),
+                            ("approvals", .int(Int64(votes.filter(\.approves).count))), ("quorum", .int(Int64(quorum.approve))),
+                        ])
+                ], at: vote.at)
+            guard let decision = quorum.decision(of: votes) else { return .counted(request, votes: votes) }
+            return .decided(try record(db, decision, on: requestID, grants: decision.outcome == .approved ? grants : []))
         }
+    }
+
+    public func votes(approvalRequestID: String) async throws -> [Vote] {
+        try await writer.read { db in try Self.votes(db, approvalRequestID) }
+    }
+
+    static func votes(_ db: Database, _ requestID: String) throws -> [Vote] {
+        try Row.fetchAll(
+            db, sql: "SELECT * FROM approval_vote WHERE approval_request_id = ? ORDER BY at, rowid", arguments: [requestID]
+        ).compactMap { row in
+            guard let choice = Vote.Choice(rawValue: row["choice"]) else { return nil }
+            return Vote(voter: row["voter"], choice: choice, at: Self.date(row["at"]), reason: row["reason"])
+        }
+    }
+
+    /// Moves a pending request to the decision's state, writes its grants and their audit entries, in
+    /// the caller's transaction.
+    private func record(_ db: Database, _ decision: Decision, on requestID: String, grants: [Grant]) throws -> ApprovalRequest {
+        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM approval_request WHERE id = ?", arguments: [requestID])
+        else {
+            throw GateError(.notFound, "no approval request \(requestID)")
+        }
+        let decided = try Self.approvalRequest(row).applying(decision)
+        try db.execute(
+            sql: """
+                UPDATE approval_request
+                SET state = ?, decided_by = ?, decided_at = ?, decision_reason = ?
+                WHERE id = ? AND state = 'pending'
+                """,
+            arguments: [
+                decision.outcome.rawValue, decision.actor, decision.at.timeIntervalSince1970, decision.reason,
+                requestID,
+            ])
+        guard db.changesCount == 1 else {
+            throw GateError(.alreadyDecided, "approval request \(requestID) was already decided")
+        }
+        for grant in grants {
+            try db.execute(
+                sql: """
+                    INSERT OR REPLACE INTO scope_grant
+                        (client_id, scope, approved_by, granted_at, expires_at, approval_request_id)
+                    VALUES (?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    grant.clientID, grant.scope, grant.approvedBy, grant.grantedAt.timeIntervalSince1970,
+                    grant.expiresAt?.timeIntervalSince1970, grant.approvalRequestID,
+                ])
+        }
+        try db.execute(
+            sql: "INSERT INTO decision_event (approval_request_id, at) VALUES (?, ?)",
+            arguments: [requestID, decision.at.timeIntervalSince1970])
+        var events = [
+            AuditEvent(
+                "decision", clientID: decided.clientID,
+                [
+                    ("request_id", .string(requestID)), ("outcome", .string(decision.outcome.rawValue)),
+                    ("actor", .string(decision.actor)), ("reason", decision.reason.map { .string($0) } ?? .null),
+                    ("scopes", .strings(decided.scopes.tokens)),
+                ])
+        ]
+        for grant in grants {
+            events.append(
+                AuditEvent(
+                    "grant.created", clientID: grant.clientID,
+                    [
+                        ("scope", .string(grant.scope)), ("request_id", .string(requestID)),
+                        ("approved_by", .string(grant.approvedBy)),
+                        ("expires_at", grant.expiresAt.map { .int(Int64($0.timeIntervalSince1970)) } ?? .null),
+                    ]))
+        }
+        try appendAudit(db, events, at: decision.at)
+        return decided
     }
 
     public func setJustification(holdID: String, _ text: String) async throws {

@@ -47,6 +47,10 @@ struct PolicyCommand: AsyncParsableCommand {
                         id: "", clientID: client, scopes: unapproved, alreadyGranted: alreadyGranted, createdAt: Date(), expiresAt: Date())
                     let route = routing.route(for: question, policy: policy)
                     print("route: \(route.name): \(route.allDestinations.joined(separator: ", ")); approvers \(route.allApprovers.joined(separator: ", "))")
+                    let quorum = policy.quorum(of: question)
+                    if quorum.approve > 1 || quorum.deny > 1 {
+                        print("votes needed: \(quorum.approve) distinct approvals, \(quorum.deny) denials (tier \(policy.tier(of: question)))")
+                    }
                 } else {
                     print("route: none configured (decided on the command line or the admin API)")
                 }

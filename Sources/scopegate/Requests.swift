@@ -140,7 +140,7 @@ struct CLIContext {
         }
         return RequestReport(
             request, holds: try await store.holds(approvalRequestID: id), policy: configuration.policy,
-            notifications: try await store.chatMessages(approvalRequestID: id))
+            notifications: try await store.chatMessages(approvalRequestID: id), votes: try await store.votes(approvalRequestID: id))
     }
 
     func decide(_ body: () async throws(GateError) -> ApprovalRequest) async throws -> ApprovalRequest {

@@ -104,6 +104,26 @@ import Testing
         #expect(header["kid"] as? String == signer.key.publicKey.kid)
     }
 
+    /// A request that needs two approvers: each vote is an entry of its own, then the decision.
+    @Test func votesAreSignedAndChainedBeforeTheDecision() async throws {
+        let (store, signer) = try Self.store()
+        let now = Date()
+        let (_, request, _) = try await store.openHold(try Self.draft("app", "orders:write"), at: now, expiresAt: now.addingTimeInterval(600))
+        let quorum = Quorum(approve: 2, deny: 1)
+        _ = try await store.vote(request.id, Vote(voter: "slack:T1/U1", choice: .approve, at: now), quorum: quorum, grants: [])
+        _ = try await store.vote(request.id, Vote(voter: "teams:t/o2", choice: .approveOnce, at: now), quorum: quorum, grants: [])
+        let rows = try await store.auditEntries()
+        #expect(rows.map(\.event) == ["approval_request.opened", "hold.created", "vote", "vote", "decision"])
+        #expect(AuditVerifier(keys: [signer.key.publicKey]).verify(entries: rows.map(\.jws)) == .success(.init(entries: 5, checkpoints: 0)))
+        let second = try Self.payload(rows[3].jws)["data"] as? [String: Any]
+        #expect(second?["voter"] as? String == "teams:t/o2")
+        #expect(second?["choice"] as? String == "approve_once")
+        #expect(second?["approvals"] as? Int == 2 && second?["quorum"] as? Int == 2)
+        let decision = try Self.payload(rows[4].jws)["data"] as? [String: Any]
+        #expect(decision?["outcome"] as? String == "approved_once")
+        #expect(decision?["reason"] as? String == "approved by 2 of 2 needed: slack:T1/U1, teams:t/o2")
+    }
+
     @Test func everyKindOfTamperingIsCaughtAndNamed() async throws {
         let (store, signer) = try Self.store()
         try await Self.flow(store)

@@ -84,6 +84,44 @@ import Testing
         #expect(try await serverSide.decisionEvents(after: 0).count == 1)
     }
 
+    /// Votes from two processes at once: each voter counts once, exactly one vote decides, and every
+    /// vote and the decision are in the audit log and bump the chat messages.
+    @Test func concurrentVotesFromTwoConnectionsDecideOnce() async throws {
+        let serverSide = try SQLiteGateStore(path: path)
+        let commandLine = try SQLiteGateStore(path: path)
+        let (_, request, _) = try await serverSide.openHold(draft(), at: now, expiresAt: now.addingTimeInterval(60))
+        _ = try await serverSide.addChatMessages(approvalRequestID: request.id, platform: "slack", channels: ["C0A"], at: now)
+        let quorum = Quorum(approve: 3, deny: 5)
+        let outcomes = await withTaskGroup(of: String.self) { group in
+            for index in 0..<12 {
+                let store = index.isMultiple(of: 2) ? serverSide : commandLine
+                group.addTask {
+                    // Voters 0…5, each voting twice.
+                    let vote = Vote(voter: "v\(index % 6)", choice: .approve, at: now)
+                    do {
+                        switch try await store.vote(request.id, vote, quorum: quorum, grants: []) {
+                        case .counted: return "counted"
+                        case .decided: return "decided"
+                        }
+                    } catch let error as GateError {
+                        return error.code.rawValue
+                    } catch {
+                        return "failed"
+                    }
+                }
+            }
+            return await group.reduce(into: [String: Int]()) { $0[$1, default: 0] += 1 }
+        }
+        #expect(outcomes["decided"] == 1)
+        #expect(outcomes["counted"] == 2)
+        #expect((outcomes["already_voted"] ?? 0) + (outcomes["already_decided"] ?? 0) == 9)
+        #expect(Set(try await serverSide.votes(approvalRequestID: request.id).map(\.voter)).count == 3)
+        #expect(try await commandLine.approvalRequest(id: request.id)?.state == .approved)
+        #expect(try await serverSide.decisionEvents(after: 0).count == 1)
+        let message = try #require(try await serverSide.chatMessages(approvalRequestID: request.id).first)
+        #expect(message.revision == 1 + 3 + 1, "each vote and the decision change what the message shows")
+    }
+
     @Test func theFirstContinuationIsRecordedOnce() async throws {
         let store = try SQLiteGateStore(path: path)
         let (hold, _, _) = try await store.openHold(draft(), at: now, expiresAt: now.addingTimeInterval(60))

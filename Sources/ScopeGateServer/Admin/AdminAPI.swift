@@ -157,7 +157,7 @@ struct AdminAPI: Sendable {
         let notifications = try await (service.store as? any ChatOutboxStore)?.chatMessages(approvalRequestID: id) ?? []
         return RequestReport(
             request, holds: try await service.store.holds(approvalRequestID: id), policy: service.policy,
-            notifications: notifications)
+            notifications: notifications, votes: try await service.store.votes(approvalRequestID: id))
     }
 
     private func run(_ body: () async throws -> Response) async -> Response {

@@ -55,8 +55,17 @@ public struct RequestReport: Codable, Sendable {
         }
     }
 
+    /// A vote on a request that needs several approvers.
+    public struct VoteReport: Codable, Sendable {
+        public var voter: String
+        public var choice: String
+        public var at: Date
+        public var reason: String?
+    }
+
     enum CodingKeys: String, CodingKey {
-        case id, scopes, state, reason, holds, notifications
+        case id, scopes, state, reason, holds, notifications, votes
+        case approvalsNeeded = "approvals_needed"
         case clientID = "client_id", clientName = "client_name", alreadyGranted = "already_granted"
         case createdAt = "created_at", expiresAt = "expires_at", decidedBy = "decided_by", decidedAt = "decided_at"
     }
@@ -87,10 +96,18 @@ public struct RequestReport: Codable, Sendable {
     public var holds: [HoldReport]
     /// Its chat messages and their delivery.
     public var notifications: [NotificationReport]
+    /// The votes cast so far (requests whose tier needs several approvers).
+    public var votes: [VoteReport]
+    /// How many approvals its tier needs.
+    public var approvalsNeeded: Int
 
     /// Builds a report.
-    public init(_ request: ApprovalRequest, holds: [Hold], policy: Policy, notifications: [ChatMessage] = []) {
+    public init(
+        _ request: ApprovalRequest, holds: [Hold], policy: Policy, notifications: [ChatMessage] = [], votes: [Vote] = []
+    ) {
         self.notifications = notifications.map(NotificationReport.init)
+        self.votes = votes.map { VoteReport(voter: $0.voter, choice: $0.choice.rawValue, at: $0.at, reason: $0.reason) }
+        approvalsNeeded = policy.quorum(of: request).approve
         id = request.id
         clientID = request.clientID
         clientName = policy.displayName(of: request.clientID)

@@ -83,6 +83,10 @@ struct ApprovalPage: Sendable {
         if let reason = holds.sorted(by: { $0.createdAt > $1.createdAt }).compactMap({ $0.justification }).first(where: { !$0.isEmpty }) {
             body += "<p><strong>Why, in the requester's words:</strong></p><p class=\"status\">\(HTML.escape(reason))</p>"
         }
+        let content = ApprovalMessageContent(
+            request: approval, policy: service.policy, justifications: [], routeName: "", confirmTiers: [], waiting: 0,
+            votes: (try? await service.votes(on: id)) ?? [], quorum: service.policy.quorum(of: approval))
+        if let tally = content.tally(naming: TeamsApprovalCard.actor) { body += "<p class=\"status\">Votes: \(HTML.escape(tally))</p>" }
         body += "<p class=\"muted\">Request <code>\(HTML.escape(id))</code>, route \(HTML.escape(routing.route(for: approval, policy: service.policy).name)).</p>"
         if let notice { body += "<p role=\"alert\" class=\"status\">\(HTML.escape(notice))</p>" }
         if approval.state != .pending {
@@ -161,6 +165,8 @@ struct ApprovalPage: Sendable {
             case "deny": _ = try await service.deny(id, actor: approver.actor)
             default: return ErrorResponses.page(GateError(.invalidRequest, "Choose Approve, Approve once or Deny."))
             }
+        } catch where error.code == .alreadyVoted {
+            return await page(id, request: request, notice: "You already voted on this request; it waits for another approver.", status: .conflict)
         } catch where error.code == .alreadyDecided {
             return await page(id, request: request, notice: "This request was already decided; the first decision stands.")
         } catch {

@@ -33,6 +33,21 @@ struct ApprovalMessageContent: Sendable {
     var confirmTiers: Set<String>
     /// How many requests (browsers, devices, back-channel calls) wait on it.
     var waiting: Int
+    /// The votes so far, where the request's tier needs several approvers.
+    var votes: [Vote] = []
+    /// The votes the request needs.
+    var quorum: Quorum = .single
+
+    /// "1 of 2 approvals" while a request that needs several waits; `nil` where one vote decides.
+    func tally(naming actor: (String) -> String) -> String? {
+        guard request.state == .pending, quorum.approve > 1 || quorum.deny > 1 else { return nil }
+        let approving = votes.filter(\.approves)
+        var text = "\(approving.count) of \(quorum.approve) approvals"
+        if !approving.isEmpty { text += ": " + approving.map { actor($0.voter) }.joined(separator: ", ") }
+        let denying = votes.filter { !$0.approves }
+        if !denying.isEmpty { text += "; \(denying.count) of \(quorum.deny) denials: " + denying.map { actor($0.voter) }.joined(separator: ", ") }
+        return text
+    }
 
     /// The headline: what the request is now.
     var headline: String { request.headline }

@@ -57,6 +57,8 @@ struct ConfigFile: Codable {
         var name: String
         var grant_lifetime: String?
         var confirm_approval: Bool?
+        var quorum: Int?
+        var deny_quorum: Int?
     }
 
     struct Slack: Codable {

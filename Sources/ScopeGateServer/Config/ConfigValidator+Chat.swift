@@ -151,6 +151,20 @@ extension ConfigValidator {
         guard let defaultRoute = routes.first(where: { $0.name == defaultName }) else {
             throw fail("default_route", "names the route '\(defaultName)', which routes does not define")
         }
+        // A quorum no route's named approvers can reach leaves its requests to expire: said, not refused,
+        // as a group's members are only known at run time.
+        let largest = policy.tiers.values.max { $0.quorum < $1.quorum }
+        if let largest, largest.quorum > 1 {
+            for route in routes {
+                let reaches = route.reaches.values
+                guard reaches.allSatisfy({ $0.approverGroups.isEmpty }) else { continue }
+                let named = Set(reaches.flatMap(\.approverUsers)).count
+                if named < largest.quorum {
+                    warnings.list.append(
+                        "route \(route.name) names \(named) approver(s), fewer than the quorum of \(largest.quorum) that tier \(largest.name) needs: its requests of that tier could only expire")
+                }
+            }
+        }
         return Routing(routes: routes, defaultRoute: defaultRoute)
     }
 

@@ -204,7 +204,13 @@ struct ConfigValidator {
             let lifetime = try tier.grant_lifetime.map { (text) throws(GateError) in
                 try duration(text, key: "tiers[\(index)].grant_lifetime")
             }
-            tiers.append(Policy.Tier(name: tier.name, grantLifetime: lifetime))
+            for (key, value) in [("quorum", tier.quorum), ("deny_quorum", tier.deny_quorum)] {
+                if let value, !(1...10).contains(value) {
+                    throw fail("tiers[\(index)].\(key)", "must be between 1 and 10 distinct approvers")
+                }
+            }
+            tiers.append(
+                Policy.Tier(name: tier.name, grantLifetime: lifetime, quorum: tier.quorum ?? 1, denyQuorum: tier.deny_quorum ?? 1))
         }
         let tierNames = Set(tiers.map(\.name))
         let defaultTier = file.approvals?.default_tier ?? (tierNames.contains("elevated") ? "elevated" : tiers.first?.name ?? "")

@@ -14,7 +14,7 @@ enum ErrorResponses {
             .badRequest
         case .accessDenied, .forbidden, .unauthorizedClient: .forbidden
         case .notFound: .notFound
-        case .alreadyDecided: .conflict
+        case .alreadyDecided, .alreadyVoted: .conflict
         case .temporarilyUnavailable, .storeFailure: .serviceUnavailable
         case .slowDown: .tooManyRequests
         }

@@ -25,10 +25,13 @@ struct SlackApprovalMessage {
     /// How many requests (browsers, devices, back-channel calls) wait on it: many from one app at once
     /// can be a flood, and approvers should see it.
     var waiting = 0
+    /// The votes so far and the votes needed, where the request's tier needs several approvers.
+    var votes: [Vote] = []
+    var quorum: Quorum = .single
 
     init(
         request: ApprovalRequest, policy: Policy, justifications: [String], routeName: String, confirmTiers: Set<String>,
-        waiting: Int = 0
+        waiting: Int = 0, votes: [Vote] = [], quorum: Quorum = .single
     ) {
         self.request = request
         self.policy = policy
@@ -36,13 +39,16 @@ struct SlackApprovalMessage {
         self.routeName = routeName
         self.confirmTiers = confirmTiers
         self.waiting = waiting
+        self.votes = votes
+        self.quorum = quorum
     }
 
     /// The message of what a chat message shows.
     init(_ content: ApprovalMessageContent) {
         self.init(
             request: content.request, policy: content.policy, justifications: content.justifications,
-            routeName: content.routeName, confirmTiers: content.confirmTiers, waiting: content.waiting)
+            routeName: content.routeName, confirmTiers: content.confirmTiers, waiting: content.waiting,
+            votes: content.votes, quorum: content.quorum)
     }
 
     /// The `text` (notifications, screen readers) and `blocks` of `chat.postMessage` / `chat.update`.
@@ -59,6 +65,12 @@ struct SlackApprovalMessage {
         ]
         if request.state == .pending {
             fields.append(SlackText.markdown("*Waiting*\n\(waiting) \(waiting == 1 ? "request" : "requests")"))
+        }
+        let content = ApprovalMessageContent(
+            request: request, policy: policy, justifications: justifications, routeName: routeName, confirmTiers: confirmTiers,
+            waiting: waiting, votes: votes, quorum: quorum)
+        if let tally = content.tally(naming: Self.actor) {
+            fields.append(SlackText.markdown("*Votes*\n" + tally))
         }
         var blocks: [JSONValue] = [
             ["type": "header", "text": SlackText.plain(headline, limit: 150)],

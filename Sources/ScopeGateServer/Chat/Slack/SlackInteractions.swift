@@ -162,7 +162,16 @@ struct SlackInteractions: Sendable {
             case .approveOnce: decided = try await service.approve(requestID, actor: actor, once: true)
             case .deny: decided = try await service.deny(requestID, actor: actor)
             }
+            if decided.state == .pending {
+                let quorum = service.policy.quorum(of: decided)
+                await tell(
+                    user.id, in: channel,
+                    "Your vote is counted. This request needs \(action == .deny ? quorum.deny : quorum.approve) approvers to agree; the message shows the votes so far.")
+            }
             return .decided(decided.state)
+        } catch where error.code == .alreadyVoted {
+            await tell(user.id, in: channel, "You already voted on this request; it waits for another approver.")
+            return .refused("already voted")
         } catch where error.code == .alreadyDecided {
             let state = (try? await service.store.approvalRequest(id: requestID))?.state.rawValue ?? "decided"
             await tell(user.id, in: channel, "This request was already \(state.replacingOccurrences(of: "_", with: " ")); the first decision stands.")

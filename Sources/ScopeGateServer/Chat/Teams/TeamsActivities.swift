@@ -142,6 +142,8 @@ struct TeamsActivities: Sendable {
             case .deny: decided = try await service.deny(requestID, actor: actor)
             }
             return (.decided(decided.state), await card(for: decided, route: route))
+        } catch where error.code == .alreadyVoted {
+            return (.refused("already voted"), Self.error(409, "Conflict", "You already voted on this request; it waits for another approver."))
         } catch where error.code == .alreadyDecided {
             // The card the user clicked was stale: show them how it was decided.
             return (.refused("already decided"), await currentCard(requestID) ?? Self.error(409, "Conflict", "This request was already decided."))
@@ -163,7 +165,8 @@ struct TeamsActivities: Sendable {
             justifications: holds.sorted { $0.createdAt > $1.createdAt }.compactMap {
                 $0.justification?.isEmpty == false ? $0.justification : nil
             },
-            routeName: route.name, confirmTiers: confirmTiers, waiting: holds.filter { $0.consumedAt == nil }.count)
+            routeName: route.name, confirmTiers: confirmTiers, waiting: holds.filter { $0.consumedAt == nil }.count,
+            votes: (try? await service.votes(on: request.id)) ?? [], quorum: service.policy.quorum(of: request))
         return ["statusCode": .number(200), "type": "application/vnd.microsoft.card.adaptive", "value": TeamsApprovalCard(content).card]
     }
 

@@ -63,6 +63,7 @@ struct TeamsApprovalCard {
         if request.state == .pending {
             body.append(Self.fact("Waiting", "\(content.waiting) \(content.waiting == 1 ? "request" : "requests")"))
         }
+        if let tally = content.tally(naming: Self.actor) { body.append(Self.fact("Votes", tally)) }
         body.append(Self.fact("Route", content.routeName))
         if let owner = content.owner { body.append(Self.fact("Owner", SlackText.clipped(owner, to: 300))) }
         body.append(Self.heading("New scopes"))
