@@ -285,3 +285,66 @@ default_route: everyone
         slack.wait_for("chat.update", where=lambda call: "Approved" in blocks(call) and "scopegate_approve" not in blocks(call))
     finally:
         gate.stop()
+
+
+def test_an_unanswered_critical_request_is_escalated_to_its_next_route(idp, callback_server, tmp_path, slack):
+    extra = f"""
+tiers:
+  - name: low
+  - name: elevated
+  - name: critical
+    escalate_after: 2s
+    escalate_to: leads
+slack:
+  team_id: {fake_slack.TEAM_ID}
+  bot_token_env: E2E_SLACK_BOT_TOKEN
+  signing_secret_env: E2E_SLACK_SIGNING_SECRET
+  api_url: {slack.api_url}
+routes:
+  - name: critical
+    match:
+      tiers: [critical]
+    channel: C0CRITICAL
+    approvers:
+      groups: [S0SECURITY]
+  - name: leads
+    match:
+      clients: [e2e-consent]
+    channel: C0LEADS
+    approvers:
+      users: [U0DAVE]
+  - name: everyone
+    channel: C0APPROVALS
+    approvers:
+      users: [U0ALICE]
+default_route: everyone
+"""
+    gate = Gate(idp, callback_server, tmp_path, extra=extra,
+                env={"E2E_SLACK_BOT_TOKEN": fake_slack.BOT_TOKEN, "E2E_SLACK_SIGNING_SECRET": fake_slack.SIGNING_SECRET})
+    gate.start()
+    idp.reset()
+    try:
+        _, _, url, _ = start(gate, callback_server, "openid orders:write")
+        browser = BrowserSession(gate, callback_server)
+        kind, page = browser.go(url)
+        assert kind == "page"
+        request_id = gate.only_pending_id()
+        first = slack.wait_for("chat.postMessage")
+        assert [c["arguments"]["channel"] for c in first] == ["C0CRITICAL"]
+        # Before the escalation, the next route's approver decides nothing.
+        assert click(gate, "scopegate_approve", request_id, user="U0DAVE").status_code == 200
+        assert state_of(gate, request_id) == "pending"
+        escalated = slack.wait_for("chat.postMessage", where=lambda c: c["arguments"]["channel"] == "C0LEADS", timeout=10)
+        assert request_id in blocks(escalated[0]) and "Escalated unanswered to route leads" in blocks(escalated[0])
+        slack.wait_for("chat.update", where=lambda c: c["arguments"]["channel"] == "C0CRITICAL" and "Escalated" in blocks(c))
+        assert json.loads(gate.cli("requests", "show", request_id))["state"] == "pending", "a timeout never approves"
+        assert click(gate, "scopegate_approve", request_id, user="U0DAVE").status_code == 200
+        assert state_of(gate, request_id) == "approved"
+        assert browser.go(page.url)[0] == "callback"
+        # A restart neither forgets nor repeats the escalation.
+        gate.stop()
+        gate.start()
+        time.sleep(1.5)
+        assert len([c for c in slack.calls_to("chat.postMessage") if c["arguments"]["channel"] == "C0LEADS"]) == 1
+    finally:
+        gate.stop()

@@ -36,6 +36,16 @@ public struct ApprovalRequest: Sendable, Equatable, Codable, Identifiable {
     public var expiresAt: Date
     /// The decision, once made.
     public var decision: Decision?
+    /// The route it was escalated to, unanswered, and when; its approvers may then decide it too.
+    public var escalation: (route: String, at: Date)? {
+        get { escalatedTo.flatMap { route in escalatedAt.map { (route, $0) } } }
+        set {
+            escalatedTo = newValue?.route
+            escalatedAt = newValue?.at
+        }
+    }
+    public var escalatedTo: String?
+    public var escalatedAt: Date?
 
     /// Creates a pending approval request.
     public init(

@@ -91,6 +91,9 @@ public protocol GateStore: Sendable {
     /// `GateError(.alreadyDecided)` when the request is no longer pending and
     /// `GateError(.alreadyVoted)` when this voter already voted.
     func vote(_ requestID: String, _ vote: Vote, quorum: Quorum, grants: [Grant]) async throws -> VoteResult
+    /// Marks a pending, not yet escalated request as escalated to `route`, and adds its messages to
+    /// `channels` (by platform), atomically; false when it is no longer pending or already escalated.
+    func escalate(_ requestID: String, to route: String, channels: [String: [String]], at date: Date) async throws -> Bool
     /// The votes on a request, oldest first.
     func votes(approvalRequestID: String) async throws -> [Vote]
     /// Sets the requester's justification on a hold.

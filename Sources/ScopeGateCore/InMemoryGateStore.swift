@@ -126,6 +126,14 @@ public actor InMemoryGateStore: GateStore {
         return .decided(try decide(requestID, decision, grants: decision.outcome == .approved ? newGrants : []))
     }
 
+    public func escalate(_ requestID: String, to route: String, channels: [String: [String]], at date: Date) throws -> Bool {
+        try check()
+        guard var request = requestsByID[requestID], request.state == .pending, request.escalatedTo == nil else { return false }
+        request.escalation = (route, date)
+        requestsByID[requestID] = request
+        return true
+    }
+
     public func votes(approvalRequestID: String) throws -> [Vote] {
         try check()
         return votesByRequest[approvalRequestID] ?? []

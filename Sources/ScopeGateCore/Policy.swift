@@ -21,13 +21,24 @@ public struct Policy: Sendable {
         public var quorum: Int
         /// How many distinct approvers must deny it; one, unless the tier says otherwise.
         public var denyQuorum: Int
+        /// After how long unanswered a request of this tier is escalated, and to which route.
+        public var escalation: (after: Duration, route: String)?
 
         /// Creates a tier.
-        public init(name: String, grantLifetime: Duration?, quorum: Int = 1, denyQuorum: Int = 1) {
+        public init(
+            name: String, grantLifetime: Duration?, quorum: Int = 1, denyQuorum: Int = 1,
+            escalation: (after: Duration, route: String)? = nil
+        ) {
             self.name = name
             self.grantLifetime = grantLifetime
             self.quorum = max(1, quorum)
             self.denyQuorum = max(1, denyQuorum)
+            self.escalation = escalation
+        }
+
+        public static func == (a: Tier, b: Tier) -> Bool {
+            a.name == b.name && a.grantLifetime == b.grantLifetime && a.quorum == b.quorum && a.denyQuorum == b.denyQuorum
+                && a.escalation?.after == b.escalation?.after && a.escalation?.route == b.escalation?.route
         }
     }
 

@@ -98,6 +98,18 @@ public struct Routing: Sendable, Equatable {
         self.defaultRoute = defaultRoute
     }
 
+    /// Every route whose approvers may decide `request`: its own, and the route it was escalated to.
+    public func routes(for request: ApprovalRequest, policy: Policy) -> [Route] {
+        let own = route(for: request, policy: policy)
+        guard let escalated = request.escalatedTo, escalated != own.name,
+            let route = (routes + [defaultRoute]).first(where: { $0.name == escalated })
+        else { return [own] }
+        return [own, route]
+    }
+
+    /// A route by its name.
+    public func route(named name: String) -> Route? { (routes + [defaultRoute]).first { $0.name == name } }
+
     /// The route for `request`: the first route one of its scopes matches, else the default.
     public func route(for request: ApprovalRequest, policy: Policy) -> Route {
         routes.first { route in

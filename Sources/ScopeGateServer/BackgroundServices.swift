@@ -22,6 +22,50 @@ struct ExpiryService: Service {
     }
 }
 
+/// Escalates requests left unanswered for their tier's `escalate_after` to its `escalate_to` route:
+/// the request is marked in the store (so a restart neither forgets nor repeats it), the route's
+/// channels get messages of their own, and its approvers may decide from then on. A timeout never
+/// approves: escalation asks more people, and expiry still denies at the end.
+struct EscalationService: Service {
+    let service: GateService
+    let routing: Routing
+    let notifiers: [ChatNotifier]
+    let interval: Duration
+    let logger: Logger
+
+    func run() async throws {
+        try? await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                do {
+                    try await pass()
+                } catch {
+                    logger.error("escalation pass failed", metadata: ["sg.error": "\(type(of: error))"])
+                }
+                try await Task.sleep(for: interval)
+            }
+        }
+    }
+
+    func pass() async throws {
+        let now = service.now()
+        for request in try await service.store.approvalRequests(states: [.pending]) where request.escalatedTo == nil {
+            guard let escalation = service.policy.tiers[service.policy.tier(of: request)]?.escalation,
+                request.createdAt.addingTimeInterval(escalation.after.seconds) <= now,
+                let route = routing.route(named: escalation.route)
+            else { continue }
+            var channels: [String: [String]] = [:]
+            for (platform, reach) in route.reaches where platform != ChatReach.approvalPage {
+                channels[platform] = reach.destinations
+            }
+            if try await service.store.escalate(request.id, to: route.name, channels: channels, at: now) {
+                logger.info(
+                    "approval request escalated", metadata: ["sg.request.id": "\(request.id)", "sg.route": "\(route.name)"])
+                for notifier in notifiers { notifier.wake() }
+            }
+        }
+    }
+}
+
 /// Releases waiting long-polls when shutdown begins. Listed after the public listener, so that it is
 /// told first (a service group shuts down in reverse order) and the listener's drain does not wait
 /// for them.

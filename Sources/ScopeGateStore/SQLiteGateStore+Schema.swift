@@ -143,6 +143,13 @@ extension SQLiteGateStore {
                     END;
                     """)
         }
+        migrator.registerMigration("v8: escalation of unanswered requests") { db in
+            try db.execute(
+                sql: """
+                    ALTER TABLE approval_request ADD COLUMN escalated_to TEXT;
+                    ALTER TABLE approval_request ADD COLUMN escalated_at REAL;
+                    """)
+        }
         return migrator
     }
 
@@ -165,6 +172,7 @@ extension SQLiteGateStore {
             alreadyGranted: try scopes(row["already_granted"]), createdAt: date(row["created_at"]),
             expiresAt: date(row["expires_at"]))
         request.state = state
+        if let route: String = row["escalated_to"], let at: Double = row["escalated_at"] { request.escalation = (route, date(at)) }
         if state != .pending, let actor: String = row["decided_by"], let at: Double = row["decided_at"] {
             request.decision = Decision(outcome: state, actor: actor, at: date(at), reason: row["decision_reason"])
         }

@@ -230,6 +230,41 @@ public final class SQLiteGateStore: GateStore {
         }
     }
 
+    public func escalate(_ requestID: String, to route: String, channels: [String: [String]], at date: Date) async throws -> Bool {
+        try await commits.write { [self] db in
+            try db.execute(
+                sql: """
+                    UPDATE approval_request SET escalated_to = ?, escalated_at = ?
+                    WHERE id = ? AND state = 'pending' AND escalated_to IS NULL
+                    """, arguments: [route, date.timeIntervalSince1970, requestID])
+            guard db.changesCount == 1,
+                let request = try Row.fetchOne(db, sql: "SELECT * FROM approval_request WHERE id = ?", arguments: [requestID])
+                    .map(Self.approvalRequest)
+            else { return false }
+            // What the request's messages show changes (escalated to …), and the new route's channels
+            // get messages of their own.
+            try db.execute(sql: "UPDATE chat_message SET revision = revision + 1 WHERE approval_request_id = ?", arguments: [requestID])
+            for (platform, list) in channels {
+                for channel in list {
+                    try db.execute(
+                        sql: """
+                            INSERT OR IGNORE INTO chat_message (approval_request_id, platform, channel, next_attempt_at, created_at)
+                            VALUES (?, ?, ?, ?, ?)
+                            """,
+                        arguments: [requestID, platform, channel, date.timeIntervalSince1970, date.timeIntervalSince1970])
+                }
+            }
+            try appendAudit(
+                db,
+                [
+                    AuditEvent(
+                        "approval_request.escalated", clientID: request.clientID,
+                        [("request_id", .string(requestID)), ("route", .string(route))])
+                ], at: date)
+            return true
+        }
+    }
+
     public func votes(approvalRequestID: String) async throws -> [Vote] {
         try await writer.read { db in try Self.votes(db, approvalRequestID) }
     }

@@ -344,3 +344,44 @@ import _CryptoExtras
         #expect(verified.actor == "page:Alice@Example.com")
     }
 }
+
+@Suite struct EscalationConfigurationTests {
+    static func parse(_ tiers: String) throws -> ScopeGateConfiguration {
+        try TeamsConfigurationTests.parse(
+            tiers + """
+
+                slack:
+                  team_id: T0TEAM
+                  bot_token_env: BOT
+                  signing_secret_env: SECRET
+                routes:
+                  - name: leads
+                    channel: C0LEADS
+                    approvers: {users: [U0A]}
+                default_route: leads
+                approvals:
+                  timeout: 1h
+                """, environment: ["BOT": "xoxb-1", "SECRET": "s"])
+    }
+
+    @Test func aTierEscalatesToANamedRouteBeforeItExpires() throws {
+        let configuration = try Self.parse("tiers:\n  - name: elevated\n    escalate_after: 30m\n    escalate_to: leads")
+        let escalation = try #require(configuration.policy.tiers["elevated"]?.escalation)
+        #expect(escalation.after == .seconds(1800) && escalation.route == "leads")
+    }
+
+    @Test(arguments: [
+        ("tiers:\n  - name: elevated\n    escalate_after: 30m\n    escalate_to: nobody", "tiers[0].escalate_to"),
+        ("tiers:\n  - name: elevated\n    escalate_after: 2h\n    escalate_to: leads", "tiers[0].escalate_after"),
+        ("tiers:\n  - name: elevated\n    escalate_to: leads", "tiers[0].escalate_after"),
+        ("tiers:\n  - name: elevated\n    escalate_after: 30m", "tiers[0].escalate_to"),
+        ("tiers:\n  - name: elevated\n    quorum: 0", "tiers[0].quorum"),
+    ])
+    func refusesEscalationsThatCouldNotHappen(tiers: String, key: String) {
+        #expect {
+            try Self.parse(tiers)
+        } throws: { error in
+            (error as? GateError)?.message.hasPrefix(key) == true
+        }
+    }
+}

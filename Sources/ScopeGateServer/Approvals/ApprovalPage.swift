@@ -57,8 +57,9 @@ struct ApprovalPage: Sendable {
     }
 
     private func isApprover(_ approver: Approver, of request: ApprovalRequest) -> Bool {
-        let route = routing.route(for: request, policy: service.policy)
-        return route.reach(on: ChatReach.approvalPage)?.approverUsers.contains { approver.isNamed(by: $0) } == true
+        routing.routes(for: request, policy: service.policy).contains { route in
+            route.reach(on: ChatReach.approvalPage)?.approverUsers.contains { approver.isNamed(by: $0) } == true
+        }
     }
 
     private func page(_ id: String, request: Request, notice: String?, status: HTTPResponse.Status = .ok) async -> Response {

@@ -59,6 +59,8 @@ struct ConfigFile: Codable {
         var confirm_approval: Bool?
         var quorum: Int?
         var deny_quorum: Int?
+        var escalate_after: String?
+        var escalate_to: String?
     }
 
     struct Slack: Codable {

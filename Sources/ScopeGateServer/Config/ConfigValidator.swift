@@ -209,8 +209,21 @@ struct ConfigValidator {
                     throw fail("tiers[\(index)].\(key)", "must be between 1 and 10 distinct approvers")
                 }
             }
+            var escalation: (after: Duration, route: String)?
+            switch (tier.escalate_after, tier.escalate_to) {
+            case (nil, nil): break
+            case (let after?, let route?):
+                guard (file.routes ?? []).contains(where: { $0.name == route }) else {
+                    throw fail("tiers[\(index)].escalate_to", "names the route '\(route)', which routes does not define")
+                }
+                escalation = (try duration(after, key: "tiers[\(index)].escalate_after"), route)
+            case (nil, _?): throw fail("tiers[\(index)].escalate_after", "is required with escalate_to")
+            case (_?, nil): throw fail("tiers[\(index)].escalate_to", "is required with escalate_after: the route that is asked next")
+            }
             tiers.append(
-                Policy.Tier(name: tier.name, grantLifetime: lifetime, quorum: tier.quorum ?? 1, denyQuorum: tier.deny_quorum ?? 1))
+                Policy.Tier(
+                    name: tier.name, grantLifetime: lifetime, quorum: tier.quorum ?? 1, denyQuorum: tier.deny_quorum ?? 1,
+                    escalation: escalation))
         }
         let tierNames = Set(tiers.map(\.name))
         let defaultTier = file.approvals?.default_tier ?? (tierNames.contains("elevated") ? "elevated" : tiers.first?.name ?? "")
@@ -249,6 +262,13 @@ struct ConfigValidator {
                     defaultScopes: defaults))
         }
         let timeout = try duration(file.approvals?.timeout ?? "1h", key: "approvals.timeout")
+        for (index, tier) in tiers.enumerated() {
+            if let escalation = tier.escalation, escalation.after >= timeout {
+                throw fail(
+                    "tiers[\(index)].escalate_after",
+                    "must be shorter than approvals.timeout (\(file.approvals?.timeout ?? "1h")): the request would expire first")
+            }
+        }
         return Policy(rules: globalRules, clients: clients, tiers: tiers, defaultTier: defaultTier, approvalTimeout: timeout)
     }
 

@@ -77,6 +77,9 @@ struct SlackApprovalMessage {
             ["type": "section", "fields": .array(fields)],
         ]
         var context: [JSONValue] = [SlackText.plain("Route: " + routeName, limit: 200)]
+        if let escalation = request.escalation {
+            context.append(SlackText.plain("Escalated unanswered to route " + escalation.route + " at " + TeamsApprovalCard.date(escalation.at), limit: 300))
+        }
         if let owner = client?.owner { context.append(SlackText.plain("Owner: " + owner, limit: 300)) }
         blocks.append(["type": "context", "elements": .array(context)])
         blocks.append(["type": "section", "text": SlackText.markdown(scopeList)])

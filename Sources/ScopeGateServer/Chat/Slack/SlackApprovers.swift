@@ -28,6 +28,18 @@ actor SlackApprovers {
         self.now = now
     }
 
+    /// The verdict on `user` of `team` for any of several routes' Slack reaches (a request's own route
+    /// and the one it was escalated to): an approver of one is an approver.
+    func verdict(user: String, team: String?, reaches: [ChatReach?]) async -> Verdict {
+        var verdicts: [Verdict] = []
+        for reach in reaches {
+            let verdict = await verdict(user: user, team: team, reach: reach)
+            if verdict == .approver { return .approver }
+            verdicts.append(verdict)
+        }
+        return verdicts.contains(.cannotCheck) ? .cannotCheck : .notAnApprover
+    }
+
     /// The verdict on `user` of `team` for a route's Slack reach; a route that does not reach Slack
     /// has no Slack approvers.
     func verdict(user: String, team: String?, reach: ChatReach?) async -> Verdict {

@@ -138,8 +138,9 @@ struct SlackInteractions: Sendable {
             await tell(user.id, in: channel, "ScopeGate knows no approval request \(requestID).")
             return .refused("unknown request")
         }
-        let route = routing.route(for: request, policy: service.policy)
-        switch await approvers.verdict(user: user.id, team: team, reach: route.reach(on: SlackPlatform.name)) {
+        let routes = routing.routes(for: request, policy: service.policy)
+        let route = routes[0]
+        switch await approvers.verdict(user: user.id, team: team, reaches: routes.map { $0.reach(on: SlackPlatform.name) }) {
         case .approver:
             break
         case .notAnApprover:

@@ -126,8 +126,9 @@ struct TeamsActivities: Sendable {
         guard let request = try? await service.store.approvalRequest(id: requestID) else {
             return (.refused("unknown request"), Self.error(404, "NotFound", "ScopeGate knows no approval request \(requestID)."))
         }
-        let route = routing.route(for: request, policy: service.policy)
-        guard let reach = route.reach(on: TeamsPlatform.name), reach.approverUsers.contains(user) else {
+        let routes = routing.routes(for: request, policy: service.policy)
+        let route = routes[0]
+        guard routes.contains(where: { $0.reach(on: TeamsPlatform.name)?.approverUsers.contains(user) == true }) else {
             logger.warning(
                 "a Teams user who is not an approver clicked",
                 metadata: ["sg.request": "\(requestID)", "sg.teams.user": "\(user)", "sg.route": "\(route.name)"])

@@ -65,6 +65,9 @@ struct TeamsApprovalCard {
         }
         if let tally = content.tally(naming: Self.actor) { body.append(Self.fact("Votes", tally)) }
         body.append(Self.fact("Route", content.routeName))
+        if let escalation = request.escalation {
+            body.append(Self.fact("Escalated", "unanswered, to route \(escalation.route) at \(Self.date(escalation.at))"))
+        }
         if let owner = content.owner { body.append(Self.fact("Owner", SlackText.clipped(owner, to: 300))) }
         body.append(Self.heading("New scopes"))
         body += scopeLines(request.scopes.tokens)
