@@ -194,3 +194,46 @@ admin:
     assert run("config", "check", "--environment").returncode != 0
     served = run("serve")
     assert served.returncode != 0 and "SCOPEGATE_E2E_ADMIN_TOKEN" in served.stderr
+
+
+def test_an_automatic_approval_names_its_rule_in_the_audit_log(idp, callback_server, tmp_path):
+    keys = tmp_path / "keys"
+    subprocess.run([str(SCOPEGATE), "keys", "generate", "--dir", str(keys)], check=True, capture_output=True)
+    extra = f"""
+audit:
+  keys: {keys}
+automation:
+  - name: first-party-reads
+    decide: approve
+    clients: [e2e-app]
+    scopes: ["*:read"]
+  - name: never-write-from-consent
+    decide: deny
+    clients: [e2e-consent]
+    tiers: [critical]
+"""
+    gate = Gate(idp, callback_server, tmp_path, extra=extra)
+    gate.start()
+    idp.reset()
+    try:
+        client, verifier, url, _ = start(gate, callback_server, "openid orders:read")
+        kind, callback = BrowserSession(gate, callback_server).go(url)
+        assert kind == "callback", "no approver was asked"
+        assert "orders:read" in finish(gate, client, verifier, callback)["scope"].split()
+        assert gate.pending() == []
+        entries = [json.loads(base64.urlsafe_b64decode(t.split(".")[1] + "==")) for t in gate.cli("audit", "export").split()]
+        decision = next(e for e in entries if e["event"] == "decision")
+        assert decision["data"]["outcome"] == "approved"
+        assert decision["data"]["actor"] == "policy:automation/first-party-reads"
+        assert decision["data"]["reason"] == "automation rule first-party-reads (automation[0])"
+        grant = next(e for e in entries if e["event"] == "grant.created")
+        assert grant["data"]["scope"] == "orders:read" and grant["data"]["approved_by"] == "policy:automation/first-party-reads"
+        # The grant stands: the next sign-in goes straight through, and orders:write is still asked about.
+        explain = subprocess.run(
+            [str(SCOPEGATE), "policy", "explain", "--client", "e2e-app", "--scope", "orders:read orders:write", "--with-grants",
+             "--config", str(gate.config)], capture_output=True, text=True, check=True).stdout
+        assert "held for approval of orders:write" in explain
+        verified = subprocess.run([str(SCOPEGATE), "audit", "verify", "--config", str(gate.config)], capture_output=True, text=True)
+        assert verified.returncode == 0, verified.stderr
+    finally:
+        gate.stop()

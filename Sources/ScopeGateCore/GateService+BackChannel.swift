@@ -39,8 +39,7 @@ extension GateService {
                     route: routeName?(clientID, unapproved))
                 let (hold, approval, opened) = try await store.openHold(
                     draft, at: date, expiresAt: date.addingTimeInterval(policy.approvalTimeout.seconds))
-                if opened { await observer.approvalRequestOpened(approval, by: hold) }
-                return .pending(approval)
+                return .pending(opened ? try await announce(approval, by: hold) : approval)
             }
         }
     }

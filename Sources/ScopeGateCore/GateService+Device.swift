@@ -46,8 +46,7 @@ extension GateService {
                     route: routeName?(clientID, unapproved))
                 let (hold, approval, opened) = try await store.openHold(
                     draft, at: date, expiresAt: date.addingTimeInterval(policy.approvalTimeout.seconds))
-                if opened { await observer.approvalRequestOpened(approval, by: hold) }
-                return .held(hold, approval)
+                return .held(hold, opened ? try await announce(approval, by: hold) : approval)
             }
         }
     }

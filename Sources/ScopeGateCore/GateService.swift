@@ -112,11 +112,44 @@ public struct GateService: Sendable {
                 guard limits.take(clientID: request.clientID, source: source, at: date) else { throw HoldLimits.refusal }
                 let expiresAt = date.addingTimeInterval(policy.approvalTimeout.seconds)
                 let (hold, approval, opened) = try await store.openHold(draft, at: date, expiresAt: expiresAt)
-                if opened {
-                    await observer.approvalRequestOpened(approval, by: hold)
-                }
-                return .held(hold, approval)
+                return .held(hold, opened ? try await announce(approval, by: hold) : approval)
             }
+        }
+    }
+
+    /// A request just opened: decided at once by the first automation rule that matches it, or else
+    /// announced to the observers (chat platforms, waiting browsers), which ask the approvers.
+    func announce(_ approval: ApprovalRequest, by hold: Hold) async throws(GateError) -> ApprovalRequest {
+        guard let rule = policy.automation(for: approval) else {
+            await observer.approvalRequestOpened(approval, by: hold)
+            return approval
+        }
+        let date = now()
+        let reason = "automation rule \(rule.name) (\(rule.origin))"
+        let decided: ApprovalRequest
+        do {
+            switch rule.outcome {
+            case .approve:
+                decided = try await record(
+                    Decision(outcome: .approved, actor: rule.actor, at: date, reason: reason), on: approval.id,
+                    grants: grants(for: approval, actor: rule.actor, at: date))
+            case .deny:
+                decided = try await record(
+                    Decision(outcome: .denied, actor: rule.actor, at: date, reason: reason), on: approval.id, grants: [])
+            }
+        } catch where error.code == .alreadyDecided {
+            return try await existing(approval.id)
+        }
+        return decided
+    }
+
+    /// The standing grants an approval of `request` writes, each lasting its tier's grant lifetime.
+    func grants(for request: ApprovalRequest, actor: String, at date: Date) -> [Grant] {
+        request.scopes.map { scope in
+            Grant(
+                clientID: request.clientID, scope: scope, approvedBy: actor, grantedAt: date,
+                expiresAt: policy.grantLifetime(for: scope, clientID: request.clientID).map { date.addingTimeInterval($0.seconds) },
+                approvalRequestID: request.id)
         }
     }
 
@@ -129,16 +162,7 @@ public struct GateService: Sendable {
     {
         let date = now()
         let request = try await existing(requestID)
-        let grants: [Grant] =
-            once
-            ? []
-            : request.scopes.map { scope in
-                Grant(
-                    clientID: request.clientID, scope: scope, approvedBy: actor, grantedAt: date,
-                    expiresAt: policy.grantLifetime(for: scope, clientID: request.clientID).map {
-                        date.addingTimeInterval($0.seconds)
-                    }, approvalRequestID: request.id)
-            }
+        let grants = once ? [] : grants(for: request, actor: actor, at: date)
         let quorum = policy.quorum(of: request)
         guard quorum.approve == 1 else {
             return try await count(Vote(voter: actor, choice: once ? .approveOnce : .approve, at: date, reason: reason), on: request, quorum: quorum, grants: grants)

@@ -128,11 +128,15 @@ public struct Policy: Sendable {
     }
     /// How long an approval request waits for a decision before it expires.
     public var approvalTimeout: Duration
+    /// Rules that decide approval requests as they open, in order.
+    public var automation: [AutomationRule]
 
     /// Creates a policy.
     public init(
-        rules: [ScopeRule], clients: [Client], tiers: [Tier], defaultTier: String, approvalTimeout: Duration
+        rules: [ScopeRule], clients: [Client], tiers: [Tier], defaultTier: String, approvalTimeout: Duration,
+        automation: [AutomationRule] = []
     ) {
+        self.automation = automation
         self.rules = rules
         self.clients = Dictionary(clients.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
         self.someClientHasRules = clients.contains { !$0.rules.isEmpty }

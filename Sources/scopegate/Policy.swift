@@ -42,7 +42,11 @@ struct PolicyCommand: AsyncParsableCommand {
             case .hold(let unapproved, let alreadyGranted):
                 print("decision: held for approval of \(unapproved.tokens.joined(separator: " "))"
                     + (alreadyGranted.isEmpty ? "" : " (already granted: \(alreadyGranted.tokens.joined(separator: " ")))"))
-                if let routing = configuration.routing {
+                let asked = ApprovalRequest(
+                    id: "", clientID: client, scopes: unapproved, alreadyGranted: alreadyGranted, createdAt: Date(), expiresAt: Date())
+                if let rule = policy.automation(for: asked) {
+                    print("automation: \(rule.name) (\(rule.origin)) decides it at once: \(rule.outcome == .approve ? "approved" : "denied"), no approver is asked")
+                } else if let routing = configuration.routing {
                     let question = ApprovalRequest(
                         id: "", clientID: client, scopes: unapproved, alreadyGranted: alreadyGranted, createdAt: Date(), expiresAt: Date())
                     let route = routing.route(for: question, policy: policy)

@@ -40,6 +40,14 @@ extension ScopeGateConfiguration {
             lines += client.rules.map(rule)
         }
         lines.append("approval_timeout \(policy.approvalTimeout.components.seconds)s default_tier \(policy.defaultTier)")
+        for tier in policy.tiers.values.sorted(by: { $0.name < $1.name }) where tier.quorum > 1 || tier.denyQuorum > 1 || tier.escalation != nil {
+            lines.append(
+                "tier \(tier.name) quorum \(tier.quorum) deny_quorum \(tier.denyQuorum) escalation \(tier.escalation.map { "\($0.after.components.seconds)s \($0.route)" } ?? "-")")
+        }
+        for rule in policy.automation {
+            lines.append(
+                "automation \(rule.origin) \(rule.name) \(rule.outcome.rawValue) clients \(rule.clients.sorted().joined(separator: ",")) tiers \(rule.tiers.sorted().joined(separator: ",")) scopes \(rule.scopePatterns.map(\.source).joined(separator: ","))")
+        }
         if let routing {
             for route in routing.routes {
                 var line = "route \(route.name) scopes \(route.scopePatterns.map(\.source).joined(separator: ",")) tiers \(route.tiers.sorted().joined(separator: ",")) clients \(route.clients.sorted().joined(separator: ","))"

@@ -111,6 +111,14 @@ struct ConfigFile: Codable {
         var approval_page: ApprovalPage?
     }
 
+    struct Automation: Codable {
+        var name: String
+        var decide: String
+        var clients: [String]?
+        var tiers: [String]?
+        var scopes: [String]?
+    }
+
     struct SignIn: Codable {
         var client_id: String?
         var client_secret_env: String?
@@ -171,6 +179,7 @@ struct ConfigFile: Codable {
     var slack: Slack?
     var teams: Teams?
     var sign_in: SignIn?
+    var automation: [Automation]?
     var routes: [Route]?
     var default_route: String?
 }

@@ -189,6 +189,46 @@ struct ConfigValidator {
         return nil
     }
 
+    /// The automation rules, each checked against the clients, tiers and scope syntax it names.
+    func automation(_ policy: Policy) throws(GateError) -> [AutomationRule] {
+        var rules: [AutomationRule] = []
+        for (index, entry) in (file.automation ?? []).enumerated() {
+            let key = "automation[\(index)]"
+            guard !entry.name.isEmpty, !rules.contains(where: { $0.name == entry.name }),
+                entry.name.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7f && $0 != UInt8(ascii: "/") })
+            else { throw fail("\(key).name", "is empty, repeats another rule's name, or holds spaces or '/'") }
+            guard let outcome = AutomationRule.Outcome(rawValue: entry.decide) else {
+                throw fail("\(key).decide", "must be approve or deny")
+            }
+            for (i, client) in (entry.clients ?? []).enumerated() where policy.clients[client] == nil {
+                throw fail("\(key).clients[\(i)]", "names the unknown client '\(client)'")
+            }
+            for (i, tier) in (entry.tiers ?? []).enumerated() where policy.tiers[tier] == nil {
+                throw fail("\(key).tiers[\(i)]", "names the undefined tier '\(tier)'")
+            }
+            var patterns: [GlobPattern] = []
+            for (i, pattern) in (entry.scopes ?? []).enumerated() {
+                guard !pattern.isEmpty, pattern.utf8.allSatisfy({ ScopeSet.isScopeTokenByte($0) || $0 == UInt8(ascii: "*") }) else {
+                    throw fail("\(key).scopes[\(i)]", "must be a scope token, optionally with '*' or '?' wildcards")
+                }
+                patterns.append(GlobPattern(pattern))
+            }
+            guard entry.clients != nil || entry.tiers != nil || entry.scopes != nil else {
+                throw fail("\(key)", "must say what it applies to (clients, tiers or scopes): a rule for everything replaces the approvers")
+            }
+            let rule = AutomationRule(
+                name: entry.name, outcome: outcome, clients: Set(entry.clients ?? []), tiers: Set(entry.tiers ?? []),
+                scopePatterns: patterns, origin: key)
+            if outcome == .approve {
+                for tier in (entry.tiers ?? policy.tiers.keys.sorted()) where (policy.tiers[tier]?.quorum ?? 1) > 1 {
+                    warnings.list.append("\(key) (\(entry.name)) approves requests of tier \(tier) without its quorum of \(policy.tiers[tier]!.quorum)")
+                }
+            }
+            rules.append(rule)
+        }
+        return rules
+    }
+
     func exposedPaths() throws(GateError) -> [String]? {
         guard let prefixes = file.upstream?.expose else { return nil }
         guard !prefixes.isEmpty else { throw fail("upstream.expose", "is empty: list the path prefixes to expose, or leave it out") }
@@ -269,7 +309,9 @@ struct ConfigValidator {
                     "must be shorter than approvals.timeout (\(file.approvals?.timeout ?? "1h")): the request would expire first")
             }
         }
-        return Policy(rules: globalRules, clients: clients, tiers: tiers, defaultTier: defaultTier, approvalTimeout: timeout)
+        var policy = Policy(rules: globalRules, clients: clients, tiers: tiers, defaultTier: defaultTier, approvalTimeout: timeout)
+        policy.automation = try automation(policy)
+        return policy
     }
 
     func rules(_ rules: [ConfigFile.Rule], key: String, tiers: Set<String>, defaultTier: String) throws(GateError)

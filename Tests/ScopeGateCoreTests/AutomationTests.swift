@@ -1,0 +1,60 @@
+import Foundation
+import Logging
+import Testing
+
+@testable import ScopeGateCore
+
+/// Automation rules decide approval requests as they open, in their own name; the first that matches
+/// decides, and a request no rule covers entirely goes to the approvers.
+@Suite struct AutomationTests {
+    let clock = TestClock()
+    let store = InMemoryGateStore()
+    let record = RecordingObserver()
+
+    func service(_ rules: [AutomationRule]) -> GateService {
+        var policy = PolicyTests.policy()
+        policy.automation = rules
+        return GateService(policy: policy, store: store, observer: Observer(record: record), logger: Logger(label: "test"), now: { [clock] in clock.now })
+    }
+
+    func admit(_ service: GateService, _ scope: String, client: String = "app") async throws -> GateService.Admission {
+        try await service.admit(
+            try AuthorizationRequest(
+                method: .get,
+                query: Substring("response_type=code&client_id=\(client)&redirect_uri=https%3A%2F%2Fapp.example%2Fcb&state=s&scope=\(scope)")),
+            binderHash: "b1")
+    }
+
+    @Test func theFirstMatchingRuleDecidesInItsOwnName() async throws {
+        let service = service([
+            AutomationRule(name: "no-writes", outcome: .deny, scopePatterns: [GlobPattern("*:write")], origin: "automation[0]"),
+            AutomationRule(name: "app-reads", outcome: .approve, clients: ["app"], tiers: ["elevated"], origin: "automation[1]"),
+        ])
+        guard case .held(_, let approved) = try await admit(service, "orders:read") else { Issue.record("expected a hold"); return }
+        #expect(approved.state == .approved)
+        #expect(approved.decision?.actor == "policy:automation/app-reads")
+        #expect(approved.decision?.reason == "automation rule app-reads (automation[1])")
+        #expect(try await store.allActiveGrants(at: clock.now).map(\.approvedBy) == ["policy:automation/app-reads"])
+        #expect(record.opened.withLock { $0 }.isEmpty, "nobody is asked")
+        #expect(try await admit(service, "orders:read") == .forward, "the grant stands")
+
+        // orders:read is granted now: only orders:write is asked about, and the first rule denies it.
+        guard case .held(_, let writes) = try await admit(service, "orders:read+orders:write") else { Issue.record("expected a hold"); return }
+        #expect(writes.state == .denied && writes.decision?.actor == "policy:automation/no-writes")
+        #expect(writes.scopes.tokens == ["orders:write"])
+    }
+
+    @Test func aRuleDecidesOnlyWhenItCoversEveryScopeAskedAbout() async throws {
+        let service = service([AutomationRule(name: "reads", outcome: .approve, scopePatterns: [GlobPattern("*:read")], origin: "automation[0]")])
+        guard case .held(_, let approval) = try await admit(service, "users:read+billing:write") else { Issue.record("expected a hold"); return }
+        #expect(approval.state == .pending)
+        #expect(try await store.allActiveGrants(at: clock.now).isEmpty)
+    }
+
+    @Test func aRuleForOtherClientsLeavesTheRequestToTheApprovers() async throws {
+        let service = service([AutomationRule(name: "crm", outcome: .approve, clients: ["crm"], origin: "automation[0]")])
+        guard case .held(_, let approval) = try await admit(service, "orders:read") else { Issue.record("expected a hold"); return }
+        #expect(approval.state == .pending)
+        #expect(record.opened.withLock { $0 } == [approval.id])
+    }
+}
