@@ -237,3 +237,34 @@ automation:
         assert verified.returncode == 0, verified.stderr
     finally:
         gate.stop()
+
+
+def test_shadow_mode_lets_requests_through_and_records_what_the_policy_would_do(idp, callback_server, tmp_path):
+    keys = tmp_path / "keys"
+    subprocess.run([str(SCOPEGATE), "keys", "generate", "--dir", str(keys)], check=True, capture_output=True)
+    extra = f"""
+audit:
+  keys: {keys}
+shadow:
+  clients: [e2e-app]
+"""
+    gate = Gate(idp, callback_server, tmp_path, extra=extra)
+    gate.start()
+    idp.reset()
+    try:
+        check = subprocess.run([str(SCOPEGATE), "config", "check", "--config", str(gate.config)], capture_output=True, text=True)
+        assert "shadow mode is on for e2e-app" in check.stdout
+        for scope in ["openid orders:read", "openid admin:org"]:
+            client, verifier, url, _ = start(gate, callback_server, scope)
+            kind, callback = BrowserSession(gate, callback_server).go(url)
+            assert kind == "callback", f"{scope} went through in shadow mode"
+            assert scope.split()[1] in finish(gate, client, verifier, callback)["scope"].split()
+        assert gate.pending() == [], "nobody was asked"
+        entries = [json.loads(base64.urlsafe_b64decode(t.split(".")[1] + "==")) for t in gate.cli("audit", "export").split()]
+        shadow = [e["data"] for e in entries if e["event"] == "policy.shadow"]
+        assert {"would": "hold", "channel": "authorization", "scopes": ["orders:read"]}.items() <= shadow[0].items()
+        assert any(s["would"] == "deny" and s["scopes"] == ["admin:org"] for s in shadow)
+        assert not any(e["event"] == "decision" for e in entries), "no decision was made or recorded"
+        assert subprocess.run([str(SCOPEGATE), "audit", "verify", "--config", str(gate.config)], capture_output=True).returncode == 0
+    finally:
+        gate.stop()

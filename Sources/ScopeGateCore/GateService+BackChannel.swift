@@ -49,6 +49,7 @@ extension GateService {
     func evaluate(_ scopes: ScopeSet, clientID: String, grantType: String, at date: Date) async throws -> Policy.Evaluation {
         let granted = Set(try await store.activeGrants(clientID: clientID, among: scopes, at: date).map(\.scope))
         let evaluation = policy.evaluate(scopes: scopes, clientID: clientID, granted: granted)
+        if try await shadowed(evaluation, clientID: clientID, scopes: scopes, channel: grantType, at: date) { return .allow }
         if case .deny(let denied) = evaluation {
             try await recordPolicyDenial(denied, clientID: clientID, grantType: grantType, at: date)
         }
@@ -83,7 +84,7 @@ extension GateService {
             let granted = Set(try await store.activeGrants(clientID: clientID, among: issued, at: date).map(\.scope))
             let approvedOnce = Set(approvedOnce.tokens)
             let clientRules = policy.rules(of: clientID)
-            return ScopeSet(
+            let beyond = ScopeSet(
                 issued.tokens.filter { scope in
                     switch policy.auto(for: scope, clientRules: clientRules) {
                     case .approve: false
@@ -91,6 +92,12 @@ extension GateService {
                     case .ask: !granted.contains(scope) && !approvedOnce.contains(scope)
                     }
                 })
+            if !beyond.isEmpty,
+                try await shadowed(.hold(unapproved: beyond, granted: ScopeSet([String]())), clientID: clientID, scopes: issued, channel: "token", at: date)
+            {
+                return ScopeSet([String]())
+            }
+            return beyond
         }
     }
 }

@@ -77,6 +77,9 @@ public struct GateService: Sendable {
         return try await storeCall {
             let granted = Set(try await store.activeGrants(clientID: request.clientID, among: scopes, at: date).map(\.scope))
             let evaluation = policy.evaluate(scopes: scopes, clientID: request.clientID, granted: granted)
+            if try await shadowed(evaluation, clientID: request.clientID, scopes: scopes, channel: "authorization", at: date) {
+                return .forward
+            }
             switch evaluation {
             case .deny(let denied):
                 try await store.recordAudit(
@@ -115,6 +118,31 @@ public struct GateService: Sendable {
                 return .held(hold, opened ? try await announce(approval, by: hold) : approval)
             }
         }
+    }
+
+    /// In shadow mode, what the policy would have done to a request it did not allow, recorded in the
+    /// audit log (`policy.shadow`); true when the request passes regardless.
+    func shadowed(_ evaluation: Policy.Evaluation, clientID: String, scopes: ScopeSet, channel: String, at date: Date) async throws
+        -> Bool
+    {
+        guard policy.isShadowed(clientID) else { return false }
+        let would: String
+        let affected: ScopeSet
+        switch evaluation {
+        case .allow: return true
+        case .deny(let denied): (would, affected) = ("deny", denied)
+        case .hold(let unapproved, _): (would, affected) = ("hold", unapproved)
+        }
+        var data: [(String, AuditEvent.Value)] = [
+            ("would", .string(would)), ("channel", .string(channel)), ("scopes", .strings(affected.tokens)),
+            ("rules", .strings(rules(affected, clientID: clientID))),
+        ]
+        if would == "hold", let route = routeName?(clientID, affected) { data.append(("route", .string(route))) }
+        try await store.recordAudit(AuditEvent("policy.shadow", clientID: clientID, data), at: date)
+        logger.info(
+            "shadow mode let a request through",
+            metadata: ["sg.client.id": "\(clientID)", "sg.would": "\(would)", "sg.channel": "\(channel)"])
+        return true
     }
 
     /// A request just opened: decided at once by the first automation rule that matches it, or else

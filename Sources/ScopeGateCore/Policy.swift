@@ -130,6 +130,13 @@ public struct Policy: Sendable {
     public var approvalTimeout: Duration
     /// Rules that decide approval requests as they open, in order.
     public var automation: [AutomationRule]
+    /// Shadow mode, for rolling ScopeGate out: the clients (or, with `shadowAll`, every client) whose
+    /// requests the policy is evaluated for and recorded, but never held or refused by it.
+    public var shadowClients: Set<String> = []
+    public var shadowAll = false
+
+    /// Whether `clientID`'s requests pass whatever the policy would do.
+    public func isShadowed(_ clientID: String) -> Bool { shadowAll || shadowClients.contains(clientID) }
 
     /// Creates a policy.
     public init(

@@ -290,6 +290,11 @@ public struct ScopeGateApplication: Sendable {
             "gating the authorization endpoint",
             metadata: ["sg.path": "\(metadata.authorizationPath)", "sg.upstream": "\(configuration.upstreamURL)"])
         logger.info("gating the token endpoint", metadata: ["sg.path": "\(metadata.tokenPath)"])
+        if configuration.policy.shadowAll || !configuration.policy.shadowClients.isEmpty {
+            logger.warning(
+                "shadow mode: the policy is evaluated and recorded (policy.shadow in the audit log), but holds and refuses nothing",
+                metadata: ["sg.shadow": "\(configuration.policy.shadowAll ? "all" : configuration.policy.shadowClients.sorted().joined(separator: ","))"])
+        }
         for warning in configuration.policy.shadowedDenials() {
             logger.warning("a deny rule is shadowed", metadata: ["sg.config.warning": "\(warning)"])
         }

@@ -58,3 +58,38 @@ import Testing
         #expect(record.opened.withLock { $0 } == [approval.id])
     }
 }
+
+/// Shadow mode: the shadowed client's requests pass whatever the policy says, and what it would have
+/// done is recorded; every other client is gated as ever.
+@Suite struct ShadowModeTests {
+    let store = InMemoryGateStore()
+
+    func service(shadow: Set<String>) -> GateService {
+        var policy = PolicyTests.policy()
+        policy.shadowClients = shadow
+        return GateService(policy: policy, store: store, observer: GateObservers([]), logger: Logger(label: "test"))
+    }
+
+    func request(_ scope: String) throws -> AuthorizationRequest {
+        try AuthorizationRequest(
+            method: .get,
+            query: Substring("response_type=code&client_id=app&redirect_uri=https%3A%2F%2Fapp.example%2Fcb&state=s&scope=\(scope)"))
+    }
+
+    @Test func aShadowedClientPassesAndTheWouldBeDecisionIsRecorded() async throws {
+        let shadowed = service(shadow: ["app"])
+        #expect(try await shadowed.admit(request("orders:read"), binderHash: "b") == .forward)
+        #expect(try await shadowed.admit(request("admin:org"), binderHash: "b") == .forward)
+        #expect(try await shadowed.scopesBeyondApproval(ScopeSet(["orders:read", "admin:org"]), clientID: "app").isEmpty)
+        #expect(try await store.approvalRequests(states: nil).isEmpty, "nobody is asked")
+        let events = await store.auditEvents.map(\.type)
+        #expect(events == ["policy.shadow", "policy.shadow", "policy.shadow"])
+    }
+
+    @Test func otherClientsAreGatedAsEver() async throws {
+        let gated = service(shadow: ["someone-else"])
+        guard case .held = try await gated.admit(request("orders:read"), binderHash: "b") else { Issue.record("expected a hold"); return }
+        #expect(try await gated.admit(request("admin:org"), binderHash: "b") == .deny(ScopeSet(["admin:org"])))
+        #expect(try await gated.scopesBeyondApproval(ScopeSet(["admin:org"]), clientID: "app") == ScopeSet(["admin:org"]))
+    }
+}

@@ -44,6 +44,9 @@ extension ScopeGateConfiguration {
             lines.append(
                 "tier \(tier.name) quorum \(tier.quorum) deny_quorum \(tier.denyQuorum) escalation \(tier.escalation.map { "\($0.after.components.seconds)s \($0.route)" } ?? "-")")
         }
+        if policy.shadowAll || !policy.shadowClients.isEmpty {
+            lines.append("shadow \(policy.shadowAll ? "all" : policy.shadowClients.sorted().joined(separator: ","))")
+        }
         for rule in policy.automation {
             lines.append(
                 "automation \(rule.origin) \(rule.name) \(rule.outcome.rawValue) clients \(rule.clients.sorted().joined(separator: ",")) tiers \(rule.tiers.sorted().joined(separator: ",")) scopes \(rule.scopePatterns.map(\.source).joined(separator: ","))")

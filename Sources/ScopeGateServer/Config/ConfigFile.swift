@@ -119,6 +119,11 @@ struct ConfigFile: Codable {
         var scopes: [String]?
     }
 
+    struct Shadow: Codable {
+        var all: Bool?
+        var clients: [String]?
+    }
+
     struct SignIn: Codable {
         var client_id: String?
         var client_secret_env: String?
@@ -180,6 +185,7 @@ struct ConfigFile: Codable {
     var teams: Teams?
     var sign_in: SignIn?
     var automation: [Automation]?
+    var shadow: Shadow?
     var routes: [Route]?
     var default_route: String?
 }

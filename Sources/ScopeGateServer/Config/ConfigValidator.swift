@@ -311,6 +311,19 @@ struct ConfigValidator {
         }
         var policy = Policy(rules: globalRules, clients: clients, tiers: tiers, defaultTier: defaultTier, approvalTimeout: timeout)
         policy.automation = try automation(policy)
+        if let shadow = file.shadow {
+            for (index, client) in (shadow.clients ?? []).enumerated() where policy.clients[client] == nil {
+                throw fail("shadow.clients[\(index)]", "names the unknown client '\(client)'")
+            }
+            policy.shadowAll = shadow.all ?? false
+            policy.shadowClients = Set(shadow.clients ?? [])
+            if policy.shadowAll {
+                warnings.list.append("shadow mode is on for every client: the policy is recorded, nothing is held or refused by it")
+            } else if !policy.shadowClients.isEmpty {
+                warnings.list.append(
+                    "shadow mode is on for \(policy.shadowClients.sorted().joined(separator: ", ")): the policy is recorded, nothing of theirs is held or refused by it")
+            }
+        }
         return policy
     }
 
