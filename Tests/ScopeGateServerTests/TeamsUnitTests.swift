@@ -385,3 +385,48 @@ import _CryptoExtras
         }
     }
 }
+
+/// The example policy for an organisation (`proxy-config/example-organisation.yaml`) is valid and
+/// decides as the README shows.
+@Suite struct OrganisationExampleTests {
+    static func configuration() throws -> ScopeGateConfiguration {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        return try ScopeGateConfiguration.load(
+            path: root.appendingPathComponent("proxy-config/example-organisation.yaml").path, environment: [:], secrets: .deferred)
+    }
+
+    static func question(_ client: String, _ scopes: String, policy: Policy) throws -> (Policy.Evaluation, ApprovalRequest?) {
+        let evaluation = policy.evaluate(scopes: try ScopeSet(parsing: scopes), clientID: client, granted: [])
+        guard case .hold(let unapproved, let granted) = evaluation else { return (evaluation, nil) }
+        return (evaluation, ApprovalRequest(id: "q", clientID: client, scopes: unapproved, alreadyGranted: granted, createdAt: Date(), expiresAt: Date()))
+    }
+
+    @Test func itDecidesAsTheReadmeShows() throws {
+        let configuration = try Self.configuration()
+        let policy = configuration.policy
+        let routing = try #require(configuration.routing)
+        #expect(!configuration.warnings.contains { $0.hasPrefix("route ") }, "every route can reach its quorum")
+
+        let (_, crm) = try Self.question("salesforce-sync", "openid crm:contacts:read crm:contacts:write", policy: policy)
+        #expect(routing.route(for: try #require(crm), policy: policy).name == "crm")
+        #expect(policy.automation(for: crm!) == nil)
+
+        let (_, production) = try Self.question("release-bot", "openid ci:read ci:deploy:production", policy: policy)
+        #expect(routing.route(for: try #require(production), policy: policy).name == "production")
+        #expect(policy.quorum(of: production!) == Quorum(approve: 2, deny: 1))
+
+        let (_, sales) = try Self.question("bi-dashboards", "warehouse:read:aggregates warehouse:read:sales", policy: policy)
+        #expect(policy.automation(for: try #require(sales))?.name == "first-party-reads")
+
+        let (_, pii) = try Self.question("bi-dashboards", "warehouse:read:pii", policy: policy)
+        #expect(policy.automation(for: try #require(pii)) == nil, "personal data is never approved by automation")
+        #expect(routing.route(for: pii!, policy: policy).name == "data-protection")
+
+        let (_, staging) = try Self.question("intern-project", "openid ci:deploy:staging", policy: policy)
+        #expect(policy.automation(for: try #require(staging))?.outcome == .deny)
+
+        let (admin, _) = try Self.question("salesforce-sync", "admin:users", policy: policy)
+        #expect(admin == .deny(ScopeSet(["admin:users"])))
+        #expect(policy.tiers["critical"]?.escalation?.route == "security-leads")
+    }
+}
