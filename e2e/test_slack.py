@@ -23,14 +23,22 @@ def slack():
     fake.stop()
 
 
-@pytest.fixture
-def slack_gate(idp, callback_server, tmp_path, slack):
-    extra = f"""
+SLACK_ENV = {"E2E_SLACK_BOT_TOKEN": fake_slack.BOT_TOKEN, "E2E_SLACK_SIGNING_SECRET": fake_slack.SIGNING_SECRET}
+
+
+def slack_config(slack):
+    """The slack section of a ScopeGate that posts to the fake; its secrets come from SLACK_ENV."""
+    return f"""
 slack:
   team_id: {fake_slack.TEAM_ID}
   bot_token_env: E2E_SLACK_BOT_TOKEN
   signing_secret_env: E2E_SLACK_SIGNING_SECRET
-  api_url: {slack.api_url}
+  api_url: {slack.api_url}"""
+
+
+@pytest.fixture
+def slack_gate(idp, callback_server, tmp_path, slack):
+    extra = slack_config(slack) + f"""
 routes:
   - name: critical
     match:
@@ -44,8 +52,7 @@ routes:
       users: [U0ALICE]
 default_route: everyone
 """
-    env = {"E2E_SLACK_BOT_TOKEN": fake_slack.BOT_TOKEN, "E2E_SLACK_SIGNING_SECRET": fake_slack.SIGNING_SECRET}
-    instance = Gate(idp, callback_server, tmp_path, extra=extra, env=env)
+    instance = Gate(idp, callback_server, tmp_path, extra=extra, env=SLACK_ENV)
     instance.start()
     idp.reset()
     yield instance
@@ -235,11 +242,6 @@ tiers:
   - name: elevated
   - name: critical
     quorum: 2
-slack:
-  team_id: {fake_slack.TEAM_ID}
-  bot_token_env: E2E_SLACK_BOT_TOKEN
-  signing_secret_env: E2E_SLACK_SIGNING_SECRET
-  api_url: {slack.api_url}
 routes:
   - name: critical
     match:
@@ -253,8 +255,7 @@ routes:
       users: [U0ALICE]
 default_route: everyone
 """
-    gate = Gate(idp, callback_server, tmp_path, extra=extra,
-                env={"E2E_SLACK_BOT_TOKEN": fake_slack.BOT_TOKEN, "E2E_SLACK_SIGNING_SECRET": fake_slack.SIGNING_SECRET})
+    gate = Gate(idp, callback_server, tmp_path, extra=extra + slack_config(slack), env=SLACK_ENV)
     gate.start()
     idp.reset()
     try:
@@ -295,11 +296,6 @@ tiers:
   - name: critical
     escalate_after: 2s
     escalate_to: leads
-slack:
-  team_id: {fake_slack.TEAM_ID}
-  bot_token_env: E2E_SLACK_BOT_TOKEN
-  signing_secret_env: E2E_SLACK_SIGNING_SECRET
-  api_url: {slack.api_url}
 routes:
   - name: critical
     match:
@@ -319,8 +315,7 @@ routes:
       users: [U0ALICE]
 default_route: everyone
 """
-    gate = Gate(idp, callback_server, tmp_path, extra=extra,
-                env={"E2E_SLACK_BOT_TOKEN": fake_slack.BOT_TOKEN, "E2E_SLACK_SIGNING_SECRET": fake_slack.SIGNING_SECRET})
+    gate = Gate(idp, callback_server, tmp_path, extra=extra + slack_config(slack), env=SLACK_ENV)
     gate.start()
     idp.reset()
     try:
