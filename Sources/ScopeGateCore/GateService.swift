@@ -190,6 +190,14 @@ public struct GateService: Sendable {
     {
         let date = now()
         let request = try await existing(requestID)
+        let allowed = policy.allowedApprovals(of: request)
+        guard once ? allowed.once : allowed.standing else {
+            throw GateError(
+                .forbidden,
+                once
+                    ? "requests of tier \(policy.tier(of: request)) are approved with standing grants only"
+                    : "requests of tier \(policy.tier(of: request)) are approved once only, never with standing grants")
+        }
         let grants = once ? [] : grants(for: request, actor: actor, at: date)
         let quorum = policy.quorum(of: request)
         guard quorum.approve == 1 else {

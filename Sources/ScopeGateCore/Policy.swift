@@ -23,6 +23,9 @@ public struct Policy: Sendable {
         public var denyQuorum: Int
         /// After how long unanswered a request of this tier is escalated, and to which route.
         public var escalation: (after: Duration, route: String)?
+        /// Whether approvers may approve with standing grants, and approve once.
+        public var allowsStanding = true
+        public var allowsOnce = true
 
         /// Creates a tier.
         public init(
@@ -38,6 +41,7 @@ public struct Policy: Sendable {
 
         public static func == (a: Tier, b: Tier) -> Bool {
             a.name == b.name && a.grantLifetime == b.grantLifetime && a.quorum == b.quorum && a.denyQuorum == b.denyQuorum
+                && a.allowsStanding == b.allowsStanding && a.allowsOnce == b.allowsOnce
                 && a.escalation?.after == b.escalation?.after && a.escalation?.route == b.escalation?.route
         }
     }
@@ -119,6 +123,12 @@ public struct Policy: Sendable {
     public func tier(of request: ApprovalRequest) -> String {
         request.scopes.tokens.map { rule(for: $0, clientID: request.clientID).tier }
             .max { (tierOrder[$0] ?? -1) < (tierOrder[$1] ?? -1) } ?? defaultTier
+    }
+
+    /// Which approvals a request's tier allows: (standing grants, approve once).
+    public func allowedApprovals(of request: ApprovalRequest) -> (standing: Bool, once: Bool) {
+        let tier = tiers[tier(of: request)]
+        return (tier?.allowsStanding ?? true, tier?.allowsOnce ?? true)
     }
 
     /// The votes a request needs: its tier's quorums.

@@ -108,3 +108,30 @@ import Testing
         #expect(quorum.decision(of: cast)?.actor == (expected == nil ? nil : cast.last?.voter))
     }
 }
+
+/// A tier can allow only standing approvals, or only approvals for once.
+@Suite struct TierApprovalKindsTests {
+    @Test func aTierThatApprovesOnceOnlyRefusesStandingGrants() async throws {
+        let clock = TestClock()
+        let store = InMemoryGateStore()
+        var policy = PolicyTests.policy()
+        var elevated = Policy.Tier(name: "elevated", grantLifetime: .seconds(3600))
+        elevated.allowsStanding = false
+        policy.tiers["elevated"] = elevated
+        let service = GateService(policy: policy, store: store, observer: GateObservers([]), logger: Logger(label: "test"), now: { clock.now })
+        let request = try AuthorizationRequest(
+            method: .get,
+            query: Substring("response_type=code&client_id=app&redirect_uri=https%3A%2F%2Fapp.example%2Fcb&state=s&scope=orders:read"))
+        guard case .held(_, let approval) = try await service.admit(request, binderHash: "b") else { Issue.record("expected a hold"); return }
+        do {
+            try await service.approve(approval.id, actor: "cli:a", once: false)
+            Issue.record("a standing approval was recorded on a once-only tier")
+        } catch {
+            #expect(error.code == .forbidden)
+            #expect(error.message == "requests of tier elevated are approved once only, never with standing grants")
+        }
+        #expect(try await store.approvalRequest(id: approval.id)?.state == .pending)
+        #expect(try await service.approve(approval.id, actor: "cli:a", once: true).state == .approvedOnce)
+        #expect(try await store.allActiveGrants(at: clock.now).isEmpty)
+    }
+}

@@ -430,3 +430,22 @@ import _CryptoExtras
         #expect(policy.tiers["critical"]?.escalation?.route == "security-leads")
     }
 }
+
+@Suite struct TierApprovalButtonsTests {
+    @Test func onlyTheApprovalsTheTierAllowsAreOffered() throws {
+        var policy = SlackApprovalMessageTests.policy
+        var elevated = Policy.Tier(name: "elevated", grantLifetime: nil)
+        elevated.allowsStanding = false
+        policy.tiers["elevated"] = elevated
+        let request = try SlackApprovalMessageTests.request("orders:read")
+        let slack = SlackApprovalMessageTests.json(
+            SlackApprovalMessage(request: request, policy: policy, justifications: [], routeName: "r", confirmTiers: []))
+        #expect(!slack.contains("\"scopegate_approve\"") && slack.contains("scopegate_approve_once") && slack.contains("scopegate_deny"))
+        let card = TeamsApprovalCardTests.json(
+            TeamsApprovalCard(
+                ApprovalMessageContent(
+                    request: request, policy: policy, justifications: [], routeName: "r", confirmTiers: [], waiting: 1)
+            ).card)
+        #expect(!card.contains("\"scopegate_approve\"") && card.contains("scopegate_approve_once"))
+    }
+}

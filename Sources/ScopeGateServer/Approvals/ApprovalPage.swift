@@ -95,12 +95,13 @@ struct ApprovalPage: Sendable {
         } else if let (session, approver) = signedIn {
             if isApprover(approver, of: approval) {
                 let token = csrfToken(session: session, request: id)
+                let allowed = service.policy.allowedApprovals(of: approval)
                 body += """
                     <p>Signed in as <strong>\(HTML.escape(approver.label))</strong>.</p>
                     <form method="post" action="\(HTML.escape(Self.path(id)))">
                     <input type="hidden" name="csrf" value="\(token)">
-                    <button type="submit" name="decision" value="approve">Approve</button>
-                    <button type="submit" name="decision" value="approve_once">Approve once</button>
+                    \(allowed.standing ? "<button type=\"submit\" name=\"decision\" value=\"approve\">Approve</button>" : "")
+                    \(allowed.once ? "<button type=\"submit\" name=\"decision\" value=\"approve_once\">Approve once</button>" : "")
                     <button type="submit" name="decision" value="deny">Deny</button>
                     </form>
                     """
@@ -166,6 +167,8 @@ struct ApprovalPage: Sendable {
             case "deny": _ = try await service.deny(id, actor: approver.actor)
             default: return ErrorResponses.page(GateError(.invalidRequest, "Choose Approve, Approve once or Deny."))
             }
+        } catch where error.code == .forbidden {
+            return await page(id, request: request, notice: "Nothing changed: \(error.message).", status: .forbidden)
         } catch where error.code == .alreadyVoted {
             return await page(id, request: request, notice: "You already voted on this request; it waits for another approver.", status: .conflict)
         } catch where error.code == .alreadyDecided {

@@ -61,6 +61,7 @@ struct ConfigFile: Codable {
         var deny_quorum: Int?
         var escalate_after: String?
         var escalate_to: String?
+        var approvals: [String]?
     }
 
     struct Slack: Codable {

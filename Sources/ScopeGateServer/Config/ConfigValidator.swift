@@ -260,10 +260,17 @@ struct ConfigValidator {
             case (nil, _?): throw fail("tiers[\(index)].escalate_after", "is required with escalate_to")
             case (_?, nil): throw fail("tiers[\(index)].escalate_to", "is required with escalate_after: the route that is asked next")
             }
-            tiers.append(
-                Policy.Tier(
-                    name: tier.name, grantLifetime: lifetime, quorum: tier.quorum ?? 1, denyQuorum: tier.deny_quorum ?? 1,
-                    escalation: escalation))
+            var defined = Policy.Tier(
+                name: tier.name, grantLifetime: lifetime, quorum: tier.quorum ?? 1, denyQuorum: tier.deny_quorum ?? 1,
+                escalation: escalation)
+            if let kinds = tier.approvals {
+                guard !kinds.isEmpty, kinds.allSatisfy({ ["approve", "approve_once"].contains($0) }) else {
+                    throw fail("tiers[\(index)].approvals", "must list approve, approve_once or both")
+                }
+                defined.allowsStanding = kinds.contains("approve")
+                defined.allowsOnce = kinds.contains("approve_once")
+            }
+            tiers.append(defined)
         }
         let tierNames = Set(tiers.map(\.name))
         let defaultTier = file.approvals?.default_tier ?? (tierNames.contains("elevated") ? "elevated" : tiers.first?.name ?? "")

@@ -170,7 +170,9 @@ struct SlackApprovalMessage {
                     danger: true)
             ),
         ])
-        return [.object(approve), .object(once), deny]
+        // Only the approvals the request's tier allows are offered.
+        let allowed = policy.allowedApprovals(of: request)
+        return (allowed.standing ? [.object(approve)] : []) + (allowed.once ? [.object(once)] : []) + [deny]
     }
 
     private static func confirmation(title: String, text: String, button: String, danger: Bool) -> JSONValue {

@@ -170,6 +170,9 @@ struct SlackInteractions: Sendable {
                     "Your vote is counted. This request needs \(action == .deny ? quorum.deny : quorum.approve) approvers to agree; the message shows the votes so far.")
             }
             return .decided(decided.state)
+        } catch where error.code == .forbidden {
+            await tell(user.id, in: channel, "Nothing changed: \(error.message).")
+            return .refused("not allowed by the tier")
         } catch where error.code == .alreadyVoted {
             await tell(user.id, in: channel, "You already voted on this request; it waits for another approver.")
             return .refused("already voted")

@@ -143,6 +143,8 @@ struct TeamsActivities: Sendable {
             case .deny: decided = try await service.deny(requestID, actor: actor)
             }
             return (.decided(decided.state), await card(for: decided, route: route))
+        } catch where error.code == .forbidden {
+            return (.refused("not allowed by the tier"), Self.error(403, "Forbidden", "Nothing changed: \(error.message)."))
         } catch where error.code == .alreadyVoted {
             return (.refused("already voted"), Self.error(409, "Conflict", "You already voted on this request; it waits for another approver."))
         } catch where error.code == .alreadyDecided {

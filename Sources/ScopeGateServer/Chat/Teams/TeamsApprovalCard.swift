@@ -121,14 +121,19 @@ struct TeamsApprovalCard {
         let approve = execute(.approve, title: "Approve", style: "positive")
         let onceTitle = waiting > 1 ? "Approve once (all \(waiting))" : "Approve once"
         let once = execute(.approveOnce, title: onceTitle, style: nil)
+        let allowed = content.policy.allowedApprovals(of: request)
         var actions: [JSONValue] = []
-        actions.append(
-            critical
-                ? confirmation(
-                    title: "Approve", text: "These scopes are critical. The app gets them as soon as you confirm.",
-                    action: execute(.approve, title: "Confirm: approve", style: "positive"))
-                : approve)
-        if critical || waiting > 1 {
+        if allowed.standing {
+            actions.append(
+                critical
+                    ? confirmation(
+                        title: "Approve", text: "These scopes are critical. The app gets them as soon as you confirm.",
+                        action: execute(.approve, title: "Confirm: approve", style: "positive"))
+                    : approve)
+        }
+        if !allowed.once {
+            // The tier grants standing approvals only.
+        } else if critical || waiting > 1 {
             var text = critical ? "These scopes are critical. " : ""
             text += waiting > 1
                 ? "\(waiting) sign-ins wait on this request; each continues once, and none gets a standing grant."
