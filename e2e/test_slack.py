@@ -267,7 +267,8 @@ default_route: everyone
         slack.wait_for("chat.postMessage")
         assert click(gate, "scopegate_approve", request_id, user="U0BOB").status_code == 200
         assert state_of(gate, request_id) == "pending", "one of two approvals decides nothing"
-        assert browser.go(page.url)[0] == "page"
+        kind, waiting = browser.go(page.url)
+        assert kind == "page" and "It needs 2 approvers to agree; 1 have so far." in waiting.text
         assert idp.received("/o/authorize/") == []
         slack.wait_for("chat.update", where=lambda call: "1 of 2 approvals" in blocks(call))
         assert "Your vote is counted" in slack.wait_for("chat.postEphemeral")[-1]["arguments"]["text"]
@@ -326,6 +327,9 @@ default_route: everyone
         request_id = gate.only_pending_id()
         first = slack.wait_for("chat.postMessage")
         assert [c["arguments"]["channel"] for c in first] == ["C0CRITICAL"]
+        told = page.text
+        assert "The approvers of the critical route were asked (Slack)." in told
+        assert "the approvers of the leads route are asked too" in told, "the requester is told when it escalates"
         # Before the escalation, the next route's approver decides nothing.
         assert click(gate, "scopegate_approve", request_id, user="U0DAVE").status_code == 200
         assert state_of(gate, request_id) == "pending"
@@ -333,6 +337,7 @@ default_route: everyone
         assert request_id in blocks(escalated[0]) and "Escalated unanswered to route leads" in blocks(escalated[0])
         slack.wait_for("chat.update", where=lambda c: c["arguments"]["channel"] == "C0CRITICAL" and "Escalated" in blocks(c))
         assert json.loads(gate.cli("requests", "show", request_id))["state"] == "pending", "a timeout never approves"
+        assert "so the approvers of the leads route were asked too (Slack)" in browser.go(page.url)[1].text
         assert click(gate, "scopegate_approve", request_id, user="U0DAVE").status_code == 200
         assert state_of(gate, request_id) == "approved"
         assert browser.go(page.url)[0] == "callback"

@@ -166,7 +166,7 @@ public struct ScopeGateApplication: Sendable {
                 pushed: pushedRequests, refusals: refusals, trustedProxies: configuration.trustedProxies, logger: logger),
             holds: HoldEndpoints(
                 service: service, hub: hub, binding: binding, redirect: redirect,
-                authorizationPath: metadata.authorizationPath, publicOrigin: publicOrigin),
+                authorizationPath: metadata.authorizationPath, publicOrigin: publicOrigin, routing: configuration.routing),
             discovery: DiscoveryEndpoint(proxy: proxy),
             pushed: metadata.pushedAuthorizationPath.map {
                 PushedAuthorizationEndpoint(

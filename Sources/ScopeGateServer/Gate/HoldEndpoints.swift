@@ -14,6 +14,8 @@ struct HoldEndpoints: Sendable {
     let redirect: ClientRedirect
     let authorizationPath: String
     let publicOrigin: String
+    /// Where approval requests go, to tell the requester who was asked; `nil` without chat routes.
+    var routing: Routing? = nil
     /// How long one status request waits for a decision before answering "pending".
     var longPollTimeout: Duration = .seconds(25)
 
@@ -67,10 +69,11 @@ struct HoldEndpoints: Sendable {
         switch approval.state {
         case .pending:
             let nonce = RandomID.make(bytes: 16)
+            let votes = (try? await service.votes(on: approval.id)) ?? []
             let html = WaitingPage(
                 hold: hold, request: approval, policy: service.policy, pageURL: Self.pagePath(holdID),
                 statusURL: Self.pagePath(holdID) + "/status", justificationURL: Self.pagePath(holdID) + "/justification",
-                nonce: nonce, notice: notice
+                nonce: nonce, notice: notice, asked: WaitingPage.asked(approval, policy: service.policy, routing: routing, votes: votes)
             ).render()
             return PageResponse.html(html, nonce: nonce)
         case .approved, .approvedOnce:

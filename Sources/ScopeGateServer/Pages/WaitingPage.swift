@@ -14,6 +14,30 @@ struct WaitingPage {
     let justificationURL: String
     let nonce: String
     let notice: String?
+    /// Who was asked, when it escalates and the votes so far, in words; `nil` without routes.
+    var asked: String? = nil
+
+    /// Who was asked and what happens next, for the requester: the route and where it reaches its
+    /// approvers (platforms, not channel ids), the escalation time, and the votes so far.
+    static func asked(_ request: ApprovalRequest, policy: Policy, routing: Routing?, votes: [Vote]) -> String? {
+        guard let routing else { return nil }
+        let routes = routing.routes(for: request, policy: policy)
+        func places(_ route: Route) -> String {
+            let names = route.reaches.keys.sorted().map { ["slack": "Slack", "teams": "Microsoft Teams", ChatReach.approvalPage: "ScopeGate's approval page"][$0] ?? $0 }
+            return names.joined(separator: " and ")
+        }
+        var text = "The approvers of the \(routes[0].name) route were asked (\(places(routes[0])))."
+        if routes.count > 1 {
+            text += " Nobody answered in time, so the approvers of the \(routes[1].name) route were asked too (\(places(routes[1])))."
+        } else if request.escalatedTo == nil, let escalation = policy.tiers[policy.tier(of: request)]?.escalation {
+            text += " If nobody answers by \(format(request.createdAt.addingTimeInterval(escalation.after.seconds))), the approvers of the \(escalation.route) route are asked too."
+        }
+        let quorum = policy.quorum(of: request)
+        if quorum.approve > 1 {
+            text += " It needs \(quorum.approve) approvers to agree; \(votes.filter(\.approves).count) have so far."
+        }
+        return text
+    }
 
     func render() -> String {
         let client = policy.clients[hold.clientID]
@@ -27,6 +51,7 @@ struct WaitingPage {
             asks for access that your organisation has not approved yet. An approver has been asked; this page
             moves on by itself as soon as they decide.</p>
             <ul class="scopes" aria-label="Requested permissions">\(scopes)</ul>
+            \(asked.map { "<p class=\"muted\" id=\"asked\">\(HTML.escape($0))</p>" } ?? "")
             <p class="status" id="status" role="status" aria-live="polite">Waiting for a decision. Request
             <code>\(HTML.escape(request.id))</code>, open until \(HTML.escape(Self.format(request.expiresAt))).</p>
             \(noticeHTML)
