@@ -125,8 +125,9 @@ def sign(body, timestamp=None, secret=SIGNING_SECRET):
     }
 
 
-def interaction(action, request_id, user, team=TEAM_ID, channel="C0APPROVALS", trigger_id=None):
-    """The form body of a `block_actions` click, as Slack sends it."""
+def interaction(action, request_id, user, team=TEAM_ID, channel="C0APPROVALS", trigger_id=None, duration=None):
+    """The form body of a `block_actions` click, as Slack sends it; `duration` is what the message's
+    duration menu shows selected (Slack sends the message's inputs as `state`)."""
     payload = {
         "type": "block_actions",
         "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": team},
@@ -147,4 +148,7 @@ def interaction(action, request_id, user, team=TEAM_ID, channel="C0APPROVALS", t
             }
         ],
     }
+    if duration is not None:
+        payload["state"] = {"values": {"scopegate_decision": {"scopegate_duration": {
+            "type": "static_select", "selected_option": {"text": {"type": "plain_text", "text": f"Grant for {duration}"}, "value": duration}}}}}
     return urlencode({"payload": json.dumps(payload)})

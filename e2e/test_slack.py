@@ -348,3 +348,47 @@ default_route: everyone
         assert len([c for c in slack.calls_to("chat.postMessage") if c["arguments"]["channel"] == "C0LEADS"]) == 1
     finally:
         gate.stop()
+
+
+def test_a_grant_for_a_chosen_few_seconds_expires_and_the_app_is_asked_again(idp, callback_server, tmp_path, slack):
+    extra = """
+tiers:
+  - name: low
+  - name: elevated
+    grant_lifetime: 30d
+    grant_durations: [3s, 1d]
+  - name: critical
+routes:
+  - name: everyone
+    channel: C0APPROVALS
+    approvers:
+      users: [U0ALICE]
+default_route: everyone
+"""
+    gate = Gate(idp, callback_server, tmp_path, extra=extra + slack_config(slack), env=SLACK_ENV)
+    gate.start()
+    idp.reset()
+    try:
+        client, verifier, url, _ = start(gate, callback_server, "openid orders:read")
+        browser = BrowserSession(gate, callback_server)
+        kind, page = browser.go(url)
+        assert kind == "page"
+        request_id = gate.only_pending_id()
+        posted = slack.wait_for("chat.postMessage")[0]
+        menu = next(e for block in posted["arguments"]["blocks"] if block["type"] == "actions" for e in block["elements"]
+                    if e["type"] == "static_select")
+        assert [o["value"] for o in menu["options"]] == ["3s", "1d"] and menu["initial_option"]["value"] == "3s"
+        assert click(gate, "scopegate_approve", request_id, duration="3s").status_code == 200
+        assert state_of(gate, request_id) == "approved"
+        kind, callback = browser.go(page.url)
+        assert kind == "callback"
+        assert "orders:read" in finish(gate, client, verifier, callback)["scope"].split()
+        # Within the three seconds the grant stands; after them the app is asked again.
+        _, _, url, _ = start(gate, callback_server, "openid orders:read")
+        assert BrowserSession(gate, callback_server).go(url)[0] == "callback"
+        time.sleep(3.5)
+        _, _, url, _ = start(gate, callback_server, "openid orders:read")
+        assert BrowserSession(gate, callback_server).go(url)[0] == "page", "the grant lapsed: asked again"
+        assert len(gate.pending()) == 1
+    finally:
+        gate.stop()

@@ -171,13 +171,15 @@ public struct GateService: Sendable {
         return decided
     }
 
-    /// The standing grants an approval of `request` writes, each lasting its tier's grant lifetime.
-    func grants(for request: ApprovalRequest, actor: String, at date: Date) -> [Grant] {
+    /// The standing grants an approval of `request` writes, each lasting its tier's grant lifetime, or
+    /// `duration` when the approver chose one (never beyond the tier's lifetime).
+    func grants(for request: ApprovalRequest, actor: String, at date: Date, duration: Duration? = nil) -> [Grant] {
         request.scopes.map { scope in
-            Grant(
+            let lifetime = policy.grantLifetime(for: scope, clientID: request.clientID)
+            let chosen = duration.map { chosen in lifetime.map { min($0, chosen) } ?? chosen } ?? lifetime
+            return Grant(
                 clientID: request.clientID, scope: scope, approvedBy: actor, grantedAt: date,
-                expiresAt: policy.grantLifetime(for: scope, clientID: request.clientID).map { date.addingTimeInterval($0.seconds) },
-                approvalRequestID: request.id)
+                expiresAt: chosen.map { date.addingTimeInterval($0.seconds) }, approvalRequestID: request.id)
         }
     }
 
@@ -185,9 +187,9 @@ public struct GateService: Sendable {
     /// the request's tier needs several approvers, this is one vote: the request stays pending (and is
     /// returned so) until the last vote needed, which decides it.
     @discardableResult
-    public func approve(_ requestID: String, actor: String, once: Bool, reason: String? = nil) async throws(GateError)
-        -> ApprovalRequest
-    {
+    public func approve(
+        _ requestID: String, actor: String, once: Bool, reason: String? = nil, duration: Duration? = nil
+    ) async throws(GateError) -> ApprovalRequest {
         let date = now()
         let request = try await existing(requestID)
         let allowed = policy.allowedApprovals(of: request)
@@ -198,7 +200,14 @@ public struct GateService: Sendable {
                     ? "requests of tier \(policy.tier(of: request)) are approved with standing grants only"
                     : "requests of tier \(policy.tier(of: request)) are approved once only, never with standing grants")
         }
-        let grants = once ? [] : grants(for: request, actor: actor, at: date)
+        if let duration, !once, !policy.grantDurations(of: request).contains(duration) {
+            let offered = policy.grantDurations(of: request).map { "\($0.components.seconds)s" }.joined(separator: ", ")
+            throw GateError(
+                .invalidRequest,
+                offered.isEmpty ? "requests of tier \(policy.tier(of: request)) offer no choice of duration"
+                    : "the duration must be one the tier offers (\(offered))")
+        }
+        let grants = once ? [] : grants(for: request, actor: actor, at: date, duration: duration)
         let quorum = policy.quorum(of: request)
         guard quorum.approve == 1 else {
             return try await count(Vote(voter: actor, choice: once ? .approveOnce : .approve, at: date, reason: reason), on: request, quorum: quorum, grants: grants)

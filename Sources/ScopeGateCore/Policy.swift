@@ -26,6 +26,9 @@ public struct Policy: Sendable {
         /// Whether approvers may approve with standing grants, and approve once.
         public var allowsStanding = true
         public var allowsOnce = true
+        /// The durations approvers may choose for a standing grant, shortest first (each within
+        /// `grantLifetime`); empty: only the tier's own lifetime.
+        public var grantDurations: [Duration] = []
 
         /// Creates a tier.
         public init(
@@ -239,5 +242,12 @@ public struct Policy: Sendable {
     /// How long a grant for `scope` lasts, from its tier.
     public func grantLifetime(for scope: String, clientID: String) -> Duration? {
         tiers[rule(for: scope, clientID: clientID).tier]?.grantLifetime
+    }
+
+    /// The durations an approver may choose for `request`'s grants: its tier's, none beyond the
+    /// shortest lifetime of its scopes' tiers.
+    public func grantDurations(of request: ApprovalRequest) -> [Duration] {
+        let limit = request.scopes.tokens.compactMap { grantLifetime(for: $0, clientID: request.clientID) }.min()
+        return (tiers[tier(of: request)]?.grantDurations ?? []).filter { limit == nil || $0 <= limit! }
     }
 }

@@ -64,6 +64,8 @@ struct Requests: AsyncParsableCommand {
         @OptionGroup var options: ConfigOption
         @Argument(help: "The approval request's id.") var id: String
         @Flag(help: "Release the waiting requests without a standing grant.") var once = false
+        @Option(name: .customLong("for"), help: "How long the standing grants last, among the durations the request's tier offers (e.g. 1d, 30d).")
+        var duration: String?
         @Option(help: "Why, recorded with the decision.") var reason: String?
         @Option(name: .customLong("as"), help: "Who decides (defaults to the login name).") var actor: String?
         @OptionGroup var server: ServerOption
@@ -72,13 +74,20 @@ struct Requests: AsyncParsableCommand {
             if let client = try server.client() {
                 var body: [String: Any] = ["once": once, "as": actor ?? CLIContext.userName]
                 if let reason { body["reason"] = reason }
+                if let duration { body["for"] = duration }
                 let decided = try await client.decide(id, "approve", body: body)
                 print("\(decided.id) \(decided.state)")
                 return
             }
             let context = try CLIContext(options)
+            var chosen: Duration?
+            if let duration {
+                guard let parsed = ScopeGateConfiguration.duration(duration) else { throw ValidationError("--for must be a duration such as 1d or 30d") }
+                chosen = parsed
+            }
             let decided = try await context.decide { () async throws(GateError) in
-                try await context.service.approve(id, actor: "cli:\(actor ?? CLIContext.userName)", once: once, reason: reason)
+                try await context.service.approve(
+                    id, actor: "cli:\(actor ?? CLIContext.userName)", once: once, reason: reason, duration: chosen)
             }
             print("\(decided.id) \(decided.state.rawValue)")
         }

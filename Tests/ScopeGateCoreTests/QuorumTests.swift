@@ -135,3 +135,40 @@ import Testing
         #expect(try await store.allActiveGrants(at: clock.now).isEmpty)
     }
 }
+
+/// Approvers choose how long a standing grant lasts, among the durations the tier offers.
+@Suite struct ChosenDurationTests {
+    @Test func aChosenDurationSetsTheGrantsExpiryAndOthersAreRefused() async throws {
+        let clock = TestClock()
+        let store = InMemoryGateStore()
+        var policy = PolicyTests.policy()
+        var elevated = Policy.Tier(name: "elevated", grantLifetime: .seconds(86400 * 30))
+        elevated.grantDurations = [.seconds(3600), .seconds(86400)]
+        policy.tiers["elevated"] = elevated
+        let service = GateService(policy: policy, store: store, observer: GateObservers([]), logger: Logger(label: "test"), now: { clock.now })
+        func held(_ state: String) async throws -> ApprovalRequest {
+            let request = try AuthorizationRequest(
+                method: .get,
+                query: Substring("response_type=code&client_id=app&redirect_uri=https%3A%2F%2Fapp.example%2Fcb&state=\(state)&scope=orders:read"))
+            guard case .held(_, let approval) = try await service.admit(request, binderHash: "b") else { throw GateError(.invalidRequest, "no hold") }
+            return approval
+        }
+        let approval = try await held("a")
+        #expect(policy.grantDurations(of: approval) == [.seconds(3600), .seconds(86400)])
+        do {
+            try await service.approve(approval.id, actor: "cli:a", once: false, duration: .seconds(7 * 86400))
+            Issue.record("a duration the tier does not offer was accepted")
+        } catch {
+            #expect(error.code == .invalidRequest)
+        }
+        try await service.approve(approval.id, actor: "cli:a", once: false, duration: .seconds(3600))
+        #expect(try await store.allActiveGrants(at: clock.now).first?.expiresAt == clock.now.addingTimeInterval(3600))
+        clock.advance(by: 3601)
+        guard case .held = try await service.admit(
+            try AuthorizationRequest(
+                method: .get,
+                query: Substring("response_type=code&client_id=app&redirect_uri=https%3A%2F%2Fapp.example%2Fcb&state=b&scope=orders:read")),
+            binderHash: "b2")
+        else { Issue.record("the grant outlived its chosen hour"); return }
+    }
+}

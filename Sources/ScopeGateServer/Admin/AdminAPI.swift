@@ -51,6 +51,17 @@ struct AdminAPI: Sendable {
         /// Who, behind the token, decides (`scopegate requests approve --server`): recorded as
         /// `admin:{token name}/{as}`.
         var `as`: String?
+        /// How long the standing grants last, among the durations the tier offers (`30d`).
+        var `for`: String?
+
+        /// The chosen duration, if any.
+        func duration() throws -> Duration? {
+            guard let text = `for` else { return nil }
+            guard let duration = ScopeGateConfiguration.duration(text) else {
+                throw GateError(.invalidRequest, "for must be a duration such as 1d or 30d")
+            }
+            return duration
+        }
 
         /// The actor recorded for a decision under the token named `tokenName`.
         func actor(tokenName: String) throws -> String {
@@ -112,7 +123,9 @@ struct AdminAPI: Sendable {
             let id = try context.parameters.require("id")
             let body = try await decision(request, context: context)
             return await run {
-                try await service.approve(id, actor: try body.actor(tokenName: tokenName), once: body.once ?? false, reason: body.reason)
+                try await service.approve(
+                    id, actor: try body.actor(tokenName: tokenName), once: body.once ?? false, reason: body.reason,
+                    duration: try body.duration())
                 return try json(try await report(id))
             }
         }

@@ -100,6 +100,7 @@ struct ApprovalPage: Sendable {
                     <p>Signed in as <strong>\(HTML.escape(approver.label))</strong>.</p>
                     <form method="post" action="\(HTML.escape(Self.path(id)))">
                     <input type="hidden" name="csrf" value="\(token)">
+                    \(durationMenu(approval))
                     \(allowed.standing ? "<button type=\"submit\" name=\"decision\" value=\"approve\">Approve</button>" : "")
                     \(allowed.once ? "<button type=\"submit\" name=\"decision\" value=\"approve_once\">Approve once</button>" : "")
                     <button type="submit" name="decision" value="deny">Deny</button>
@@ -113,6 +114,14 @@ struct ApprovalPage: Sendable {
             body += "<p>Sign in to decide.</p><p><a class=\"button\" href=\"\(HTML.escape(start))\">Sign in</a></p>"
         }
         return PageResponse.html(HTML.page(title: "\(headline(approval)) — \(name)", nonce: nonce, body: body), nonce: nonce, status: status)
+    }
+
+    /// The durations the tier offers for a standing grant, the shortest chosen.
+    private func durationMenu(_ approval: ApprovalRequest) -> String {
+        let durations = service.policy.grantDurations(of: approval)
+        guard !durations.isEmpty, service.policy.allowedApprovals(of: approval).standing else { return "" }
+        let options = durations.map { "<option value=\"\(ScopeGateConfiguration.text($0))\">\(ScopeGateConfiguration.text($0))</option>" }
+        return "<label for=\"duration\">Approve grants for</label><select id=\"duration\" name=\"duration\">\(options.joined())</select>"
     }
 
     private func item(_ scope: String, _ approval: ApprovalRequest, granted: Bool) -> String {
@@ -162,12 +171,14 @@ struct ApprovalPage: Sendable {
         }
         do {
             switch form["decision"] {
-            case "approve": _ = try await service.approve(id, actor: approver.actor, once: false)
+            case "approve":
+                _ = try await service.approve(
+                    id, actor: approver.actor, once: false, duration: form["duration"].flatMap(ScopeGateConfiguration.duration))
             case "approve_once": _ = try await service.approve(id, actor: approver.actor, once: true)
             case "deny": _ = try await service.deny(id, actor: approver.actor)
             default: return ErrorResponses.page(GateError(.invalidRequest, "Choose Approve, Approve once or Deny."))
             }
-        } catch where error.code == .forbidden {
+        } catch where error.code == .forbidden || error.code == .invalidRequest {
             return await page(id, request: request, notice: "Nothing changed: \(error.message).", status: .forbidden)
         } catch where error.code == .alreadyVoted {
             return await page(id, request: request, notice: "You already voted on this request; it waits for another approver.", status: .conflict)

@@ -62,6 +62,7 @@ struct ConfigFile: Codable {
         var escalate_after: String?
         var escalate_to: String?
         var approvals: [String]?
+        var grant_durations: [String]?
     }
 
     struct Slack: Codable {

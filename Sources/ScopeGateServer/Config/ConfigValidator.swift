@@ -263,6 +263,15 @@ struct ConfigValidator {
             var defined = Policy.Tier(
                 name: tier.name, grantLifetime: lifetime, quorum: tier.quorum ?? 1, denyQuorum: tier.deny_quorum ?? 1,
                 escalation: escalation)
+            var durations: [Duration] = []
+            for (i, text) in (tier.grant_durations ?? []).enumerated() {
+                let chosen = try duration(text, key: "tiers[\(index)].grant_durations[\(i)]")
+                if let lifetime, chosen > lifetime {
+                    throw fail("tiers[\(index)].grant_durations[\(i)]", "is longer than the tier's grant_lifetime")
+                }
+                durations.append(chosen)
+            }
+            defined.grantDurations = Array(Set(durations)).sorted()
             if let kinds = tier.approvals {
                 guard !kinds.isEmpty, kinds.allSatisfy({ ["approve", "approve_once"].contains($0) }) else {
                     throw fail("tiers[\(index)].approvals", "must list approve, approve_once or both")
@@ -404,16 +413,10 @@ struct ConfigValidator {
     }
 
     func duration(_ text: String, key: String) throws(GateError) -> Duration {
-        guard let unit = text.last, let value = Int(text.dropLast()), value > 0 else {
+        guard let duration = ScopeGateConfiguration.duration(text) else {
             throw fail(key, "must be a positive duration such as 90s, 15m, 1h or 30d")
         }
-        switch unit {
-        case "s": return .seconds(value)
-        case "m": return .seconds(value * 60)
-        case "h": return .seconds(value * 3600)
-        case "d": return .seconds(value * 86400)
-        default: throw fail(key, "must be a positive duration such as 90s, 15m, 1h or 30d")
-        }
+        return duration
     }
 
     static let defaultTiers: [ConfigFile.Tier] = [

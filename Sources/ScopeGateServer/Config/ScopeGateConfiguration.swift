@@ -177,6 +177,28 @@ public struct ScopeGateConfiguration: Sendable {
         public var scopes: ScopeSet
     }
 
+    /// A duration as configuration files and commands write them: a positive whole number followed by
+    /// `s`, `m`, `h` or `d` (`90s`, `15m`, `4h`, `30d`).
+    public static func duration(_ text: String) -> Duration? {
+        guard let unit = text.last, let value = Int(text.dropLast()), value > 0, value < 100_000_000 else { return nil }
+        switch unit {
+        case "s": return .seconds(value)
+        case "m": return .seconds(value * 60)
+        case "h": return .seconds(value * 3600)
+        case "d": return .seconds(value * 86400)
+        default: return nil
+        }
+    }
+
+    /// A duration as people read it: the largest unit that divides it (`30d`, `4h`, `90s`).
+    public static func text(_ duration: Duration) -> String {
+        let seconds = duration.components.seconds
+        for (unit, size) in [("d", Int64(86400)), ("h", 3600), ("m", 60)] where seconds % size == 0 && seconds >= size {
+            return "\(seconds / size)\(unit)"
+        }
+        return "\(seconds)s"
+    }
+
     /// Reads and validates the file at `path`.
     public static func load(
         path: String, environment: [String: String] = ProcessInfo.processInfo.environment, secrets: Secrets = .required

@@ -12,6 +12,9 @@ struct SlackApprovalMessage {
         case deny = "scopegate_deny"
     }
 
+    /// The action id of the duration menu; its choice comes with the Approve click's `state`.
+    static let durationAction = "scopegate_duration"
+
     /// The approval request.
     var request: ApprovalRequest
     /// The policy, for the client's name and each scope's description and tier.
@@ -170,9 +173,22 @@ struct SlackApprovalMessage {
                     danger: true)
             ),
         ])
-        // Only the approvals the request's tier allows are offered.
+        // Only the approvals the request's tier allows are offered, and the durations it offers for a
+        // standing grant, the shortest first.
         let allowed = policy.allowedApprovals(of: request)
-        return (allowed.standing ? [.object(approve)] : []) + (allowed.once ? [.object(once)] : []) + [deny]
+        var elements: [JSONValue] = (allowed.standing ? [.object(approve)] : []) + (allowed.once ? [.object(once)] : []) + [deny]
+        let durations = policy.grantDurations(of: request)
+        if allowed.standing, !durations.isEmpty {
+            let options: [JSONValue] = durations.map { duration in
+                let text = ScopeGateConfiguration.text(duration)
+                return ["text": SlackText.plain("Grant for " + text, limit: 75), "value": .string(text)]
+            }
+            elements.append([
+                "type": "static_select", "action_id": .string(Self.durationAction),
+                "placeholder": SlackText.plain("Grant for…", limit: 150), "options": .array(options), "initial_option": options[0],
+            ])
+        }
+        return elements
     }
 
     private static func confirmation(title: String, text: String, button: String, danger: Bool) -> JSONValue {

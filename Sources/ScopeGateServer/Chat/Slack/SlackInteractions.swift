@@ -33,7 +33,17 @@ struct SlackInteractions: Sendable {
             var action_ts: String?
         }
 
+        /// The values of the message's inputs when the button was clicked (the duration menu).
+        struct State: Decodable {
+            struct Element: Decodable {
+                struct Option: Decodable { var value: String }
+                var selected_option: Option?
+            }
+            var values: [String: [String: Element]]
+        }
+
         var type: String
+        var state: State?
         var user: User?
         var team: Team?
         var trigger_id: String?
@@ -159,7 +169,10 @@ struct SlackInteractions: Sendable {
         do {
             let decided: ApprovalRequest
             switch action {
-            case .approve: decided = try await service.approve(requestID, actor: actor, once: false)
+            case .approve:
+                let chosen = payload.state?.values.values.compactMap { $0[SlackApprovalMessage.durationAction]?.selected_option?.value }.first
+                decided = try await service.approve(
+                    requestID, actor: actor, once: false, duration: chosen.flatMap(ScopeGateConfiguration.duration))
             case .approveOnce: decided = try await service.approve(requestID, actor: actor, once: true)
             case .deny: decided = try await service.deny(requestID, actor: actor)
             }
@@ -170,7 +183,7 @@ struct SlackInteractions: Sendable {
                     "Your vote is counted. This request needs \(action == .deny ? quorum.deny : quorum.approve) approvers to agree; the message shows the votes so far.")
             }
             return .decided(decided.state)
-        } catch where error.code == .forbidden {
+        } catch where error.code == .forbidden || error.code == .invalidRequest {
             await tell(user.id, in: channel, "Nothing changed: \(error.message).")
             return .refused("not allowed by the tier")
         } catch where error.code == .alreadyVoted {

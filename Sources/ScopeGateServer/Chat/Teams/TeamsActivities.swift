@@ -33,7 +33,10 @@ struct TeamsActivities: Sendable {
         }
         struct Value: Decodable {
             struct Action: Decodable {
-                struct Data: Decodable { var request: String? }
+                struct Data: Decodable {
+                    var request: String?
+                    var duration: String?
+                }
                 var type: String?
                 var verb: String?
                 var data: Data?
@@ -138,12 +141,14 @@ struct TeamsActivities: Sendable {
         do {
             let decided: ApprovalRequest
             switch verb {
-            case .approve: decided = try await service.approve(requestID, actor: actor, once: false)
+            case .approve:
+                decided = try await service.approve(
+                    requestID, actor: actor, once: false, duration: action.data?.duration.flatMap(ScopeGateConfiguration.duration))
             case .approveOnce: decided = try await service.approve(requestID, actor: actor, once: true)
             case .deny: decided = try await service.deny(requestID, actor: actor)
             }
             return (.decided(decided.state), await card(for: decided, route: route))
-        } catch where error.code == .forbidden {
+        } catch where error.code == .forbidden || error.code == .invalidRequest {
             return (.refused("not allowed by the tier"), Self.error(403, "Forbidden", "Nothing changed: \(error.message)."))
         } catch where error.code == .alreadyVoted {
             return (.refused("already voted"), Self.error(409, "Conflict", "You already voted on this request; it waits for another approver."))

@@ -14,6 +14,8 @@ struct TeamsApprovalCard {
     }
 
     let content: ApprovalMessageContent
+    /// The id of the duration input; Universal Actions send its value with the action's data.
+    static let durationInput = "duration"
 
     init(_ content: ApprovalMessageContent) { self.content = content }
 
@@ -87,6 +89,18 @@ struct TeamsApprovalCard {
             ("type", "AdaptiveCard"), ("$schema", "http://adaptivecards.io/schemas/adaptive-card.json"), ("version", "1.5"),
         ]
         if request.state == .pending {
+            let durations = content.policy.grantDurations(of: request)
+            if content.policy.allowedApprovals(of: request).standing, !durations.isEmpty {
+                let choices: [JSONValue] = durations.map { duration in
+                    let text = ScopeGateConfiguration.text(duration)
+                    return ["title": .string("Grant for " + text), "value": .string(text)]
+                }
+                body.append([
+                    "type": "Input.ChoiceSet", "id": .string(Self.durationInput), "label": "Approve grants for",
+                    "style": "compact", "isRequired": true, "value": .string(ScopeGateConfiguration.text(durations[0])),
+                    "choices": .array(choices),
+                ])
+            }
             members.append(("body", .array(body)))
             members.append(("actions", .array(actions)))
         } else {
