@@ -164,7 +164,7 @@ class FakeTeams:
         attachments = (parsed.get("activity") if name == "conversations.create" else parsed).get("attachments") or []
         if name == "activities.send":
             conversation = unquote(path.removeprefix("/teams/v3/conversations/").removesuffix("/activities"))
-            if not conversation.endswith("@thread.v2"):
+            if not (conversation.endswith("@thread.v2") or ";messageid=" in conversation):
                 return 404, {}, {"error": {"code": "ConversationNotFound", "message": "Conversation not found."}}
         if not attachments or attachments[0].get("contentType") != "application/vnd.microsoft.card.adaptive":
             return 400, {}, {"error": {"code": "BadArgument", "message": "the activity has no Adaptive Card"}}

@@ -392,3 +392,39 @@ default_route: everyone
         assert len(gate.pending()) == 1
     finally:
         gate.stop()
+
+
+def test_the_approvers_of_an_unanswered_request_are_reminded_once_in_its_thread(idp, callback_server, tmp_path, slack):
+    extra = """
+tiers:
+  - name: low
+  - name: elevated
+    remind_after: 1s
+  - name: critical
+routes:
+  - name: everyone
+    channel: C0APPROVALS
+    approvers:
+      users: [U0ALICE]
+default_route: everyone
+"""
+    gate = Gate(idp, callback_server, tmp_path, extra=extra + slack_config(slack), env=SLACK_ENV)
+    gate.start()
+    idp.reset()
+    try:
+        _, _, url, _ = start(gate, callback_server, "openid orders:read")
+        kind, _ = BrowserSession(gate, callback_server).go(url)
+        assert kind == "page"
+        request_id = gate.only_pending_id()
+        posted = slack.wait_for("chat.postMessage")[0]
+        ts = "1700000000.000002"
+        reminder = slack.wait_for("chat.postMessage", where=lambda c: c["arguments"].get("thread_ts") == ts, timeout=10)[0]
+        assert reminder["arguments"]["channel"] == "C0APPROVALS" and posted["arguments"]["channel"] == "C0APPROVALS"
+        assert "Reminder: E2E App has waited" in reminder["arguments"]["text"] and request_id in reminder["arguments"]["text"]
+        assert state_of(gate, request_id) == "pending", "a reminder decides nothing"
+        gate.stop()
+        gate.start()
+        time.sleep(1.5)
+        assert len([c for c in slack.calls_to("chat.postMessage") if c["arguments"].get("thread_ts")]) == 1, "once, restarts included"
+    finally:
+        gate.stop()

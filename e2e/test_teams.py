@@ -311,3 +311,31 @@ default_route: approvers-chat
         assert update["path"].endswith("/activities/1700000000001")
     finally:
         gate.stop()
+
+
+def test_approvers_in_teams_are_reminded_in_the_cards_thread(idp, callback_server, tmp_path, teams):
+    extra = bot_config(teams) + f"""
+tiers:
+  - name: low
+  - name: elevated
+    remind_after: 1s
+  - name: critical
+routes:
+  - name: everyone
+    teams:
+      channel: "19:approvals@thread.tacv2"
+      approvers:
+        users: [{ALICE}]
+default_route: everyone
+"""
+    gate = Gate(idp, callback_server, tmp_path, extra=extra, env={"E2E_TEAMS_APP_PASSWORD": fake_teams.APP_PASSWORD})
+    gate.start()
+    try:
+        _, _, _, _, _, request_id = held(gate, callback_server, "openid orders:read")
+        teams.wait_for("conversations.create")
+        thread = "19:approvals@thread.tacv2;messageid=1700000000001"
+        reminder = teams.wait_for("activities.send", timeout=10)[0]
+        assert reminder["path"] == "/teams/v3/conversations/" + requests.utils.quote(thread, safe="") + "/activities"
+        assert "Reminder: E2E App has waited" in json.dumps(reminder["body"]) and request_id in json.dumps(reminder["body"])
+    finally:
+        gate.stop()

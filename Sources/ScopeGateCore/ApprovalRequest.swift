@@ -46,6 +46,8 @@ public struct ApprovalRequest: Sendable, Equatable, Codable, Identifiable {
     }
     public var escalatedTo: String?
     public var escalatedAt: Date?
+    /// When its approvers were reminded of it, unanswered.
+    public var remindedAt: Date?
 
     /// Creates a pending approval request.
     public init(

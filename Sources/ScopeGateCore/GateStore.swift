@@ -94,6 +94,9 @@ public protocol GateStore: Sendable {
     /// Marks a pending, not yet escalated request as escalated to `route`, and adds its messages to
     /// `channels` (by platform), atomically; false when it is no longer pending or already escalated.
     func escalate(_ requestID: String, to route: String, channels: [String: [String]], at date: Date) async throws -> Bool
+    /// Marks a pending request whose approvers have not been reminded yet as reminded; false when it is
+    /// no longer pending or was reminded before (by this process or another).
+    func markReminded(_ requestID: String, at date: Date) async throws -> Bool
     /// The votes on a request, oldest first.
     func votes(approvalRequestID: String) async throws -> [Vote]
     /// Sets the requester's justification on a hold.

@@ -134,6 +134,14 @@ public actor InMemoryGateStore: GateStore {
         return true
     }
 
+    public func markReminded(_ requestID: String, at date: Date) throws -> Bool {
+        try check()
+        guard var request = requestsByID[requestID], request.state == .pending, request.remindedAt == nil else { return false }
+        request.remindedAt = date
+        requestsByID[requestID] = request
+        return true
+    }
+
     public func votes(approvalRequestID: String) throws -> [Vote] {
         try check()
         return votesByRequest[approvalRequestID] ?? []

@@ -26,6 +26,8 @@ public struct Policy: Sendable {
         /// Whether approvers may approve with standing grants, and approve once.
         public var allowsStanding = true
         public var allowsOnce = true
+        /// After how long unanswered the approvers of a request of this tier are reminded of it.
+        public var remindAfter: Duration?
         /// The durations approvers may choose for a standing grant, shortest first (each within
         /// `grantLifetime`); empty: only the tier's own lifetime.
         public var grantDurations: [Duration] = []

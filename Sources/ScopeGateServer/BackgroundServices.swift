@@ -22,7 +22,9 @@ struct ExpiryService: Service {
     }
 }
 
-/// Escalates requests left unanswered for their tier's `escalate_after` to its `escalate_to` route:
+/// Reminds the approvers of requests left unanswered for their tier's `remind_after` (once, marked in
+/// the store first, so a restart or a second process does not repeat it), and escalates requests left
+/// unanswered for their tier's `escalate_after` to its `escalate_to` route:
 /// the request is marked in the store (so a restart neither forgets nor repeats it), the route's
 /// channels get messages of their own, and its approvers may decide from then on. A timeout never
 /// approves: escalation asks more people, and expiry still denies at the end.
@@ -48,6 +50,14 @@ struct EscalationService: Service {
 
     func pass() async throws {
         let now = service.now()
+        for request in try await service.store.approvalRequests(states: [.pending]) where request.remindedAt == nil {
+            guard let after = service.policy.tiers[service.policy.tier(of: request)]?.remindAfter,
+                request.createdAt.addingTimeInterval(after.seconds) <= now,
+                try await service.store.markReminded(request.id, at: now)
+            else { continue }
+            logger.info("approvers reminded", metadata: ["sg.request.id": "\(request.id)"])
+            for notifier in notifiers { await notifier.remind(request) }
+        }
         for request in try await service.store.approvalRequests(states: [.pending]) where request.escalatedTo == nil {
             guard let escalation = service.policy.tiers[service.policy.tier(of: request)]?.escalation,
                 request.createdAt.addingTimeInterval(escalation.after.seconds) <= now,

@@ -225,7 +225,9 @@ public struct ScopeGateApplication: Sendable {
             DecisionFollower(store: service.store, hub: hub, interval: .milliseconds(200), logger: logger),
         ]
         services += chatNotifiers as [any Service]
-        if let routing = configuration.routing, configuration.policy.tiers.values.contains(where: { $0.escalation != nil }) {
+        if let routing = configuration.routing,
+            configuration.policy.tiers.values.contains(where: { $0.escalation != nil || $0.remindAfter != nil })
+        {
             services.append(
                 EscalationService(service: service, routing: routing, notifiers: chatNotifiers, interval: .milliseconds(500), logger: logger))
         }

@@ -150,6 +150,9 @@ extension SQLiteGateStore {
                     ALTER TABLE approval_request ADD COLUMN escalated_at REAL;
                     """)
         }
+        migrator.registerMigration("v9: reminders of unanswered requests") { db in
+            try db.execute(sql: "ALTER TABLE approval_request ADD COLUMN reminded_at REAL")
+        }
         return migrator
     }
 
@@ -172,6 +175,7 @@ extension SQLiteGateStore {
             alreadyGranted: try scopes(row["already_granted"]), createdAt: date(row["created_at"]),
             expiresAt: date(row["expires_at"]))
         request.state = state
+        request.remindedAt = (row["reminded_at"] as Double?).map(date)
         if let route: String = row["escalated_to"], let at: Double = row["escalated_at"] { request.escalation = (route, date(at)) }
         if state != .pending, let actor: String = row["decided_by"], let at: Double = row["decided_at"] {
             request.decision = Decision(outcome: state, actor: actor, at: date(at), reason: row["decision_reason"])

@@ -265,6 +265,21 @@ public final class SQLiteGateStore: GateStore {
         }
     }
 
+    public func markReminded(_ requestID: String, at date: Date) async throws -> Bool {
+        try await commits.write { [self] db in
+            try db.execute(
+                sql: "UPDATE approval_request SET reminded_at = ? WHERE id = ? AND state = 'pending' AND reminded_at IS NULL",
+                arguments: [date.timeIntervalSince1970, requestID])
+            guard db.changesCount == 1,
+                let request = try Row.fetchOne(db, sql: "SELECT * FROM approval_request WHERE id = ?", arguments: [requestID])
+                    .map(Self.approvalRequest)
+            else { return false }
+            try appendAudit(
+                db, [AuditEvent("approval_request.reminded", clientID: request.clientID, [("request_id", .string(requestID))])], at: date)
+            return true
+        }
+    }
+
     public func votes(approvalRequestID: String) async throws -> [Vote] {
         try await writer.read { db in try Self.votes(db, approvalRequestID) }
     }

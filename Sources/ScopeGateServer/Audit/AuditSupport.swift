@@ -40,9 +40,11 @@ extension ScopeGateConfiguration {
             lines += client.rules.map(rule)
         }
         lines.append("approval_timeout \(policy.approvalTimeout.components.seconds)s default_tier \(policy.defaultTier)")
-        for tier in policy.tiers.values.sorted(by: { $0.name < $1.name }) where tier.quorum > 1 || tier.denyQuorum > 1 || tier.escalation != nil {
+        for tier in policy.tiers.values.sorted(by: { $0.name < $1.name }) where tier.quorum > 1 || tier.denyQuorum > 1 || tier.escalation != nil || tier.remindAfter != nil
+            || !tier.grantDurations.isEmpty || !tier.allowsStanding || !tier.allowsOnce
+        {
             lines.append(
-                "tier \(tier.name) quorum \(tier.quorum) deny_quorum \(tier.denyQuorum) escalation \(tier.escalation.map { "\($0.after.components.seconds)s \($0.route)" } ?? "-")")
+                "tier \(tier.name) quorum \(tier.quorum) deny_quorum \(tier.denyQuorum) escalation \(tier.escalation.map { "\($0.after.components.seconds)s \($0.route)" } ?? "-") remind \(tier.remindAfter.map { "\($0.components.seconds)s" } ?? "-") durations \(tier.grantDurations.map { "\($0.components.seconds)s" }.joined(separator: ",")) standing \(tier.allowsStanding) once \(tier.allowsOnce)")
         }
         if policy.shadowAll || !policy.shadowClients.isEmpty {
             lines.append("shadow \(policy.shadowAll ? "all" : policy.shadowClients.sorted().joined(separator: ","))")

@@ -106,6 +106,26 @@ final class ChatNotifier: Service, GateObserver {
         return nil
     }
 
+    /// Reminds the approvers of `request` on this platform, next to each message already posted; best
+    /// effort (a reminder that fails is logged, the request itself waits on regardless).
+    func remind(_ request: ApprovalRequest) async {
+        guard let messages = try? await outbox.chatMessages(approvalRequestID: request.id) else { return }
+        let route = routing.route(for: request, policy: policy)
+        for message in messages where message.platform == platform.name {
+            guard let messageID = message.messageID else { continue }
+            let content = ApprovalMessageContent(
+                request: request, policy: policy, justifications: [], routeName: route.name, confirmTiers: confirmTiers,
+                waiting: 0)
+            do {
+                try await platform.remind(messageID: messageID, in: message.postedChannel ?? message.channel, with: content)
+            } catch {
+                logger.warning(
+                    "a reminder could not be sent",
+                    metadata: ["sg.request": "\(request.id)", "sg.chat": "\(platform.name)", "sg.chat.error": "\(error.name)"])
+            }
+        }
+    }
+
     /// Posts or updates one message with the content of its request as it stands now.
     private func deliver(_ message: ChatMessage) async throws -> Duration? {
         guard let request = try await store.approvalRequest(id: message.approvalRequestID) else { return nil }

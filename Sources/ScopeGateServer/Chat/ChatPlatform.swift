@@ -110,4 +110,16 @@ protocol ChatPlatform: Sendable {
         -> (messageID: String, channel: String)
     /// Replaces a posted message's content.
     func update(messageID: String, in channel: String, with content: ApprovalMessageContent) async throws(ChatDeliveryFailure)
+    /// Reminds the approvers of a request still unanswered: a short message that notifies, next to the
+    /// posted one (in its thread where the platform has threads).
+    func remind(messageID: String, in channel: String, with content: ApprovalMessageContent) async throws(ChatDeliveryFailure)
+}
+
+extension ApprovalMessageContent {
+    /// The reminder's text: plain, everything from the request clipped and control-free.
+    var reminder: String {
+        let waited = Int(Date().timeIntervalSince(request.createdAt) / 60)
+        return "Reminder: \(SlackText.clipped(appName, to: 200)) has waited \(waited) min for a decision on "
+            + SlackText.clipped(request.scopes.tokens.joined(separator: " "), to: 500) + " (request \(request.id))."
+    }
 }

@@ -63,6 +63,7 @@ struct ConfigFile: Codable {
         var escalate_to: String?
         var approvals: [String]?
         var grant_durations: [String]?
+        var remind_after: String?
     }
 
     struct Slack: Codable {

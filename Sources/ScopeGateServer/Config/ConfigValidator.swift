@@ -272,6 +272,13 @@ struct ConfigValidator {
                 durations.append(chosen)
             }
             defined.grantDurations = Array(Set(durations)).sorted()
+            if let text = tier.remind_after {
+                let remind = try duration(text, key: "tiers[\(index)].remind_after")
+                if let escalation, remind >= escalation.after {
+                    throw fail("tiers[\(index)].remind_after", "must be shorter than escalate_after: reminders come first")
+                }
+                defined.remindAfter = remind
+            }
             if let kinds = tier.approvals {
                 guard !kinds.isEmpty, kinds.allSatisfy({ ["approve", "approve_once"].contains($0) }) else {
                     throw fail("tiers[\(index)].approvals", "must list approve, approve_once or both")
@@ -319,6 +326,9 @@ struct ConfigValidator {
         }
         let timeout = try duration(file.approvals?.timeout ?? "1h", key: "approvals.timeout")
         for (index, tier) in tiers.enumerated() {
+            if let remind = tier.remindAfter, remind >= timeout {
+                throw fail("tiers[\(index)].remind_after", "must be shorter than approvals.timeout: the request would expire first")
+            }
             if let escalation = tier.escalation, escalation.after >= timeout {
                 throw fail(
                     "tiers[\(index)].escalate_after",

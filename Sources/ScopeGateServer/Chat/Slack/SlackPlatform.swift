@@ -22,6 +22,17 @@ struct SlackPlatform: ChatPlatform {
         return (ts, answer.channel ?? channel)
     }
 
+    func remind(messageID: String, in channel: String, with content: ApprovalMessageContent) async throws(ChatDeliveryFailure) {
+        // A reply in the message's thread: it notifies the channel's members who follow it, and keeps
+        // the channel readable.
+        _ = try await api.call(
+            "chat.postMessage",
+            json: [
+                "channel": .string(channel), "thread_ts": .string(messageID), "text": .string(SlackText.escaped(content.reminder)),
+                "unfurl_links": false, "unfurl_media": false,
+            ])
+    }
+
     func update(messageID: String, in channel: String, with content: ApprovalMessageContent) async throws(ChatDeliveryFailure) {
         let body = SlackApprovalMessage(content).body
         _ = try await api.call(

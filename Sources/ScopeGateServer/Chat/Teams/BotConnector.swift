@@ -206,6 +206,25 @@ struct TeamsPlatform: ChatPlatform {
             body: TeamsApprovalCard(content).activity(id: messageID), name: "activities.update")
     }
 
+    func remind(messageID: String, in channel: String, with content: ApprovalMessageContent) async throws(ChatDeliveryFailure) {
+        let text: JSONValue = [
+            "type": "AdaptiveCard", "$schema": "http://adaptivecards.io/schemas/adaptive-card.json", "version": "1.4",
+            "body": [["type": "RichTextBlock", "inlines": [TeamsApprovalCard.run(content.reminder)]]],
+        ]
+        let activity: JSONValue = [
+            "type": "message", "summary": .string(content.reminder),
+            "attachments": [["contentType": "application/vnd.microsoft.card.adaptive", "contentUrl": .null, "content": text]],
+        ]
+        if channel.hasPrefix(ChatReach.workflowPrefix) {
+            try await postToWorkflow(activity, channel: channel)
+            return
+        }
+        guard let connector else { throw .permanent("no_bot_configured") }
+        // The conversation of a channel post is its thread: the reminder is a reply there.
+        _ = try await connector.send(
+            .POST, "/v3/conversations/\(Self.pathSegment(channel))/activities", body: activity, name: "activities.send")
+    }
+
     private func approvalURL(_ content: ApprovalMessageContent) -> String {
         var base = publicURL.absoluteString
         while base.hasSuffix("/") { base.removeLast() }
