@@ -17,10 +17,21 @@ from conftest import ROOT, SCOPEGATE, BrowserSession, Gate
 from test_authorization_flow import finish, start
 
 
-@pytest.fixture
-def audit_gate(idp, callback_server, tmp_path):
+def audit_keys(tmp_path):
+    """A new audit signing key and JWKS in tmp_path/keys."""
     keys = tmp_path / "keys"
     subprocess.run([str(SCOPEGATE), "keys", "generate", "--dir", str(keys)], check=True, capture_output=True)
+    return keys
+
+
+def audit_entries(gate):
+    """The payloads of the gate's exported audit log."""
+    return [json.loads(base64.urlsafe_b64decode(t.split(".")[1] + "==")) for t in gate.cli("audit", "export").split()]
+
+
+@pytest.fixture
+def audit_gate(idp, callback_server, tmp_path):
+    keys = audit_keys(tmp_path)
     extra = f"""
 audit:
   keys: {keys}
@@ -167,8 +178,7 @@ def test_without_its_signing_key_the_command_line_cannot_decide(audit_gate, call
 def test_an_auditor_exports_and_verifies_without_the_operators_secrets(idp, callback_server, tmp_path):
     """The configuration names an admin token and Slack secrets that the auditor's environment lacks:
     `audit export` and `audit verify` need only the store and the JWKS; `serve` still refuses."""
-    keys = tmp_path / "keys"
-    subprocess.run([str(SCOPEGATE), "keys", "generate", "--dir", str(keys)], check=True, capture_output=True)
+    keys = audit_keys(tmp_path)
     extra = f"""
 audit:
   keys: {keys}
@@ -197,8 +207,7 @@ admin:
 
 
 def test_an_automatic_approval_names_its_rule_in_the_audit_log(idp, callback_server, tmp_path):
-    keys = tmp_path / "keys"
-    subprocess.run([str(SCOPEGATE), "keys", "generate", "--dir", str(keys)], check=True, capture_output=True)
+    keys = audit_keys(tmp_path)
     extra = f"""
 audit:
   keys: {keys}
@@ -221,7 +230,7 @@ automation:
         assert kind == "callback", "no approver was asked"
         assert "orders:read" in finish(gate, client, verifier, callback)["scope"].split()
         assert gate.pending() == []
-        entries = [json.loads(base64.urlsafe_b64decode(t.split(".")[1] + "==")) for t in gate.cli("audit", "export").split()]
+        entries = audit_entries(gate)
         decision = next(e for e in entries if e["event"] == "decision")
         assert decision["data"]["outcome"] == "approved"
         assert decision["data"]["actor"] == "policy:automation/first-party-reads"
@@ -240,8 +249,7 @@ automation:
 
 
 def test_shadow_mode_lets_requests_through_and_records_what_the_policy_would_do(idp, callback_server, tmp_path):
-    keys = tmp_path / "keys"
-    subprocess.run([str(SCOPEGATE), "keys", "generate", "--dir", str(keys)], check=True, capture_output=True)
+    keys = audit_keys(tmp_path)
     extra = f"""
 audit:
   keys: {keys}
@@ -260,7 +268,7 @@ shadow:
             assert kind == "callback", f"{scope} went through in shadow mode"
             assert scope.split()[1] in finish(gate, client, verifier, callback)["scope"].split()
         assert gate.pending() == [], "nobody was asked"
-        entries = [json.loads(base64.urlsafe_b64decode(t.split(".")[1] + "==")) for t in gate.cli("audit", "export").split()]
+        entries = audit_entries(gate)
         shadow = [e["data"] for e in entries if e["event"] == "policy.shadow"]
         assert {"would": "hold", "channel": "authorization", "scopes": ["orders:read"]}.items() <= shadow[0].items()
         assert any(s["would"] == "deny" and s["scopes"] == ["admin:org"] for s in shadow)

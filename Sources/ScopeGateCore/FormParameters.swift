@@ -303,6 +303,11 @@ public struct FormParameters: Sendable, Equatable {
 
     // MARK: - Encoding
 
+    /// A form of ScopeGate's own (a token request, a Slack call) as `application/x-www-form-urlencoded`.
+    public static func encode(pairs: [(String, String)]) -> String {
+        pairs.map { encode($0.0) + "=" + encode($0.1) }.joined(separator: "&")
+    }
+
     /// `text` percent-encoded: every byte outside the unreserved set (RFC 3986 §2.3).
     public static func encode(_ text: String) -> String {
         if text.utf8.allSatisfy(isUnreserved) { return text }

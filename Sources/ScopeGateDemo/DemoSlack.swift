@@ -10,16 +10,6 @@ import NIOCore
 /// shows the channels with working buttons. A click is sent to ScopeGate's interaction endpoint as
 /// Slack sends it: a `block_actions` payload, form-encoded, signed with the signing secret (`v0`).
 public struct DemoSlack: Sendable {
-    /// A person in the demo workspace.
-    public struct Member: Sendable {
-        public var id: String
-        public var name: String
-        public init(id: String, name: String) {
-            self.id = id
-            self.name = name
-        }
-    }
-
     struct Message {
         var channel: String
         var ts: String
@@ -32,13 +22,13 @@ public struct DemoSlack: Sendable {
     public let botToken: String
     public let signingSecret: String
     public let interactionURL: String
-    public let members: [Member]
+    public let members: [DemoMember]
     public let groups: [String: [String]]
     let httpClient: HTTPClient
     private let state = NIOLockedValueBox<(messages: [Message], ephemeral: [(user: String, text: String)], next: Int)>(([], [], 1))
 
     public init(
-        teamID: String, botToken: String, signingSecret: String, interactionURL: String, members: [Member],
+        teamID: String, botToken: String, signingSecret: String, interactionURL: String, members: [DemoMember],
         groups: [String: [String]], httpClient: HTTPClient
     ) {
         self.teamID = teamID

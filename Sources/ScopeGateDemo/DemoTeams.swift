@@ -13,16 +13,6 @@ import _CryptoExtras
 /// Connector sends it: an `adaptiveCard/action` invoke with an RS256 JWT, and the card is replaced by
 /// the one ScopeGate answers with, or the error shown to the clicking person only.
 public struct DemoTeams: Sendable {
-    /// A person in the demo tenant, by Microsoft Entra object id.
-    public struct Member: Sendable {
-        public var id: String
-        public var name: String
-        public init(id: String, name: String) {
-            self.id = id
-            self.name = name
-        }
-    }
-
     struct Card {
         var channel: String
         var conversation: String
@@ -37,7 +27,7 @@ public struct DemoTeams: Sendable {
     public let baseURL: String
     /// ScopeGate's messaging endpoint.
     public let messagingURL: String
-    public let members: [Member]
+    public let members: [DemoMember]
     let httpClient: HTTPClient
     let key: _RSA.Signing.PrivateKey
     static let keyID = "demo-bot-framework-key"
@@ -45,7 +35,7 @@ public struct DemoTeams: Sendable {
         ([], [], [], 1))
 
     public init(
-        appID: String, appPassword: String, tenantID: String, baseURL: String, messagingURL: String, members: [Member],
+        appID: String, appPassword: String, tenantID: String, baseURL: String, messagingURL: String, members: [DemoMember],
         httpClient: HTTPClient
     ) throws {
         self.appID = appID

@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import ScopeGateCore
 import ServiceLifecycle
@@ -50,28 +51,31 @@ struct EscalationService: Service {
 
     func pass() async throws {
         let now = service.now()
-        for request in try await service.store.approvalRequests(states: [.pending]) where request.remindedAt == nil {
-            guard let after = service.policy.tiers[service.policy.tier(of: request)]?.remindAfter,
-                request.createdAt.addingTimeInterval(after.seconds) <= now,
+        for request in try await service.store.approvalRequests(states: [.pending]) {
+            guard let tier = service.policy.tiers[service.policy.tier(of: request)] else { continue }
+            if request.remindedAt == nil, let after = tier.remindAfter, request.createdAt.addingTimeInterval(after.seconds) <= now,
                 try await service.store.markReminded(request.id, at: now)
-            else { continue }
-            logger.info("approvers reminded", metadata: ["sg.request.id": "\(request.id)"])
-            for notifier in notifiers { await notifier.remind(request) }
-        }
-        for request in try await service.store.approvalRequests(states: [.pending]) where request.escalatedTo == nil {
-            guard let escalation = service.policy.tiers[service.policy.tier(of: request)]?.escalation,
+            {
+                logger.info("approvers reminded", metadata: ["sg.request.id": "\(request.id)"])
+                for notifier in notifiers { await notifier.remind(request) }
+            }
+            if request.escalatedTo == nil, let escalation = tier.escalation,
                 request.createdAt.addingTimeInterval(escalation.after.seconds) <= now,
                 let route = routing.route(named: escalation.route)
-            else { continue }
-            var channels: [String: [String]] = [:]
-            for (platform, reach) in route.reaches where platform != ChatReach.approvalPage {
-                channels[platform] = reach.destinations
+            {
+                try await escalate(request, to: route, at: now)
             }
-            if try await service.store.escalate(request.id, to: route.name, channels: channels, at: now) {
-                logger.info(
-                    "approval request escalated", metadata: ["sg.request.id": "\(request.id)", "sg.route": "\(route.name)"])
-                for notifier in notifiers { notifier.wake() }
-            }
+        }
+    }
+
+    private func escalate(_ request: ApprovalRequest, to route: Route, at now: Date) async throws {
+        var channels: [String: [String]] = [:]
+        for (platform, reach) in route.reaches where platform != ChatReach.approvalPage {
+            channels[platform] = reach.destinations
+        }
+        if try await service.store.escalate(request.id, to: route.name, channels: channels, at: now) {
+            logger.info("approval request escalated", metadata: ["sg.request.id": "\(request.id)", "sg.route": "\(route.name)"])
+            for notifier in notifiers { notifier.wake() }
         }
     }
 }

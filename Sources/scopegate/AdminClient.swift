@@ -3,6 +3,7 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOHTTP1
+import ScopeGateCore
 import ScopeGateServer
 
 /// `--server`: the `requests` commands through the admin API of a running ScopeGate, so that an
@@ -46,13 +47,13 @@ struct AdminClient {
     }
 
     func request(_ id: String) async throws -> RequestReport {
-        try RequestReport.decoder.decode(RequestReport.self, from: try await call(.GET, "/v1/requests/\(Self.segment(id))", body: nil))
+        try RequestReport.decoder.decode(RequestReport.self, from: try await call(.GET, "/v1/requests/\(FormParameters.encode(id))", body: nil))
     }
 
     func decide(_ id: String, _ decision: String, body: [String: Any]) async throws -> RequestReport {
         let data = try JSONSerialization.data(withJSONObject: body)
         return try RequestReport.decoder.decode(
-            RequestReport.self, from: try await call(.POST, "/v1/requests/\(Self.segment(id))/\(decision)", body: data))
+            RequestReport.self, from: try await call(.POST, "/v1/requests/\(FormParameters.encode(id))/\(decision)", body: data))
     }
 
     private func call(_ method: HTTPMethod, _ path: String, body: Data?) async throws -> Data {
@@ -78,9 +79,5 @@ struct AdminClient {
             throw ValidationError(failure?.error_description ?? failure?.error ?? "the admin API answered HTTP \(response.status.code)")
         }
         return data
-    }
-
-    static func segment(_ id: String) -> String {
-        id.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~"))) ?? id
     }
 }

@@ -99,13 +99,8 @@ public final class GateMetrics: Sendable, GateObserver {
         return ["slack", "teams", "page", "cli", "admin", "policy"].contains(String(prefix)) ? String(prefix) : "other"
     }
 
-    /// A request's tier: its highest permission's, in the order the configuration lists the tiers.
-    func tier(of request: ApprovalRequest) -> String {
-        guard let policy else { return "unknown" }
-        let order = policy.tierOrder
-        return request.scopes.tokens.map { policy.rule(for: $0, clientID: request.clientID).tier }
-            .max { (order[$0] ?? -1) < (order[$1] ?? -1) } ?? policy.defaultTier
-    }
+    /// A request's tier, as the policy reads it; `unknown` without a policy.
+    func tier(of request: ApprovalRequest) -> String { policy?.tier(of: request) ?? "unknown" }
 
     /// Sets the gauges read from the store (pending approval requests by tier, holds waiting on them),
     /// just before a scrape.

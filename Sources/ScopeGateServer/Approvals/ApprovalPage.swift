@@ -73,7 +73,7 @@ struct ApprovalPage: Sendable {
         let nonce = RandomID.make(bytes: 16)
         let signedIn = await signIn.approver(in: request)
         let name = service.policy.displayName(of: approval.clientID)
-        var body = "<h1>\(HTML.escape(headline(approval)))</h1>"
+        var body = "<h1>\(HTML.escape(approval.headline))</h1>"
         body += "<p><strong>\(HTML.escape(name))</strong> <span class=\"muted\">(client <code>\(HTML.escape(approval.clientID))</code>"
         if let owner = service.policy.clients[approval.clientID]?.owner { body += ", owned by \(HTML.escape(owner))" }
         body += ")</span> asks for:</p><ul class=\"scopes\" aria-label=\"Requested permissions\">"
@@ -87,7 +87,7 @@ struct ApprovalPage: Sendable {
         let content = ApprovalMessageContent(
             request: approval, policy: service.policy, justifications: [], routeName: "", confirmTiers: [], waiting: 0,
             votes: (try? await service.votes(on: id)) ?? [], quorum: service.policy.quorum(of: approval))
-        if let tally = content.tally(naming: TeamsApprovalCard.actor) { body += "<p class=\"status\">Votes: \(HTML.escape(tally))</p>" }
+        if let tally = content.tally(naming: ChatText.actor) { body += "<p class=\"status\">Votes: \(HTML.escape(tally))</p>" }
         body += "<p class=\"muted\">Request <code>\(HTML.escape(id))</code>, route \(HTML.escape(routing.route(for: approval, policy: service.policy).name)).</p>"
         if let notice { body += "<p role=\"alert\" class=\"status\">\(HTML.escape(notice))</p>" }
         if approval.state != .pending {
@@ -110,10 +110,10 @@ struct ApprovalPage: Sendable {
                 body += "<p class=\"status\">Signed in as <strong>\(HTML.escape(approver.label))</strong>, who is not an approver for this request.</p>"
             }
         } else {
-            let start = ApproverSignIn.startPath + "?return=" + ApproverSignIn.encode(Self.path(id))
+            let start = ApproverSignIn.startPath + "?return=" + FormParameters.encode(Self.path(id))
             body += "<p>Sign in to decide.</p><p><a class=\"button\" href=\"\(HTML.escape(start))\">Sign in</a></p>"
         }
-        return PageResponse.html(HTML.page(title: "\(headline(approval)) — \(name)", nonce: nonce, body: body), nonce: nonce, status: status)
+        return PageResponse.html(HTML.page(title: "\(approval.headline) — \(name)", nonce: nonce, body: body), nonce: nonce, status: status)
     }
 
     /// The durations the tier offers for a standing grant, the shortest chosen.
@@ -132,14 +132,13 @@ struct ApprovalPage: Sendable {
             """
     }
 
-    private func headline(_ approval: ApprovalRequest) -> String { approval.headline }
 
     private func outcome(_ approval: ApprovalRequest) -> String {
-        guard let decision = approval.decision else { return headline(approval) }
-        let when = TeamsApprovalCard.date(decision.at)
+        guard let decision = approval.decision else { return approval.headline }
+        let when = ChatText.date(decision.at)
         switch decision.outcome {
         case .expired: return "Expired unanswered at \(when)."
-        default: return "\(headline(approval)) by \(TeamsApprovalCard.actor(decision.actor)) at \(when)."
+        default: return "\(approval.headline) by \(ChatText.actor(decision.actor)) at \(when)."
         }
     }
 
@@ -156,9 +155,9 @@ struct ApprovalPage: Sendable {
         guard let buffer = try? await copy.collectBody(upTo: 4096),
             let form = try? FormParameters(parsing: Substring(String(buffer: buffer)))
         else { return ErrorResponses.page(GateError(.invalidRequest, "The form cannot be read.")) }
-        guard let token = form["csrf"], token.utf8.count == 64,
-            HMAC<SHA256>.isValidAuthenticationCode(
-                Array(hex: token), authenticating: Data("\(session)\n\(id)".utf8), using: csrfKey)
+        // Compared as SHA-256 digests, which compare in constant time.
+        guard let token = form["csrf"],
+            SHA256.hash(data: Data(token.utf8)) == SHA256.hash(data: Data(csrfToken(session: session, request: id).utf8))
         else {
             return ErrorResponses.page(GateError(.accessDenied, "This form does not belong to your sign-in; reload the page and decide again."))
         }
@@ -188,29 +187,5 @@ struct ApprovalPage: Sendable {
             return await page(id, request: request, notice: "ScopeGate could not record your decision, so nothing changed. Please try again.", status: .serviceUnavailable)
         }
         return PageResponse.redirect(Self.path(id))
-    }
-}
-
-extension Array where Element == UInt8 {
-    /// Bytes from lowercase or uppercase hex; empty when the text is not hex.
-    init(hex: String) {
-        var bytes: [UInt8] = []
-        var high: UInt8?
-        for character in hex.utf8 {
-            let value: UInt8
-            switch character {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): value = character - UInt8(ascii: "0")
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): value = character - UInt8(ascii: "a") + 10
-            case UInt8(ascii: "A")...UInt8(ascii: "F"): value = character - UInt8(ascii: "A") + 10
-            default: self = []; return
-            }
-            if let h = high {
-                bytes.append(h << 4 | value)
-                high = nil
-            } else {
-                high = value
-            }
-        }
-        self = high == nil ? bytes : []
     }
 }

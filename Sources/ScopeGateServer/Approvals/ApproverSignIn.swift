@@ -147,7 +147,7 @@ struct ApproverSignIn: Sendable {
             ("scope", settings.scopes.tokens.joined(separator: " ")), ("state", state), ("nonce", nonce),
             ("code_challenge", challenge), ("code_challenge_method", "S256"),
         ]
-        let location = base + authorizationPath + "?" + query.map { "\(Self.encode($0.0))=\(Self.encode($0.1))" }.joined(separator: "&")
+        let location = base + authorizationPath + "?" + FormParameters.encode(pairs: query)
         return PageResponse.redirect(location, headers: [.setCookie: cookie(bindingCookie, binder, maxAge: 600)])
     }
 
@@ -203,11 +203,11 @@ struct ApproverSignIn: Sendable {
             ("grant_type", "authorization_code"), ("code", code), ("redirect_uri", base + Self.callbackPath),
             ("code_verifier", verifier),
         ]
-        let credentials = Data("\(Self.encode(settings.clientID)):\(Self.encode(settings.clientSecret))".utf8).base64EncodedString()
+        let credentials = Data("\(FormParameters.encode(settings.clientID)):\(FormParameters.encode(settings.clientSecret))".utf8).base64EncodedString()
         let answer: (status: UInt, body: ByteBuffer)
         do {
             answer = try await proxy.postOwn(
-                form.map { "\(Self.encode($0.0))=\(Self.encode($0.1))" }.joined(separator: "&"), to: tokenPath,
+                FormParameters.encode(pairs: form), to: tokenPath,
                 authorization: "Basic " + credentials)
         } catch {
             throw GateError(.temporarilyUnavailable, "the identity provider could not be reached")
@@ -236,10 +236,5 @@ struct ApproverSignIn: Sendable {
         return Approver(
             subject: subject, email: claims.email, emailVerified: claims.email_verified == true,
             name: claims.name ?? claims.preferred_username, signedInAt: Date())
-    }
-
-    static func encode(_ text: String) -> String {
-        let allowed = CharacterSet(charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
-        return text.addingPercentEncoding(withAllowedCharacters: allowed) ?? ""
     }
 }

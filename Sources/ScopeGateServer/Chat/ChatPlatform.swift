@@ -119,7 +119,40 @@ extension ApprovalMessageContent {
     /// The reminder's text: plain, everything from the request clipped and control-free.
     var reminder: String {
         let waited = Int(Date().timeIntervalSince(request.createdAt) / 60)
-        return "Reminder: \(SlackText.clipped(appName, to: 200)) has waited \(waited) min for a decision on "
-            + SlackText.clipped(request.scopes.tokens.joined(separator: " "), to: 500) + " (request \(request.id))."
+        return "Reminder: \(ChatText.clipped(appName, to: 200)) has waited \(waited) min for a decision on "
+            + ChatText.clipped(request.scopes.tokens.joined(separator: " "), to: 500) + " (request \(request.id))."
+    }
+}
+
+/// Plain text for messages, cards and pages, whatever the platform: never formatted, never a mention.
+enum ChatText {
+    /// Removes control characters (newlines become spaces) and cuts to `limit` characters.
+    static func clipped(_ text: String, to limit: Int, keepNewlines: Bool = false) -> String {
+        let cleaned = String(
+            String.UnicodeScalarView(
+                text.unicodeScalars.compactMap { scalar in
+                    if keepNewlines, scalar == "\n" { return scalar }
+                    if scalar.properties.generalCategory == .control || scalar.properties.generalCategory == .format {
+                        return scalar == "\n" || scalar == "\t" ? " " : nil
+                    }
+                    return scalar
+                }))
+        return cleaned.count <= limit ? cleaned : String(cleaned.prefix(limit - 1)) + "…"
+    }
+
+    /// An actor as approvers read it.
+    static func actor(_ actor: String) -> String {
+        if actor.hasPrefix("teams:") { return "a Teams approver (\(actor.split(separator: "/").last ?? ""))" }
+        if actor.hasPrefix("slack:") { return "a Slack approver (\(actor.split(separator: "/").last ?? ""))" }
+        if actor.hasPrefix("cli:") { return String(actor.dropFirst(4)) + " (command line)" }
+        if actor.hasPrefix("page:") { return String(actor.dropFirst(5)) + " (approval page)" }
+        if actor.hasPrefix("admin:") { return "the admin API (" + String(actor.dropFirst(6)) + ")" }
+        return actor
+    }
+
+    static func date(_ date: Date) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime]
+        return formatter.string(from: date).replacingOccurrences(of: "T", with: " ").replacingOccurrences(of: "Z", with: " UTC")
     }
 }

@@ -18,23 +18,10 @@ enum SlackText {
         return result
     }
 
-    /// Removes control characters (newlines become spaces) and cuts to `limit` characters.
-    static func clipped(_ text: String, to limit: Int, keepNewlines: Bool = false) -> String {
-        let cleaned = String(
-            String.UnicodeScalarView(
-                text.unicodeScalars.compactMap { scalar in
-                    if keepNewlines, scalar == "\n" { return scalar }
-                    if scalar.properties.generalCategory == .control || scalar.properties.generalCategory == .format {
-                        return scalar == "\n" || scalar == "\t" ? " " : nil
-                    }
-                    return scalar
-                }))
-        return cleaned.count <= limit ? cleaned : String(cleaned.prefix(limit - 1)) + "…"
-    }
 
     /// A `plain_text` object: Slack renders it as it is, with no formatting, links or mentions.
     static func plain(_ text: String, limit: Int = 3000) -> JSONValue {
-        ["type": "plain_text", "text": .string(clipped(text, to: limit, keepNewlines: true)), "emoji": false]
+        ["type": "plain_text", "text": .string(ChatText.clipped(text, to: limit, keepNewlines: true)), "emoji": false]
     }
 
     /// A `mrkdwn` object from text ScopeGate wrote, with every value from elsewhere already escaped;

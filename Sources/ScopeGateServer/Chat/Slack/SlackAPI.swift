@@ -3,6 +3,7 @@ import Foundation
 import HTTPTypes
 import NIOCore
 import NIOHTTP1
+import ScopeGateCore
 
 /// Calls to the Slack Web API (`POST {base}/{method}`, bearer token), with Slack's errors sorted into
 /// what a retry can fix and what it cannot.
@@ -65,7 +66,7 @@ struct SlackAPI: Sendable {
 
     /// Calls a method with form-encoded arguments (Slack's read methods take these).
     func call(_ method: String, form arguments: [(String, String)]) async throws(Failure) -> Answer {
-        let encoded = arguments.map { "\(Self.formEncode($0.0))=\(Self.formEncode($0.1))" }.joined(separator: "&")
+        let encoded = FormParameters.encode(pairs: arguments)
         return try await send(method, body: ByteBuffer(string: encoded), contentType: "application/x-www-form-urlencoded")
     }
 
@@ -116,10 +117,5 @@ struct SlackAPI: Sendable {
             throw Self.permanentErrors.contains(error) ? .permanent(error) : .transient(error)
         }
         return answer
-    }
-
-    static func formEncode(_ text: String) -> String {
-        let allowed = CharacterSet(charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
-        return text.addingPercentEncoding(withAllowedCharacters: allowed) ?? ""
     }
 }

@@ -15,52 +15,36 @@ struct SlackApprovalMessage {
     /// The action id of the duration menu; its choice comes with the Approve click's `state`.
     static let durationAction = "scopegate_duration"
 
-    /// The approval request.
-    var request: ApprovalRequest
-    /// The policy, for the client's name and each scope's description and tier.
-    var policy: Policy
-    /// The requesters' justifications, newest first.
-    var justifications: [String]
-    /// The route the request took, shown so approvers see why they were asked.
-    var routeName: String
-    /// Tiers whose approval asks the approver to confirm.
-    var confirmTiers: Set<String>
-    /// How many requests (browsers, devices, back-channel calls) wait on it: many from one app at once
-    /// can be a flood, and approvers should see it.
-    var waiting = 0
-    /// The votes so far and the votes needed, where the request's tier needs several approvers.
-    var votes: [Vote] = []
-    var quorum: Quorum = .single
+    /// What the message shows.
+    let content: ApprovalMessageContent
+
+    init(_ content: ApprovalMessageContent) { self.content = content }
 
     init(
         request: ApprovalRequest, policy: Policy, justifications: [String], routeName: String, confirmTiers: Set<String>,
-        waiting: Int = 0, votes: [Vote] = [], quorum: Quorum = .single
+        waiting: Int = 0
     ) {
-        self.request = request
-        self.policy = policy
-        self.justifications = justifications
-        self.routeName = routeName
-        self.confirmTiers = confirmTiers
-        self.waiting = waiting
-        self.votes = votes
-        self.quorum = quorum
+        self.init(
+            ApprovalMessageContent(
+                request: request, policy: policy, justifications: justifications, routeName: routeName,
+                confirmTiers: confirmTiers, waiting: waiting))
     }
 
-    /// The message of what a chat message shows.
-    init(_ content: ApprovalMessageContent) {
-        self.init(
-            request: content.request, policy: content.policy, justifications: content.justifications,
-            routeName: content.routeName, confirmTiers: content.confirmTiers, waiting: content.waiting,
-            votes: content.votes, quorum: content.quorum)
-    }
+    private var request: ApprovalRequest { content.request }
+    private var policy: Policy { content.policy }
+    private var justifications: [String] { content.justifications }
+    private var routeName: String { content.routeName }
+    private var waiting: Int { content.waiting }
+    private var headline: String { content.headline }
+    private var needsConfirmation: Bool { content.needsConfirmation }
 
     /// The `text` (notifications, screen readers) and `blocks` of `chat.postMessage` / `chat.update`.
     var body: (text: String, blocks: JSONValue) {
         let client = policy.clients[request.clientID]
         let name = client?.name ?? request.clientID
         var fields: [JSONValue] = [
-            SlackText.markdown("*App*\n\(SlackText.escaped(SlackText.clipped(name, to: 200)))"),
-            SlackText.markdown("*Client id*\n`\(SlackText.escaped(SlackText.clipped(request.clientID, to: 200)))`"),
+            SlackText.markdown("*App*\n\(SlackText.escaped(ChatText.clipped(name, to: 200)))"),
+            SlackText.markdown("*Client id*\n`\(SlackText.escaped(ChatText.clipped(request.clientID, to: 200)))`"),
             SlackText.markdown("*Request*\n`\(request.id)`"),
             SlackText.markdown(
                 request.state == .pending
@@ -69,9 +53,6 @@ struct SlackApprovalMessage {
         if request.state == .pending {
             fields.append(SlackText.markdown("*Waiting*\n\(waiting) \(waiting == 1 ? "request" : "requests")"))
         }
-        let content = ApprovalMessageContent(
-            request: request, policy: policy, justifications: justifications, routeName: routeName, confirmTiers: confirmTiers,
-            waiting: waiting, votes: votes, quorum: quorum)
         if let tally = content.tally(naming: Self.actor) {
             fields.append(SlackText.markdown("*Votes*\n" + tally))
         }
@@ -81,13 +62,13 @@ struct SlackApprovalMessage {
         ]
         var context: [JSONValue] = [SlackText.plain("Route: " + routeName, limit: 200)]
         if let escalation = request.escalation {
-            context.append(SlackText.plain("Escalated unanswered to route " + escalation.route + " at " + TeamsApprovalCard.date(escalation.at), limit: 300))
+            context.append(SlackText.plain("Escalated unanswered to route " + escalation.route + " at " + ChatText.date(escalation.at), limit: 300))
         }
         if let owner = client?.owner { context.append(SlackText.plain("Owner: " + owner, limit: 300)) }
         blocks.append(["type": "context", "elements": .array(context)])
         blocks.append(["type": "section", "text": SlackText.markdown(scopeList)])
         if let newest = justifications.first {
-            var text = "Why, in the requester's words:\n" + SlackText.clipped(newest, to: 1500, keepNewlines: true)
+            var text = "Why, in the requester's words:\n" + ChatText.clipped(newest, to: 1500, keepNewlines: true)
             if justifications.count > 1 { text += "\n(\(justifications.count - 1) more from other sign-ins)" }
             blocks.append(["type": "section", "text": SlackText.plain(text)])
         } else if request.state == .pending {
@@ -99,16 +80,12 @@ struct SlackApprovalMessage {
         } else {
             blocks.append(["type": "section", "text": SlackText.markdown(outcome)])
         }
-        let text = "\(headline): \(SlackText.escaped(SlackText.clipped(name, to: 200))) asks for "
-            + SlackText.escaped(SlackText.clipped(request.scopes.tokens.joined(separator: " "), to: 500))
+        let text = "\(headline): \(SlackText.escaped(ChatText.clipped(name, to: 200))) asks for "
+            + SlackText.escaped(ChatText.clipped(request.scopes.tokens.joined(separator: " "), to: 500))
         return (text, .array(blocks))
     }
 
-    private var headline: String { request.headline }
 
-    private var needsConfirmation: Bool {
-        request.scopes.tokens.contains { confirmTiers.contains(policy.rule(for: $0, clientID: request.clientID).tier) }
-    }
 
     /// One line per scope: new ones first, then those already granted, cut to fit one section.
     private var scopeList: String {
@@ -131,9 +108,9 @@ struct SlackApprovalMessage {
 
     private func line(_ scope: String) -> String {
         let rule = policy.rule(for: scope, clientID: request.clientID)
-        var line = "• `\(SlackText.escaped(SlackText.clipped(scope, to: 200)))` (\(SlackText.escaped(rule.tier)))"
+        var line = "• `\(SlackText.escaped(ChatText.clipped(scope, to: 200)))` (\(SlackText.escaped(rule.tier)))"
         if let description = rule.description {
-            line += " — " + SlackText.escaped(SlackText.clipped(description, to: 300))
+            line += " — " + SlackText.escaped(ChatText.clipped(description, to: 300))
         }
         return line
     }

@@ -39,7 +39,7 @@ actor BotConnectorToken {
             ("grant_type", "client_credentials"), ("client_id", appID), ("client_secret", appPassword),
             ("scope", "https://api.botframework.com/.default"),
         ]
-        request.body = .bytes(ByteBuffer(string: form.map { "\(SlackAPI.formEncode($0.0))=\(SlackAPI.formEncode($0.1))" }.joined(separator: "&")))
+        request.body = .bytes(ByteBuffer(string: FormParameters.encode(pairs: form)))
         let response: HTTPClientResponse
         let body: ByteBuffer
         do {
@@ -176,7 +176,7 @@ struct TeamsPlatform: ChatPlatform {
         if channel.hasSuffix("@thread.v2") {
             // A group chat: the card goes into the chat itself, as a new activity.
             let answer = try await connector.send(
-                .POST, "/v3/conversations/\(Self.pathSegment(channel))/activities",
+                .POST, "/v3/conversations/\(FormParameters.encode(channel))/activities",
                 body: TeamsApprovalCard(content).activity(id: nil), name: "activities.send")
             guard let activity = answer.id else { throw .transient("no_activity_in_answer") }
             return (activity, channel)
@@ -202,7 +202,7 @@ struct TeamsPlatform: ChatPlatform {
         }
         guard let connector else { throw .permanent("no_bot_configured") }
         _ = try await connector.send(
-            .PUT, "/v3/conversations/\(Self.pathSegment(channel))/activities/\(Self.pathSegment(messageID))",
+            .PUT, "/v3/conversations/\(FormParameters.encode(channel))/activities/\(FormParameters.encode(messageID))",
             body: TeamsApprovalCard(content).activity(id: messageID), name: "activities.update")
     }
 
@@ -222,7 +222,7 @@ struct TeamsPlatform: ChatPlatform {
         guard let connector else { throw .permanent("no_bot_configured") }
         // The conversation of a channel post is its thread: the reminder is a reply there.
         _ = try await connector.send(
-            .POST, "/v3/conversations/\(Self.pathSegment(channel))/activities", body: activity, name: "activities.send")
+            .POST, "/v3/conversations/\(FormParameters.encode(channel))/activities", body: activity, name: "activities.send")
     }
 
     private func approvalURL(_ content: ApprovalMessageContent) -> String {
@@ -261,11 +261,5 @@ struct TeamsPlatform: ChatPlatform {
             metrics?.chatCall("teams", "workflow.post", outcome: "transient")
             throw .transient("workflow_http_\(response.status.code)")
         }
-    }
-
-    /// A conversation or activity id as one path segment (they hold `:`, `;`, `@` and `=`).
-    static func pathSegment(_ id: String) -> String {
-        let allowed = CharacterSet(charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
-        return id.addingPercentEncoding(withAllowedCharacters: allowed) ?? ""
     }
 }

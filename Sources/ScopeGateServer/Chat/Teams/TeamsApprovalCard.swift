@@ -48,29 +48,29 @@ struct TeamsApprovalCard {
 
     /// One line for notifications.
     var summary: String {
-        "\(content.headline): \(SlackText.clipped(content.appName, to: 200)) asks for "
-            + SlackText.clipped(request.scopes.tokens.joined(separator: " "), to: 500)
+        "\(content.headline): \(ChatText.clipped(content.appName, to: 200)) asks for "
+            + ChatText.clipped(request.scopes.tokens.joined(separator: " "), to: 500)
     }
 
     /// The card.
     var card: JSONValue {
         var body: [JSONValue] = [
             ["type": "TextBlock", "text": .string(content.headline), "weight": "Bolder", "size": "Large", "wrap": true],
-            Self.fact("App", SlackText.clipped(content.appName, to: 200)),
-            Self.fact("Client id", SlackText.clipped(request.clientID, to: 200), monospace: true),
+            Self.fact("App", ChatText.clipped(content.appName, to: 200)),
+            Self.fact("Client id", ChatText.clipped(request.clientID, to: 200), monospace: true),
             Self.fact("Request", request.id, monospace: true),
             request.state == .pending
-                ? Self.fact("Expires", Self.date(request.expiresAt)) : Self.fact("Opened", Self.date(request.createdAt)),
+                ? Self.fact("Expires", ChatText.date(request.expiresAt)) : Self.fact("Opened", ChatText.date(request.createdAt)),
         ]
         if request.state == .pending {
             body.append(Self.fact("Waiting", "\(content.waiting) \(content.waiting == 1 ? "request" : "requests")"))
         }
-        if let tally = content.tally(naming: Self.actor) { body.append(Self.fact("Votes", tally)) }
+        if let tally = content.tally(naming: ChatText.actor) { body.append(Self.fact("Votes", tally)) }
         body.append(Self.fact("Route", content.routeName))
         if let escalation = request.escalation {
-            body.append(Self.fact("Escalated", "unanswered, to route \(escalation.route) at \(Self.date(escalation.at))"))
+            body.append(Self.fact("Escalated", "unanswered, to route \(escalation.route) at \(ChatText.date(escalation.at))"))
         }
-        if let owner = content.owner { body.append(Self.fact("Owner", SlackText.clipped(owner, to: 300))) }
+        if let owner = content.owner { body.append(Self.fact("Owner", ChatText.clipped(owner, to: 300))) }
         body.append(Self.heading("New scopes"))
         body += scopeLines(request.scopes.tokens)
         if !request.alreadyGranted.isEmpty {
@@ -79,7 +79,7 @@ struct TeamsApprovalCard {
         }
         if let newest = content.justifications.first {
             body.append(Self.heading("Why, in the requester's words"))
-            var text = SlackText.clipped(newest, to: 1500, keepNewlines: true)
+            var text = ChatText.clipped(newest, to: 1500, keepNewlines: true)
             if content.justifications.count > 1 { text += "\n(\(content.justifications.count - 1) more from other sign-ins)" }
             body.append(["type": "RichTextBlock", "inlines": [Self.run(text)]])
         } else if request.state == .pending {
@@ -120,9 +120,9 @@ struct TeamsApprovalCard {
             }
             let rule = content.rule(for: scope)
             var inlines: [JSONValue] = [
-                Self.run(SlackText.clipped(scope, to: 200), monospace: true), Self.run(" (\(rule.tier))", subtle: true),
+                Self.run(ChatText.clipped(scope, to: 200), monospace: true), Self.run(" (\(rule.tier))", subtle: true),
             ]
-            if let description = rule.description { inlines.append(Self.run(" — " + SlackText.clipped(description, to: 300))) }
+            if let description = rule.description { inlines.append(Self.run(" — " + ChatText.clipped(description, to: 300))) }
             lines.append(["type": "RichTextBlock", "spacing": "Small", "inlines": .array(inlines)])
         }
         return lines
@@ -187,8 +187,8 @@ struct TeamsApprovalCard {
     /// Who decided and when.
     private var outcome: [JSONValue] {
         guard let decision = request.decision else { return [Self.run(content.headline)] }
-        let when = Self.date(decision.at)
-        let who = Self.actor(decision.actor)
+        let when = ChatText.date(decision.at)
+        let who = ChatText.actor(decision.actor)
         switch decision.outcome {
         case .expired: return [Self.run("Expired", bold: true), Self.run(" unanswered at \(when).")]
         case .denied: return [Self.run("Denied", bold: true), Self.run(" by \(who) at \(when).")]
@@ -197,22 +197,6 @@ struct TeamsApprovalCard {
         case .approved: return [Self.run("Approved", bold: true), Self.run(" by \(who) at \(when).")]
         case .pending: return [Self.run(content.headline)]
         }
-    }
-
-    /// An actor as approvers read it.
-    static func actor(_ actor: String) -> String {
-        if actor.hasPrefix("teams:") { return "a Teams approver (\(actor.split(separator: "/").last ?? ""))" }
-        if actor.hasPrefix("slack:") { return "a Slack approver (\(actor.split(separator: "/").last ?? ""))" }
-        if actor.hasPrefix("cli:") { return String(actor.dropFirst(4)) + " (command line)" }
-        if actor.hasPrefix("page:") { return String(actor.dropFirst(5)) + " (approval page)" }
-        if actor.hasPrefix("admin:") { return "the admin API (" + String(actor.dropFirst(6)) + ")" }
-        return actor
-    }
-
-    static func date(_ date: Date) -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime]
-        return formatter.string(from: date).replacingOccurrences(of: "T", with: " ").replacingOccurrences(of: "Z", with: " UTC")
     }
 
     static func run(_ text: String, bold: Bool = false, subtle: Bool = false, monospace: Bool = false) -> JSONValue {
