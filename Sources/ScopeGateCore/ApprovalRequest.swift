@@ -63,11 +63,37 @@ public struct ApprovalRequest: Sendable, Equatable, Codable, Identifiable {
         self.decision = nil
     }
 
+    /// What a release lets through: every scope asked for, or the part an approval narrowed it to.
+    public var approvedScopes: ScopeSet {
+        guard state.releases else { return ScopeSet([String]()) }
+        return decision?.scopes ?? scopes
+    }
+
+    /// The scopes asked for that the approval left out: nothing unless the approval was partial.
+    public var withheldScopes: ScopeSet {
+        guard state.releases, let approved = decision?.scopes else { return ScopeSet([String]()) }
+        return scopes.subtracting(approved)
+    }
+
+    /// Whether approvers may approve part of the request: every permission it asks about is a plain
+    /// scope, which a held request can be released without (a resource, an audience, authorization
+    /// details or a claim cannot be taken out of a request that way).
+    public var isNarrowable: Bool {
+        scopes.tokens.count > 1 && scopes.allSatisfy { PermissionKind.of($0) == .scope }
+    }
+
     /// Applies a decision: the state machine's only transition. A request that is no longer pending
-    /// keeps its first decision, and an expiry before the deadline is refused.
+    /// keeps its first decision, and an expiry before the deadline is refused. A partial approval
+    /// must approve some of the scopes asked for, and nothing else.
     public func applying(_ decision: Decision) throws(GateError) -> ApprovalRequest {
         guard state == .pending else {
             throw GateError(.alreadyDecided, "approval request \(id) was already \(state.rawValue)")
+        }
+        if let part = decision.scopes {
+            guard decision.outcome.releases, !part.isEmpty, part.isSubset(of: scopes), isNarrowable || part == scopes
+            else {
+                throw GateError(.invalidRequest, "a partial approval approves some of the scopes asked for (\(scopes)), and nothing else")
+            }
         }
         if decision.outcome == .expired, decision.at < expiresAt {
             throw GateError(.invalidRequest, "approval request \(id) does not expire before \(expiresAt)")
@@ -75,6 +101,7 @@ public struct ApprovalRequest: Sendable, Equatable, Codable, Identifiable {
         var next = self
         next.state = decision.outcome
         next.decision = decision
+        if decision.scopes == scopes { next.decision?.scopes = nil }
         return next
     }
 }
@@ -89,13 +116,16 @@ public struct Decision: Sendable, Equatable, Codable {
     public var at: Date
     /// Why, in the approver's words or the system's.
     public var reason: String?
+    /// For a partial approval, the scopes approved; `nil` when the decision covers every scope asked for.
+    public var scopes: ScopeSet?
 
     /// Creates a decision.
-    public init(outcome: ApprovalRequest.State, actor: String, at: Date, reason: String? = nil) {
+    public init(outcome: ApprovalRequest.State, actor: String, at: Date, reason: String? = nil, scopes: ScopeSet? = nil) {
         precondition(outcome != .pending, "a decision cannot move a request back to pending")
         self.outcome = outcome
         self.actor = actor
         self.at = at
         self.reason = reason
+        self.scopes = scopes
     }
 }

@@ -102,10 +102,10 @@ public struct GateService: Sendable {
                 // cover, and the request is asked about again.
                 for hold in released where !spentReleases.isSpent(hold.id) && hold.admits(request, scopes: scopes, encoded: encoded) {
                     guard let approval = try await store.approvalRequest(id: hold.approvalRequestID),
-                        approval.state == .approvedOnce, unapproved.isSubset(of: approval.scopes)
+                        approval.state == .approvedOnce, unapproved.isSubset(of: approval.approvedScopes)
                     else { continue }
                     _ = try await store.markContinued(holdID: hold.id, at: date)
-                    return .forwardOnce(approval.scopes, holdID: hold.id)
+                    return .forwardOnce(approval.approvedScopes, holdID: hold.id)
                 }
                 let draft = HoldDraft(
                     clientID: request.clientID, binderHash: binderHash, method: request.method,
@@ -171,10 +171,13 @@ public struct GateService: Sendable {
         return decided
     }
 
-    /// The standing grants an approval of `request` writes, each lasting its tier's grant lifetime, or
-    /// `duration` when the approver chose one (never beyond the tier's lifetime).
-    func grants(for request: ApprovalRequest, actor: String, at date: Date, duration: Duration? = nil) -> [Grant] {
-        request.scopes.map { scope in
+    /// The standing grants an approval of `request` writes, one for each of `scopes` (all the request
+    /// asks for, by default), each lasting its tier's grant lifetime, or `duration` when the approver
+    /// chose one (never beyond the tier's lifetime).
+    func grants(
+        for request: ApprovalRequest, scopes: ScopeSet? = nil, actor: String, at date: Date, duration: Duration? = nil
+    ) -> [Grant] {
+        (scopes ?? request.scopes).map { scope in
             let lifetime = policy.grantLifetime(for: scope, clientID: request.clientID)
             let chosen = duration.map { chosen in lifetime.map { min($0, chosen) } ?? chosen } ?? lifetime
             return Grant(
@@ -183,12 +186,15 @@ public struct GateService: Sendable {
         }
     }
 
-    /// Approves a pending request. `once` releases the attached holds without a standing grant. Where
-    /// the request's tier needs several approvers, this is one vote: the request stays pending (and is
-    /// returned so) until the last vote needed, which decides it.
+    /// Approves a pending request. `once` releases the attached holds without a standing grant.
+    /// `scopes`, when given, approves only those of the scopes asked for (a partial approval): the held
+    /// requests are released without the others. Where the request's tier needs several approvers,
+    /// this is one vote: the request stays pending (and is returned so) until the last vote needed,
+    /// which decides it, for the scopes every approving vote approved.
     @discardableResult
     public func approve(
-        _ requestID: String, actor: String, once: Bool, reason: String? = nil, duration: Duration? = nil
+        _ requestID: String, actor: String, once: Bool, reason: String? = nil, duration: Duration? = nil,
+        scopes: ScopeSet? = nil
     ) async throws(GateError) -> ApprovalRequest {
         let date = now()
         let request = try await existing(requestID)
@@ -207,13 +213,38 @@ public struct GateService: Sendable {
                 offered.isEmpty ? "requests of tier \(policy.tier(of: request)) offer no choice of duration"
                     : "the duration must be one the tier offers (\(offered))")
         }
-        let grants = once ? [] : grants(for: request, actor: actor, at: date, duration: duration)
+        let part = try Self.part(scopes, of: request)
+        let grants = once ? [] : grants(for: request, scopes: part, actor: actor, at: date, duration: duration)
         let quorum = policy.quorum(of: request)
         guard quorum.approve == 1 else {
-            return try await count(Vote(voter: actor, choice: once ? .approveOnce : .approve, at: date, reason: reason), on: request, quorum: quorum, grants: grants)
+            if let part {
+                // A vote that leaves nothing in common with the approvals so far could only end in a denial.
+                if let common = Vote.approvedInCommon(try await votes(on: requestID)), part.intersection(common).isEmpty {
+                    throw GateError(
+                        .invalidRequest, "the approvals so far cover only \(common); approve some of those, or deny")
+                }
+            }
+            let vote = Vote(voter: actor, choice: once ? .approveOnce : .approve, at: date, reason: reason, scopes: part)
+            return try await count(vote, on: request, quorum: quorum, grants: grants)
         }
-        let decision = Decision(outcome: once ? .approvedOnce : .approved, actor: actor, at: date, reason: reason)
+        let decision = Decision(outcome: once ? .approvedOnce : .approved, actor: actor, at: date, reason: reason, scopes: part)
         return try await record(decision, on: requestID, grants: grants)
+    }
+
+    /// The part of `request` that `scopes` approves: `nil` for all of it; refused unless it is some of
+    /// the scopes asked for, of a request that can be approved in part.
+    static func part(_ scopes: ScopeSet?, of request: ApprovalRequest) throws(GateError) -> ScopeSet? {
+        guard let scopes, scopes != request.scopes else { return nil }
+        guard request.isNarrowable else {
+            throw GateError(
+                .invalidRequest,
+                "approval request \(request.id) can only be approved as a whole (it asks for \(request.scopes))")
+        }
+        guard !scopes.isEmpty, scopes.isSubset(of: request.scopes) else {
+            throw GateError(
+                .invalidRequest, "approve some of the scopes asked for (\(request.scopes)), and nothing else; to refuse them all, deny")
+        }
+        return scopes
     }
 
     /// Denies a pending request; where its tier needs several denials, this is one vote.

@@ -63,6 +63,40 @@ public struct Hold: Sendable, Equatable, Codable, Identifiable {
     }
 }
 
+extension FormParameters {
+    /// These parameters without the scopes `withheld`, for releasing a held request that an approval
+    /// narrowed (RFC 6749 §3.3 lets an authorization server grant fewer scopes than asked; the IdP is
+    /// simply asked for fewer). `requested` are the request's effective permissions: where the request
+    /// named no `scope` and the client's defaults applied, the remaining ones are named explicitly.
+    /// Refused where the scopes cannot be taken out: a request object (`request`, `request_uri`) that
+    /// the IdP would read its scopes from, or nothing left to ask for.
+    public func withholding(_ withheld: ScopeSet, requested: ScopeSet) throws(GateError) -> FormParameters {
+        guard !withheld.isEmpty else { return self }
+        guard pairs.allSatisfy({ ($0.known != .request && $0.known != .requestURI) || $0.value.isEmpty }) else {
+            throw GateError(
+                .accessDenied,
+                "the approvers approved only some of the scopes, and a request object's scopes cannot be narrowed; ask again for the approved ones")
+        }
+        let remaining = requested.filter { PermissionKind.of($0) == .scope && !withheld.contains($0) }
+        guard !remaining.isEmpty else {
+            throw GateError(.accessDenied, "the approvers approved none of the scopes this request asks for")
+        }
+        var kept: [Pair] = []
+        var named = false
+        for pair in pairs {
+            guard pair.known == .scope, !pair.value.isEmpty else {
+                kept.append(pair)
+                continue
+            }
+            named = true
+            let tokens = pair.value.split(separator: " ").filter { !withheld.contains(String($0)) }
+            if !tokens.isEmpty { kept.append(Pair(pair.name, tokens.joined(separator: " "))) }
+        }
+        if !named { kept.append(Pair("scope", remaining.joined(separator: " "))) }
+        return try FormParameters(kept)
+    }
+}
+
 /// A standing approval of one scope for one client.
 public struct Grant: Sendable, Equatable, Codable {
     /// The client.

@@ -123,7 +123,7 @@ public actor InMemoryGateStore: GateStore {
         votes.append(vote)
         votesByRequest[requestID] = votes
         guard let decision = quorum.decision(of: votes) else { return .counted(request, votes: votes) }
-        return .decided(try decide(requestID, decision, grants: decision.outcome == .approved ? newGrants : []))
+        return .decided(try decide(requestID, decision, grants: Quorum.covered(newGrants, by: decision)))
     }
 
     public func escalate(_ requestID: String, to route: String, channels: [String: [String]], at date: Date) throws -> Bool {

@@ -102,6 +102,12 @@ public struct ScopeSet: Sendable, Hashable, Codable, Sequence, CustomStringConve
         subtracting(other).isEmpty
     }
 
+    /// The tokens of this set that are also in `other`, in this set's order.
+    public func intersection(_ other: ScopeSet) -> ScopeSet {
+        let keep = Set(other.tokens)
+        return ScopeSet(tokens.filter { keep.contains($0) })
+    }
+
     /// The union of two sets.
     public func union(_ other: ScopeSet) -> ScopeSet {
         if other.isEmpty { return self }

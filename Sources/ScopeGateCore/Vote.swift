@@ -27,12 +27,25 @@ public struct Vote: Sendable, Equatable {
     public var choice: Choice
     public var at: Date
     public var reason: String?
+    /// The scopes an approving vote approves, when only some of those asked for; `nil` for all.
+    public var scopes: ScopeSet?
 
-    public init(voter: String, choice: Choice, at: Date, reason: String? = nil) {
+    public init(voter: String, choice: Choice, at: Date, reason: String? = nil, scopes: ScopeSet? = nil) {
         self.voter = voter
         self.choice = choice
         self.at = at
         self.reason = reason
+        self.scopes = choice == .deny ? nil : scopes
+    }
+
+    /// What every approving vote of `votes` approved: the scopes common to the partial ones; `nil` (all
+    /// the scopes asked for) when none is partial.
+    public static func approvedInCommon(_ votes: [Vote]) -> ScopeSet? {
+        var common: ScopeSet?
+        for part in votes.lazy.filter(\.approves).compactMap(\.scopes) {
+            common = common?.intersection(part) ?? part
+        }
+        return common
     }
 
     /// Whether the vote approves (standing or once).
@@ -61,11 +74,24 @@ extension Quorum {
         }
         if approving.count >= approve {
             let once = approving.contains { $0.choice == .approveOnce }
+            let common = Vote.approvedInCommon(approving)
+            if let common, common.isEmpty {
+                return Decision(
+                    outcome: .denied, actor: last.voter, at: last.at,
+                    reason: "the approvers approved no scope in common: " + approving.map(\.voter).joined(separator: ", "))
+            }
             return Decision(
                 outcome: once ? .approvedOnce : .approved, actor: last.voter, at: last.at,
-                reason: Self.reason(approving, verb: "approved", needed: approve, given: last.reason))
+                reason: Self.reason(approving, verb: "approved", needed: approve, given: last.reason), scopes: common)
         }
         return nil
+    }
+
+    /// Of the grants an approval would write, those its decision covers.
+    public static func covered(_ grants: [Grant], by decision: Decision) -> [Grant] {
+        guard decision.outcome == .approved else { return [] }
+        guard let part = decision.scopes else { return grants }
+        return grants.filter { part.contains($0.scope) }
     }
 
     private static func reason(_ votes: [Vote], verb: String, needed: Int, given: String?) -> String? {

@@ -153,6 +153,14 @@ extension SQLiteGateStore {
         migrator.registerMigration("v9: reminders of unanswered requests") { db in
             try db.execute(sql: "ALTER TABLE approval_request ADD COLUMN reminded_at REAL")
         }
+        migrator.registerMigration("v10: partial approvals") { db in
+            // The scopes a partial approval approved (JSON), on the request and on each vote.
+            try db.execute(
+                sql: """
+                    ALTER TABLE approval_request ADD COLUMN decided_scopes TEXT;
+                    ALTER TABLE approval_vote ADD COLUMN scopes TEXT;
+                    """)
+        }
         return migrator
     }
 
@@ -178,7 +186,9 @@ extension SQLiteGateStore {
         request.remindedAt = (row["reminded_at"] as Double?).map(date)
         if let route: String = row["escalated_to"], let at: Double = row["escalated_at"] { request.escalation = (route, date(at)) }
         if state != .pending, let actor: String = row["decided_by"], let at: Double = row["decided_at"] {
-            request.decision = Decision(outcome: state, actor: actor, at: date(at), reason: row["decision_reason"])
+            request.decision = Decision(
+                outcome: state, actor: actor, at: date(at), reason: row["decision_reason"],
+                scopes: try (row["decided_scopes"] as String?).map(scopes))
         }
         return request
     }

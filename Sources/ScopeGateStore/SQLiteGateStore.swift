@@ -206,10 +206,13 @@ public final class SQLiteGateStore: GateStore {
             }
             try db.execute(
                 sql: """
-                    INSERT OR IGNORE INTO approval_vote (approval_request_id, voter, choice, at, reason)
-                    VALUES (?, ?, ?, ?, ?)
+                    INSERT OR IGNORE INTO approval_vote (approval_request_id, voter, choice, at, reason, scopes)
+                    VALUES (?, ?, ?, ?, ?, ?)
                     """,
-                arguments: [requestID, vote.voter, vote.choice.rawValue, vote.at.timeIntervalSince1970, vote.reason])
+                arguments: [
+                    requestID, vote.voter, vote.choice.rawValue, vote.at.timeIntervalSince1970, vote.reason,
+                    try vote.scopes.map(Self.json),
+                ])
             guard db.changesCount == 1 else {
                 throw GateError(.alreadyVoted, "\(vote.voter) already voted on approval request \(requestID)")
             }
@@ -223,10 +226,10 @@ public final class SQLiteGateStore: GateStore {
                             ("request_id", .string(requestID)), ("choice", .string(vote.choice.rawValue)),
                             ("voter", .string(vote.voter)), ("reason", vote.reason.map { .string($0) } ?? .null),
                             ("approvals", .int(Int64(votes.filter(\.approves).count))), ("quorum", .int(Int64(quorum.approve))),
-                        ])
+                        ] + (vote.scopes.map { [("approved_scopes", .strings($0.tokens))] } ?? []))
                 ], at: vote.at)
             guard let decision = quorum.decision(of: votes) else { return .counted(request, votes: votes) }
-            return .decided(try record(db, decision, on: requestID, grants: decision.outcome == .approved ? grants : []))
+            return .decided(try record(db, decision, on: requestID, grants: Quorum.covered(grants, by: decision)))
         }
     }
 
@@ -289,7 +292,9 @@ public final class SQLiteGateStore: GateStore {
             db, sql: "SELECT * FROM approval_vote WHERE approval_request_id = ? ORDER BY at, rowid", arguments: [requestID]
         ).compactMap { row in
             guard let choice = Vote.Choice(rawValue: row["choice"]) else { return nil }
-            return Vote(voter: row["voter"], choice: choice, at: Self.date(row["at"]), reason: row["reason"])
+            return Vote(
+                voter: row["voter"], choice: choice, at: Self.date(row["at"]), reason: row["reason"],
+                scopes: try (row["scopes"] as String?).map(Self.scopes))
         }
     }
 
@@ -304,12 +309,12 @@ public final class SQLiteGateStore: GateStore {
         try db.execute(
             sql: """
                 UPDATE approval_request
-                SET state = ?, decided_by = ?, decided_at = ?, decision_reason = ?
+                SET state = ?, decided_by = ?, decided_at = ?, decision_reason = ?, decided_scopes = ?
                 WHERE id = ? AND state = 'pending'
                 """,
             arguments: [
                 decision.outcome.rawValue, decision.actor, decision.at.timeIntervalSince1970, decision.reason,
-                requestID,
+                try decided.decision?.scopes.map(Self.json), requestID,
             ])
         guard db.changesCount == 1 else {
             throw GateError(.alreadyDecided, "approval request \(requestID) was already decided")
@@ -336,7 +341,7 @@ public final class SQLiteGateStore: GateStore {
                     ("request_id", .string(requestID)), ("outcome", .string(decision.outcome.rawValue)),
                     ("actor", .string(decision.actor)), ("reason", decision.reason.map { .string($0) } ?? .null),
                     ("scopes", .strings(decided.scopes.tokens)),
-                ])
+                ] + (decided.decision?.scopes.map { [("approved_scopes", .strings($0.tokens))] } ?? []))
         ]
         for grant in grants {
             events.append(

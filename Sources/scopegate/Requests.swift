@@ -66,6 +66,8 @@ struct Requests: AsyncParsableCommand {
         @Flag(help: "Release the waiting requests without a standing grant.") var once = false
         @Option(name: .customLong("for"), help: "How long the standing grants last, among the durations the request's tier offers (e.g. 1d, 30d).")
         var duration: String?
+        @Option(help: "Approve only these of the scopes asked for (space-separated); the request is released without the others.")
+        var scopes: String?
         @Option(help: "Why, recorded with the decision.") var reason: String?
         @Option(name: .customLong("as"), help: "Who decides (defaults to the login name).") var actor: String?
         @OptionGroup var server: ServerOption
@@ -75,6 +77,7 @@ struct Requests: AsyncParsableCommand {
                 var body: [String: Any] = ["once": once, "as": actor ?? CLIContext.userName]
                 if let reason { body["reason"] = reason }
                 if let duration { body["for"] = duration }
+                if let scopes { body["scopes"] = scopes }
                 let decided = try await client.decide(id, "approve", body: body)
                 print("\(decided.id) \(decided.state)")
                 return
@@ -85,9 +88,17 @@ struct Requests: AsyncParsableCommand {
                 guard let parsed = ScopeGateConfiguration.duration(duration) else { throw ValidationError("--for must be a duration such as 1d or 30d") }
                 chosen = parsed
             }
+            var part: ScopeSet?
+            if let scopes {
+                do {
+                    part = try ScopeSet(parsing: scopes)
+                } catch {
+                    throw ValidationError("--scopes must be scope tokens separated by single spaces: \(error.message)")
+                }
+            }
             let decided = try await context.decide { () async throws(GateError) in
                 try await context.service.approve(
-                    id, actor: "cli:\(actor ?? CLIContext.userName)", once: once, reason: reason, duration: chosen)
+                    id, actor: "cli:\(actor ?? CLIContext.userName)", once: once, reason: reason, duration: chosen, scopes: part)
             }
             print("\(decided.id) \(decided.state.rawValue)")
         }

@@ -54,6 +54,14 @@ struct AdminAPI: Sendable {
         /// How long the standing grants last, among the durations the tier offers (`30d`).
         var `for`: String?
 
+        /// For a partial approval, the scopes approved (space-separated); all of them when absent.
+        var scopes: String?
+
+        /// The scopes approved, if only some.
+        func approvedScopes() throws -> ScopeSet? {
+            try scopes.map { try ScopeSet(parsing: $0) }
+        }
+
         /// The chosen duration, if any.
         func duration() throws -> Duration? {
             guard let text = `for` else { return nil }
@@ -125,7 +133,7 @@ struct AdminAPI: Sendable {
             return await run {
                 try await service.approve(
                     id, actor: try body.actor(tokenName: tokenName), once: body.once ?? false, reason: body.reason,
-                    duration: try body.duration())
+                    duration: try body.duration(), scopes: try body.approvedScopes())
                 return try json(try await report(id))
             }
         }

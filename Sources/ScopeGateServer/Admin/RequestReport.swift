@@ -61,11 +61,13 @@ public struct RequestReport: Codable, Sendable {
         public var choice: String
         public var at: Date
         public var reason: String?
+        /// The scopes a partial approving vote approved.
+        public var scopes: [String]?
     }
 
     enum CodingKeys: String, CodingKey {
         case id, scopes, state, reason, holds, notifications, votes
-        case approvalsNeeded = "approvals_needed"
+        case approvalsNeeded = "approvals_needed", approvedScopes = "approved_scopes"
         case clientID = "client_id", clientName = "client_name", alreadyGranted = "already_granted"
         case createdAt = "created_at", expiresAt = "expires_at", decidedBy = "decided_by", decidedAt = "decided_at"
     }
@@ -86,6 +88,8 @@ public struct RequestReport: Codable, Sendable {
     public var createdAt: Date
     /// When it expires if undecided.
     public var expiresAt: Date
+    /// For a partial approval, the scopes approved (the others were left out of the released requests).
+    public var approvedScopes: [String]?
     /// Who decided.
     public var decidedBy: String?
     /// When.
@@ -106,7 +110,9 @@ public struct RequestReport: Codable, Sendable {
         _ request: ApprovalRequest, holds: [Hold], policy: Policy, notifications: [ChatMessage] = [], votes: [Vote] = []
     ) {
         self.notifications = notifications.map(NotificationReport.init)
-        self.votes = votes.map { VoteReport(voter: $0.voter, choice: $0.choice.rawValue, at: $0.at, reason: $0.reason) }
+        self.votes = votes.map {
+            VoteReport(voter: $0.voter, choice: $0.choice.rawValue, at: $0.at, reason: $0.reason, scopes: $0.scopes?.tokens)
+        }
         approvalsNeeded = policy.quorum(of: request).approve
         id = request.id
         clientID = request.clientID
@@ -116,6 +122,7 @@ public struct RequestReport: Codable, Sendable {
         state = request.state.rawValue
         createdAt = request.createdAt
         expiresAt = request.expiresAt
+        approvedScopes = request.decision?.scopes?.tokens
         decidedBy = request.decision?.actor
         decidedAt = request.decision?.at
         reason = request.decision?.reason

@@ -100,6 +100,7 @@ struct ApprovalPage: Sendable {
                     <p>Signed in as <strong>\(HTML.escape(approver.label))</strong>.</p>
                     <form method="post" action="\(HTML.escape(Self.path(id)))">
                     <input type="hidden" name="csrf" value="\(token)">
+                    \(scopeChoices(approval))
                     \(durationMenu(approval))
                     \(allowed.standing ? "<button type=\"submit\" name=\"decision\" value=\"approve\">Approve</button>" : "")
                     \(allowed.once ? "<button type=\"submit\" name=\"decision\" value=\"approve_once\">Approve once</button>" : "")
@@ -114,6 +115,27 @@ struct ApprovalPage: Sendable {
             body += "<p>Sign in to decide.</p><p><a class=\"button\" href=\"\(HTML.escape(start))\">Sign in</a></p>"
         }
         return PageResponse.html(HTML.page(title: "\(approval.headline) — \(name)", nonce: nonce, body: body), nonce: nonce, status: status)
+    }
+
+    /// A checkbox per scope, all ticked, where the request can be approved in part: an approval grants
+    /// only the ticked ones. (Each is its own field, `scope_N`, as a form may not repeat a name.)
+    private func scopeChoices(_ approval: ApprovalRequest) -> String {
+        guard approval.isNarrowable else { return "" }
+        var html = "<fieldset><legend>Scopes to approve</legend><input type=\"hidden\" name=\"partial\" value=\"1\">"
+        for (index, scope) in approval.scopes.tokens.enumerated() {
+            html += "<label><input type=\"checkbox\" name=\"scope_\(index)\" value=\"\(HTML.escape(scope))\" checked> <code>\(HTML.escape(scope))</code></label><br>"
+        }
+        return html + "</fieldset>"
+    }
+
+    /// The scopes ticked in a posted form: `nil` where it offered no choice; refused when none is.
+    static func ticked(_ form: FormParameters) throws(GateError) -> ScopeSet? {
+        guard form["partial"] == "1" else { return nil }
+        let values = form.pairs.filter { $0.name.hasPrefix("scope_") }.map(\.value)
+        guard !values.isEmpty else {
+            throw GateError(.invalidRequest, "no scope is ticked; tick the scopes to approve, or deny the request")
+        }
+        return ScopeSet(values)
     }
 
     /// The durations the tier offers for a standing grant, the shortest chosen.
@@ -138,7 +160,9 @@ struct ApprovalPage: Sendable {
         let when = ChatText.date(decision.at)
         switch decision.outcome {
         case .expired: return "Expired unanswered at \(when)."
-        default: return "\(approval.headline) by \(ChatText.actor(decision.actor)) at \(when)."
+        default:
+            let part = decision.scopes.map { " Approved only \($0); left out: \(approval.withheldScopes)." } ?? ""
+            return "\(approval.headline) by \(ChatText.actor(decision.actor)) at \(when).\(part)"
         }
     }
 
@@ -172,8 +196,9 @@ struct ApprovalPage: Sendable {
             switch form["decision"] {
             case "approve":
                 _ = try await service.approve(
-                    id, actor: approver.actor, once: false, duration: form["duration"].flatMap(ScopeGateConfiguration.duration))
-            case "approve_once": _ = try await service.approve(id, actor: approver.actor, once: true)
+                    id, actor: approver.actor, once: false, duration: form["duration"].flatMap(ScopeGateConfiguration.duration),
+                    scopes: try Self.ticked(form))
+            case "approve_once": _ = try await service.approve(id, actor: approver.actor, once: true, scopes: try Self.ticked(form))
             case "deny": _ = try await service.deny(id, actor: approver.actor)
             default: return ErrorResponses.page(GateError(.invalidRequest, "Choose Approve, Approve once or Deny."))
             }

@@ -57,6 +57,22 @@ struct ApprovalMessageContent: Sendable {
         request.scopes.tokens.contains { confirmTiers.contains(policy.rule(for: $0, clientID: request.clientID).tier) }
     }
 
+    /// The scopes approvers may tick to approve only some, when the request can be approved in part
+    /// and the platform can show them all (`limit` choices at most, each value at most `valueLimit`).
+    func partialChoices(limit: Int, valueLimit: Int) -> [String]? {
+        let scopes = request.scopes.tokens
+        guard request.state == .pending, request.isNarrowable, scopes.count <= limit,
+            scopes.allSatisfy({ $0.utf8.count <= valueLimit })
+        else { return nil }
+        return scopes
+    }
+
+    /// What a partial approval left out, as the outcome line says it: `nil` for a whole approval.
+    var partialOutcome: (approved: [String], withheld: [String])? {
+        guard request.decision?.scopes != nil else { return nil }
+        return (request.approvedScopes.tokens, request.withheldScopes.tokens)
+    }
+
     /// The app's name as the configuration gives it, else its client id.
     var appName: String { policy.clients[request.clientID]?.name ?? request.clientID }
 

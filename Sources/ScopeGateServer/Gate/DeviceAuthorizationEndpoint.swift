@@ -206,8 +206,16 @@ struct DeviceAuthorizationEndpoint: Sendable {
     private func release(
         _ hold: Hold, _ approval: ApprovalRequest, parameters: FormParameters, request: Request, context: GateRequestContext
     ) async -> Response {
-        guard var form = try? FormParameters(parsing: Substring(hold.encodedParameters)) else {
+        guard let held = try? FormParameters(parsing: Substring(hold.encodedParameters)) else {
             return TokenEndpoint.error(.internalServerError, "server_error", "the held request cannot be read")
+        }
+        // A partial approval releases the request without the scopes it left out.
+        var form: FormParameters
+        do {
+            form = try held.withholding(approval.withheldScopes, requested: hold.requestedScopes)
+        } catch {
+            _ = try? await service.store.markRejected(holdID: hold.id, at: service.now())
+            return TokenEndpoint.error(.badRequest, "access_denied", error.message)
         }
         for name in ClientForm.clientAuthentication.sorted() {
             if let value = parameters[name] { try? form.append(name, value) }
@@ -229,8 +237,8 @@ struct DeviceAuthorizationEndpoint: Sendable {
         codes.record(
             Substring(deviceCode),
             .init(
-                clientID: hold.clientID, permissions: hold.requestedScopes,
-                approvedOnce: approval.state == .approvedOnce ? approval.scopes : ScopeSet([String]())))
+                clientID: hold.clientID, permissions: hold.requestedScopes.subtracting(approval.withheldScopes),
+                approvedOnce: approval.state == .approvedOnce ? approval.approvedScopes : ScopeSet([String]())))
         registry.setUpstream(
             .init(
                 deviceCode: deviceCode, userCode: userCode, verificationURI: proxy.rewriter.rewrite(url: uri),

@@ -83,13 +83,22 @@ struct HoldEndpoints: Sendable {
                     GateError(.alreadyDecided, "This request was approved a while ago and can no longer continue. Start the sign-in again from the app."),
                     title: "Approval no longer usable")
             }
+            // A partial approval releases the request without the scopes it left out; one that cannot
+            // be narrowed so goes back to the app refused rather than asking again.
+            let released: FormParameters
+            do {
+                released = try parsed.parameters.withholding(approval.withheldScopes, requested: hold.requestedScopes)
+            } catch {
+                guard await recordRejection(hold) else { return ErrorResponses.page(Self.cannotRecord) }
+                return redirect.error(.accessDenied, description: error.message, for: parsed)
+            }
             // The release is recorded (once) before the browser is sent on; if it cannot be, it is not sent.
             do {
                 _ = try await service.store.markContinued(holdID: hold.id, at: service.now())
             } catch {
                 return ErrorResponses.page(Self.cannotRecord)
             }
-            return proceed(parsed)
+            return proceed(parsed, with: released)
         case .denied:
             guard await recordRejection(hold) else { return ErrorResponses.page(Self.cannotRecord) }
             let reason = approval.decision?.reason.map { ": \($0)" } ?? ""
@@ -114,16 +123,17 @@ struct HoldEndpoints: Sendable {
         }
     }
 
-    /// Sends the browser on with its original request, which the gate will now admit.
-    private func proceed(_ parsed: AuthorizationRequest) -> Response {
+    /// Sends the browser on with its original request (`released`: its parameters, narrowed by a partial
+    /// approval), which the gate will now admit.
+    private func proceed(_ parsed: AuthorizationRequest, with released: FormParameters) -> Response {
         switch parsed.method {
         case .get:
-            return PageResponse.redirect(publicOrigin + authorizationPath + "?" + parsed.parameters.encoded)
+            return PageResponse.redirect(publicOrigin + authorizationPath + "?" + released.encoded)
         case .post:
             let nonce = RandomID.make(bytes: 16)
             let html = MessagePages.autoPost(
                 title: "Approved", message: "Your request was approved. Continuing to sign in…",
-                action: publicOrigin + authorizationPath, fields: parsed.parameters.pairs.map { ($0.name, $0.value) },
+                action: publicOrigin + authorizationPath, fields: released.pairs.map { ($0.name, $0.value) },
                 nonce: nonce)
             let destinations = redirect.registeredRedirectURI(for: parsed).flatMap(URL.init(string:))
                 .flatMap(DiscoveryRewriter.origin(of:))

@@ -15,6 +15,10 @@ struct SlackApprovalMessage {
     /// The action id of the duration menu; its choice comes with the Approve click's `state`.
     static let durationAction = "scopegate_duration"
 
+    /// The action id of the scope checkboxes (a partial approval); the ticked ones come with the
+    /// Approve click's `state`. Slack shows at most 10 checkboxes, each value at most 150 characters.
+    static let scopesAction = "scopegate_scopes"
+
     /// What the message shows.
     let content: ApprovalMessageContent
 
@@ -76,6 +80,14 @@ struct SlackApprovalMessage {
         }
         blocks.append(["type": "divider"])
         if request.state == .pending {
+            if let choices = content.partialChoices(limit: 10, valueLimit: 150) {
+                let options: [JSONValue] = choices.map { ["text": SlackText.plain(ChatText.clipped($0, to: 75), limit: 75), "value": .string($0)] }
+                blocks.append(["type": "context", "elements": [SlackText.plain("Untick the scopes you do not approve; Approve then grants only the ticked ones.")]])
+                blocks.append([
+                    "type": "actions", "block_id": "scopegate_scopes",
+                    "elements": [["type": "checkboxes", "action_id": .string(Self.scopesAction), "options": .array(options), "initial_options": .array(options)]],
+                ])
+            }
             blocks.append(["type": "actions", "block_id": .string("scopegate_decision"), "elements": .array(buttons)])
         } else {
             blocks.append(["type": "section", "text": SlackText.markdown(outcome)])
@@ -180,13 +192,17 @@ struct SlackApprovalMessage {
     /// Who decided and when, in place of the buttons.
     private var outcome: String {
         guard let decision = request.decision else { return headline }
+        let part = content.partialOutcome.map { part in
+            let list = { (scopes: [String]) in scopes.map { "`\(SlackText.escaped(ChatText.clipped($0, to: 200)))`" }.joined(separator: " ") }
+            return ", only \(list(part.approved)); not \(list(part.withheld))"
+        } ?? ""
         let when = Self.date(decision.at)
         let who = Self.actor(decision.actor)
         switch decision.outcome {
         case .expired: return ":hourglass: *Expired* unanswered at \(when)."
         case .denied: return ":no_entry: *Denied* by \(who) at \(when)."
-        case .approvedOnce: return ":white_check_mark: *Approved once* by \(who) at \(when). No grant stands."
-        case .approved: return ":white_check_mark: *Approved* by \(who) at \(when)."
+        case .approvedOnce: return ":white_check_mark: *Approved once* by \(who) at \(when)\(part). No grant stands."
+        case .approved: return ":white_check_mark: *Approved* by \(who) at \(when)\(part)."
         case .pending: return headline
         }
     }

@@ -38,6 +38,7 @@ struct SlackInteractions: Sendable {
             struct Element: Decodable {
                 struct Option: Decodable { var value: String }
                 var selected_option: Option?
+                var selected_options: [Option]?
             }
             var values: [String: [String: Element]]
         }
@@ -172,8 +173,9 @@ struct SlackInteractions: Sendable {
             case .approve:
                 let chosen = payload.state?.values.values.compactMap { $0[SlackApprovalMessage.durationAction]?.selected_option?.value }.first
                 decided = try await service.approve(
-                    requestID, actor: actor, once: false, duration: chosen.flatMap(ScopeGateConfiguration.duration))
-            case .approveOnce: decided = try await service.approve(requestID, actor: actor, once: true)
+                    requestID, actor: actor, once: false, duration: chosen.flatMap(ScopeGateConfiguration.duration),
+                    scopes: try payload.ticked())
+            case .approveOnce: decided = try await service.approve(requestID, actor: actor, once: true, scopes: try payload.ticked())
             case .deny: decided = try await service.deny(requestID, actor: actor)
             }
             if decided.state == .pending {
@@ -212,5 +214,18 @@ struct SlackInteractions: Sendable {
                 if attempt == 0 { try? await Task.sleep(for: .milliseconds(500)) }
             }
         }
+    }
+}
+
+extension SlackInteractions.Payload {
+    /// The scopes ticked in the message's checkboxes when Approve was clicked: `nil` where the message
+    /// has none (every scope is approved); refused when none is ticked.
+    func ticked() throws(GateError) -> ScopeSet? {
+        guard let element = state?.values.values.lazy.compactMap({ $0[SlackApprovalMessage.scopesAction] }).first else { return nil }
+        let values = (element.selected_options ?? []).map(\.value)
+        guard !values.isEmpty else {
+            throw GateError(.invalidRequest, "no scope is ticked; tick the scopes to approve, or deny the request")
+        }
+        return ScopeSet(values)
     }
 }

@@ -36,6 +36,18 @@ struct TeamsActivities: Sendable {
                 struct Data: Decodable {
                     var request: String?
                     var duration: String?
+                    var scopes: String?
+
+                    /// The scopes ticked in the card's choice set: `nil` where the card has none
+                    /// (every scope is approved); refused when none is ticked.
+                    func ticked() throws(GateError) -> ScopeSet? {
+                        guard let scopes else { return nil }
+                        let values = scopes.split(separator: ",").map(String.init)
+                        guard !values.isEmpty else {
+                            throw GateError(.invalidRequest, "no scope is ticked; tick the scopes to approve, or deny the request")
+                        }
+                        return ScopeSet(values)
+                    }
                 }
                 var type: String?
                 var verb: String?
@@ -143,8 +155,9 @@ struct TeamsActivities: Sendable {
             switch verb {
             case .approve:
                 decided = try await service.approve(
-                    requestID, actor: actor, once: false, duration: action.data?.duration.flatMap(ScopeGateConfiguration.duration))
-            case .approveOnce: decided = try await service.approve(requestID, actor: actor, once: true)
+                    requestID, actor: actor, once: false, duration: action.data?.duration.flatMap(ScopeGateConfiguration.duration),
+                    scopes: try action.data?.ticked())
+            case .approveOnce: decided = try await service.approve(requestID, actor: actor, once: true, scopes: try action.data?.ticked())
             case .deny: decided = try await service.deny(requestID, actor: actor)
             }
             return (.decided(decided.state), await card(for: decided, route: route))

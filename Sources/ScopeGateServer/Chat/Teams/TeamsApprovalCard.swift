@@ -16,6 +16,9 @@ struct TeamsApprovalCard {
     let content: ApprovalMessageContent
     /// The id of the duration input; Universal Actions send its value with the action's data.
     static let durationInput = "duration"
+    /// The id of the scope choice set (a partial approval): a multi-select choice set sends the chosen
+    /// values joined by commas, so scopes with a comma are never offered that way.
+    static let scopesInput = "scopes"
 
     init(_ content: ApprovalMessageContent) { self.content = content }
 
@@ -89,6 +92,15 @@ struct TeamsApprovalCard {
             ("type", "AdaptiveCard"), ("$schema", "http://adaptivecards.io/schemas/adaptive-card.json"), ("version", "1.5"),
         ]
         if request.state == .pending {
+            if let choices = content.partialChoices(limit: 50, valueLimit: 200), choices.allSatisfy({ !$0.contains(",") }) {
+                body.append([
+                    "type": "Input.ChoiceSet", "id": .string(Self.scopesInput), "label": "Scopes to approve (untick to leave out)",
+                    "isMultiSelect": true, "style": "expanded", "isRequired": true,
+                    "errorMessage": "Tick at least one scope, or deny the request.",
+                    "value": .string(choices.joined(separator: ",")),
+                    "choices": .array(choices.map { ["title": .string($0), "value": .string($0)] }),
+                ])
+            }
             let durations = content.policy.grantDurations(of: request)
             if content.policy.allowedApprovals(of: request).standing, !durations.isEmpty {
                 let choices: [JSONValue] = durations.map { duration in
@@ -189,12 +201,13 @@ struct TeamsApprovalCard {
         guard let decision = request.decision else { return [Self.run(content.headline)] }
         let when = ChatText.date(decision.at)
         let who = ChatText.actor(decision.actor)
+        let part = content.partialOutcome.map { ", only \($0.approved.joined(separator: " ")); not \($0.withheld.joined(separator: " "))" } ?? ""
         switch decision.outcome {
         case .expired: return [Self.run("Expired", bold: true), Self.run(" unanswered at \(when).")]
         case .denied: return [Self.run("Denied", bold: true), Self.run(" by \(who) at \(when).")]
         case .approvedOnce:
-            return [Self.run("Approved once", bold: true), Self.run(" by \(who) at \(when). No grant stands.")]
-        case .approved: return [Self.run("Approved", bold: true), Self.run(" by \(who) at \(when).")]
+            return [Self.run("Approved once", bold: true), Self.run(" by \(who) at \(when)\(part). No grant stands.")]
+        case .approved: return [Self.run("Approved", bold: true), Self.run(" by \(who) at \(when)\(part).")]
         case .pending: return [Self.run(content.headline)]
         }
     }
