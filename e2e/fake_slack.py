@@ -125,9 +125,10 @@ def sign(body, timestamp=None, secret=SIGNING_SECRET):
     }
 
 
-def interaction(action, request_id, user, team=TEAM_ID, channel="C0APPROVALS", trigger_id=None, duration=None):
+def interaction(action, request_id, user, team=TEAM_ID, channel="C0APPROVALS", trigger_id=None, duration=None, ticked=None):
     """The form body of a `block_actions` click, as Slack sends it; `duration` is what the message's
-    duration menu shows selected (Slack sends the message's inputs as `state`)."""
+    duration menu shows selected and `ticked` the scope checkboxes left ticked (Slack sends the
+    message's inputs as `state`, by block id and action id)."""
     payload = {
         "type": "block_actions",
         "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": team},
@@ -148,7 +149,14 @@ def interaction(action, request_id, user, team=TEAM_ID, channel="C0APPROVALS", t
             }
         ],
     }
+    values = {}
     if duration is not None:
-        payload["state"] = {"values": {"scopegate_decision": {"scopegate_duration": {
-            "type": "static_select", "selected_option": {"text": {"type": "plain_text", "text": f"Grant for {duration}"}, "value": duration}}}}}
+        values["scopegate_decision"] = {"scopegate_duration": {
+            "type": "static_select", "selected_option": {"text": {"type": "plain_text", "text": f"Grant for {duration}"}, "value": duration}}}
+    if ticked is not None:
+        values["scopegate_scopes"] = {"scopegate_scopes": {
+            "type": "checkboxes",
+            "selected_options": [{"text": {"type": "plain_text", "text": scope, "emoji": True}, "value": scope} for scope in ticked]}}
+    if values:
+        payload["state"] = {"values": values}
     return urlencode({"payload": json.dumps(payload)})

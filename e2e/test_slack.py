@@ -394,6 +394,54 @@ default_route: everyone
         gate.stop()
 
 
+def test_an_approver_who_unticks_a_scope_releases_the_request_without_it_and_the_token_lacks_it(
+        idp, callback_server, tmp_path, slack):
+    extra = """
+routes:
+  - name: everyone
+    channel: C0APPROVALS
+    approvers:
+      users: [U0ALICE]
+default_route: everyone
+"""
+    gate = Gate(idp, callback_server, tmp_path, extra=extra + slack_config(slack), env=SLACK_ENV)
+    gate.start()
+    idp.reset()
+    try:
+        client, verifier, url, _ = start(gate, callback_server, "openid orders:read orders:write")
+        browser = BrowserSession(gate, callback_server)
+        kind, page = browser.go(url)
+        assert kind == "page"
+        request_id = gate.only_pending_id()
+        posted = slack.wait_for("chat.postMessage")[0]
+        boxes = next(e for block in posted["arguments"]["blocks"] if block.get("block_id") == "scopegate_scopes"
+                     for e in block["elements"])
+        assert boxes["type"] == "checkboxes"
+        assert [o["value"] for o in boxes["options"]] == ["orders:read", "orders:write"]
+        assert boxes["initial_options"] == boxes["options"], "every scope starts ticked"
+        # Unticking everything approves nothing.
+        assert click(gate, "scopegate_approve", request_id, ticked=[]).status_code == 200
+        assert state_of(gate, request_id) == "pending"
+        assert click(gate, "scopegate_approve", request_id, ticked=["orders:read"]).status_code == 200
+        report = json.loads(gate.cli("requests", "show", request_id))
+        assert report["state"] == "approved" and report["approved_scopes"] == ["orders:read"]
+        grants = gate.cli("grants", "list")
+        assert "orders:read" in grants and "orders:write" not in grants
+        kind, callback = browser.go(page.url)
+        assert kind == "callback"
+        token = finish(gate, client, verifier, callback)
+        assert set(token["scope"].split()) == {"openid", "orders:read"}, "the IdP granted only what was approved"
+        updated = slack.wait_for("chat.update", where=lambda c: "Approved" in blocks(c))[-1]
+        assert "only `orders:read`; not `orders:write`" in blocks(updated)
+        # The scope left out is asked about again, on its own, the next time the app asks for it.
+        _, _, url, _ = start(gate, callback_server, "openid orders:read orders:write")
+        assert BrowserSession(gate, callback_server).go(url)[0] == "page"
+        again = gate.pending()
+        assert len(again) == 1 and again[0]["scopes"] == ["orders:write"] and again[0]["already_granted"] == ["orders:read"]
+    finally:
+        gate.stop()
+
+
 def test_the_approvers_of_an_unanswered_request_are_reminded_once_in_its_thread(idp, callback_server, tmp_path, slack):
     extra = """
 tiers:

@@ -152,6 +152,41 @@ import Testing
         #expect(json.contains("Route: everyone"))
     }
 
+    @Test func aRequestForSeveralScopesOffersCheckboxesAndAPartialOutcomeSaysWhatWasLeftOut() throws {
+        let message = SlackApprovalMessage(
+            request: try Self.request("orders:read orders:write"), policy: Self.policy, justifications: [], routeName: "everyone",
+            confirmTiers: [])
+        let blocks = try #require(try JSONSerialization.jsonObject(with: message.body.blocks.encoded()) as? [[String: Any]])
+        let checkboxes = try #require(blocks.first { $0["block_id"] as? String == "scopegate_scopes" }?["elements"] as? [[String: Any]])
+        #expect(checkboxes.first?["type"] as? String == "checkboxes")
+        #expect((checkboxes.first?["options"] as? [[String: Any]])?.compactMap { $0["value"] as? String } == ["orders:read", "orders:write"])
+        #expect((checkboxes.first?["initial_options"] as? [Any])?.count == 2)
+        // A single scope is approved or not: no checkboxes.
+        let single = SlackApprovalMessage(
+            request: try Self.request("orders:read"), policy: Self.policy, justifications: [], routeName: "everyone", confirmTiers: [])
+        #expect(!Self.json(single).contains(SlackApprovalMessage.scopesAction))
+
+        let decided = try Self.request("orders:read orders:write").applying(
+            Decision(
+                outcome: .approved, actor: "slack:T0TEAM/U0ALICE", at: Date(timeIntervalSince1970: 1_700_000_100),
+                scopes: ScopeSet(["orders:read"])))
+        let json = Self.json(SlackApprovalMessage(request: decided, policy: Self.policy, justifications: [], routeName: "everyone", confirmTiers: []))
+        #expect(json.contains("only `orders:read`; not `orders:write`"))
+        #expect(!json.contains(SlackApprovalMessage.scopesAction))
+    }
+
+    @Test func theTickedScopesComeFromTheClicksState() throws {
+        func payload(_ state: String?) throws -> SlackInteractions.Payload {
+            let text = #"{"type":"block_actions","actions":[{"action_id":"scopegate_approve","value":"r"}]"#
+                + (state.map { #","state":{"values":{"scopegate_scopes":{"scopegate_scopes":"# + $0 + "}}}" } ?? "") + "}"
+            return try JSONDecoder().decode(SlackInteractions.Payload.self, from: Data(text.utf8))
+        }
+        #expect(try payload(nil).ticked() == nil, "a message without checkboxes approves every scope")
+        let ticked = try payload(#"{"type":"checkboxes","selected_options":[{"text":{"type":"plain_text","text":"b"},"value":"b"},{"value":"a"}]}"#)
+        #expect(try ticked.ticked() == ScopeSet(["a", "b"]))
+        #expect(throws: GateError.self) { try payload(#"{"type":"checkboxes","selected_options":[]}"#).ticked() }
+    }
+
     @Test func criticalApprovalsAskForConfirmation() throws {
         let message = SlackApprovalMessage(
             request: try Self.request("orders:write"), policy: Self.policy, justifications: [], routeName: "critical",

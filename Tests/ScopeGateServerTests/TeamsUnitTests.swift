@@ -141,6 +141,21 @@ import _CryptoExtras
         #expect(top.map { $0["type"] as? String } == ["Action.Execute", "Action.Execute", "Action.ShowCard"])
     }
 
+    @Test func aRequestForSeveralScopesOffersAChoiceSetAndAPartialOutcomeSaysWhatWasLeftOut() throws {
+        let card = TeamsApprovalCard(try Self.content("orders:read orders:write")).card
+        let object = try JSONSerialization.jsonObject(with: card.encoded()) as! [String: Any]
+        let choice = try #require(Self.elements(object).first { $0["id"] as? String == TeamsApprovalCard.scopesInput })
+        #expect(choice["type"] as? String == "Input.ChoiceSet")
+        #expect(choice["isMultiSelect"] as? Bool == true)
+        #expect(choice["value"] as? String == "orders:read,orders:write", "every scope starts ticked")
+        #expect(!Self.json(TeamsApprovalCard(try Self.content("orders:read")).card).contains("\"isMultiSelect\""))
+        let decided = try Self.content(
+            "orders:read orders:write",
+            state: Decision(
+                outcome: .approved, actor: "teams:tenant/abc", at: Date(timeIntervalSince1970: 1_700_000_100), scopes: ScopeSet(["orders:write"])))
+        #expect(Self.json(TeamsApprovalCard(decided).card).contains(", only orders:write; not orders:read."))
+    }
+
     @Test func criticalScopesAndSeveralWaitingAskForConfirmation() throws {
         let critical = try JSONSerialization.jsonObject(with: TeamsApprovalCard(try Self.content("orders:write")).card.encoded())
         let top = try #require((critical as? [String: Any])?["actions"] as? [[String: Any]])

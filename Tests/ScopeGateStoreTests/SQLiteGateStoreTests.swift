@@ -122,6 +122,34 @@ import Testing
         #expect(message.revision == 1 + 3 + 1, "each vote and the decision change what the message shows")
     }
 
+    /// A partial approval's scopes, on the decision and on each vote, survive a restart; the grants a
+    /// quorum writes are only those every approving vote approved.
+    @Test func partialApprovalsAreStoredWithTheirScopes() async throws {
+        var store: SQLiteGateStore? = try SQLiteGateStore(path: path)
+        let scopes = ["a:read", "b:read", "c:read"]
+        let (_, request, _) = try await store!.openHold(draft(scopes: scopes), at: now, expiresAt: now.addingTimeInterval(60))
+        let grants = scopes.map {
+            Grant(clientID: "app", scope: $0, approvedBy: "v2", grantedAt: now, expiresAt: nil, approvalRequestID: request.id)
+        }
+        let quorum = Quorum(approve: 2, deny: 1)
+        _ = try await store!.vote(request.id, Vote(voter: "v1", choice: .approve, at: now, scopes: ScopeSet(["a:read", "b:read"])), quorum: quorum, grants: [])
+        guard case .decided(let decided) = try await store!.vote(
+            request.id, Vote(voter: "v2", choice: .approve, at: now + 1, scopes: ScopeSet(["b:read", "c:read"])), quorum: quorum, grants: grants)
+        else {
+            Issue.record("the second vote did not decide")
+            return
+        }
+        #expect(decided.approvedScopes.tokens == ["b:read"])
+        store = nil
+
+        let reopened = try SQLiteGateStore(path: path)
+        let stored = try #require(try await reopened.approvalRequest(id: request.id))
+        #expect(stored.decision?.scopes?.tokens == ["b:read"])
+        #expect(stored.withheldScopes.tokens == ["a:read", "c:read"])
+        #expect(try await reopened.votes(approvalRequestID: request.id).map { $0.scopes?.tokens ?? [] } == [["a:read", "b:read"], ["b:read", "c:read"]])
+        #expect(try await reopened.activeGrants(clientID: "app", among: ScopeSet(scopes), at: now).map(\.scope) == ["b:read"])
+    }
+
     @Test func theFirstContinuationIsRecordedOnce() async throws {
         let store = try SQLiteGateStore(path: path)
         let (hold, _, _) = try await store.openHold(draft(), at: now, expiresAt: now.addingTimeInterval(60))
