@@ -31,6 +31,9 @@ public struct Policy: Sendable {
         /// The durations approvers may choose for a standing grant, shortest first (each within
         /// `grantLifetime`); empty: only the tier's own lifetime.
         public var grantDurations: [Duration] = []
+        /// Where approvers of this tier must confirm with a fresh sign-in at the IdP: a click in chat
+        /// then decides nothing, and the approval page takes a decision only from a sign-in that recent.
+        public var stepUp: StepUp?
 
         /// Creates a tier.
         public init(
@@ -46,6 +49,7 @@ public struct Policy: Sendable {
 
         public static func == (a: Tier, b: Tier) -> Bool {
             a.name == b.name && a.grantLifetime == b.grantLifetime && a.quorum == b.quorum && a.denyQuorum == b.denyQuorum
+                && a.stepUp == b.stepUp && a.grantDurations == b.grantDurations && a.remindAfter == b.remindAfter
                 && a.allowsStanding == b.allowsStanding && a.allowsOnce == b.allowsOnce
                 && a.escalation?.after == b.escalation?.after && a.escalation?.route == b.escalation?.route
         }
@@ -134,6 +138,11 @@ public struct Policy: Sendable {
     public func allowedApprovals(of request: ApprovalRequest) -> (standing: Bool, once: Bool) {
         let tier = tiers[tier(of: request)]
         return (tier?.allowsStanding ?? true, tier?.allowsOnce ?? true)
+    }
+
+    /// How approvers of a request confirm who they are, where its tier asks for a fresh sign-in.
+    public func stepUp(of request: ApprovalRequest) -> StepUp? {
+        tiers[tier(of: request)]?.stepUp
     }
 
     /// The votes a request needs: its tier's quorums.

@@ -90,7 +90,8 @@ public struct ScopeGateApplication: Sendable {
                 notifiers.append(
                     ChatNotifier(
                         outbox: outbox, store: store, platform: platform, routing: routing, policy: configuration.policy,
-                        confirmTiers: configuration.confirmTiers, metrics: metrics, logger: logger, now: now))
+                        confirmTiers: configuration.confirmTiers, publicURL: configuration.publicURL, metrics: metrics,
+                        logger: logger, now: now))
             }
         }
         self.chatNotifiers = notifiers
@@ -115,7 +116,7 @@ public struct ScopeGateApplication: Sendable {
                 signature: slack.signingSecret.map(SlackSignature.init(signingSecret:)), service: service, outbox: outbox,
                 approvers: SlackApprovers(
                     api: slackAPI, teamID: slack.teamID, lifetime: slack.groupCacheLifetime, now: now),
-                api: slackAPI, routing: routing, metrics: metrics, logger: logger, now: now)
+                api: slackAPI, routing: routing, metrics: metrics, logger: logger, now: now, publicURL: configuration.publicURL)
         } else {
             self.slackInteractions = nil
         }
@@ -125,7 +126,8 @@ public struct ScopeGateApplication: Sendable {
                     keys: BotConnectorKeys(client: httpClient, metadataURL: bot.openIDMetadataURL, now: now),
                     appID: bot.appID, issuer: bot.issuer),
                 tenantID: bot.tenantID, service: service, outbox: outbox, routing: routing,
-                confirmTiers: configuration.confirmTiers, metrics: metrics, logger: logger, now: now)
+                confirmTiers: configuration.confirmTiers, metrics: metrics, logger: logger, now: now,
+                publicURL: configuration.publicURL)
         } else {
             self.teamsActivities = nil
         }

@@ -15,6 +15,13 @@ struct ApprovalPage: Sendable {
     static let prefix = "/_scopegate/approvals/"
     static func path(_ requestID: String) -> String { prefix + requestID }
 
+    /// The page's address for people: `publicURL` (without a trailing slash) and the path.
+    static func url(_ requestID: String, publicURL: URL) -> String {
+        var base = publicURL.absoluteString
+        while base.hasSuffix("/") { base.removeLast() }
+        return base + path(requestID)
+    }
+
     let service: GateService
     let signIn: ApproverSignIn
     let routing: Routing
@@ -93,7 +100,15 @@ struct ApprovalPage: Sendable {
         if approval.state != .pending {
             body += "<p class=\"status\" role=\"status\">\(HTML.escape(outcome(approval)))</p>"
         } else if let (session, approver) = signedIn {
-            if isApprover(approver, of: approval) {
+            if isApprover(approver, of: approval), let stepUp = service.policy.stepUp(of: approval),
+                !stepUp.admits(authTime: approver.authTime, acr: approver.acr, at: service.now())
+            {
+                body += """
+                    <p>Signed in as <strong>\(HTML.escape(approver.label))</strong>.</p>
+                    <p class="status">\(HTML.escape(Self.stepUpNotice(stepUp, tier: service.policy.tier(of: approval))))</p>
+                    <p><a class="button" href="\(HTML.escape(Self.stepUpStart(id, stepUp)))">Sign in again</a></p>
+                    """
+            } else if isApprover(approver, of: approval) {
                 let token = csrfToken(session: session, request: id)
                 let allowed = service.policy.allowedApprovals(of: approval)
                 body += """
@@ -115,6 +130,19 @@ struct ApprovalPage: Sendable {
             body += "<p>Sign in to decide.</p><p><a class=\"button\" href=\"\(HTML.escape(start))\">Sign in</a></p>"
         }
         return PageResponse.html(HTML.page(title: "\(approval.headline) — \(name)", nonce: nonce, body: body), nonce: nonce, status: status)
+    }
+
+    /// What a step-up tier asks of an approver whose sign-in is too old (or not at the class it names).
+    static func stepUpNotice(_ stepUp: StepUp, tier: String) -> String {
+        "Requests of tier \(tier) are decided only after a recent sign-in at the identity provider (at most \(ScopeGateConfiguration.text(stepUp.maxAge)) old"
+            + (stepUp.acr.isEmpty ? "" : ", at " + stepUp.acr.joined(separator: " or ")) + "). Sign in again to decide."
+    }
+
+    /// The sign-in that satisfies a step-up: the IdP is asked to authenticate again, within `max_age`.
+    static func stepUpStart(_ id: String, _ stepUp: StepUp) -> String {
+        var query: [(String, String)] = [("return", path(id)), ("max_age", String(stepUp.maxAge.components.seconds))]
+        if !stepUp.acr.isEmpty { query.append(("acr_values", stepUp.acr.joined(separator: " "))) }
+        return ApproverSignIn.startPath + "?" + FormParameters.encode(pairs: query)
     }
 
     /// A checkbox per scope, all ticked, where the request can be approved in part: an approval grants
@@ -192,13 +220,22 @@ struct ApprovalPage: Sendable {
             logger.warning("a signed-in person who is not an approver tried to decide", metadata: ["sg.request": "\(id)", "sg.approver": "\(approver.actor)"])
             return await page(id, request: request, notice: "You are not an approver for this request, so nothing changed.", status: .forbidden)
         }
+        if let stepUp = service.policy.stepUp(of: approval), !stepUp.admits(authTime: approver.authTime, acr: approver.acr, at: service.now()) {
+            logger.info("a decision waits for a fresh sign-in", metadata: ["sg.request": "\(id)", "sg.approver": "\(approver.actor)"])
+            return await page(id, request: request, notice: "Nothing changed. " + Self.stepUpNotice(stepUp, tier: service.policy.tier(of: approval)), status: .forbidden)
+        }
+        // A step-up decision says, in the audit log, when the approver last authenticated.
+        let reason = service.policy.stepUp(of: approval) == nil ? nil : approver.authTime.map {
+            "after a sign-in at the identity provider at \(ChatText.date($0))" + (approver.acr.map { " (acr \($0))" } ?? "")
+        }
         do {
             switch form["decision"] {
             case "approve":
                 _ = try await service.approve(
-                    id, actor: approver.actor, once: false, duration: form["duration"].flatMap(ScopeGateConfiguration.duration),
-                    scopes: try Self.ticked(form))
-            case "approve_once": _ = try await service.approve(id, actor: approver.actor, once: true, scopes: try Self.ticked(form))
+                    id, actor: approver.actor, once: false, reason: reason,
+                    duration: form["duration"].flatMap(ScopeGateConfiguration.duration), scopes: try Self.ticked(form))
+            case "approve_once":
+                _ = try await service.approve(id, actor: approver.actor, once: true, reason: reason, scopes: try Self.ticked(form))
             case "deny": _ = try await service.deny(id, actor: approver.actor)
             default: return ErrorResponses.page(GateError(.invalidRequest, "Choose Approve, Approve once or Deny."))
             }

@@ -20,6 +20,10 @@ struct Approver: Sendable, Equatable {
     var name: String?
     /// When the sign-in happened.
     var signedInAt: Date
+    /// When the IdP last authenticated this person (`auth_time`), when its ID token says.
+    var authTime: Date? = nil
+    /// The authentication context class the IdP reports (`acr`).
+    var acr: String? = nil
 
     /// Whether an approvers list entry names this person: an entry with `@` is a verified email
     /// address (compared without case), any other entry a subject (compared exactly).
@@ -129,6 +133,14 @@ struct ApproverSignIn: Sendable {
     func start(_ request: Request) async -> Response {
         guard request.method == .get else { return ErrorResponses.plain(.methodNotAllowed, "sign-in starts with GET") }
         let returnTo = request.uri.queryParameters.get("return") ?? "/"
+        // A step-up asks the IdP to authenticate again (`prompt=login`, and `max_age` for IdPs that read
+        // it) and, where the tier names classes, for one of them; the page checks the ID token's
+        // `auth_time` and `acr` whatever the IdP did with the request.
+        let maxAge = request.uri.queryParameters.get("max_age").flatMap { Int($0) }.flatMap { (0...86400).contains($0) ? $0 : nil }
+        let acr = request.uri.queryParameters.get("acr_values").flatMap { value in
+            value.split(separator: " ").allSatisfy({ $0.unicodeScalars.allSatisfy { $0.value > 0x20 && $0.value < 0x7f } })
+                && value.utf8.count <= 512 ? value : nil
+        }
         guard returnTo.hasPrefix(ApprovalPage.prefix), !returnTo.contains("//"), !returnTo.contains("\\"),
             returnTo.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7f })
         else {
@@ -146,7 +158,7 @@ struct ApproverSignIn: Sendable {
             ("response_type", "code"), ("client_id", settings.clientID), ("redirect_uri", base + Self.callbackPath),
             ("scope", settings.scopes.tokens.joined(separator: " ")), ("state", state), ("nonce", nonce),
             ("code_challenge", challenge), ("code_challenge_method", "S256"),
-        ]
+        ] + (maxAge.map { [("max_age", String($0)), ("prompt", "login")] } ?? []) + (acr.map { [("acr_values", $0)] } ?? [])
         let location = base + authorizationPath + "?" + FormParameters.encode(pairs: query)
         return PageResponse.redirect(location, headers: [.setCookie: cookie(bindingCookie, binder, maxAge: 600)])
     }
@@ -196,6 +208,8 @@ struct ApproverSignIn: Sendable {
         var email_verified: Bool?
         var name: String?
         var preferred_username: String?
+        var auth_time: Double?
+        var acr: String?
     }
 
     private func exchange(code: String, verifier: String, nonce: String) async throws(GateError) -> Approver {
@@ -235,6 +249,7 @@ struct ApproverSignIn: Sendable {
         guard let subject = claims.sub, !subject.isEmpty else { throw GateError(.accessDenied, "the ID token names nobody") }
         return Approver(
             subject: subject, email: claims.email, emailVerified: claims.email_verified == true,
-            name: claims.name ?? claims.preferred_username, signedInAt: Date())
+            name: claims.name ?? claims.preferred_username, signedInAt: Date(),
+            authTime: claims.auth_time.map(Date.init(timeIntervalSince1970:)), acr: claims.acr)
     }
 }

@@ -22,6 +22,7 @@ final class ChatNotifier: Service, GateObserver {
     let routing: Routing
     let policy: Policy
     let confirmTiers: Set<String>
+    let publicURL: URL?
     let metrics: GateMetrics?
     let interval: Duration
     let logger: Logger
@@ -31,7 +32,7 @@ final class ChatNotifier: Service, GateObserver {
 
     init(
         outbox: any ChatOutboxStore, store: any GateStore, platform: any ChatPlatform, routing: Routing, policy: Policy,
-        confirmTiers: Set<String>, metrics: GateMetrics? = nil, interval: Duration = .milliseconds(250), logger: Logger,
+        confirmTiers: Set<String>, publicURL: URL? = nil, metrics: GateMetrics? = nil, interval: Duration = .milliseconds(250), logger: Logger,
         now: @escaping @Sendable () -> Date
     ) {
         self.outbox = outbox
@@ -40,6 +41,7 @@ final class ChatNotifier: Service, GateObserver {
         self.routing = routing
         self.policy = policy
         self.confirmTiers = confirmTiers
+        self.publicURL = publicURL
         self.metrics = metrics
         self.interval = interval
         self.logger = logger
@@ -115,7 +117,7 @@ final class ChatNotifier: Service, GateObserver {
             guard let messageID = message.messageID else { continue }
             let content = ApprovalMessageContent(
                 request: request, policy: policy, justifications: [], routeName: route.name, confirmTiers: confirmTiers,
-                waiting: 0)
+                waiting: 0, publicURL: publicURL)
             do {
                 try await platform.remind(messageID: messageID, in: message.postedChannel ?? message.channel, with: content)
             } catch {
@@ -137,7 +139,7 @@ final class ChatNotifier: Service, GateObserver {
         let content = ApprovalMessageContent(
             request: request, policy: policy, justifications: justifications, routeName: route.name,
             confirmTiers: confirmTiers, waiting: holds.filter { $0.consumedAt == nil }.count,
-            votes: try await store.votes(approvalRequestID: request.id), quorum: policy.quorum(of: request))
+            votes: try await store.votes(approvalRequestID: request.id), quorum: policy.quorum(of: request), publicURL: publicURL)
         let revision = message.revision
         do {
             if let messageID = message.messageID {

@@ -37,6 +37,21 @@ struct ApprovalMessageContent: Sendable {
     var votes: [Vote] = []
     /// The votes the request needs.
     var quorum: Quorum = .single
+    /// ScopeGate's public URL, for links to the approval page.
+    var publicURL: URL? = nil
+
+    /// Where the request's tier asks approvers for a fresh sign-in: the approval page, the only place
+    /// it is decided (a click in chat decides nothing); `nil` otherwise.
+    var stepUpURL: String? {
+        guard request.state == .pending, policy.stepUp(of: request) != nil, let publicURL else { return nil }
+        return ApprovalPage.url(request.id, publicURL: publicURL)
+    }
+
+    /// What a step-up tier asks of approvers, in words.
+    var stepUpNotice: String? {
+        guard stepUpURL != nil, let stepUp = policy.stepUp(of: request) else { return nil }
+        return "Requests of tier \(policy.tier(of: request)) are decided on ScopeGate's approval page, after signing in at the identity provider (a sign-in at most \(ScopeGateConfiguration.text(stepUp.maxAge)) old)."
+    }
 
     /// "1 of 2 approvals" while a request that needs several waits; `nil` where one vote decides.
     func tally(naming actor: (String) -> String) -> String? {

@@ -64,6 +64,12 @@ struct ConfigFile: Codable {
         var approvals: [String]?
         var grant_durations: [String]?
         var remind_after: String?
+        var step_up: StepUp?
+
+        struct StepUp: Codable {
+            var max_age: String?
+            var acr_values: [String]?
+        }
     }
 
     struct Slack: Codable {

@@ -151,6 +151,17 @@ extension ConfigValidator {
         guard let defaultRoute = routes.first(where: { $0.name == defaultName }) else {
             throw fail("default_route", "names the route '\(defaultName)', which routes does not define")
         }
+        // A tier that needs a fresh sign-in is decided on the approval page only: every route its
+        // requests can take (matching it, the default, its escalation) must have one.
+        for (index, tier) in (file.tiers ?? []).enumerated() where tier.step_up != nil {
+            let reachable = routes.filter { $0.tiers.isEmpty || $0.tiers.contains(tier.name) } + [defaultRoute]
+                + routes.filter { $0.name == tier.escalate_to }
+            if let route = reachable.first(where: { $0.reach(on: ChatReach.approvalPage) == nil }) {
+                throw fail(
+                    "tiers[\(index)].step_up",
+                    "needs an approval_page on every route its requests can take, and route \(route.name) has none: its approvers confirm there with a fresh sign-in")
+            }
+        }
         // A quorum no route's named approvers can reach leaves its requests to expire: said, not refused,
         // as a group's members are only known at run time.
         let largest = policy.tiers.values.max { $0.quorum < $1.quorum }

@@ -279,6 +279,17 @@ struct ConfigValidator {
                 }
                 defined.remindAfter = remind
             }
+            if let stepUp = tier.step_up {
+                let maxAge = try duration(stepUp.max_age ?? "5m", key: "tiers[\(index)].step_up.max_age")
+                guard maxAge <= .seconds(86400) else {
+                    throw fail("tiers[\(index)].step_up.max_age", "must be at most 24h: a step-up asks for a recent sign-in")
+                }
+                let acr = stepUp.acr_values ?? []
+                for (i, value) in acr.enumerated() where value.isEmpty || !value.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7f }) {
+                    throw fail("tiers[\(index)].step_up.acr_values[\(i)]", "must be an authentication context class reference without spaces")
+                }
+                defined.stepUp = StepUp(maxAge: maxAge, acr: acr)
+            }
             if let kinds = tier.approvals {
                 guard !kinds.isEmpty, kinds.allSatisfy({ ["approve", "approve_once"].contains($0) }) else {
                     throw fail("tiers[\(index)].approvals", "must list approve, approve_once or both")

@@ -19,6 +19,10 @@ struct SlackApprovalMessage {
     /// Approve click's `state`. Slack shows at most 10 checkboxes, each value at most 150 characters.
     static let scopesAction = "scopegate_scopes"
 
+    /// The action id of the link button to the approval page (step-up tiers); Slack reports its clicks,
+    /// which decide nothing.
+    static let openPageAction = "scopegate_open_page"
+
     /// What the message shows.
     let content: ApprovalMessageContent
 
@@ -79,7 +83,18 @@ struct SlackApprovalMessage {
             blocks.append(["type": "context", "elements": [SlackText.plain("The requester has not given a reason yet.")]])
         }
         blocks.append(["type": "divider"])
-        if request.state == .pending {
+        if let url = content.stepUpURL, let notice = content.stepUpNotice {
+            blocks.append(["type": "context", "elements": [SlackText.plain(notice)]])
+            blocks.append([
+                "type": "actions", "block_id": "scopegate_decision",
+                "elements": [
+                    [
+                        "type": "button", "action_id": .string(Self.openPageAction), "text": SlackText.plain("Sign in to decide"),
+                        "style": "primary", "url": .string(url),
+                    ]
+                ],
+            ])
+        } else if request.state == .pending {
             if let choices = content.partialChoices(limit: 10, valueLimit: 150) {
                 let options: [JSONValue] = choices.map { ["text": SlackText.plain(ChatText.clipped($0, to: 75), limit: 75), "value": .string($0)] }
                 blocks.append(["type": "context", "elements": [SlackText.plain("Untick the scopes you do not approve; Approve then grants only the ticked ones.")]])

@@ -65,6 +65,8 @@ struct SlackInteractions: Sendable {
     let metrics: GateMetrics?
     let logger: Logger
     let now: @Sendable () -> Date
+    /// ScopeGate's public URL, for links to the approval page.
+    var publicURL: URL? = nil
 
     func respond(to request: Request) async -> Response {
         guard let signature else {
@@ -165,6 +167,13 @@ struct SlackInteractions: Sendable {
                 user.id, in: channel,
                 "ScopeGate could not read the approver groups from Slack, so nothing changed. Please try again shortly.")
             return .refused("cannot check approvers")
+        }
+        if service.policy.stepUp(of: request) != nil {
+            let link = publicURL.map { " <\(ApprovalPage.url(requestID, publicURL: $0))|Decide on the approval page>." } ?? ""
+            await tell(
+                user.id, in: channel,
+                "Nothing changed: requests of tier \(service.policy.tier(of: request)) are decided after a fresh sign-in at the identity provider.\(link)")
+            return .refused("step-up")
         }
         let actor = "slack:\(team ?? "")/\(user.id)"
         do {

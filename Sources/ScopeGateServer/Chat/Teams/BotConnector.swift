@@ -226,9 +226,7 @@ struct TeamsPlatform: ChatPlatform {
     }
 
     private func approvalURL(_ content: ApprovalMessageContent) -> String {
-        var base = publicURL.absoluteString
-        while base.hasSuffix("/") { base.removeLast() }
-        return base + ApprovalPage.path(content.request.id)
+        ApprovalPage.url(content.request.id, publicURL: publicURL)
     }
 
     /// Posts to the route's Workflows webhook, whose answer (202) carries no message id.

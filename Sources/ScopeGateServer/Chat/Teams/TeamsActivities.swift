@@ -78,6 +78,8 @@ struct TeamsActivities: Sendable {
     let metrics: GateMetrics?
     let logger: Logger
     let now: @Sendable () -> Date
+    /// ScopeGate's public URL, for links to the approval page.
+    var publicURL: URL? = nil
 
     func respond(to request: Request) async -> Response {
         guard request.method == .post else {
@@ -149,6 +151,15 @@ struct TeamsActivities: Sendable {
                 metadata: ["sg.request": "\(requestID)", "sg.teams.user": "\(user)", "sg.route": "\(route.name)"])
             return (.refused("not an approver"), Self.error(403, "Forbidden", "You are not an approver for this request, so nothing changed."))
         }
+        if service.policy.stepUp(of: request) != nil {
+            let link = publicURL.map { ": " + ApprovalPage.url(requestID, publicURL: $0) } ?? ""
+            return (
+                .refused("step-up"),
+                Self.error(
+                    403, "Forbidden",
+                    "Nothing changed: requests of tier \(service.policy.tier(of: request)) are decided on ScopeGate's approval page after a fresh sign-in\(link)")
+            )
+        }
         let actor = "teams:\(tenantID)/\(user)"
         do {
             let decided: ApprovalRequest
@@ -187,7 +198,8 @@ struct TeamsActivities: Sendable {
                 $0.justification?.isEmpty == false ? $0.justification : nil
             },
             routeName: route.name, confirmTiers: confirmTiers, waiting: holds.filter { $0.consumedAt == nil }.count,
-            votes: (try? await service.votes(on: request.id)) ?? [], quorum: service.policy.quorum(of: request))
+            votes: (try? await service.votes(on: request.id)) ?? [], quorum: service.policy.quorum(of: request),
+            publicURL: publicURL)
         return ["statusCode": .number(200), "type": "application/vnd.microsoft.card.adaptive", "value": TeamsApprovalCard(content).card]
     }
 

@@ -91,7 +91,11 @@ struct TeamsApprovalCard {
         var members: [(String, JSONValue)] = [
             ("type", "AdaptiveCard"), ("$schema", "http://adaptivecards.io/schemas/adaptive-card.json"), ("version", "1.5"),
         ]
-        if request.state == .pending {
+        if let url = content.stepUpURL, let notice = content.stepUpNotice {
+            body.append(["type": "RichTextBlock", "inlines": [Self.run(notice, subtle: true)]])
+            members.append(("body", .array(body)))
+            members.append(("actions", [["type": "Action.OpenUrl", "title": "Sign in to decide", "url": .string(url)]]))
+        } else if request.state == .pending {
             if let choices = content.partialChoices(limit: 50, valueLimit: 200), choices.allSatisfy({ !$0.contains(",") }) {
                 body.append([
                     "type": "Input.ChoiceSet", "id": .string(Self.scopesInput), "label": "Scopes to approve (untick to leave out)",
