@@ -110,10 +110,17 @@ def callback_server():
 
 
 class IdP:
-    def __init__(self, port, record_file):
+    def __init__(self, port, record_file, database=None):
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self.record_file = record_file
+        self.database = database
+
+    def age_sign_in(self, username, seconds):
+        """Moves a user's last sign-in (the ID token's `auth_time`) `seconds` into the past."""
+        import sqlite3
+        with sqlite3.connect(self.database) as db:
+            db.execute("UPDATE auth_user SET last_login = datetime('now', ?) WHERE username = ?", (f"-{seconds} seconds", username))
 
     def received(self, path=None):
         if not self.record_file.exists():
@@ -150,7 +157,7 @@ def idp(callback_server, tmp_path_factory):
         cwd=IDP_DIR, env=env, stdout=log, stderr=subprocess.STDOUT,
     )
     wait_for_port(port, process)
-    yield IdP(port, work / "received.jsonl")
+    yield IdP(port, work / "received.jsonl", work / "idp.sqlite3")
     process.terminate()
     process.wait(timeout=10)
 

@@ -169,3 +169,87 @@ def test_the_approval_page_in_chromium(page_gate, idp, teams, callback_server):
     assert state_of(page_gate, request_id) == "approved_once"
     kind, _ = browser.go(waiting.url)
     assert kind == "callback"
+
+
+def test_a_step_up_tier_is_decided_only_on_the_page_after_a_fresh_sign_in(idp, callback_server, tmp_path):
+    """A tier with step_up: a click in Slack decides nothing and the message links to the approval
+    page; the page takes a decision only from a sign-in whose `auth_time` is recent, and asks the IdP
+    to authenticate again (prompt=login, max_age) to get one."""
+    from fake_slack import FakeSlack, interaction, sign
+    from test_slack import INTERACTIONS, SLACK_ENV, slack_config
+    slack = FakeSlack(free_port())
+    extra = f"""
+tiers:
+  - name: low
+  - name: elevated
+    step_up:
+      max_age: 5m
+  - name: critical
+sign_in:
+  client_id: e2e-approvals
+  client_secret_env: E2E_APPROVALS_SECRET
+  scopes: [openid]
+routes:
+  - name: everyone
+    channel: C0APPROVALS
+    approvers:
+      users: [U0ALICE]
+    approval_page:
+      approvers:
+        users: ["{ALICE_SUB}"]
+default_route: everyone
+"""
+    clients = f"""  - id: {CLIENT_ID}
+    name: E2E App
+    redirect_uris: ["{callback_server}"]
+  - id: e2e-approvals
+    name: ScopeGate approvals
+    redirect_uris: ["http://127.0.0.1:{conftest.APPROVALS_GATE_PORT}/_scopegate/sign-in/callback"]"""
+    env = dict(SLACK_ENV, E2E_APPROVALS_SECRET=SERVICE[1])
+    gate = Gate(idp, callback_server, tmp_path, extra=extra + slack_config(slack), env=env,
+                port=conftest.APPROVALS_GATE_PORT, clients=clients)
+    gate.start()
+    idp.reset()
+    try:
+        client, verifier, browser, waiting, _, request_id = held(gate, callback_server)
+        url = f"{gate.url}/_scopegate/approvals/{request_id}"
+        posted = slack.wait_for("chat.postMessage")[0]
+        buttons = [e for block in posted["arguments"]["blocks"] if block["type"] == "actions" for e in block["elements"]]
+        assert [(b["type"], b.get("url")) for b in buttons] == [("button", url)], "only a link to the page, no decision buttons"
+        # A click on Approve (an old message, a forged one) decides nothing and says where to go.
+        body = interaction("scopegate_approve", request_id, "U0ALICE")
+        assert requests.post(gate.url + INTERACTIONS, data=body, headers=sign(body), timeout=10).status_code == 200
+        told = slack.wait_for("chat.postEphemeral")[-1]["arguments"]["text"]
+        assert "fresh sign-in" in told and url in told
+        assert state_of(gate, request_id) == "pending"
+
+        # Signed in an hour ago (the IdP's session still valid): the page asks to sign in again.
+        approver = BrowserSession(gate, callback_server)
+        kind, _ = approver.go(f"{gate.url}/_scopegate/sign-in?return=/_scopegate/approvals/{request_id}")
+        idp.age_sign_in("alice", 3600)
+        kind, page = approver.go(f"{gate.url}/_scopegate/sign-in?return=/_scopegate/approvals/{request_id}")
+        assert kind == "page" and page.url == url
+        assert "Sign in again" in page.text and 'name="csrf"' not in page.text
+        assert state_of(gate, request_id) == "pending"
+
+        # Signing in again asks the IdP to authenticate anew; then the approver decides.
+        idp.reset()
+        link = re.search(r'href="(/_scopegate/sign-in\?[^"]+)"[^>]*>Sign in again', page.text).group(1).replace("&amp;", "&")
+        assert "max_age=300" in link
+        kind, page = approver.go(gate.url + link)
+        assert kind == "page" and page.url == url
+        asked = idp.received("/o/authorize/")[0]["query"]
+        assert "prompt=login" in asked and "max_age=300" in asked
+        csrf = re.search(r'name="csrf" value="([0-9a-f]{64})"', page.text).group(1)
+        decided = approver.session.post(url, data={"decision": "approve", "csrf": csrf}, headers={"Origin": gate.url},
+                                        timeout=10, allow_redirects=False)
+        assert decided.status_code == 303
+        shown = json.loads(gate.cli("requests", "show", request_id))
+        assert shown["state"] == "approved" and shown["decided_by"] == f"page:{ALICE_SUB}"
+        assert shown["reason"].startswith("after a sign-in at the identity provider at ")
+        kind, callback = browser.go(waiting.url)
+        assert kind == "callback"
+        assert "orders:read" in finish(gate, client, verifier, callback)["scope"].split()
+    finally:
+        gate.stop()
+        slack.stop()

@@ -126,7 +126,9 @@ struct ApprovalPage: Sendable {
                 body += "<p class=\"status\">Signed in as <strong>\(HTML.escape(approver.label))</strong>, who is not an approver for this request.</p>"
             }
         } else {
-            let start = ApproverSignIn.startPath + "?return=" + FormParameters.encode(Self.path(id))
+            // For a step-up tier the first sign-in is already the fresh one it needs.
+            let start = service.policy.stepUp(of: approval).map { Self.stepUpStart(id, $0) }
+                ?? ApproverSignIn.startPath + "?return=" + FormParameters.encode(Self.path(id))
             body += "<p>Sign in to decide.</p><p><a class=\"button\" href=\"\(HTML.escape(start))\">Sign in</a></p>"
         }
         return PageResponse.html(HTML.page(title: "\(approval.headline) — \(name)", nonce: nonce, body: body), nonce: nonce, status: status)
