@@ -6,14 +6,15 @@ public protocol GateObserver: Sendable {
     func approvalRequestOpened(_ request: ApprovalRequest, by hold: Hold) async
     /// An approval request was decided (approved, denied or expired).
     func approvalRequestDecided(_ request: ApprovalRequest) async
-    /// A vote was counted on a request that needs several; it is still pending.
-    func approvalRequestVoted(_ request: ApprovalRequest) async
+    /// A pending request changed without being decided: a vote was counted on a request that needs
+    /// several, or a requester signed in and is now known.
+    func approvalRequestUpdated(_ request: ApprovalRequest) async
 }
 
 extension GateObserver {
     public func approvalRequestOpened(_ request: ApprovalRequest, by hold: Hold) async {}
     public func approvalRequestDecided(_ request: ApprovalRequest) async {}
-    public func approvalRequestVoted(_ request: ApprovalRequest) async {}
+    public func approvalRequestUpdated(_ request: ApprovalRequest) async {}
 }
 
 /// Several observers told in turn.
@@ -32,7 +33,7 @@ public struct GateObservers: GateObserver {
         for observer in observers { await observer.approvalRequestDecided(request) }
     }
 
-    public func approvalRequestVoted(_ request: ApprovalRequest) async {
-        for observer in observers { await observer.approvalRequestVoted(request) }
+    public func approvalRequestUpdated(_ request: ApprovalRequest) async {
+        for observer in observers { await observer.approvalRequestUpdated(request) }
     }
 }

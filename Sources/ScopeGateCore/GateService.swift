@@ -194,10 +194,11 @@ public struct GateService: Sendable {
     @discardableResult
     public func approve(
         _ requestID: String, actor: String, once: Bool, reason: String? = nil, duration: Duration? = nil,
-        scopes: ScopeSet? = nil
+        scopes: ScopeSet? = nil, identity: ApproverIdentity = .operator
     ) async throws(GateError) -> ApprovalRequest {
         let date = now()
         let request = try await existing(requestID)
+        try await separateDuties(on: request, approver: identity)
         let allowed = policy.allowedApprovals(of: request)
         guard once ? allowed.once : allowed.standing else {
             throw GateError(
@@ -229,6 +230,38 @@ public struct GateService: Sendable {
         }
         let decision = Decision(outcome: once ? .approvedOnce : .approved, actor: actor, at: date, reason: reason, scopes: part)
         return try await record(decision, on: requestID, grants: grants)
+    }
+
+    /// Separation of duties: a person never approves a request they asked for themselves (the same
+    /// verified email address, or the same subject at the IdP), and where requesters are identified, a
+    /// browser's request is approved only once its requester is known, and only by someone ScopeGate can
+    /// tell apart from them. Operators (command line, admin API) are not people here.
+    private func separateDuties(on request: ApprovalRequest, approver: ApproverIdentity) async throws(GateError) {
+        guard case .person(let email, let subject) = approver else { return }
+        let holds = try await storeCall { try await store.holds(approvalRequestID: request.id) }
+        let requesters = holds.compactMap(\.requester)
+        if requesters.contains(where: { $0.isSamePerson(as: approver) }) {
+            throw GateError(.forbidden, "you asked for this request yourself; another approver must decide it")
+        }
+        if !requesters.isEmpty, email == nil, subject == nil {
+            throw GateError(
+                .forbidden, "ScopeGate cannot tell whether you are the requester (it has no verified email address of yours)")
+        }
+        if policy.identifyRequesters, holds.contains(where: { $0.isBrowserHold && $0.consumedAt == nil && $0.requester == nil }) {
+            throw GateError(
+                .forbidden, "the requester has not signed in yet; approvals wait until ScopeGate knows who asks")
+        }
+    }
+
+    /// Records who asks on a hold, for the browser that owns it, while its request is pending.
+    public func identify(holdID: String, binderHash: String, as requester: Requester) async throws(GateError) {
+        let (hold, request) = try await status(ofHold: holdID, binderHash: binderHash)
+        guard request.state == .pending else {
+            throw GateError(.alreadyDecided, "the request was already \(request.state.rawValue)")
+        }
+        guard try await storeCall({ try await store.setRequester(holdID: hold.id, requester, at: now()) }) else { return }
+        logger.info("requester identified", metadata: ["sg.request.id": "\(request.id)", "sg.hold.id": "\(hold.id)"])
+        await observer.approvalRequestUpdated(request)
     }
 
     /// The part of `request` that `scopes` approves: `nil` for all of it; refused unless it is some of
@@ -277,7 +310,7 @@ public struct GateService: Sendable {
                     "sg.request.id": "\(request.id)", "sg.actor": "\(vote.voter)", "sg.vote": "\(vote.choice.rawValue)",
                     "sg.approvals": "\(votes.filter(\.approves).count)", "sg.quorum": "\(quorum.approve)",
                 ])
-            await observer.approvalRequestVoted(pending)
+            await observer.approvalRequestUpdated(pending)
             return pending
         case .decided(let decided):
             logger.info(

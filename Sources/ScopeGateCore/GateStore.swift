@@ -101,6 +101,9 @@ public protocol GateStore: Sendable {
     func votes(approvalRequestID: String) async throws -> [Vote]
     /// Sets the requester's justification on a hold.
     func setJustification(holdID: String, _ text: String) async throws
+    /// Records who is asking on a hold (once: a hold's requester never changes), audited; false when
+    /// the hold already had one.
+    func setRequester(holdID: String, _ requester: Requester, at date: Date) async throws -> Bool
     /// This browser's holds for `clientID` whose approval requests released them at or after
     /// `decidedSince`, oldest first.
     func releasedHolds(binderHash: String, clientID: String, decidedSince: Date) async throws -> [Hold]

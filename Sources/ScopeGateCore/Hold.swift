@@ -26,6 +26,8 @@ public struct Hold: Sendable, Equatable, Codable, Identifiable {
     public var createdAt: Date
     /// When the browser first continued to the IdP after a release.
     public var consumedAt: Date?
+    /// Who is asking, when they signed in at the IdP from the waiting page.
+    public var requester: Requester?
 
     /// Creates a hold.
     public init(
@@ -43,6 +45,12 @@ public struct Hold: Sendable, Equatable, Codable, Identifiable {
         self.justification = justification
         self.createdAt = createdAt
         self.consumedAt = consumedAt
+    }
+
+    /// Whether a browser made the hold (rather than a back-channel call or a device), so that its
+    /// waiting page can identify the requester.
+    public var isBrowserHold: Bool {
+        binderHash != GateService.backChannelBinder && !binderHash.hasPrefix(GateService.deviceBinderPrefix)
     }
 
     /// The parsed request again, from what was stored.
@@ -95,6 +103,52 @@ extension FormParameters {
         if !named { kept.append(Pair("scope", remaining.joined(separator: " "))) }
         return try FormParameters(kept)
     }
+}
+
+/// The person behind a held request, as the IdP named them when they signed in from the waiting page.
+public struct Requester: Sendable, Equatable, Codable {
+    /// The IdP's subject (`sub`).
+    public var subject: String
+    /// The email address the IdP gave, lower-cased.
+    public var email: String?
+    /// Whether the IdP says the address is verified (`email_verified`).
+    public var emailVerified: Bool
+    /// A display name.
+    public var name: String?
+    /// The groups the IdP lists (its `groups` claim, or the one the configuration names).
+    public var groups: [String]
+
+    public init(subject: String, email: String?, emailVerified: Bool, name: String?, groups: [String] = []) {
+        self.subject = subject
+        self.email = email?.lowercased()
+        self.emailVerified = emailVerified
+        self.name = name
+        self.groups = groups
+    }
+
+    /// How approvers read who asks: name and verified address, else the subject.
+    public var label: String {
+        let parts = [name, emailVerified ? email : nil].compactMap { $0 }
+        return parts.isEmpty ? "subject \(subject)" : parts.joined(separator: ", ")
+    }
+
+    /// Whether `approver` is this person: the same verified email address, or the same subject at the
+    /// same IdP.
+    public func isSamePerson(as approver: ApproverIdentity) -> Bool {
+        guard case .person(let email, let subject) = approver else { return false }
+        if let email, emailVerified, self.email == email.lowercased() { return true }
+        if let subject, subject == self.subject { return true }
+        return false
+    }
+}
+
+/// Who approves, as far as separation of duties needs to know.
+public enum ApproverIdentity: Sendable, Equatable {
+    /// An operator with the store or the admin token (command line, admin API) or an automation rule.
+    case `operator`
+    /// A person: the email address a chat platform or the IdP verified for them, and their subject at
+    /// the upstream IdP when they signed in there (the approval page); either may be unknown.
+    case person(verifiedEmail: String?, idpSubject: String?)
 }
 
 /// A standing approval of one scope for one client.

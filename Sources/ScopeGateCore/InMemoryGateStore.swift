@@ -152,6 +152,13 @@ public actor InMemoryGateStore: GateStore {
         holdsByID[holdID]?.justification = text
     }
 
+    public func setRequester(holdID: String, _ requester: Requester, at date: Date) throws -> Bool {
+        try check()
+        guard holdsByID[holdID] != nil, holdsByID[holdID]?.requester == nil else { return false }
+        holdsByID[holdID]?.requester = requester
+        return true
+    }
+
     public func checkWritable() throws {
         try check()
     }

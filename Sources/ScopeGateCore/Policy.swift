@@ -158,6 +158,9 @@ public struct Policy: Sendable {
     /// requests the policy is evaluated for and recorded, but never held or refused by it.
     public var shadowClients: Set<String> = []
     public var shadowAll = false
+    /// Whether the waiting page signs requesters in at the IdP, so approvers see who asks, nobody
+    /// approves their own request, and a browser's request is approved only once its requester is known.
+    public var identifyRequesters = false
 
     /// Whether `clientID`'s requests pass whatever the policy would do.
     public func isShadowed(_ clientID: String) -> Bool { shadowAll || shadowClients.contains(clientID) }

@@ -63,6 +63,7 @@ public struct ScopeGateApplication: Sendable {
         self.metrics = metrics
         var observers: [any GateObserver] = [hub, refresher, metrics] + extraObservers
         var slackAPI: SlackAPI?
+        var teamsConnector: BotConnector?
         var notifiers: [ChatNotifier] = []
         let outbox = store as? any ChatOutboxStore
         if let routing = configuration.routing {
@@ -81,6 +82,7 @@ public struct ScopeGateApplication: Sendable {
                             client: httpClient, tokenURL: bot.tokenURL, appID: bot.appID, appPassword: bot.appPassword, now: now),
                         metrics: metrics)
                 }
+                teamsConnector = connector
                 platforms.append(
                     TeamsPlatform(
                         connector: connector, tenantID: teams.bot?.tenantID, webhooks: teams.webhooks,
@@ -127,7 +129,7 @@ public struct ScopeGateApplication: Sendable {
                     appID: bot.appID, issuer: bot.issuer),
                 tenantID: bot.tenantID, service: service, outbox: outbox, routing: routing,
                 confirmTiers: configuration.confirmTiers, metrics: metrics, logger: logger, now: now,
-                publicURL: configuration.publicURL)
+                publicURL: configuration.publicURL, connector: teamsConnector)
         } else {
             self.teamsActivities = nil
         }
@@ -142,7 +144,8 @@ public struct ScopeGateApplication: Sendable {
         guard let settings = configuration.signIn, let routing = configuration.routing else { return nil }
         let signIn = ApproverSignIn(
             settings: settings, publicURL: configuration.publicURL, authorizationPath: metadata.authorizationPath,
-            tokenPath: metadata.tokenPath, issuer: metadata.issuer, proxy: proxy, sessions: approverSessions, logger: logger)
+            tokenPath: metadata.tokenPath, issuer: metadata.issuer, proxy: proxy, sessions: approverSessions, logger: logger,
+            binding: BrowserBinding(publicURL: configuration.publicURL), service: service)
         return ApprovalPage(service: service, signIn: signIn, routing: routing, publicOrigin: publicOrigin, logger: logger)
     }
 

@@ -161,6 +161,17 @@ extension SQLiteGateStore {
                     ALTER TABLE approval_vote ADD COLUMN scopes TEXT;
                     """)
         }
+        migrator.registerMigration("v11: who asks") { db in
+            // The requester as the IdP named them (JSON), set once; the request's messages show it.
+            try db.execute(
+                sql: """
+                    ALTER TABLE hold ADD COLUMN requester TEXT;
+                    CREATE TRIGGER chat_message_on_requester AFTER UPDATE OF requester ON hold
+                    BEGIN
+                        UPDATE chat_message SET revision = revision + 1 WHERE approval_request_id = NEW.approval_request_id;
+                    END;
+                    """)
+        }
         return migrator
     }
 
@@ -197,11 +208,13 @@ extension SQLiteGateStore {
         guard let method = AuthorizationRequest.Method(rawValue: row["method"]) else {
             throw GateError(.storeFailure, "hold \(row["id"] as String) has an unknown method")
         }
-        return Hold(
+        var hold = Hold(
             id: row["id"], approvalRequestID: row["approval_request_id"], clientID: row["client_id"],
             binderHash: row["binder_hash"], method: method, encodedParameters: row["encoded_parameters"],
             requestedScopes: try scopes(row["requested_scopes"]), justification: row["justification"],
             createdAt: date(row["created_at"]), consumedAt: (row["consumed_at"] as Double?).map(date))
+        hold.requester = try (row["requester"] as String?).map { try JSONDecoder().decode(Requester.self, from: Data($0.utf8)) }
+        return hold
     }
 
     static func chatMessage(_ row: Row) -> ChatMessage {

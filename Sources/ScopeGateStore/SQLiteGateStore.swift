@@ -357,6 +357,28 @@ public final class SQLiteGateStore: GateStore {
         return decided
     }
 
+    public func setRequester(holdID: String, _ requester: Requester, at date: Date) async throws -> Bool {
+        let json = String(decoding: try JSONEncoder().encode(requester), as: UTF8.self)
+        return try await commits.write { [self] db in
+            try db.execute(sql: "UPDATE hold SET requester = ? WHERE id = ? AND requester IS NULL", arguments: [json, holdID])
+            guard db.changesCount == 1, let hold = try Row.fetchOne(db, sql: "SELECT * FROM hold WHERE id = ?", arguments: [holdID])
+                .map(Self.hold)
+            else { return false }
+            try appendAudit(
+                db,
+                [
+                    AuditEvent(
+                        "hold.identified", clientID: hold.clientID,
+                        [
+                            ("request_id", .string(hold.approvalRequestID)), ("hold_id", .string(holdID)),
+                            ("subject", .string(requester.subject)), ("email", requester.email.map { .string($0) } ?? .null),
+                            ("email_verified", .bool(requester.emailVerified)), ("groups", .strings(requester.groups)),
+                        ])
+                ], at: date)
+            return true
+        }
+    }
+
     public func setJustification(holdID: String, _ text: String) async throws {
         try await commits.write { db in
             try db.execute(sql: "UPDATE hold SET justification = ? WHERE id = ?", arguments: [text, holdID])

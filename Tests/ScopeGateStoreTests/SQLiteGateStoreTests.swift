@@ -150,6 +150,20 @@ import Testing
         #expect(try await reopened.activeGrants(clientID: "app", among: ScopeSet(scopes), at: now).map(\.scope) == ["b:read"])
     }
 
+    /// Who asks is recorded once, audited, survives a restart, and brings the request's messages up to date.
+    @Test func aRequesterIsRecordedOnceAndAudited() async throws {
+        var store: SQLiteGateStore? = try SQLiteGateStore(path: path)
+        let (hold, request, _) = try await store!.openHold(draft(), at: now, expiresAt: now.addingTimeInterval(60))
+        _ = try await store!.addChatMessages(approvalRequestID: request.id, platform: "slack", channels: ["C0A"], at: now)
+        let alice = Requester(subject: "1", email: "alice@example.com", emailVerified: true, name: "Alice", groups: ["sales"])
+        #expect(try await store!.setRequester(holdID: hold.id, alice, at: now))
+        #expect(try await !store!.setRequester(holdID: hold.id, Requester(subject: "2", email: nil, emailVerified: false, name: nil), at: now))
+        #expect(try await store!.chatMessages(approvalRequestID: request.id).first?.revision == 2)
+        store = nil
+        let reopened = try SQLiteGateStore(path: path)
+        #expect(try await reopened.hold(id: hold.id)?.requester == alice)
+    }
+
     @Test func theFirstContinuationIsRecordedOnce() async throws {
         let store = try SQLiteGateStore(path: path)
         let (hold, _, _) = try await store.openHold(draft(), at: now, expiresAt: now.addingTimeInterval(60))

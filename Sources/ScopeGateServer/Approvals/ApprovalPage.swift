@@ -93,7 +93,9 @@ struct ApprovalPage: Sendable {
         }
         let content = ApprovalMessageContent(
             request: approval, policy: service.policy, justifications: [], routeName: "", confirmTiers: [], waiting: 0,
-            votes: (try? await service.votes(on: id)) ?? [], quorum: service.policy.quorum(of: approval))
+            votes: (try? await service.votes(on: id)) ?? [], quorum: service.policy.quorum(of: approval),
+            requesters: holds.compactMap(\.requester))
+        if let requester = content.requesterText { body += "<p>Requester: <strong>\(HTML.escape(requester))</strong></p>" }
         if let tally = content.tally(naming: ChatText.actor) { body += "<p class=\"status\">Votes: \(HTML.escape(tally))</p>" }
         body += "<p class=\"muted\">Request <code>\(HTML.escape(id))</code>, route \(HTML.escape(routing.route(for: approval, policy: service.policy).name)).</p>"
         if let notice { body += "<p role=\"alert\" class=\"status\">\(HTML.escape(notice))</p>" }
@@ -235,9 +237,11 @@ struct ApprovalPage: Sendable {
             case "approve":
                 _ = try await service.approve(
                     id, actor: approver.actor, once: false, reason: reason,
-                    duration: form["duration"].flatMap(ScopeGateConfiguration.duration), scopes: try Self.ticked(form))
+                    duration: form["duration"].flatMap(ScopeGateConfiguration.duration), scopes: try Self.ticked(form),
+                    identity: approver.identity)
             case "approve_once":
-                _ = try await service.approve(id, actor: approver.actor, once: true, reason: reason, scopes: try Self.ticked(form))
+                _ = try await service.approve(
+                    id, actor: approver.actor, once: true, reason: reason, scopes: try Self.ticked(form), identity: approver.identity)
             case "deny": _ = try await service.deny(id, actor: approver.actor)
             default: return ErrorResponses.page(GateError(.invalidRequest, "Choose Approve, Approve once or Deny."))
             }

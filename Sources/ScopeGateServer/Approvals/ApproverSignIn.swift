@@ -24,6 +24,16 @@ struct Approver: Sendable, Equatable {
     var authTime: Date? = nil
     /// The authentication context class the IdP reports (`acr`).
     var acr: String? = nil
+    /// The groups the IdP lists (`sign_in.groups_claim`).
+    var groups: [String] = []
+
+    /// Who this is for separation of duties: the verified email address and the IdP's subject.
+    var identity: ApproverIdentity { .person(verifiedEmail: emailVerified ? email : nil, idpSubject: subject) }
+
+    /// This person as the requester of a held request.
+    var requester: Requester {
+        Requester(subject: subject, email: email, emailVerified: emailVerified, name: name, groups: groups)
+    }
 
     /// Whether an approvers list entry names this person: an entry with `@` is a verified email
     /// address (compared without case), any other entry a subject (compared exactly).
@@ -108,6 +118,10 @@ struct ApproverSignIn: Sendable {
     let proxy: UpstreamProxy
     let sessions: ApproverSessions
     let logger: Logger
+    /// The waiting pages' browser binding, and the gate: a sign-in that returns to a waiting page names
+    /// the requester of its hold.
+    var binding: BrowserBinding? = nil
+    var service: GateService? = nil
 
     var secure: Bool { publicURL.scheme?.lowercased() == "https" }
     var sessionCookie: String { secure ? "__Host-sg_approver" : "sg_approver" }
@@ -141,7 +155,8 @@ struct ApproverSignIn: Sendable {
             value.split(separator: " ").allSatisfy({ $0.unicodeScalars.allSatisfy { $0.value > 0x20 && $0.value < 0x7f } })
                 && value.utf8.count <= 512 ? value : nil
         }
-        guard returnTo.hasPrefix(ApprovalPage.prefix), !returnTo.contains("//"), !returnTo.contains("\\"),
+        guard returnTo.hasPrefix(ApprovalPage.prefix) || (service?.policy.identifyRequesters == true && returnTo.hasPrefix(HoldEndpoints.prefix)),
+            !returnTo.contains("//"), !returnTo.contains("\\"),
             returnTo.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7f })
         else {
             return ErrorResponses.page(GateError(.invalidRequest, "Sign-in returns only to ScopeGate's approval pages."))
@@ -185,12 +200,32 @@ struct ApproverSignIn: Sendable {
             logger.warning("approver sign-in failed", metadata: ["sg.reason": "\(error.message)"])
             return ErrorResponses.page(GateError(.accessDenied, "ScopeGate could not complete your sign-in: \(error.message)"))
         }
+        if pending.returnTo.hasPrefix(HoldEndpoints.prefix) {
+            return await identify(approver.requester, holdPage: pending.returnTo, request: request)
+        }
         let session = await sessions.open(approver)
         logger.info("approver signed in", metadata: ["sg.approver": "\(approver.actor)"])
         var headers = HTTPFields()
         headers.append(.init(name: .setCookie, value: cookie(sessionCookie, session, maxAge: 8 * 3600)))
         headers.append(.init(name: .setCookie, value: cookie(bindingCookie, "", maxAge: 0)))
         return PageResponse.redirect(pending.returnTo, headers: headers)
+    }
+
+    /// A requester signed in from their waiting page: recorded on the hold this browser owns, and back
+    /// to the page. Nobody gets an approver's session from it.
+    private func identify(_ requester: Requester, holdPage: String, request: Request) async -> Response {
+        let holdID = String(holdPage.dropFirst(HoldEndpoints.prefix.count))
+        guard let service, let binder = binding?.value(in: request) else {
+            return ErrorResponses.page(HoldEndpoints.notThisBrowser)
+        }
+        do {
+            try await service.identify(holdID: holdID, binderHash: BrowserBinding.hash(binder), as: requester)
+        } catch where error.code == .alreadyDecided {
+            // Decided meanwhile: the page moves on.
+        } catch {
+            return ErrorResponses.page(error)
+        }
+        return PageResponse.redirect(holdPage, headers: [.setCookie: cookie(bindingCookie, "", maxAge: 0)])
     }
 
     private struct TokenAnswer: Decodable {
@@ -234,6 +269,9 @@ struct ApproverSignIn: Sendable {
         }
         guard let parts = JWTParts(Substring(idToken)), let claims = try? JSONDecoder().decode(IDToken.self, from: parts.claims)
         else { throw GateError(.accessDenied, "the ID token cannot be read") }
+        // Groups, under whatever claim the IdP uses: a list of strings, anything else is none.
+        let object = (try? JSONSerialization.jsonObject(with: parts.claims)) as? [String: Any]
+        let groups = (object?[settings.groupsClaim] as? [Any])?.compactMap { $0 as? String }.prefix(50).map { String($0.prefix(200)) } ?? []
         // The IdP names itself by the host it is asked as: its own (as ScopeGate read its discovery
         // document) or ScopeGate's public one (as it answered this exchange).
         if let issuer {
@@ -250,6 +288,6 @@ struct ApproverSignIn: Sendable {
         return Approver(
             subject: subject, email: claims.email, emailVerified: claims.email_verified == true,
             name: claims.name ?? claims.preferred_username, signedInAt: Date(),
-            authTime: claims.auth_time.map(Date.init(timeIntervalSince1970:)), acr: claims.acr)
+            authTime: claims.auth_time.map(Date.init(timeIntervalSince1970:)), acr: claims.acr, groups: groups)
     }
 }

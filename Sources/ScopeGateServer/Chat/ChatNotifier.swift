@@ -53,7 +53,7 @@ final class ChatNotifier: Service, GateObserver {
 
     func approvalRequestOpened(_ request: ApprovalRequest, by hold: Hold) async { wake() }
     func approvalRequestDecided(_ request: ApprovalRequest) async { wake() }
-    func approvalRequestVoted(_ request: ApprovalRequest) async { wake() }
+    func approvalRequestUpdated(_ request: ApprovalRequest) async { wake() }
 
     /// Asks for a pass now (a justification was added, a decision made elsewhere).
     func wake() { wakeContinuation.yield() }
@@ -139,7 +139,8 @@ final class ChatNotifier: Service, GateObserver {
         let content = ApprovalMessageContent(
             request: request, policy: policy, justifications: justifications, routeName: route.name,
             confirmTiers: confirmTiers, waiting: holds.filter { $0.consumedAt == nil }.count,
-            votes: try await store.votes(approvalRequestID: request.id), quorum: policy.quorum(of: request), publicURL: publicURL)
+            votes: try await store.votes(approvalRequestID: request.id), quorum: policy.quorum(of: request), publicURL: publicURL,
+            requesters: holds.compactMap(\.requester))
         let revision = message.revision
         do {
             if let messageID = message.messageID {

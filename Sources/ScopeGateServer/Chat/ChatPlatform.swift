@@ -39,6 +39,19 @@ struct ApprovalMessageContent: Sendable {
     var quorum: Quorum = .single
     /// ScopeGate's public URL, for links to the approval page.
     var publicURL: URL? = nil
+    /// Who asks: the requesters of its held requests who signed in, each once.
+    var requesters: [Requester] = []
+
+    /// Who asks, as messages say it: `nil` where nobody is identified and requesters are not asked to be.
+    var requesterText: String? {
+        var seen = Set<String>()
+        let unique = requesters.filter { seen.insert($0.subject).inserted }
+        guard !unique.isEmpty else { return policy.identifyRequesters ? "not signed in yet" : nil }
+        return unique.prefix(5).map { person in
+            ChatText.clipped(person.label, to: 200)
+                + (person.groups.isEmpty ? "" : " (groups: " + ChatText.clipped(person.groups.joined(separator: ", "), to: 300) + ")")
+        }.joined(separator: "; ") + (unique.count > 5 ? "; and \(unique.count - 5) more" : "")
+    }
 
     /// Where the request's tier asks approvers for a fresh sign-in: the approval page, the only place
     /// it is decided (a click in chat decides nothing); `nil` otherwise.

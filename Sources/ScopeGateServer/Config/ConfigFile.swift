@@ -45,6 +45,7 @@ struct ConfigFile: Codable {
         var timeout: String?
         var default_tier: String?
         var new_holds_per_minute: HoldRates?
+        var identify_requesters: Bool?
     }
 
     struct HoldRates: Codable {
@@ -138,6 +139,7 @@ struct ConfigFile: Codable {
         var client_secret_env: String?
         var client_secret_file: String?
         var scopes: [String]?
+        var groups_claim: String?
     }
 
     struct Teams: Codable {

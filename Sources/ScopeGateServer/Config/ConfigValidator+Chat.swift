@@ -98,6 +98,9 @@ extension ConfigValidator {
         let pages = (file.routes ?? []).contains { $0.approval_page != nil }
         guard let signIn = file.sign_in else {
             if pages { throw fail("sign_in", "is required: approvers sign in at the IdP to use the approval page") }
+            if policy.identifyRequesters {
+                throw fail("sign_in", "is required with approvals.identify_requesters: requesters sign in at the IdP through it")
+            }
             return nil
         }
         guard let clientID = signIn.client_id, ClientID.isValid(clientID) else {
@@ -119,7 +122,13 @@ extension ConfigValidator {
                 "sign_in.scopes",
                 "must be approved by the policy for \(clientID) (auto: approve), or approvers could not sign in to decide")
         }
-        return .init(clientID: clientID, clientSecret: secret, scopes: scopes)
+        let groupsClaim = signIn.groups_claim ?? "groups"
+        guard !groupsClaim.isEmpty, groupsClaim.utf8.count <= 256 else { throw fail("sign_in.groups_claim", "must name an ID token claim") }
+        if policy.identifyRequesters, !scopes.contains("email"), !scopes.contains("profile") {
+            warnings.list.append(
+                "sign_in.scopes has no email scope: requesters are named by subject only, and chat approvers (known by email) cannot be told apart from them, so their approvals are refused")
+        }
+        return .init(clientID: clientID, clientSecret: secret, scopes: scopes, groupsClaim: groupsClaim)
     }
 
     /// Tiers whose approval asks the approver to confirm (critical, unless the tiers say otherwise).

@@ -348,6 +348,7 @@ struct ConfigValidator {
         }
         var policy = Policy(rules: globalRules, clients: clients, tiers: tiers, defaultTier: defaultTier, approvalTimeout: timeout)
         policy.automation = try automation(policy)
+        policy.identifyRequesters = file.approvals?.identify_requesters ?? false
         if let shadow = file.shadow {
             for (index, client) in (shadow.clients ?? []).enumerated() where policy.clients[client] == nil {
                 throw fail("shadow.clients[\(index)]", "names the unknown client '\(client)'")

@@ -175,6 +175,8 @@ public struct ScopeGateConfiguration: Sendable {
         public var clientSecret: String
         /// The scopes it asks for (`openid`, and `email` to name approvers by verified email).
         public var scopes: ScopeSet
+        /// The ID token claim listing the signed-in person's groups (shown to approvers for requesters).
+        public var groupsClaim: String = "groups"
     }
 
     /// A duration as configuration files and commands write them: a positive whole number followed by

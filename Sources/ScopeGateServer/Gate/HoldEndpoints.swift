@@ -68,6 +68,10 @@ struct HoldEndpoints: Sendable {
         }
         switch approval.state {
         case .pending:
+            // Requesters are identified first: off to sign in at the IdP, back here afterwards.
+            if service.policy.identifyRequesters, hold.requester == nil {
+                return PageResponse.redirect(ApproverSignIn.startPath + "?return=" + FormParameters.encode(Self.pagePath(holdID)))
+            }
             let nonce = RandomID.make(bytes: 16)
             let votes = (try? await service.votes(on: approval.id)) ?? []
             let html = WaitingPage(

@@ -52,6 +52,7 @@ struct WaitingPage {
             moves on by itself as soon as they decide.</p>
             <ul class="scopes" aria-label="Requested permissions">\(scopes)</ul>
             \(asked.map { "<p class=\"muted\" id=\"asked\">\(HTML.escape($0))</p>" } ?? "")
+            \(hold.requester.map { "<p class=\"muted\" id=\"requester\">The approvers see that you, \(HTML.escape($0.label)), are asking.</p>" } ?? "")
             <p class="status" id="status" role="status" aria-live="polite">Waiting for a decision. Request
             <code>\(HTML.escape(request.id))</code>, open until \(HTML.escape(Self.format(request.expiresAt))).</p>
             \(noticeHTML)

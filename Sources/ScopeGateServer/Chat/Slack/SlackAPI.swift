@@ -20,6 +20,11 @@ struct SlackAPI: Sendable {
             var is_bot: Bool?
             var is_restricted: Bool?
             var is_ultra_restricted: Bool?
+            /// Whether the account's email address is confirmed.
+            var is_email_confirmed: Bool?
+            struct Profile: Decodable, Sendable { var email: String? }
+            /// The profile; its `email` only with the `users:read.email` scope.
+            var profile: Profile?
         }
 
         var ok: Bool

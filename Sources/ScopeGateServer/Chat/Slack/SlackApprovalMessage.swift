@@ -61,6 +61,9 @@ struct SlackApprovalMessage {
         if request.state == .pending {
             fields.append(SlackText.markdown("*Waiting*\n\(waiting) \(waiting == 1 ? "request" : "requests")"))
         }
+        if let requester = content.requesterText {
+            fields.append(SlackText.markdown("*Requester*\n" + SlackText.escaped(requester)))
+        }
         if let tally = content.tally(naming: Self.actor) {
             fields.append(SlackText.markdown("*Votes*\n" + tally))
         }

@@ -19,7 +19,7 @@ actor SlackApprovers {
     let lifetime: Duration
     let now: @Sendable () -> Date
     private var groups: [String: (members: Set<String>, fetched: Date)] = [:]
-    private var accounts: [String: (active: Bool, fetched: Date)] = [:]
+    private var accounts: [String: (active: Bool, email: String?, fetched: Date)] = [:]
 
     init(api: SlackAPI, teamID: String, lifetime: Duration = .seconds(300), now: @escaping @Sendable () -> Date) {
         self.api = api
@@ -70,8 +70,16 @@ actor SlackApprovers {
         }
         let active = account.id == user && account.team_id == teamID && account.deleted != true && account.is_bot != true
             && account.is_restricted != true && account.is_ultra_restricted != true
-        accounts[user] = (active, date)
+        let email = account.is_email_confirmed == false ? nil : account.profile?.email.flatMap { $0.contains("@") ? $0.lowercased() : nil }
+        accounts[user] = (active, email, date)
         return active
+    }
+
+    /// The confirmed email address of a user found active (`users.info`, with `users:read.email`), for
+    /// separation of duties; `nil` when Slack does not say.
+    func verifiedEmail(of user: String) async -> String? {
+        guard await isActiveMember(user) == true else { return nil }
+        return accounts[user]?.email
     }
 
     /// A group's members, from the cache while fresh.

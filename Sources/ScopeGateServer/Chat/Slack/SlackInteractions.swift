@@ -183,8 +183,11 @@ struct SlackInteractions: Sendable {
                 let chosen = payload.state?.values.values.compactMap { $0[SlackApprovalMessage.durationAction]?.selected_option?.value }.first
                 decided = try await service.approve(
                     requestID, actor: actor, once: false, duration: chosen.flatMap(ScopeGateConfiguration.duration),
-                    scopes: try payload.ticked())
-            case .approveOnce: decided = try await service.approve(requestID, actor: actor, once: true, scopes: try payload.ticked())
+                    scopes: try payload.ticked(), identity: .person(verifiedEmail: await approvers.verifiedEmail(of: user.id), idpSubject: nil))
+            case .approveOnce:
+                decided = try await service.approve(
+                    requestID, actor: actor, once: true, scopes: try payload.ticked(),
+                    identity: .person(verifiedEmail: await approvers.verifiedEmail(of: user.id), idpSubject: nil))
             case .deny: decided = try await service.deny(requestID, actor: actor)
             }
             if decided.state == .pending {

@@ -90,6 +90,21 @@ struct BotConnector: Sendable {
         var id: String?
         /// The first activity's id in it.
         var activityId: String?
+        /// A member's addresses (`GET /v3/conversations/{id}/members/{member}`): Microsoft Entra ID's,
+        /// which the directory verified.
+        var email: String?
+        var userPrincipalName: String?
+        var aadObjectId: String?
+    }
+
+    /// The directory email address of a member of a conversation (its `email`, else its user principal
+    /// name), checked to be the member asked about; `nil` when Teams does not say.
+    func email(of member: String, in conversation: String) async -> String? {
+        let path = "/v3/conversations/\(FormParameters.encode(conversation))/members/\(FormParameters.encode(member))"
+        guard let answer = try? await send(.GET, path, body: nil, name: "conversations.members.get"),
+            answer.aadObjectId?.lowercased() == member.lowercased()
+        else { return nil }
+        return (answer.email ?? answer.userPrincipalName).flatMap { $0.contains("@") ? $0.lowercased() : nil }
     }
 
     /// Seconds from `Retry-After` (delta seconds), 1…3600, 30 when absent or unreadable.
@@ -98,7 +113,7 @@ struct BotConnector: Sendable {
     }
 
     /// Sends `body` with `method` to `path` under the service URL, counting how it ended.
-    func send(_ method: HTTPMethod, _ path: String, body: JSONValue, name: String) async throws(ChatDeliveryFailure) -> Answer {
+    func send(_ method: HTTPMethod, _ path: String, body: JSONValue?, name: String) async throws(ChatDeliveryFailure) -> Answer {
         do {
             let answer = try await exchange(method, path, body: body)
             metrics?.chatCall("teams", name, outcome: "ok")
@@ -113,12 +128,14 @@ struct BotConnector: Sendable {
         }
     }
 
-    private func exchange(_ method: HTTPMethod, _ path: String, body: JSONValue) async throws(ChatDeliveryFailure) -> Answer {
+    private func exchange(_ method: HTTPMethod, _ path: String, body: JSONValue?) async throws(ChatDeliveryFailure) -> Answer {
         var request = HTTPClientRequest(url: serviceURL + path)
         request.method = method
         request.headers.add(name: "Authorization", value: "Bearer \(try await token.token())")
-        request.headers.add(name: "Content-Type", value: "application/json; charset=utf-8")
-        request.body = .bytes(ByteBuffer(data: body.encoded()))
+        if let body {
+            request.headers.add(name: "Content-Type", value: "application/json; charset=utf-8")
+            request.body = .bytes(ByteBuffer(data: body.encoded()))
+        }
         let response: HTTPClientResponse
         let bytes: ByteBuffer
         do {

@@ -80,6 +80,8 @@ struct TeamsActivities: Sendable {
     let now: @Sendable () -> Date
     /// ScopeGate's public URL, for links to the approval page.
     var publicURL: URL? = nil
+    /// The Bot Connector, to read an approver's directory email address (separation of duties).
+    var connector: BotConnector? = nil
 
     func respond(to request: Request) async -> Response {
         guard request.method == .post else {
@@ -161,14 +163,22 @@ struct TeamsActivities: Sendable {
             )
         }
         let actor = "teams:\(tenantID)/\(user)"
+        // Who the approver is, for separation of duties: their directory address, read only where
+        // requesters are identified.
+        var identity = ApproverIdentity.person(verifiedEmail: nil, idpSubject: nil)
+        if verb != .deny, service.policy.identifyRequesters, let connector, let conversation = activity.conversation?.id {
+            identity = .person(verifiedEmail: await connector.email(of: user, in: conversation), idpSubject: nil)
+        }
         do {
             let decided: ApprovalRequest
             switch verb {
             case .approve:
                 decided = try await service.approve(
                     requestID, actor: actor, once: false, duration: action.data?.duration.flatMap(ScopeGateConfiguration.duration),
-                    scopes: try action.data?.ticked())
-            case .approveOnce: decided = try await service.approve(requestID, actor: actor, once: true, scopes: try action.data?.ticked())
+                    scopes: try action.data?.ticked(), identity: identity)
+            case .approveOnce:
+                decided = try await service.approve(
+                    requestID, actor: actor, once: true, scopes: try action.data?.ticked(), identity: identity)
             case .deny: decided = try await service.deny(requestID, actor: actor)
             }
             return (.decided(decided.state), await card(for: decided, route: route))
@@ -199,7 +209,7 @@ struct TeamsActivities: Sendable {
             },
             routeName: route.name, confirmTiers: confirmTiers, waiting: holds.filter { $0.consumedAt == nil }.count,
             votes: (try? await service.votes(on: request.id)) ?? [], quorum: service.policy.quorum(of: request),
-            publicURL: publicURL)
+            publicURL: publicURL, requesters: holds.compactMap(\.requester))
         return ["statusCode": .number(200), "type": "application/vnd.microsoft.card.adaptive", "value": TeamsApprovalCard(content).card]
     }
 

@@ -68,6 +68,7 @@ struct TeamsApprovalCard {
         if request.state == .pending {
             body.append(Self.fact("Waiting", "\(content.waiting) \(content.waiting == 1 ? "request" : "requests")"))
         }
+        if let requester = content.requesterText { body.append(Self.fact("Requester", requester)) }
         if let tally = content.tally(naming: ChatText.actor) { body.append(Self.fact("Votes", tally)) }
         body.append(Self.fact("Route", content.routeName))
         if let escalation = request.escalation {
