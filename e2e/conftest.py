@@ -165,7 +165,7 @@ def idp(callback_server, tmp_path_factory):
 class Gate:
     """ScopeGate as a process, with its own config and SQLite file; restartable."""
 
-    def __init__(self, idp, callback, work, extra="", env=None, port=None, upstream=None, clients=None):
+    def __init__(self, idp, callback, work, extra="", env=None, port=None, upstream=None, clients=None, approvals=""):
         self.env = dict(os.environ, **(env or {}))
         self.port = port or free_port()
         upstream = upstream or f"""  url: {idp.url}
@@ -194,6 +194,7 @@ store:
   path: {work / "scopegate.sqlite"}
 approvals:
   timeout: 10m
+{approvals}
 scopes:
   - pattern: openid
     auto: approve

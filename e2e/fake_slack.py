@@ -90,9 +90,11 @@ class FakeSlack:
             user = arguments.get("user", "")
             if not user.startswith("U"):
                 return 200, {}, {"ok": False, "error": "user_not_found"}
+            # With users:read.email the profile carries the address (U0ALICE: alice@example.com).
             return 200, {}, {"ok": True, "user": {
                 "id": user, "team_id": TEAM_ID, "name": user.lower(), "deleted": False, "is_bot": False,
-                "is_restricted": user in self.guests, "is_ultra_restricted": False,
+                "is_restricted": user in self.guests, "is_ultra_restricted": False, "is_email_confirmed": True,
+                "profile": {"real_name": user.removeprefix("U0").title(), "email": f"{user.removeprefix('U0').lower()}@example.com"},
             }}
         if method == "usergroups.users.list":
             members = self.groups.get(arguments.get("usergroup"))

@@ -476,3 +476,62 @@ default_route: everyone
         assert len([c for c in slack.calls_to("chat.postMessage") if c["arguments"].get("thread_ts")]) == 1, "once, restarts included"
     finally:
         gate.stop()
+
+
+def test_the_requester_signs_in_first_and_cannot_approve_their_own_request(idp, callback_server, tmp_path, slack):
+    """approvals.identify_requesters: the waiting page signs the requester in at django-oauth-toolkit
+    (name, verified email, groups in the ID token), the message shows who asks, and the same person
+    clicking Approve in Slack (the same address) changes nothing; another approver decides."""
+    import conftest
+    from conftest import CLIENT_ID, SERVICE
+    extra = """
+sign_in:
+  client_id: e2e-approvals
+  client_secret_env: E2E_APPROVALS_SECRET
+  scopes: [openid, profile]
+routes:
+  - name: everyone
+    channel: C0APPROVALS
+    approvers:
+      users: [U0ALICE, U0BOB]
+default_route: everyone
+"""
+    clients = f"""  - id: {CLIENT_ID}
+    name: E2E App
+    redirect_uris: ["{callback_server}"]
+  - id: e2e-approvals
+    name: ScopeGate approvals
+    redirect_uris: ["http://127.0.0.1:{conftest.APPROVALS_GATE_PORT}/_scopegate/sign-in/callback"]"""
+    gate = Gate(idp, callback_server, tmp_path, extra=extra + slack_config(slack), env=dict(SLACK_ENV, E2E_APPROVALS_SECRET=SERVICE[1]),
+                port=conftest.APPROVALS_GATE_PORT, clients=clients, approvals="  identify_requesters: true")
+    gate.start()
+    idp.reset()
+    try:
+        client, verifier, url, _ = start(gate, callback_server, "openid orders:read")
+        # Held: an approval before the requester signed in is refused.
+        requester = BrowserSession(gate, callback_server)
+        first = requester.session.get(url, allow_redirects=False, timeout=10)
+        assert first.status_code == 303 and "/_scopegate/holds/" in first.headers["Location"]
+        request_id = gate.only_pending_id()
+        slack.wait_for("chat.postMessage")
+        assert click(gate, "scopegate_approve", request_id, user="U0BOB").status_code == 200
+        assert "has not signed in yet" in slack.wait_for("chat.postEphemeral")[-1]["arguments"]["text"]
+        assert state_of(gate, request_id) == "pending"
+        # The waiting page sends the requester to sign in at the IdP, then shows itself.
+        kind, page = requester.go(gate.url + first.headers["Location"])
+        assert kind == "page" and "/_scopegate/holds/" in page.url
+        assert "Alice Liddell, alice@example.com" in page.text
+        updated = slack.wait_for("chat.update", where=lambda c: "alice@example.com" in blocks(c))[-1]
+        assert "*Requester*" in blocks(updated) and "groups: sales" in blocks(updated)
+        # Alice approving her own request from Slack (her Slack address is the same) changes nothing.
+        assert click(gate, "scopegate_approve", request_id, user="U0ALICE").status_code == 200
+        assert "you asked for this request yourself" in slack.wait_for(
+            "chat.postEphemeral", where=lambda c: "yourself" in c["arguments"]["text"])[-1]["arguments"]["text"]
+        assert state_of(gate, request_id) == "pending"
+        assert click(gate, "scopegate_approve", request_id, user="U0BOB").status_code == 200
+        assert state_of(gate, request_id) == "approved"
+        kind, callback = requester.go(page.url)
+        assert kind == "callback"
+        assert "orders:read" in finish(gate, client, verifier, callback)["scope"].split()
+    finally:
+        gate.stop()

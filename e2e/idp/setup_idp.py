@@ -15,6 +15,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "idp.settings")
 django.setup()
 
 from django.contrib.auth import get_user_model  # noqa: E402
+from django.contrib.auth.models import Group  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from oauth2_provider.models import get_application_model  # noqa: E402
 
@@ -22,10 +23,15 @@ call_command("migrate", verbosity=0)
 User = get_user_model()
 user, _ = User.objects.get_or_create(username="alice")
 user.set_password("wonderland")
+user.email = "alice@example.com"
+user.first_name, user.last_name = "Alice", "Liddell"
 user.save()
+sales, _ = Group.objects.get_or_create(name="sales")
+user.groups.add(sales)
 # A second person, who is no approver.
 mallory, _ = User.objects.get_or_create(username="mallory")
 mallory.set_password("looking-glass")
+mallory.email = "mallory@example.com"
 mallory.save()
 Application = get_application_model()
 

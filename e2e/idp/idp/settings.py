@@ -47,6 +47,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 OAUTH2_PROVIDER = {
     "OIDC_ENABLED": True,
+    "OAUTH2_VALIDATOR_CLASS": "idp.validator.Validator",
     "OIDC_RSA_PRIVATE_KEY": os.environ.get("IDP_RSA_PRIVATE_KEY", ""),
     "PKCE_REQUIRED": True,
     "SCOPES": {
