@@ -44,6 +44,8 @@ class FakeTeams:
         self.failures = {}
         self.tokens = set()
         self.next_activity = 1
+        # Directory addresses of conversation members, by Microsoft Entra object id.
+        self.members = {}
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -120,6 +122,8 @@ class FakeTeams:
             name = "activities.send"
         elif method == "POST" and path.startswith("/workflows/"):
             name = "workflow.post"
+        elif method == "GET" and path.startswith("/teams/v3/conversations/") and "/members/" in path:
+            name = "members.get"
         if name is None:
             return 404, {}, {"error": {"code": "NotFound", "message": f"{method} {path}"}}
         try:
@@ -161,6 +165,18 @@ class FakeTeams:
             known = bearer in self.tokens
         if not known:
             return 401, {}, {"message": "Authorization has been denied for this request."}
+        if name == "members.get":
+            # GET /v3/conversations/{id}/members/{member}: a TeamsChannelAccount, by the member's id or
+            # Entra object id.
+            member = unquote(path.rsplit("/", 1)[1]).lower()
+            with self.lock:
+                email = self.members.get(member)
+            if email is None:
+                return 404, {}, {"error": {"code": "MemberNotFound", "message": "The member was not found."}}
+            return 200, {}, {
+                "id": "29:1" + member.replace("-", ""), "name": email.split("@")[0].title(), "aadObjectId": member,
+                "email": email, "userPrincipalName": email, "tenantId": TENANT_ID, "userRole": "user",
+            }
         attachments = (parsed.get("activity") if name == "conversations.create" else parsed).get("attachments") or []
         if name == "activities.send":
             conversation = unquote(path.removeprefix("/teams/v3/conversations/").removesuffix("/activities"))

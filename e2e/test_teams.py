@@ -339,3 +339,52 @@ default_route: everyone
         assert "Reminder: E2E App has waited" in json.dumps(reminder["body"]) and request_id in json.dumps(reminder["body"])
     finally:
         gate.stop()
+
+
+def test_a_teams_approver_who_is_the_requester_cannot_approve(idp, callback_server, tmp_path, teams):
+    """With requesters identified, the approver's directory address (Bot Connector members API) is
+    compared with the requester's verified one: the same person's click decides nothing."""
+    import conftest
+    from conftest import CLIENT_ID, SERVICE
+    teams.members[ALICE] = "alice@example.com"
+    teams.members[BOB] = "bob@example.com"
+    extra = bot_config(teams) + f"""
+sign_in:
+  client_id: e2e-approvals
+  client_secret_env: E2E_APPROVALS_SECRET
+  scopes: [openid, profile]
+routes:
+  - name: everyone
+    teams:
+      channel: "19:approvals@thread.tacv2"
+      approvers:
+        users: [{ALICE}, {BOB}]
+default_route: everyone
+"""
+    clients = f"""  - id: {CLIENT_ID}
+    name: E2E App
+    redirect_uris: ["{callback_server}"]
+  - id: e2e-approvals
+    name: ScopeGate approvals
+    redirect_uris: ["http://127.0.0.1:{conftest.APPROVALS_GATE_PORT}/_scopegate/sign-in/callback"]"""
+    env = {"E2E_TEAMS_APP_PASSWORD": fake_teams.APP_PASSWORD, "E2E_APPROVALS_SECRET": SERVICE[1]}
+    gate = Gate(idp, callback_server, tmp_path, extra=extra, env=env, port=conftest.APPROVALS_GATE_PORT, clients=clients,
+                approvals="  identify_requesters: true")
+    gate.start()
+    idp.reset()
+    try:
+        client, verifier, url, _ = start(gate, callback_server, "openid orders:read")
+        requester = BrowserSession(gate, callback_server)
+        kind, page = requester.go(url)
+        assert kind == "page" and "alice@example.com" in page.text
+        request_id = gate.only_pending_id()
+        refused = click(gate, teams, "scopegate_approve", request_id, user=ALICE).json()
+        assert refused["statusCode"] == 403 and "yourself" in refused["value"]["message"]
+        assert [c for c in teams.calls if c["name"] == "members.get"], "the approver's address came from the directory"
+        assert state_of(gate, request_id) == "pending"
+        assert click(gate, teams, "scopegate_approve", request_id, user=BOB).json()["statusCode"] == 200
+        assert state_of(gate, request_id) == "approved"
+        kind, callback = requester.go(page.url)
+        assert kind == "callback"
+    finally:
+        gate.stop()
