@@ -20,6 +20,10 @@ public struct AutomationRule: Sendable, Equatable {
     public var tiers: Set<String>
     /// Patterns every scope must match one of; empty: any scope.
     public var scopePatterns: [GlobPattern]
+    /// Groups (as the IdP names them) the requesters must belong to, one of them each; empty: anyone.
+    /// A rule with groups decides only once every browser waiting on the request has signed in
+    /// (`approvals.identify_requesters`), and never a request a device or a back-channel call waits on.
+    public var requesterGroups: Set<String> = []
     /// Where it is written (`automation[2]`).
     public var origin: String
 
@@ -38,9 +42,16 @@ public struct AutomationRule: Sendable, Equatable {
     /// The actor of the decisions it makes.
     public var actor: String { "policy:automation/\(name)" }
 
-    /// Whether it decides `request` under `policy`.
-    public func matches(_ request: ApprovalRequest, policy: Policy) -> Bool {
+    /// Whether it decides `request` under `policy`, whose held requests are `holds` (their requesters
+    /// matter to a rule with groups only).
+    public func matches(_ request: ApprovalRequest, policy: Policy, holds: [Hold] = []) -> Bool {
         guard clients.isEmpty || clients.contains(request.clientID), !request.scopes.isEmpty else { return false }
+        if !requesterGroups.isEmpty {
+            let waiting = holds.filter { $0.consumedAt == nil }
+            guard !waiting.isEmpty,
+                waiting.allSatisfy({ hold in hold.requester.map { !requesterGroups.isDisjoint(with: $0.groups) } ?? false })
+            else { return false }
+        }
         return request.scopes.tokens.allSatisfy { scope in
             (tiers.isEmpty || tiers.contains(policy.rule(for: scope, clientID: request.clientID).tier))
                 && (scopePatterns.isEmpty || scopePatterns.contains { $0.matches(scope) })
@@ -49,8 +60,8 @@ public struct AutomationRule: Sendable, Equatable {
 }
 
 extension Policy {
-    /// The first automation rule that decides `request`, if any.
-    public func automation(for request: ApprovalRequest) -> AutomationRule? {
-        automation.first { $0.matches(request, policy: self) }
+    /// The first automation rule that decides `request`, whose held requests are `holds`, if any.
+    public func automation(for request: ApprovalRequest, holds: [Hold] = []) -> AutomationRule? {
+        automation.first { $0.matches(request, policy: self, holds: holds) }
     }
 }

@@ -148,10 +148,15 @@ public struct GateService: Sendable {
     /// A request just opened: decided at once by the first automation rule that matches it, or else
     /// announced to the observers (chat platforms, waiting browsers), which ask the approvers.
     func announce(_ approval: ApprovalRequest, by hold: Hold) async throws(GateError) -> ApprovalRequest {
-        guard let rule = policy.automation(for: approval) else {
+        guard let rule = policy.automation(for: approval, holds: [hold]) else {
             await observer.approvalRequestOpened(approval, by: hold)
             return approval
         }
+        return try await decide(approval, by: rule)
+    }
+
+    /// Decides `approval` in the name of the automation rule that matched it.
+    private func decide(_ approval: ApprovalRequest, by rule: AutomationRule) async throws(GateError) -> ApprovalRequest {
         let date = now()
         let reason = "automation rule \(rule.name) (\(rule.origin))"
         let decided: ApprovalRequest
@@ -261,6 +266,12 @@ public struct GateService: Sendable {
         }
         guard try await storeCall({ try await store.setRequester(holdID: hold.id, requester, at: now()) }) else { return }
         logger.info("requester identified", metadata: ["sg.request.id": "\(request.id)", "sg.hold.id": "\(hold.id)"])
+        // Now that who asks is known, a rule on requesters' groups may decide.
+        let holds = try await storeCall { try await store.holds(approvalRequestID: request.id) }
+        if let rule = policy.automation.first(where: { !$0.requesterGroups.isEmpty && $0.matches(request, policy: policy, holds: holds) }) {
+            _ = try await decide(request, by: rule)
+            return
+        }
         await observer.approvalRequestUpdated(request)
     }
 

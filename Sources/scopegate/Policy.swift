@@ -47,6 +47,12 @@ struct PolicyCommand: AsyncParsableCommand {
                 if let rule = policy.automation(for: asked) {
                     print("automation: \(rule.name) (\(rule.origin)) decides it at once: \(rule.outcome == .approve ? "approved" : "denied"), no approver is asked")
                 } else if let routing = configuration.routing {
+                    for rule in policy.automation where !rule.requesterGroups.isEmpty {
+                        var rule = rule
+                        rule.requesterGroups = []
+                        guard rule.matches(asked, policy: policy) else { continue }
+                        print("automation: \(rule.name) (\(rule.origin)) \(rule.outcome == .approve ? "approves" : "denies") it once the requesters sign in, if each is in \(rule.origin).requester_groups")
+                    }
                     let question = ApprovalRequest(
                         id: "", clientID: client, scopes: unapproved, alreadyGranted: alreadyGranted, createdAt: Date(), expiresAt: Date())
                     let route = routing.route(for: question, policy: policy)

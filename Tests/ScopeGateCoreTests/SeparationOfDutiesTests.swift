@@ -90,3 +90,34 @@ import Testing
         #expect(try await store.hold(id: hold.id)?.requester == Self.alice, "the first sign-in stands")
     }
 }
+
+/// Automation on who asks: a rule on requesters' groups decides once the requesters have signed in.
+@Suite struct RequesterGroupAutomationTests {
+    let clock = TestClock()
+    let store = InMemoryGateStore()
+
+    func service() -> GateService {
+        var policy = PolicyTests.policy()
+        policy.identifyRequesters = true
+        var rule = AutomationRule(name: "sales-reads", outcome: .approve, tiers: ["elevated"], origin: "automation[0]")
+        rule.requesterGroups = ["sales"]
+        policy.automation = [rule]
+        return GateService(policy: policy, store: store, observer: GateObservers([]), logger: Logger(label: "test"), now: { [clock] in clock.now })
+    }
+
+    @Test func aRequesterInTheGroupIsApprovedByTheRuleAndOthersWait() async throws {
+        let service = service()
+        guard case .held(let hold, let approval) = try await service.admit(try PartialApprovalTests.request("orders:read"), binderHash: "b1")
+        else { Issue.record("not held"); return }
+        #expect(approval.state == .pending, "nobody's groups are known when the request opens")
+        try await service.identify(holdID: hold.id, binderHash: "b1", as: SeparationOfDutiesTests.alice)
+        let decided = try #require(try await store.approvalRequest(id: approval.id))
+        #expect(decided.state == .approved)
+        #expect(decided.decision?.actor == "policy:automation/sales-reads")
+
+        guard case .held(let other, let second) = try await service.admit(try PartialApprovalTests.request("billing:read", state: "s2"), binderHash: "b2")
+        else { Issue.record("not held"); return }
+        try await service.identify(holdID: other.id, binderHash: "b2", as: Requester(subject: "2", email: "m@example.com", emailVerified: true, name: nil, groups: ["engineering"]))
+        #expect(try await store.approvalRequest(id: second.id)?.state == .pending)
+    }
+}

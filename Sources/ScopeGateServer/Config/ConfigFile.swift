@@ -127,6 +127,7 @@ struct ConfigFile: Codable {
         var clients: [String]?
         var tiers: [String]?
         var scopes: [String]?
+        var requester_groups: [String]?
     }
 
     struct Shadow: Codable {

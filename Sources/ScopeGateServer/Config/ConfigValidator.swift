@@ -216,9 +216,18 @@ struct ConfigValidator {
             guard entry.clients != nil || entry.tiers != nil || entry.scopes != nil else {
                 throw fail("\(key)", "must say what it applies to (clients, tiers or scopes): a rule for everything replaces the approvers")
             }
-            let rule = AutomationRule(
+            var rule = AutomationRule(
                 name: entry.name, outcome: outcome, clients: Set(entry.clients ?? []), tiers: Set(entry.tiers ?? []),
                 scopePatterns: patterns, origin: key)
+            if let groups = entry.requester_groups {
+                guard !groups.isEmpty, groups.allSatisfy({ !$0.isEmpty }) else {
+                    throw fail("\(key).requester_groups", "must list at least one group name")
+                }
+                guard policy.identifyRequesters else {
+                    throw fail("\(key).requester_groups", "needs approvals.identify_requesters: true, or nobody's groups are known")
+                }
+                rule.requesterGroups = Set(groups)
+            }
             if outcome == .approve {
                 for tier in (entry.tiers ?? policy.tiers.keys.sorted()) where (policy.tiers[tier]?.quorum ?? 1) > 1 {
                     warnings.list.append("\(key) (\(entry.name)) approves requests of tier \(tier) without its quorum of \(policy.tiers[tier]!.quorum)")
@@ -347,8 +356,8 @@ struct ConfigValidator {
             }
         }
         var policy = Policy(rules: globalRules, clients: clients, tiers: tiers, defaultTier: defaultTier, approvalTimeout: timeout)
-        policy.automation = try automation(policy)
         policy.identifyRequesters = file.approvals?.identify_requesters ?? false
+        policy.automation = try automation(policy)
         if let shadow = file.shadow {
             for (index, client) in (shadow.clients ?? []).enumerated() where policy.clients[client] == nil {
                 throw fail("shadow.clients[\(index)]", "names the unknown client '\(client)'")
