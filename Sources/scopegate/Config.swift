@@ -1,4 +1,5 @@
 import ArgumentParser
+import ScopeGateCore
 import ScopeGateServer
 
 struct Config: AsyncParsableCommand {
@@ -30,7 +31,11 @@ struct Config: AsyncParsableCommand {
                 }
             }
             if let signIn = configuration.signIn {
-                print("approval page: approvers sign in at the IdP as client \(signIn.clientID) (\(signIn.scopes.tokens.joined(separator: " ")))")
+                let who = [
+                    configuration.routing?.routes.contains { $0.reach(on: ChatReach.approvalPage) != nil } == true ? "approvers (approval page)" : nil,
+                    configuration.policy.identifyRequesters ? "requesters (waiting page; separation of duties)" : nil,
+                ].compactMap { $0 }.joined(separator: " and ")
+                print("sign-in: \(who) sign in at the IdP as client \(signIn.clientID) (\(signIn.scopes.tokens.joined(separator: " ")))")
             }
             if let routing = configuration.routing {
                 for route in routing.routes {
