@@ -535,3 +535,51 @@ default_route: everyone
         assert "orders:read" in finish(gate, client, verifier, callback)["scope"].split()
     finally:
         gate.stop()
+
+
+def test_the_apps_owner_is_told_of_a_standing_grant_and_of_its_revocation(idp, callback_server, tmp_path, slack):
+    """clients[].owner_notify: the owner gets a Slack message when an approval grants their app scopes
+    and when a grant is revoked (here from the command line, another process), read from the audit log."""
+    from conftest import CLIENT_ID
+    from test_audit import audit_keys
+    keys = audit_keys(tmp_path)
+    extra = f"""
+audit:
+  keys: {keys}
+routes:
+  - name: everyone
+    channel: C0APPROVALS
+    approvers:
+      users: [U0ALICE]
+default_route: everyone
+"""
+    clients = f"""  - id: {CLIENT_ID}
+    name: E2E App
+    owner: Olivia (sales engineering)
+    owner_notify:
+      slack: U0OLIVIA
+    redirect_uris: ["{callback_server}"]"""
+    gate = Gate(idp, callback_server, tmp_path, extra=extra + slack_config(slack), env=SLACK_ENV, clients=clients)
+    gate.start()
+    idp.reset()
+    try:
+        _, _, url, _ = start(gate, callback_server, "openid orders:read")
+        assert BrowserSession(gate, callback_server).go(url)[0] == "page"
+        request_id = gate.only_pending_id()
+        slack.wait_for("chat.postMessage")
+        assert not [c for c in slack.calls_to("chat.postMessage") if c["arguments"]["channel"] == "U0OLIVIA"], \
+            "a request alone grants nothing: the owner is not told"
+        assert click(gate, "scopegate_approve", request_id).status_code == 200
+        granted = slack.wait_for("chat.postMessage", where=lambda c: c["arguments"]["channel"] == "U0OLIVIA")[0]["arguments"]["text"]
+        assert "E2E App (e2e-app) was granted orders:read" in granted and request_id in granted and "until " in granted
+        gate.cli("grants", "revoke", CLIENT_ID, "orders:read", "--as", "ops")
+        revoked = slack.wait_for(
+            "chat.postMessage", where=lambda c: c["arguments"]["channel"] == "U0OLIVIA" and "revoked" in c["arguments"]["text"])
+        assert "The grant of orders:read to E2E App (e2e-app) was revoked" in revoked[0]["arguments"]["text"]
+        # A restart tells nobody twice.
+        gate.stop()
+        gate.start()
+        time.sleep(1.5)
+        assert len([c for c in slack.calls_to("chat.postMessage") if c["arguments"]["channel"] == "U0OLIVIA"]) == 2
+    finally:
+        gate.stop()

@@ -92,6 +92,9 @@ public struct Policy: Sendable {
         public var name: String
         /// Who owns the app, shown to approvers.
         public var owner: String?
+        /// Where the owner is told of standing grants and revocations, by platform (`slack`: a channel
+        /// or user id; `teams`: a channel or group chat id).
+        public var ownerNotify: [String: String] = [:]
         /// The redirect URIs registered for the client; denials are sent only to these.
         public var redirectURIs: [String]
         /// Rules that apply to this client before the global ones.

@@ -92,7 +92,12 @@ public struct ScopeGateApplication: Sendable {
                 notifiers.append(
                     ChatNotifier(
                         outbox: outbox, store: store, platform: platform, routing: routing, policy: configuration.policy,
-                        confirmTiers: configuration.confirmTiers, publicURL: configuration.publicURL, metrics: metrics,
+                        confirmTiers: configuration.confirmTiers, publicURL: configuration.publicURL,
+                        ownerNotices: (store as? SQLiteGateStore).flatMap { sqlite in
+                            OwnerNotices.wanted(by: configuration.policy, on: platform.name)
+                                ? OwnerNotices(store: sqlite, policy: configuration.policy, logger: logger, now: now) : nil
+                        },
+                        metrics: metrics,
                         logger: logger, now: now))
             }
         }

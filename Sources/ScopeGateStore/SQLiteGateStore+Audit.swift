@@ -109,6 +109,14 @@ extension SQLiteGateStore {
         public var event: String
         public var clientID: String?
         public var at: Date
+
+        public init(seq: Int64, jws: String, event: String, clientID: String?, at: Date) {
+            self.seq = seq
+            self.jws = jws
+            self.event = event
+            self.clientID = clientID
+            self.at = at
+        }
     }
 
     /// Entries after `seq`, oldest first, optionally filtered.
@@ -141,6 +149,25 @@ extension SQLiteGateStore {
             try Row.fetchAll(db, sql: sql, arguments: statementArguments).map {
                 AuditRow(seq: $0["seq"], jws: $0["jws"], event: $0["event"], clientID: $0["client_id"], at: Self.date($0["at"]))
             }
+        }
+    }
+
+    /// How far `platform`'s notices to app owners have read the log: the first call starts at the
+    /// newest entry (nothing older is announced).
+    public func ownerNoticeCursor(platform: String) async throws -> Int64 {
+        try await commits.write { db in
+            try db.execute(
+                sql: "INSERT OR IGNORE INTO owner_notice_cursor (platform, seq) SELECT ?, COALESCE(MAX(seq), 0) FROM audit_entry",
+                arguments: [platform])
+            return try Int64.fetchOne(db, sql: "SELECT seq FROM owner_notice_cursor WHERE platform = ?", arguments: [platform]) ?? 0
+        }
+    }
+
+    /// Moves `platform`'s notices past `seq` (never back).
+    public func advanceOwnerNoticeCursor(platform: String, to seq: Int64) async throws {
+        try await commits.write { db in
+            try db.execute(
+                sql: "UPDATE owner_notice_cursor SET seq = ? WHERE platform = ? AND seq < ?", arguments: [seq, platform, seq])
         }
     }
 

@@ -172,6 +172,10 @@ extension SQLiteGateStore {
                     END;
                     """)
         }
+        migrator.registerMigration("v12: owner notices") { db in
+            // How far each platform's notices to app owners have read the audit log.
+            try db.execute(sql: "CREATE TABLE owner_notice_cursor (platform TEXT PRIMARY KEY, seq INTEGER NOT NULL)")
+        }
         return migrator
     }
 

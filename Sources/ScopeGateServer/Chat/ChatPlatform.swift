@@ -157,6 +157,8 @@ protocol ChatPlatform: Sendable {
     /// Reminds the approvers of a request still unanswered: a short message that notifies, next to the
     /// posted one (in its thread where the platform has threads).
     func remind(messageID: String, in channel: String, with content: ApprovalMessageContent) async throws(ChatDeliveryFailure)
+    /// Posts a short plain-text notice (to an app's owner) to a channel or person.
+    func notify(_ text: String, to channel: String) async throws(ChatDeliveryFailure)
 }
 
 extension ApprovalMessageContent {

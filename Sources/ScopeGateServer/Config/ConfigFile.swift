@@ -163,10 +163,16 @@ struct ConfigFile: Codable {
         var description: String?
     }
 
+    struct OwnerNotify: Codable {
+        var slack: String?
+        var teams: String?
+    }
+
     struct Client: Codable {
         var id: String
         var name: String?
         var owner: String?
+        var owner_notify: OwnerNotify?
         var redirect_uris: [String]?
         var default_scopes: [String]?
         var scopes: [Rule]?

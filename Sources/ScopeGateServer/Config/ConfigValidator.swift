@@ -238,6 +238,32 @@ struct ConfigValidator {
         return rules
     }
 
+    /// Where a client's owner is told of grants and revocations: each platform configured, each id
+    /// well-formed, and an audit log to read the changes from.
+    func ownerNotify(_ entry: ConfigFile.OwnerNotify?, key: String) throws(GateError) -> [String: String] {
+        guard let entry else { return [:] }
+        guard file.audit != nil else {
+            throw fail(key, "needs an audit section: owners are told of the grants and revocations the audit log records")
+        }
+        var channels: [String: String] = [:]
+        if let slack = entry.slack {
+            guard file.slack != nil else { throw fail("\(key).slack", "needs a slack section") }
+            guard Self.isSlackID(slack, prefixes: "CGDU") else {
+                throw fail("\(key).slack", "must be a Slack channel id (C…, G…) or a user id for a direct message")
+            }
+            channels["slack"] = slack
+        }
+        if let teams = entry.teams {
+            guard file.teams?.app_id != nil else { throw fail("\(key).teams", "needs the Teams bot (teams.app_id)") }
+            guard Self.isTeamsConversation(teams) else {
+                throw fail("\(key).teams", "must be a Teams channel id (19:…@thread.tacv2) or group chat id (19:…@thread.v2)")
+            }
+            channels["teams"] = teams
+        }
+        guard !channels.isEmpty else { throw fail(key, "must name a slack or teams destination") }
+        return channels
+    }
+
     func exposedPaths() throws(GateError) -> [String]? {
         guard let prefixes = file.upstream?.expose else { return nil }
         guard !prefixes.isEmpty else { throw fail("upstream.expose", "is empty: list the path prefixes to expose, or leave it out") }
@@ -337,12 +363,13 @@ struct ConfigValidator {
                     throw fail("\(key).default_scopes", "holds a token that is not a valid scope")
                 }
             }
-            clients.append(
-                Policy.Client(
-                    id: client.id, name: client.name ?? client.id, owner: client.owner,
-                    redirectURIs: client.redirect_uris ?? [],
-                    rules: try rules(client.scopes ?? [], key: "\(key).scopes", tiers: tierNames, defaultTier: defaultTier),
-                    defaultScopes: defaults))
+            var defined = Policy.Client(
+                id: client.id, name: client.name ?? client.id, owner: client.owner,
+                redirectURIs: client.redirect_uris ?? [],
+                rules: try rules(client.scopes ?? [], key: "\(key).scopes", tiers: tierNames, defaultTier: defaultTier),
+                defaultScopes: defaults)
+            defined.ownerNotify = try ownerNotify(client.owner_notify, key: "\(key).owner_notify")
+            clients.append(defined)
         }
         let timeout = try duration(file.approvals?.timeout ?? "1h", key: "approvals.timeout")
         for (index, tier) in tiers.enumerated() {

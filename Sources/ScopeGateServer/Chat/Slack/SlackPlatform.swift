@@ -33,6 +33,12 @@ struct SlackPlatform: ChatPlatform {
             ])
     }
 
+    func notify(_ text: String, to channel: String) async throws(ChatDeliveryFailure) {
+        _ = try await api.call(
+            "chat.postMessage",
+            json: ["channel": .string(channel), "text": .string(SlackText.escaped(text)), "unfurl_links": false, "unfurl_media": false])
+    }
+
     func update(messageID: String, in channel: String, with content: ApprovalMessageContent) async throws(ChatDeliveryFailure) {
         let body = SlackApprovalMessage(content).body
         _ = try await api.call(

@@ -242,6 +242,29 @@ struct TeamsPlatform: ChatPlatform {
             .POST, "/v3/conversations/\(FormParameters.encode(channel))/activities", body: activity, name: "activities.send")
     }
 
+    func notify(_ text: String, to channel: String) async throws(ChatDeliveryFailure) {
+        guard let connector, let tenantID else { throw .permanent("no_bot_configured") }
+        let card: JSONValue = [
+            "type": "AdaptiveCard", "$schema": "http://adaptivecards.io/schemas/adaptive-card.json", "version": "1.4",
+            "body": [["type": "RichTextBlock", "inlines": [TeamsApprovalCard.run(text)]]],
+        ]
+        let activity: JSONValue = [
+            "type": "message", "summary": .string(ChatText.clipped(text, to: 200)),
+            "attachments": [["contentType": "application/vnd.microsoft.card.adaptive", "contentUrl": .null, "content": card]],
+        ]
+        if channel.hasSuffix("@thread.v2") {
+            _ = try await connector.send(
+                .POST, "/v3/conversations/\(FormParameters.encode(channel))/activities", body: activity, name: "activities.send")
+            return
+        }
+        let body: JSONValue = [
+            "isGroup": true,
+            "channelData": ["channel": ["id": .string(channel)], "tenant": ["id": .string(tenantID)]],
+            "tenantId": .string(tenantID), "activity": activity,
+        ]
+        _ = try await connector.send(.POST, "/v3/conversations", body: body, name: "conversations.create")
+    }
+
     private func approvalURL(_ content: ApprovalMessageContent) -> String {
         ApprovalPage.url(content.request.id, publicURL: publicURL)
     }

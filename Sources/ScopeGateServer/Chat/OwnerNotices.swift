@@ -1,0 +1,141 @@
+import Foundation
+import Logging
+import ScopeGateCore
+import ScopeGateStore
+import Synchronization
+
+/// Tells apps' owners (`clients[].owner_notify`) of the standing grants their app gets and of
+/// revocations, on one chat platform, reading them from the audit log: a change is announced only
+/// once it is recorded there, and none is lost to a restart, as the platform's place in the log is
+/// kept in the store and moved past a notice only once it is delivered (a crash between the two
+/// repeats that one notice). Grants written together (one approval) make one notice.
+final class OwnerNotices: Sendable {
+    let store: SQLiteGateStore
+    let policy: Policy
+    let logger: Logger
+    let now: @Sendable () -> Date
+    /// After a failure, when to try again (notices alone wait; approval messages go on).
+    private let retryAt = Mutex(Date.distantPast)
+
+    init(store: SQLiteGateStore, policy: Policy, logger: Logger, now: @escaping @Sendable () -> Date) {
+        self.store = store
+        self.policy = policy
+        self.logger = logger
+        self.now = now
+    }
+
+    /// Whether any client's owner is told on `platform`.
+    static func wanted(by policy: Policy, on platform: String) -> Bool {
+        policy.clients.values.contains { $0.ownerNotify[platform] != nil }
+    }
+
+    /// Entries read per pass.
+    static let batch = 200
+
+    /// One notice: its text, the owner's channel, and the last log entry it covers.
+    struct Notice: Equatable {
+        var clientID: String
+        var channel: String
+        var text: String
+        var through: Int64
+    }
+
+    /// Delivers the notices due on `platform`, in the log's order; returns how long to pause every
+    /// call to the platform when it asked for that (HTTP 429).
+    func pass(on platform: any ChatPlatform) async -> Duration? {
+        guard now() >= retryAt.withLock({ $0 }) else { return nil }
+        do {
+            let cursor = try await store.ownerNoticeCursor(platform: platform.name)
+            let entries = try await store.auditEntries(after: cursor, limit: Self.batch)
+            guard let last = entries.last?.seq else { return nil }
+            for notice in Self.notices(from: entries, policy: policy, platform: platform.name) {
+                do {
+                    try await platform.notify(notice.text, to: notice.channel)
+                } catch {
+                    switch error {
+                    case .rateLimited(let retryAfter):
+                        return retryAfter
+                    case .transient:
+                        // Tried again in a while, from this notice on.
+                        logger.warning(
+                            "an owner notice could not be delivered; it is tried again",
+                            metadata: ["sg.chat": "\(platform.name)", "sg.client.id": "\(notice.clientID)", "sg.chat.error": "\(error.name)"])
+                        retryAt.withLock { $0 = now().addingTimeInterval(30) }
+                        return nil
+                    case .permanent:
+                        logger.error(
+                            "an owner notice was refused by the platform and is dropped",
+                            metadata: ["sg.chat": "\(platform.name)", "sg.client.id": "\(notice.clientID)", "sg.chat.error": "\(error.name)"])
+                    }
+                }
+                try await store.advanceOwnerNoticeCursor(platform: platform.name, to: notice.through)
+            }
+            try await store.advanceOwnerNoticeCursor(platform: platform.name, to: last)
+            return nil
+        } catch {
+            logger.error("owner notices cannot read the audit log", metadata: ["sg.error": "\(type(of: error))"])
+            retryAt.withLock { $0 = now().addingTimeInterval(30) }
+            return nil
+        }
+    }
+
+    /// The notices `entries` make for owners on `platform`: one per approval's grants (consecutive
+    /// `grant.created` entries of one request), one per revocation.
+    static func notices(from entries: [SQLiteGateStore.AuditRow], policy: Policy, platform: String) -> [Notice] {
+        var notices: [Notice] = []
+        var group: (request: String, client: String, scopes: [String], by: String, expires: Int64?, through: Int64)?
+        func flush() {
+            guard let current = group else { return }
+            group = nil
+            guard let client = policy.clients[current.client], let channel = client.ownerNotify[platform] else { return }
+            let until = current.expires.map { " until " + ChatText.date(Date(timeIntervalSince1970: Double($0))) } ?? ", until revoked"
+            notices.append(
+                Notice(
+                    clientID: current.client, channel: channel,
+                    text: "\(ChatText.clipped(client.name, to: 200)) (\(ChatText.clipped(current.client, to: 200))) was granted "
+                        + ChatText.clipped(current.scopes.joined(separator: " "), to: 1000)
+                        + " by \(ChatText.actor(current.by))\(until) (approval request \(current.request)). You are told as the app's owner.",
+                    through: current.through))
+        }
+        for entry in entries {
+            guard let payload = payload(of: entry.jws), let client = payload["client_id"] as? String,
+                let data = payload["data"] as? [String: Any]
+            else {
+                flush()
+                continue
+            }
+            switch entry.event {
+            case "grant.created":
+                let request = data["request_id"] as? String ?? ""
+                let scope = data["scope"] as? String ?? ""
+                if let current = group, current.request == request, current.client == client {
+                    group?.scopes.append(scope)
+                    group?.through = entry.seq
+                } else {
+                    flush()
+                    group = (request, client, [scope], data["approved_by"] as? String ?? "", (data["expires_at"] as? NSNumber)?.int64Value, entry.seq)
+                }
+            case "grant.revoked":
+                flush()
+                guard let defined = policy.clients[client], let channel = defined.ownerNotify[platform] else { continue }
+                notices.append(
+                    Notice(
+                        clientID: client, channel: channel,
+                        text: "The grant of \(ChatText.clipped(data["scope"] as? String ?? "", to: 300)) to \(ChatText.clipped(defined.name, to: 200)) "
+                            + "(\(ChatText.clipped(client, to: 200))) was revoked by \(ChatText.actor(data["actor"] as? String ?? "")). You are told as the app's owner.",
+                        through: entry.seq))
+            default:
+                flush()
+            }
+        }
+        flush()
+        return notices
+    }
+
+    /// The claims of a signed log entry.
+    static func payload(of jws: String) -> [String: Any]? {
+        let parts = jws.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 3, let bytes = Base64URL.decode(String(parts[1])) else { return nil }
+        return (try? JSONSerialization.jsonObject(with: bytes)) as? [String: Any]
+    }
+}
