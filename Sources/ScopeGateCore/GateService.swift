@@ -230,7 +230,8 @@ public struct GateService: Sendable {
                         .invalidRequest, "the approvals so far cover only \(common); approve some of those, or deny")
                 }
             }
-            let vote = Vote(voter: actor, choice: once ? .approveOnce : .approve, at: date, reason: reason, scopes: part)
+            var vote = Vote(voter: actor, choice: once ? .approveOnce : .approve, at: date, reason: reason, scopes: part)
+            vote.person = identity.person
             return try await count(vote, on: request, quorum: quorum, grants: grants)
         }
         let decision = Decision(outcome: once ? .approvedOnce : .approved, actor: actor, at: date, reason: reason, scopes: part)
@@ -293,11 +294,15 @@ public struct GateService: Sendable {
 
     /// Denies a pending request; where its tier needs several denials, this is one vote.
     @discardableResult
-    public func deny(_ requestID: String, actor: String, reason: String? = nil) async throws(GateError) -> ApprovalRequest {
+    public func deny(
+        _ requestID: String, actor: String, reason: String? = nil, identity: ApproverIdentity = .operator
+    ) async throws(GateError) -> ApprovalRequest {
         let request = try await existing(requestID)
         let quorum = policy.quorum(of: request)
         guard quorum.deny == 1 && quorum.approve == 1 else {
-            return try await count(Vote(voter: actor, choice: .deny, at: now(), reason: reason), on: request, quorum: quorum, grants: [])
+            var vote = Vote(voter: actor, choice: .deny, at: now(), reason: reason)
+            vote.person = identity.person
+            return try await count(vote, on: request, quorum: quorum, grants: [])
         }
         let decision = Decision(outcome: .denied, actor: actor, at: now(), reason: reason)
         return try await record(decision, on: requestID, grants: [])

@@ -149,6 +149,12 @@ public enum ApproverIdentity: Sendable, Equatable {
     /// A person: the email address a chat platform or the IdP verified for them, and their subject at
     /// the upstream IdP when they signed in there (the approval page); either may be unknown.
     case person(verifiedEmail: String?, idpSubject: String?)
+
+    /// The person as votes name them: the verified email address, lower-cased, when known.
+    public var person: String? {
+        guard case .person(let email, _) = self else { return nil }
+        return email?.lowercased()
+    }
 }
 
 /// A standing approval of one scope for one client.

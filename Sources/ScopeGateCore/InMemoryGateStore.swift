@@ -117,7 +117,7 @@ public actor InMemoryGateStore: GateStore {
         guard let request = requestsByID[requestID] else { throw GateError(.notFound, "no approval request \(requestID)") }
         guard request.state == .pending else { throw GateError(.alreadyDecided, "approval request \(requestID) was already decided") }
         var votes = votesByRequest[requestID] ?? []
-        guard !votes.contains(where: { $0.voter == vote.voter }) else {
+        guard !votes.contains(where: { $0.voter == vote.voter || (vote.person != nil && $0.person == vote.person) }) else {
             throw GateError(.alreadyVoted, "\(vote.voter) already voted on approval request \(requestID)")
         }
         votes.append(vote)

@@ -29,6 +29,9 @@ public struct Vote: Sendable, Equatable {
     public var reason: String?
     /// The scopes an approving vote approves, when only some of those asked for; `nil` for all.
     public var scopes: ScopeSet?
+    /// The person behind the voter, when known (their verified email address, lower-cased): one person
+    /// counts once, whichever platforms they vote from.
+    public var person: String?
 
     public init(voter: String, choice: Choice, at: Date, reason: String? = nil, scopes: ScopeSet? = nil) {
         self.voter = voter

@@ -176,6 +176,10 @@ extension SQLiteGateStore {
             // How far each platform's notices to app owners have read the audit log.
             try db.execute(sql: "CREATE TABLE owner_notice_cursor (platform TEXT PRIMARY KEY, seq INTEGER NOT NULL)")
         }
+        migrator.registerMigration("v13: one person, one vote") { db in
+            // The verified email address behind a vote, when known, so a person counts once.
+            try db.execute(sql: "ALTER TABLE approval_vote ADD COLUMN person TEXT")
+        }
         return migrator
     }
 

@@ -204,14 +204,22 @@ public final class SQLiteGateStore: GateStore {
             guard request.state == .pending else {
                 throw GateError(.alreadyDecided, "approval request \(requestID) was already decided")
             }
+            // One person counts once, under whichever identity (Slack, Teams, the approval page) they vote.
+            if let person = vote.person,
+                try Bool.fetchOne(
+                    db, sql: "SELECT 1 FROM approval_vote WHERE approval_request_id = ? AND person = ?", arguments: [requestID, person])
+                    == true
+            {
+                throw GateError(.alreadyVoted, "\(vote.voter) already voted on approval request \(requestID) under another identity")
+            }
             try db.execute(
                 sql: """
-                    INSERT OR IGNORE INTO approval_vote (approval_request_id, voter, choice, at, reason, scopes)
-                    VALUES (?, ?, ?, ?, ?, ?)
+                    INSERT OR IGNORE INTO approval_vote (approval_request_id, voter, choice, at, reason, scopes, person)
+                    VALUES (?, ?, ?, ?, ?, ?, ?)
                     """,
                 arguments: [
                     requestID, vote.voter, vote.choice.rawValue, vote.at.timeIntervalSince1970, vote.reason,
-                    try vote.scopes.map(Self.json),
+                    try vote.scopes.map(Self.json), vote.person,
                 ])
             guard db.changesCount == 1 else {
                 throw GateError(.alreadyVoted, "\(vote.voter) already voted on approval request \(requestID)")
@@ -292,9 +300,11 @@ public final class SQLiteGateStore: GateStore {
             db, sql: "SELECT * FROM approval_vote WHERE approval_request_id = ? ORDER BY at, rowid", arguments: [requestID]
         ).compactMap { row in
             guard let choice = Vote.Choice(rawValue: row["choice"]) else { return nil }
-            return Vote(
+            var vote = Vote(
                 voter: row["voter"], choice: choice, at: Self.date(row["at"]), reason: row["reason"],
                 scopes: try (row["scopes"] as String?).map(Self.scopes))
+            vote.person = row["person"]
+            return vote
         }
     }
 

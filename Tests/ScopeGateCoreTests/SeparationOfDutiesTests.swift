@@ -121,3 +121,25 @@ import Testing
         #expect(try await store.approvalRequest(id: second.id)?.state == .pending)
     }
 }
+
+/// Where a tier needs several approvers, one person counts once, whichever platforms they vote from.
+@Suite struct OnePersonOneVoteTests {
+    @Test func theSamePersonFromSlackAndThePageIsOneVote() async throws {
+        let clock = TestClock()
+        let store = InMemoryGateStore()
+        var policy = PolicyTests.policy()
+        policy.tiers["elevated"] = .init(name: "elevated", grantLifetime: nil, quorum: 2)
+        let service = GateService(policy: policy, store: store, observer: GateObservers([]), logger: Logger(label: "test"), now: { clock.now })
+        guard case .held(_, let approval) = try await service.admit(try PartialApprovalTests.request("orders:read"), binderHash: "b1")
+        else { Issue.record("not held"); return }
+        #expect(try await service.approve(approval.id, actor: "slack:T/U1", once: false, identity: .person(verifiedEmail: "Bob@Example.com", idpSubject: nil)).state == .pending)
+        do {
+            try await service.approve(approval.id, actor: "page:bob@example.com", once: false, identity: .person(verifiedEmail: "bob@example.com", idpSubject: "9"))
+            Issue.record("the same person's second vote was counted")
+        } catch {
+            #expect(error.code == .alreadyVoted)
+        }
+        #expect(try await store.votes(approvalRequestID: approval.id).count == 1)
+        #expect(try await service.approve(approval.id, actor: "teams:t/o", once: false, identity: .person(verifiedEmail: "carol@example.com", idpSubject: nil)).state == .approved)
+    }
+}

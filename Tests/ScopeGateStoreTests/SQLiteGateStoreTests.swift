@@ -164,6 +164,18 @@ import Testing
         #expect(try await reopened.hold(id: hold.id)?.requester == alice)
     }
 
+    @Test func onePersonVotesOnceUnderAnyIdentity() async throws {
+        let store = try SQLiteGateStore(path: path)
+        let (_, request, _) = try await store.openHold(draft(), at: now, expiresAt: now.addingTimeInterval(60))
+        var slack = Vote(voter: "slack:T/U1", choice: .approve, at: now)
+        slack.person = "bob@example.com"
+        _ = try await store.vote(request.id, slack, quorum: Quorum(approve: 3, deny: 1), grants: [])
+        var page = Vote(voter: "page:bob@example.com", choice: .approve, at: now)
+        page.person = "bob@example.com"
+        await #expect(throws: GateError.self) { try await store.vote(request.id, page, quorum: Quorum(approve: 3, deny: 1), grants: []) }
+        #expect(try await store.votes(approvalRequestID: request.id).map(\.person) == ["bob@example.com"])
+    }
+
     @Test func theFirstContinuationIsRecordedOnce() async throws {
         let store = try SQLiteGateStore(path: path)
         let (hold, _, _) = try await store.openHold(draft(), at: now, expiresAt: now.addingTimeInterval(60))

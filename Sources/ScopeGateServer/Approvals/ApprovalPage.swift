@@ -242,7 +242,7 @@ struct ApprovalPage: Sendable {
             case "approve_once":
                 _ = try await service.approve(
                     id, actor: approver.actor, once: true, reason: reason, scopes: try Self.ticked(form), identity: approver.identity)
-            case "deny": _ = try await service.deny(id, actor: approver.actor)
+            case "deny": _ = try await service.deny(id, actor: approver.actor, identity: approver.identity)
             default: return ErrorResponses.page(GateError(.invalidRequest, "Choose Approve, Approve once or Deny."))
             }
         } catch where error.code == .forbidden || error.code == .invalidRequest {

@@ -188,7 +188,9 @@ struct SlackInteractions: Sendable {
                 decided = try await service.approve(
                     requestID, actor: actor, once: true, scopes: try payload.ticked(),
                     identity: .person(verifiedEmail: await approvers.verifiedEmail(of: user.id), idpSubject: nil))
-            case .deny: decided = try await service.deny(requestID, actor: actor)
+            case .deny:
+                decided = try await service.deny(
+                    requestID, actor: actor, identity: .person(verifiedEmail: await approvers.verifiedEmail(of: user.id), idpSubject: nil))
             }
             if decided.state == .pending {
                 let quorum = service.policy.quorum(of: decided)

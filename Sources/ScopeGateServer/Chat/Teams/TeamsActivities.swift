@@ -163,10 +163,13 @@ struct TeamsActivities: Sendable {
             )
         }
         let actor = "teams:\(tenantID)/\(user)"
-        // Who the approver is, for separation of duties: their directory address, read only where
-        // requesters are identified.
+        // Who the approver is, for separation of duties and for counting a person once among several
+        // approvers: their directory address, read only where either applies.
         var identity = ApproverIdentity.person(verifiedEmail: nil, idpSubject: nil)
-        if verb != .deny, service.policy.identifyRequesters, let connector, let conversation = activity.conversation?.id {
+        let quorum = service.policy.quorum(of: request)
+        if (verb != .deny && service.policy.identifyRequesters) || quorum.approve > 1 || quorum.deny > 1, let connector,
+            let conversation = activity.conversation?.id
+        {
             identity = .person(verifiedEmail: await connector.email(of: user, in: conversation), idpSubject: nil)
         }
         do {
@@ -179,7 +182,7 @@ struct TeamsActivities: Sendable {
             case .approveOnce:
                 decided = try await service.approve(
                     requestID, actor: actor, once: true, scopes: try action.data?.ticked(), identity: identity)
-            case .deny: decided = try await service.deny(requestID, actor: actor)
+            case .deny: decided = try await service.deny(requestID, actor: actor, identity: identity)
             }
             return (.decided(decided.state), await card(for: decided, route: route))
         } catch where error.code == .forbidden || error.code == .invalidRequest {
