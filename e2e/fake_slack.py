@@ -96,6 +96,16 @@ class FakeSlack:
                 "is_restricted": user in self.guests, "is_ultra_restricted": False, "is_email_confirmed": True,
                 "profile": {"real_name": user.removeprefix("U0").title(), "email": f"{user.removeprefix('U0').lower()}@example.com"},
             }}
+        if method == "users.lookupByEmail":
+            # Needs users:read.email; the workspace's members are U0{NAME} with name@example.com.
+            local, _, domain = arguments.get("email", "").partition("@")
+            if domain != "example.com" or not local.isalpha():
+                return 200, {}, {"ok": False, "error": "users_not_found"}
+            user = "U0" + local.upper()
+            return 200, {}, {"ok": True, "user": {
+                "id": user, "team_id": TEAM_ID, "name": local, "deleted": False, "is_bot": False,
+                "profile": {"email": arguments["email"]},
+            }}
         if method == "usergroups.users.list":
             members = self.groups.get(arguments.get("usergroup"))
             if members is None:

@@ -484,7 +484,10 @@ def test_the_requester_signs_in_first_and_cannot_approve_their_own_request(idp, 
     clicking Approve in Slack (the same address) changes nothing; another approver decides."""
     import conftest
     from conftest import CLIENT_ID, SERVICE
-    extra = """
+    from test_audit import audit_keys
+    extra = f"""
+audit:
+  keys: {audit_keys(tmp_path)}
 sign_in:
   client_id: e2e-approvals
   client_secret_env: E2E_APPROVALS_SECRET
@@ -530,6 +533,9 @@ default_route: everyone
         assert state_of(gate, request_id) == "pending"
         assert click(gate, "scopegate_approve", request_id, user="U0BOB").status_code == 200
         assert state_of(gate, request_id) == "approved"
+        # The requester is told in Slack too, directly (found by her verified address).
+        told = slack.wait_for("chat.postMessage", where=lambda c: c["arguments"]["channel"] == "U0ALICE")[0]["arguments"]["text"]
+        assert "Your request for E2E App to have orders:read" in told and "was approved by" in told
         kind, callback = requester.go(page.url)
         assert kind == "callback"
         assert "orders:read" in finish(gate, client, verifier, callback)["scope"].split()

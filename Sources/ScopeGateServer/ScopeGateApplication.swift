@@ -93,9 +93,9 @@ public struct ScopeGateApplication: Sendable {
                     ChatNotifier(
                         outbox: outbox, store: store, platform: platform, routing: routing, policy: configuration.policy,
                         confirmTiers: configuration.confirmTiers, publicURL: configuration.publicURL,
-                        ownerNotices: (store as? SQLiteGateStore).flatMap { sqlite in
-                            OwnerNotices.wanted(by: configuration.policy, on: platform.name)
-                                ? OwnerNotices(store: sqlite, policy: configuration.policy, logger: logger, now: now) : nil
+                        chatNotices: (store as? SQLiteGateStore).flatMap { sqlite in
+                            ChatNotices.wanted(by: configuration.policy, on: platform.name)
+                                ? ChatNotices(store: sqlite, policy: configuration.policy, logger: logger, now: now) : nil
                         },
                         metrics: metrics,
                         logger: logger, now: now))

@@ -24,7 +24,7 @@ final class ChatNotifier: Service, GateObserver {
     let confirmTiers: Set<String>
     let publicURL: URL?
     /// Notices to apps' owners, where the configuration asks for them.
-    let ownerNotices: OwnerNotices?
+    let chatNotices: ChatNotices?
     let metrics: GateMetrics?
     let interval: Duration
     let logger: Logger
@@ -34,7 +34,7 @@ final class ChatNotifier: Service, GateObserver {
 
     init(
         outbox: any ChatOutboxStore, store: any GateStore, platform: any ChatPlatform, routing: Routing, policy: Policy,
-        confirmTiers: Set<String>, publicURL: URL? = nil, ownerNotices: OwnerNotices? = nil, metrics: GateMetrics? = nil, interval: Duration = .milliseconds(250), logger: Logger,
+        confirmTiers: Set<String>, publicURL: URL? = nil, chatNotices: ChatNotices? = nil, metrics: GateMetrics? = nil, interval: Duration = .milliseconds(250), logger: Logger,
         now: @escaping @Sendable () -> Date
     ) {
         self.outbox = outbox
@@ -44,7 +44,7 @@ final class ChatNotifier: Service, GateObserver {
         self.policy = policy
         self.confirmTiers = confirmTiers
         self.publicURL = publicURL
-        self.ownerNotices = ownerNotices
+        self.chatNotices = chatNotices
         self.metrics = metrics
         self.interval = interval
         self.logger = logger
@@ -103,7 +103,7 @@ final class ChatNotifier: Service, GateObserver {
             for message in due {
                 if let pause = try await deliver(message) { return pause }
             }
-            if let ownerNotices, let pause = await ownerNotices.pass(on: platform) { return pause }
+            if let chatNotices, let pause = await chatNotices.pass(on: platform) { return pause }
         } catch {
             logger.error(
                 "the chat outbox cannot be read or written",

@@ -157,8 +157,11 @@ protocol ChatPlatform: Sendable {
     /// Reminds the approvers of a request still unanswered: a short message that notifies, next to the
     /// posted one (in its thread where the platform has threads).
     func remind(messageID: String, in channel: String, with content: ApprovalMessageContent) async throws(ChatDeliveryFailure)
-    /// Posts a short plain-text notice (to an app's owner) to a channel or person.
+    /// Posts a short plain-text notice (to an app's owner, to a requester) to a channel or person.
     func notify(_ text: String, to channel: String) async throws(ChatDeliveryFailure)
+    /// Where to tell the person with this (verified) email address directly, if the platform knows
+    /// them and can reach them; `nil` otherwise.
+    func member(byEmail email: String) async throws(ChatDeliveryFailure) -> String?
 }
 
 extension ApprovalMessageContent {

@@ -43,7 +43,7 @@ struct SlackAPI: Sendable {
         "channel_not_found", "not_in_channel", "is_archived", "restricted_action", "msg_too_long", "no_text",
         "invalid_blocks", "invalid_blocks_format", "invalid_arguments", "invalid_arg_name", "invalid_array_arg",
         "invalid_charset", "invalid_form_data", "invalid_post_type", "missing_post_type", "cant_update_message",
-        "message_not_found", "edit_window_closed", "user_not_found", "user_not_in_channel", "no_such_subteam",
+        "message_not_found", "edit_window_closed", "user_not_found", "users_not_found", "user_not_in_channel", "no_such_subteam",
         "subteam_not_found", "invalid_ts", "too_many_attachments",
     ]
 

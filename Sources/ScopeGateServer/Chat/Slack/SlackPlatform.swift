@@ -33,6 +33,16 @@ struct SlackPlatform: ChatPlatform {
             ])
     }
 
+    func member(byEmail email: String) async throws(ChatDeliveryFailure) -> String? {
+        do {
+            let answer = try await api.call("users.lookupByEmail", form: [("email", email)])
+            guard let user = answer.user, user.deleted != true, user.is_bot != true else { return nil }
+            return user.id
+        } catch .permanent("users_not_found") {
+            return nil
+        }
+    }
+
     func notify(_ text: String, to channel: String) async throws(ChatDeliveryFailure) {
         _ = try await api.call(
             "chat.postMessage",

@@ -242,6 +242,10 @@ struct TeamsPlatform: ChatPlatform {
             .POST, "/v3/conversations/\(FormParameters.encode(channel))/activities", body: activity, name: "activities.send")
     }
 
+    /// Teams reaches a person only in a conversation the bot was installed in for them: requesters are
+    /// told on their waiting page instead.
+    func member(byEmail email: String) async throws(ChatDeliveryFailure) -> String? { nil }
+
     func notify(_ text: String, to channel: String) async throws(ChatDeliveryFailure) {
         guard let connector, let tenantID else { throw .permanent("no_bot_configured") }
         let card: JSONValue = [

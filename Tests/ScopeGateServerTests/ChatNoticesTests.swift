@@ -7,7 +7,7 @@ import Testing
 
 /// What apps' owners are told, read from the audit log: one notice per approval's grants, one per
 /// revocation, only for clients whose owner asked, on the platform they named.
-@Suite struct OwnerNoticesTests {
+@Suite struct ChatNoticesTests {
     static func row(_ seq: Int64, _ event: String, client: String, _ data: [String: Any]) throws -> SQLiteGateStore.AuditRow {
         let payload = try JSONSerialization.data(withJSONObject: ["seq": seq, "event": event, "client_id": client, "data": data])
         return SQLiteGateStore.AuditRow(
@@ -30,12 +30,23 @@ import Testing
             try Self.row(4, "grant.created", client: "other", ["request_id": "ar_2", "scope": "a:read", "approved_by": "cli:bob"]),
             try Self.row(5, "grant.revoked", client: "app", ["scope": "a:read", "actor": "admin:ops"]),
         ]
-        let slack = OwnerNotices.notices(from: rows, policy: Self.policy, platform: "slack")
+        let slack = ChatNotices.notices(from: rows, policy: Self.policy, platform: "slack")
         #expect(slack.map(\.through) == [3, 5])
         #expect(slack.allSatisfy { $0.channel == "U0OWNER" })
         #expect(slack[0].text.contains("App (app) was granted a:read b:read by") && slack[0].text.contains("ar_1"))
         #expect(slack[1].text.contains("The grant of a:read to App (app) was revoked"))
-        #expect(OwnerNotices.notices(from: rows, policy: Self.policy, platform: "teams").isEmpty, "the owner asked for Slack only")
+        #expect(ChatNotices.notices(from: rows, policy: Self.policy, platform: "teams").isEmpty, "the owner asked for Slack only")
+    }
+
+    @Test func identifiedRequestersAreToldOfTheDecision() throws {
+        var policy = Self.policy
+        let rows = [try Self.row(7, "decision", client: "app", ["request_id": "ar_9", "outcome": "denied", "actor": "cli:bob", "reason": "not now", "scopes": ["a:read"]])]
+        #expect(ChatNotices.notices(from: rows, policy: policy, platform: "slack").isEmpty, "requesters are told only where they are identified")
+        policy.identifyRequesters = true
+        let told = ChatNotices.notices(from: rows, policy: policy, platform: "slack")
+        #expect(told.map(\.destination) == [.requesters(requestID: "ar_9")])
+        #expect(told.first?.text.contains("Your request for App to have a:read (request ar_9) was denied by") == true)
+        #expect(told.first?.text.contains(": not now") == true)
     }
 
     @Test func theConfigurationNeedsAnAuditLogAndAPlatform() throws {

@@ -5,11 +5,12 @@ import ScopeGateStore
 import Synchronization
 
 /// Tells apps' owners (`clients[].owner_notify`) of the standing grants their app gets and of
-/// revocations, on one chat platform, reading them from the audit log: a change is announced only
+/// revocations, and identified requesters of the decision on their request (directly, where the
+/// platform can reach a person by email address), on one chat platform, reading them from the audit log: a change is announced only
 /// once it is recorded there, and none is lost to a restart, as the platform's place in the log is
 /// kept in the store and moved past a notice only once it is delivered (a crash between the two
 /// repeats that one notice). Grants written together (one approval) make one notice.
-final class OwnerNotices: Sendable {
+final class ChatNotices: Sendable {
     let store: SQLiteGateStore
     let policy: Policy
     let logger: Logger
@@ -24,20 +25,33 @@ final class OwnerNotices: Sendable {
         self.now = now
     }
 
-    /// Whether any client's owner is told on `platform`.
+    /// Whether anyone is told on `platform`: an owner, or requesters.
     static func wanted(by policy: Policy, on platform: String) -> Bool {
-        policy.clients.values.contains { $0.ownerNotify[platform] != nil }
+        policy.identifyRequesters || policy.clients.values.contains { $0.ownerNotify[platform] != nil }
     }
 
     /// Entries read per pass.
     static let batch = 200
 
-    /// One notice: its text, the owner's channel, and the last log entry it covers.
+    /// One notice: its text, where it goes, and the last log entry it covers.
     struct Notice: Equatable {
+        enum Destination: Equatable {
+            /// An owner's channel or user.
+            case channel(String)
+            /// The identified requesters of an approval request, each directly.
+            case requesters(requestID: String)
+        }
+
         var clientID: String
-        var channel: String
+        var destination: Destination
         var text: String
         var through: Int64
+
+        /// An owner's notice.
+        var channel: String? {
+            if case .channel(let channel) = destination { return channel }
+            return nil
+        }
     }
 
     /// Delivers the notices due on `platform`, in the log's order; returns how long to pause every
@@ -50,7 +64,9 @@ final class OwnerNotices: Sendable {
             guard let last = entries.last?.seq else { return nil }
             for notice in Self.notices(from: entries, policy: policy, platform: platform.name) {
                 do {
-                    try await platform.notify(notice.text, to: notice.channel)
+                    for channel in try await channels(of: notice, on: platform) {
+                        try await platform.notify(notice.text, to: channel)
+                    }
                 } catch {
                     switch error {
                     case .rateLimited(let retryAfter):
@@ -79,6 +95,28 @@ final class OwnerNotices: Sendable {
         }
     }
 
+    /// Where a notice goes on `platform`: the owner's channel, or each identified requester whose
+    /// verified address the platform knows.
+    private func channels(of notice: Notice, on platform: any ChatPlatform) async throws(ChatDeliveryFailure) -> [String] {
+        switch notice.destination {
+        case .channel(let channel):
+            return [channel]
+        case .requesters(let requestID):
+            let holds: [Hold]
+            do {
+                holds = try await store.holds(approvalRequestID: requestID)
+            } catch {
+                throw .transient("store")
+            }
+            let emails = Set(holds.compactMap { $0.requester?.emailVerified == true ? $0.requester?.email : nil })
+            var members: [String] = []
+            for email in emails.sorted() {
+                if let member = try await platform.member(byEmail: email) { members.append(member) }
+            }
+            return members
+        }
+    }
+
     /// The notices `entries` make for owners on `platform`: one per approval's grants (consecutive
     /// `grant.created` entries of one request), one per revocation.
     static func notices(from entries: [SQLiteGateStore.AuditRow], policy: Policy, platform: String) -> [Notice] {
@@ -91,7 +129,7 @@ final class OwnerNotices: Sendable {
             let until = current.expires.map { " until " + ChatText.date(Date(timeIntervalSince1970: Double($0))) } ?? ", until revoked"
             notices.append(
                 Notice(
-                    clientID: current.client, channel: channel,
+                    clientID: current.client, destination: .channel(channel),
                     text: "\(ChatText.clipped(client.name, to: 200)) (\(ChatText.clipped(current.client, to: 200))) was granted "
                         + ChatText.clipped(current.scopes.joined(separator: " "), to: 1000)
                         + " by \(ChatText.actor(current.by))\(until) (approval request \(current.request)). You are told as the app's owner.",
@@ -120,9 +158,30 @@ final class OwnerNotices: Sendable {
                 guard let defined = policy.clients[client], let channel = defined.ownerNotify[platform] else { continue }
                 notices.append(
                     Notice(
-                        clientID: client, channel: channel,
+                        clientID: client, destination: .channel(channel),
                         text: "The grant of \(ChatText.clipped(data["scope"] as? String ?? "", to: 300)) to \(ChatText.clipped(defined.name, to: 200)) "
                             + "(\(ChatText.clipped(client, to: 200))) was revoked by \(ChatText.actor(data["actor"] as? String ?? "")). You are told as the app's owner.",
+                        through: entry.seq))
+            case "decision" where policy.identifyRequesters:
+                flush()
+                guard let request = data["request_id"] as? String, let outcome = data["outcome"] as? String,
+                    outcome != "pending"
+                else { continue }
+                let name = ChatText.clipped(policy.displayName(of: client), to: 200)
+                let scopes = ChatText.clipped(((data["approved_scopes"] ?? data["scopes"]) as? [String] ?? []).joined(separator: " "), to: 500)
+                let what: String
+                switch outcome {
+                case "approved": what = "was approved by \(ChatText.actor(data["actor"] as? String ?? ""))"
+                case "approved_once": what = "was approved once by \(ChatText.actor(data["actor"] as? String ?? ""))"
+                case "denied":
+                    what = "was denied by \(ChatText.actor(data["actor"] as? String ?? ""))"
+                        + ((data["reason"] as? String).map { ": " + ChatText.clipped($0, to: 300) } ?? "")
+                default: what = "expired: nobody decided in time"
+                }
+                notices.append(
+                    Notice(
+                        clientID: client, destination: .requesters(requestID: request),
+                        text: "Your request for \(name) to have \(scopes) (request \(request)) \(what). The sign-in page moves on by itself.",
                         through: entry.seq))
             default:
                 flush()
