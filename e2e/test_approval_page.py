@@ -253,3 +253,24 @@ default_route: everyone
     finally:
         gate.stop()
         slack.stop()
+
+
+def test_the_page_approves_some_of_the_scopes_and_the_token_has_only_those(page_gate, idp, teams, callback_server):
+    client, verifier, browser, waiting, _, request_id = held(page_gate, callback_server, scope="openid orders:read orders:write")
+    url, _ = card_link(teams)
+    approver, page = signed_in(page_gate, callback_server, url)
+    assert 'name="scope_0" value="orders:read" checked' in page.text and 'name="scope_1" value="orders:write" checked' in page.text
+    csrf = re.search(r'name="csrf" value="([0-9a-f]{64})"', page.text).group(1)
+    post = lambda fields: approver.session.post(url, data=dict(csrf=csrf, decision="approve", partial="1", **fields),
+                                                headers={"Origin": page_gate.url}, timeout=10, allow_redirects=False)
+    # Nothing ticked approves nothing; a scope that was not asked for is refused.
+    assert post({}).status_code == 403
+    assert post({"scope_0": "admin:org"}).status_code == 403
+    assert state_of(page_gate, request_id) == "pending"
+    assert post({"scope_1": "orders:write"}).status_code == 303
+    shown = json.loads(page_gate.cli("requests", "show", request_id))
+    assert shown["state"] == "approved" and shown["approved_scopes"] == ["orders:write"]
+    assert "Approved only orders:write; left out: orders:read." in approver.session.get(url, timeout=10).text
+    kind, callback = browser.go(waiting.url)
+    assert kind == "callback"
+    assert set(finish(page_gate, client, verifier, callback)["scope"].split()) == {"openid", "orders:write"}
