@@ -215,8 +215,10 @@ class FakeTeams:
         return self.key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
-def invoke(fake, verb, request_id, user, tenant=TENANT_ID, activity_id=None, conversation="19:e2e@thread.tacv2"):
-    """An `adaptiveCard/action` invoke as the Bot Connector posts it when `user` clicks a card's action."""
+def invoke(fake, verb, request_id, user, tenant=TENANT_ID, activity_id=None, conversation="19:e2e@thread.tacv2", inputs=None):
+    """An `adaptiveCard/action` invoke as the Bot Connector posts it when `user` clicks a card's action;
+    `inputs` are the card's input values, which Universal Actions merge into the action's data (a
+    multi-select choice set's as its chosen values joined by commas)."""
     return {
         "type": "invoke", "name": "adaptiveCard/action", "id": activity_id or str(uuid.uuid4()),
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()), "localTimestamp": time.strftime("%Y-%m-%dT%H:%M:%S.000+00:00"),
@@ -227,6 +229,6 @@ def invoke(fake, verb, request_id, user, tenant=TENANT_ID, activity_id=None, con
         "entities": [{"locale": "en-US", "country": "US", "platform": "Web", "type": "clientInfo"}],
         "channelData": {"channel": {"id": conversation}, "team": {"id": conversation}, "tenant": {"id": tenant}, "source": {"name": "message"}},
         "replyToId": "1",
-        "value": {"action": {"type": "Action.Execute", "title": "Approve", "verb": verb, "data": {"request": request_id}}, "trigger": "manual"},
+        "value": {"action": {"type": "Action.Execute", "title": "Approve", "verb": verb, "data": dict(inputs or {}, request=request_id)}, "trigger": "manual"},
         "locale": "en-US",
     }

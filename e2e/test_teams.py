@@ -388,3 +388,19 @@ default_route: everyone
         assert kind == "callback"
     finally:
         gate.stop()
+
+
+def test_a_teams_approver_chooses_some_of_the_scopes_and_the_token_has_only_those(teams_gate, idp, teams, callback_server):
+    client, verifier, browser, page, _, request_id = held(teams_gate, callback_server, "openid orders:read orders:write")
+    created = teams.wait_for("conversations.create")[0]
+    card = json.loads(card_of(created))
+    choice = next(e for e in card["body"] if e.get("id") == "scopes")
+    assert choice["isMultiSelect"] and choice["value"] == "orders:read,orders:write"
+    # A choice of nothing changes nothing (the card marks the input required; a client may not).
+    assert send(teams_gate, teams, invoke(teams, "scopegate_approve", request_id, BOB, inputs={"scopes": ""})).json()["statusCode"] == 403
+    answer = send(teams_gate, teams, invoke(teams, "scopegate_approve", request_id, BOB, inputs={"scopes": "orders:read"})).json()
+    assert answer["statusCode"] == 200 and "only orders:read; not orders:write" in json.dumps(answer["value"])
+    assert json.loads(teams_gate.cli("requests", "show", request_id))["approved_scopes"] == ["orders:read"]
+    kind, callback = browser.go(page.url)
+    assert kind == "callback"
+    assert set(finish(teams_gate, client, verifier, callback)["scope"].split()) == {"openid", "orders:read"}
