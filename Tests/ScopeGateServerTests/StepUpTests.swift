@@ -43,6 +43,16 @@ import Testing
         default_route: all
         """
 
+    @Test func thePolicyDigestTheAuditLogRecordsCoversStepUpAndRequesters() throws {
+        let with = try WorkflowsConfigurationTests.parse(Self.configuration).policyDigest
+        let without = try WorkflowsConfigurationTests.parse(
+            Self.configuration.replacingOccurrences(of: "    step_up:\n      max_age: 10m\n      acr_values: [urn:mfa]\n", with: "")
+        ).policyDigest
+        let stricter = try WorkflowsConfigurationTests.parse(Self.configuration.replacingOccurrences(of: "10m", with: "5m")).policyDigest
+        let identified = try WorkflowsConfigurationTests.parse("approvals:\n  identify_requesters: true\n" + Self.configuration).policyDigest
+        #expect(Set([with, without, stricter, identified]).count == 4)
+    }
+
     @Test func theTierReadsItsStepUp() throws {
         let parsed = try WorkflowsConfigurationTests.parse(Self.configuration)
         #expect(parsed.policy.tiers["elevated"]?.stepUp == StepUp(maxAge: .seconds(600), acr: ["urn:mfa"]))

@@ -46,12 +46,23 @@ extension ScopeGateConfiguration {
             lines.append(
                 "tier \(tier.name) quorum \(tier.quorum) deny_quorum \(tier.denyQuorum) escalation \(tier.escalation.map { "\($0.after.components.seconds)s \($0.route)" } ?? "-") remind \(tier.remindAfter.map { "\($0.components.seconds)s" } ?? "-") durations \(tier.grantDurations.map { "\($0.components.seconds)s" }.joined(separator: ",")) standing \(tier.allowsStanding) once \(tier.allowsOnce)")
         }
+        for tier in policy.tiers.values.sorted(by: { $0.name < $1.name }) {
+            guard let stepUp = tier.stepUp else { continue }
+            lines.append("tier \(tier.name) step_up \(stepUp.maxAge.components.seconds)s acr \(stepUp.acr.joined(separator: ","))")
+        }
+        if policy.identifyRequesters { lines.append("identify_requesters") }
+        for client in policy.clients.values.sorted(by: { $0.id < $1.id }) {
+            for platform in client.ownerNotify.keys.sorted() {
+                lines.append("client \(client.id) owner_notify \(platform) \(client.ownerNotify[platform]!)")
+            }
+        }
         if policy.shadowAll || !policy.shadowClients.isEmpty {
             lines.append("shadow \(policy.shadowAll ? "all" : policy.shadowClients.sorted().joined(separator: ","))")
         }
         for rule in policy.automation {
             lines.append(
-                "automation \(rule.origin) \(rule.name) \(rule.outcome.rawValue) clients \(rule.clients.sorted().joined(separator: ",")) tiers \(rule.tiers.sorted().joined(separator: ",")) scopes \(rule.scopePatterns.map(\.source).joined(separator: ","))")
+                "automation \(rule.origin) \(rule.name) \(rule.outcome.rawValue) clients \(rule.clients.sorted().joined(separator: ",")) tiers \(rule.tiers.sorted().joined(separator: ",")) scopes \(rule.scopePatterns.map(\.source).joined(separator: ","))"
+                    + (rule.requesterGroups.isEmpty ? "" : " requester_groups \(rule.requesterGroups.sorted().joined(separator: ","))"))
         }
         if let routing {
             for route in routing.routes {
