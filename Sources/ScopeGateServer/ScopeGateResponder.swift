@@ -68,62 +68,76 @@ final class ScopeGateResponder: Sendable {
     /// Paths ScopeGate serves itself and never forwards.
     static let ownPrefix = "/_scopegate/"
 
-    func answer(_ request: Request, context: GateRequestContext) async -> GateAnswer {
+    /// Where the connection handler routed a request it hands over: the head is classified once, on
+    /// the event loop, and the classification travels with it (no second pass over the path here).
+    enum Destination: Sendable, Equatable {
+        /// A path under `ownPrefix`: one of ScopeGate's own pages and endpoints.
+        case own
+        /// An endpoint of the IdP that ScopeGate gates.
+        case gated(GatedEndpoint)
+    }
+
+    func answer(_ request: Request, context: GateRequestContext, destination: Destination) async -> GateAnswer {
+        switch destination {
+        case .own: return .respond(await answerOwn(request, context: context))
+        case .gated(let endpoint): return await answer(request, context: context, endpoint: endpoint)
+        }
+    }
+
+    /// ScopeGate's own pages and endpoints, under `ownPrefix`.
+    private func answerOwn(_ request: Request, context: GateRequestContext) async -> Response {
         let path = Substring(request.uri.path)
         // Prefixes compared by bytes, as the connection handler routes (`hasPrefix` compares characters).
         if path.utf8.starts(with: HoldEndpoints.prefix.utf8) {
-            return .respond(await holds.respond(to: request, path: path, context: context))
+            return await holds.respond(to: request, path: path, context: context)
         }
         if path == SlackInteractions.path, let slack {
-            return .respond(await slack.respond(to: request))
+            return await slack.respond(to: request)
         }
         if path == TeamsActivities.path, let teams {
-            return .respond(await teams.respond(to: request))
+            return await teams.respond(to: request)
         }
         if let approvals {
             if path.utf8.starts(with: ApprovalPage.prefix.utf8) {
-                return .respond(await approvals.respond(to: request, path: path))
+                return await approvals.respond(to: request, path: path)
             }
-            if path == ApproverSignIn.startPath { return .respond(await approvals.signIn.start(request)) }
-            if path == ApproverSignIn.callbackPath { return .respond(await approvals.signIn.callback(request)) }
+            if path == ApproverSignIn.startPath { return await approvals.signIn.start(request) }
+            if path == ApproverSignIn.callbackPath { return await approvals.signIn.callback(request) }
         }
         if path == AuditJWKSEndpoint.path, let auditJWKS {
-            return .respond(auditJWKS.respond(to: request))
+            return auditJWKS.respond(to: request)
         }
         if path == DeviceAuthorizationEndpoint.pagePath, let device {
-            return .respond(await device.page(request, context: context))
+            return await device.page(request, context: context)
         }
-        if path.utf8.starts(with: Self.ownPrefix.utf8) {
-            return .respond(ErrorResponses.plain(.notFound, "ScopeGate serves nothing at this path"))
-        }
-        switch pathGuard.classify(path) {
-        case .gated(.authorization):
+        return ErrorResponses.plain(.notFound, "ScopeGate serves nothing at this path")
+    }
+
+    /// A gated endpoint of the IdP, as the connection handler classified its path.
+    private func answer(_ request: Request, context: GateRequestContext, endpoint: GatedEndpoint) async -> GateAnswer {
+        switch endpoint {
+        case .authorization:
             guard [.get, .head, .post].contains(request.method) else {
                 var response = ErrorResponses.plain(.methodNotAllowed, "the authorization endpoint takes GET and POST")
                 response.headers[.allow] = "GET, HEAD, POST"
                 return .respond(response)
             }
             return await authorization.respond(to: request, context: context)
-        case .gated(.discovery):
+        case .discovery:
             return .respond(await discovery.respond(to: request, context: context))
-        case .gated(.blocked):
+        case .blocked:
             return .respond(
                 TokenEndpoint.error(
                     .forbidden, "access_denied",
                     "this endpoint carries permissions that ScopeGate does not gate, so it is not available through ScopeGate"))
-        case .gated(.pushedAuthorization):
+        case .pushedAuthorization:
             guard let pushed else { return .respond(ErrorResponses.plain(.notFound, "no pushed authorization endpoint")) }
             return .respond(await pushed.respond(to: request, context: context))
-        case .gated(.deviceAuthorization):
+        case .deviceAuthorization:
             guard let device else { return .respond(ErrorResponses.plain(.notFound, "no device authorization endpoint")) }
             return .respond(await device.respond(to: request, context: context))
-        case .gated(.token):
+        case .token:
             return .respond(await token.respond(to: request, context: context))
-        case .ambiguous, .other:
-            return .respond(
-                ErrorResponses.plain(
-                    .badRequest,
-                    "invalid_request: this path is another spelling of an endpoint ScopeGate gates; use its exact path"))
         }
     }
 }

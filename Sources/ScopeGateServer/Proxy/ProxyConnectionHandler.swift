@@ -51,7 +51,7 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
     private enum State {
         case idle
         case forwarding(Exchange)
-        case collecting(HTTPRequestHead, ByteBuffer)
+        case collecting(HTTPRequestHead, ByteBuffer, ScopeGateResponder.Destination)
         /// The gate is answering asynchronously; a pipelined next request waits in the queue.
         case answering
         /// An answer was given before the request ended; the rest is discarded and the connection closed.
@@ -160,15 +160,15 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
                 exchange.pending.append(.end(nil))
             }
             state = .forwarding(exchange)
-        case (.body(var buffer), .collecting(let head, var body)):
+        case (.body(var buffer), .collecting(let head, var body, let destination)):
             guard body.readableBytes + buffer.readableBytes <= Self.maximumCollectedBody else {
                 refuse(.payloadTooLarge, "the request body is larger than \(Self.maximumCollectedBody) bytes", context: context)
                 return
             }
             body.writeBuffer(&buffer)
-            state = .collecting(head, body)
-        case (.end, .collecting(let head, let body)):
-            answer(head, body: body, context: context)
+            state = .collecting(head, body, destination)
+        case (.end, .collecting(let head, let body, let destination)):
+            answer(head, body: body, destination: destination, context: context)
         case (_, .refusing):
             return
         default:
@@ -248,7 +248,7 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
         let path = target.path
         // Compared by bytes (`hasPrefix` on a `Substring` compares characters).
         if path.utf8.starts(with: ScopeGateResponder.ownPrefix.utf8) {
-            state = .collecting(head, ByteBuffer())
+            state = .collecting(head, ByteBuffer(), .own)
             return
         }
         let framing = ForwardingHeaders.BodyFraming(head, hasTransferEncoding: hasTransferEncoding)
@@ -264,7 +264,7 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
                     head, target: forward.target, body: .streamed(.none), authorization: forward.authorization, context: context)
                 return
             }
-            state = .collecting(head, ByteBuffer())
+            state = .collecting(head, ByteBuffer(), .gated(endpoint))
         case .ambiguous:
             refuse(
                 .badRequest,
@@ -490,7 +490,9 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
 
     // MARK: - Answers from the gate
 
-    private func answer(_ head: HTTPRequestHead, body: ByteBuffer, context: ChannelHandlerContext) {
+    private func answer(
+        _ head: HTTPRequestHead, body: ByteBuffer, destination: ScopeGateResponder.Destination, context: ChannelHandlerContext
+    ) {
         let keepAlive = head.isKeepAlive
         state = .answering
         let request: Request
@@ -510,7 +512,7 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
         let responder = shared.responder
         let isHead = head.method == .HEAD
         Task {
-            switch await responder.answer(request, context: gateContext) {
+            switch await responder.answer(request, context: gateContext, destination: destination) {
             case .forward(let forward):
                 channel.eventLoop.execute {
                     guard let context = bound.value.context else { return }
