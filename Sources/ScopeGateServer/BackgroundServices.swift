@@ -54,7 +54,7 @@ struct EscalationService: Service {
         for request in try await service.store.approvalRequests(states: [.pending]) {
             guard let tier = service.policy.tiers[service.policy.tier(of: request)] else { continue }
             if request.remindedAt == nil, let after = tier.remindAfter, request.createdAt.addingTimeInterval(after.seconds) <= now,
-                try await service.store.markReminded(request.id, at: now)
+                try await service.markReminded(request)
             {
                 logger.info("approvers reminded", metadata: ["sg.request.id": "\(request.id)"])
                 for notifier in notifiers { await notifier.remind(request) }
@@ -73,7 +73,7 @@ struct EscalationService: Service {
         for (platform, reach) in route.reaches where platform != ChatReach.approvalPage {
             channels[platform] = reach.destinations
         }
-        if try await service.store.escalate(request.id, to: route.name, channels: channels, at: now) {
+        if try await service.escalate(request, to: route.name, channels: channels) {
             logger.info("approval request escalated", metadata: ["sg.request.id": "\(request.id)", "sg.route": "\(route.name)"])
             for notifier in notifiers { notifier.wake() }
         }

@@ -30,8 +30,7 @@ struct Grants: AsyncParsableCommand {
 
         func run() async throws {
             let context = try CLIContext(options)
-            guard try await context.store.revokeGrant(
-                clientID: client, scope: scope, actor: "cli:\(actor ?? CLIContext.userName)", at: Date())
+            guard try await context.service.revokeGrant(clientID: client, scope: scope, actor: "cli:\(actor ?? CLIContext.userName)")
             else {
                 throw ValidationError("client \(client) holds no grant for \(scope)")
             }

@@ -152,9 +152,7 @@ struct AdminAPI: Sendable {
             let client = try context.parameters.require("client")
             let scope = try context.parameters.require("scope")
             return await run {
-                guard try await service.store.revokeGrant(
-                    clientID: client, scope: scope, actor: "admin:\(tokenName)", at: service.now())
-                else {
+                guard try await service.revokeGrant(clientID: client, scope: scope, actor: "admin:\(tokenName)") else {
                     throw GateError(.notFound, "client \(client) holds no grant for \(scope)")
                 }
                 grantsChanged()

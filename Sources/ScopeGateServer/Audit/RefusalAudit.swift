@@ -52,6 +52,6 @@ final class RefusalAudit: Sendable {
             ("endpoint", .string(endpoint)), ("error", .string(code)), ("reason", .string(String(reason.prefix(300)))),
         ]
         if skipped > 0 { fields.append(("unrecorded_before", .int(Int64(skipped)))) }
-        try? await service.store.recordAudit(AuditEvent("request.refused", fields), at: service.now())
+        try? await service.recordAudit(AuditEvent("request.refused", fields))
     }
 }

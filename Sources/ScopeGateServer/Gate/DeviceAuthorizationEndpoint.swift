@@ -178,10 +178,11 @@ struct DeviceAuthorizationEndpoint: Sendable {
             }
             return .respond(TokenEndpoint.error(.badRequest, "authorization_pending", "waiting for the organisation's approvers"))
         case .denied:
-            _ = try? await service.store.markRejected(holdID: hold.id, at: service.now())
+            // Refused whether or not the refusal can be recorded: the outcome is closed either way.
+            _ = try? await service.recordRejection(of: hold)
             return .respond(TokenEndpoint.error(.badRequest, "access_denied", "the organisation's approvers denied this request"))
         case .expired:
-            _ = try? await service.store.markRejected(holdID: hold.id, at: service.now())
+            _ = try? await service.recordRejection(of: hold)
             return .respond(TokenEndpoint.error(.badRequest, "expired_token", "nobody approved this request in time"))
         case .approved, .approvedOnce:
             if let upstream = registry.upstream(of: hold.id, at: .now) {
@@ -214,11 +215,17 @@ struct DeviceAuthorizationEndpoint: Sendable {
         do {
             form = try held.withholding(approval.withheldScopes, requested: hold.requestedScopes)
         } catch {
-            _ = try? await service.store.markRejected(holdID: hold.id, at: service.now())
+            _ = try? await service.recordRejection(of: hold)
             return TokenEndpoint.error(.badRequest, "access_denied", error.message)
         }
         for name in ClientForm.clientAuthentication.sorted() {
             if let value = parameters[name] { try? form.append(name, value) }
+        }
+        // The release is recorded before the request goes to the IdP; if it cannot be, it does not go.
+        do {
+            try await service.recordContinuation(of: hold)
+        } catch {
+            return TokenEndpoint.error(.serviceUnavailable, "temporarily_unavailable", error.message)
         }
         let answer: UpstreamProxy.Answer
         do {
@@ -245,7 +252,6 @@ struct DeviceAuthorizationEndpoint: Sendable {
                 verificationURIComplete: (object["verification_uri_complete"] as? String).map(proxy.rewriter.rewrite(url:)),
                 expires: .now + .seconds(lifetime)),
             for: hold.id)
-        _ = try? await service.store.markContinued(holdID: hold.id, at: service.now())
         logger.info("device authorization request released to the IdP", metadata: ["sg.request.id": "\(hold.approvalRequestID)"])
         return TokenEndpoint.error(
             .badRequest, "authorization_pending", "approved; the user now confirms at the identity provider (see the verification page)")

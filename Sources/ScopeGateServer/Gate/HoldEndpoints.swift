@@ -98,7 +98,7 @@ struct HoldEndpoints: Sendable {
             }
             // The release is recorded (once) before the browser is sent on; if it cannot be, it is not sent.
             do {
-                _ = try await service.store.markContinued(holdID: hold.id, at: service.now())
+                try await service.recordContinuation(of: hold)
             } catch {
                 return ErrorResponses.page(Self.cannotRecord)
             }
@@ -120,7 +120,7 @@ struct HoldEndpoints: Sendable {
     /// Records, once, that the hold went back to the app refused; false when that cannot be recorded.
     private func recordRejection(_ hold: Hold) async -> Bool {
         do {
-            _ = try await service.store.markRejected(holdID: hold.id, at: service.now())
+            try await service.recordRejection(of: hold)
             return true
         } catch {
             return false
