@@ -31,15 +31,10 @@ extension GateService {
                 }) {
                     return .pending(pending)
                 }
-                guard limits.take(clientID: clientID, source: source, at: date) else { throw HoldLimits.refusal }
-                let draft = HoldDraft(
-                    clientID: clientID, binderHash: Self.backChannelBinder, method: .post,
-                    encodedParameters: "grant_type=\(grantType)", requestedScopes: scopes, unapproved: unapproved,
-                    alreadyGranted: alreadyGranted, rules: rules(unapproved, clientID: clientID),
-                    route: routeName?(clientID, unapproved))
-                let (hold, approval, opened) = try await store.openHold(
-                    draft, at: date, expiresAt: date.addingTimeInterval(policy.approvalTimeout.seconds))
-                return .pending(opened ? try await announce(approval, by: hold) : approval)
+                let (_, approval) = try await hold(
+                    clientID: clientID, binderHash: Self.backChannelBinder, method: .post, encodedParameters: "grant_type=\(grantType)",
+                    scopes: scopes, unapproved: unapproved, alreadyGranted: alreadyGranted, source: source, at: date)
+                return .pending(approval)
             }
         }
     }

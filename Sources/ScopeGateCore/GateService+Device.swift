@@ -38,15 +38,10 @@ extension GateService {
             case .deny(let denied):
                 return .deny(denied)
             case .hold(let unapproved, let alreadyGranted):
-                guard limits.take(clientID: clientID, source: source, at: date) else { throw HoldLimits.refusal }
-                let draft = HoldDraft(
-                    clientID: clientID, binderHash: binder, method: .post,
-                    encodedParameters: encodedParameters, requestedScopes: scopes, unapproved: unapproved,
-                    alreadyGranted: alreadyGranted, rules: rules(unapproved, clientID: clientID),
-                    route: routeName?(clientID, unapproved))
-                let (hold, approval, opened) = try await store.openHold(
-                    draft, at: date, expiresAt: date.addingTimeInterval(policy.approvalTimeout.seconds))
-                return .held(hold, opened ? try await announce(approval, by: hold) : approval)
+                let (hold, approval) = try await hold(
+                    clientID: clientID, binderHash: binder, method: .post, encodedParameters: encodedParameters, scopes: scopes,
+                    unapproved: unapproved, alreadyGranted: alreadyGranted, source: source, at: date)
+                return .held(hold, approval)
             }
         }
     }

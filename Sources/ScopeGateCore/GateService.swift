@@ -107,17 +107,29 @@ public struct GateService: Sendable {
                     _ = try await store.markContinued(holdID: hold.id, at: date)
                     return .forwardOnce(approval.approvedScopes, holdID: hold.id)
                 }
-                let draft = HoldDraft(
-                    clientID: request.clientID, binderHash: binderHash, method: request.method,
-                    encodedParameters: encoded, requestedScopes: scopes, unapproved: unapproved,
-                    alreadyGranted: alreadyGranted, rules: rules(unapproved, clientID: request.clientID),
-                    route: routeName?(request.clientID, unapproved))
-                guard limits.take(clientID: request.clientID, source: source, at: date) else { throw HoldLimits.refusal }
-                let expiresAt = date.addingTimeInterval(policy.approvalTimeout.seconds)
-                let (hold, approval, opened) = try await store.openHold(draft, at: date, expiresAt: expiresAt)
-                return .held(hold, opened ? try await announce(approval, by: hold) : approval)
+                let (hold, approval) = try await hold(
+                    clientID: request.clientID, binderHash: binderHash, method: request.method, encodedParameters: encoded,
+                    scopes: scopes, unapproved: unapproved, alreadyGranted: alreadyGranted, source: source, at: date)
+                return .held(hold, approval)
             }
         }
+    }
+
+    /// Holds a request, whichever channel it came by: within the limits on new holds (per source, per
+    /// client, in all), attached to the pending approval request that asks the same question or to a new
+    /// one, which automation may decide at once or the observers announce. The one place a hold opens.
+    func hold(
+        clientID: String, binderHash: String, method: AuthorizationRequest.Method, encodedParameters: String, scopes: ScopeSet,
+        unapproved: ScopeSet, alreadyGranted: ScopeSet, source: String?, at date: Date
+    ) async throws -> (Hold, ApprovalRequest) {
+        guard limits.take(clientID: clientID, source: source, at: date) else { throw HoldLimits.refusal }
+        let draft = HoldDraft(
+            clientID: clientID, binderHash: binderHash, method: method, encodedParameters: encodedParameters,
+            requestedScopes: scopes, unapproved: unapproved, alreadyGranted: alreadyGranted,
+            rules: rules(unapproved, clientID: clientID), route: routeName?(clientID, unapproved))
+        let (hold, approval, opened) = try await store.openHold(
+            draft, at: date, expiresAt: date.addingTimeInterval(policy.approvalTimeout.seconds))
+        return (hold, opened ? try await announce(approval, by: hold) : approval)
     }
 
     /// In shadow mode, what the policy would have done to a request it did not allow, recorded in the
