@@ -87,7 +87,8 @@ let package = Package(
             ]
         ),
         // The gate's own cost per request, for benchmarks/gate_cost.py; never linked into `scopegate`.
-        .executableTarget(name: "gate-cost", dependencies: ["ScopeGateCore"]),
+        .executableTarget(
+            name: "gate-cost", dependencies: ["ScopeGateCore", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "ScopeGateCoreTests", dependencies: ["ScopeGateCore"]),
         .testTarget(name: "ScopeGateStoreTests", dependencies: ["ScopeGateStore"]),
         .testTarget(

@@ -7,6 +7,7 @@
 //     .build/release/gate-cost [iterations] [strict]
 
 import Foundation
+import Logging
 import ScopeGateCore
 
 let policy = Policy(
@@ -26,6 +27,19 @@ let requests: [Substring] = [
         + "&code_challenge_method=S256",
 ]
 let granted: Set<String> = Set((0..<100).map { "s\($0)" })
+
+/// The grants as the proxy's in-memory snapshot serves them: the port the gate service reads.
+struct Snapshot: GrantSnapshotPort {
+    struct Grants: GrantedScopes {
+        let scopes: Set<String>
+        func contains(_ scope: String) -> Bool { scopes.contains(scope) }
+    }
+    let granted: Set<String>
+    func grants(of clientID: String, now: @escaping @Sendable () -> Date) -> Grants? { Grants(scopes: granted) }
+}
+let snapshot = Snapshot(granted: granted)
+let service = GateService(
+    policy: policy, store: InMemoryGateStore(), observer: GateObservers([]), logger: Logger(label: "gate-cost"), now: { Date() })
 let iterations = Int(CommandLine.arguments.dropFirst().first ?? "") ?? 200_000
 // `strict`: every request through the strict parser, as a query of another shape (a `+` for a space, a
 // lower-case escape, an unknown parameter) is admitted.
@@ -37,13 +51,11 @@ for index in 0..<iterations {
     let query = requests[index % requests.count]
     // As the proxy does: a query of the plain shape is read in place and forwarded as it came.
     if !strict, let plain = PlainAuthorizationQuery(query) {
-        guard policy.allows(plain, isGranted: granted.contains) else { fatalError("the benchmark's requests must be admitted") }
+        guard service.admitsAtOnce(plain, snapshot: snapshot) else { fatalError("the benchmark's requests must be admitted") }
         forwarded &+= query.utf8.count
         continue
     }
-    guard let parsed = try? AuthorizationRequest(method: .get, query: query),
-        let scopes = try? policy.effectiveScopes(of: parsed),
-        policy.evaluate(scopes: scopes, clientID: parsed.clientID, isGranted: granted.contains) == .allow
+    guard let parsed = try? AuthorizationRequest(method: .get, query: query), service.admitsAtOnce(parsed, snapshot: snapshot) != nil
     else { fatalError("the benchmark's requests must be admitted") }
     // As the proxy does: a canonical query is forwarded as it came, anything else re-serialized.
     forwarded &+= parsed.parameters.isCanonical ? query.utf8.count : parsed.parameters.appendingEncoded(to: "/authorize?").utf8.count

@@ -122,17 +122,13 @@ final class AuthorizationEndpoint: Sendable {
         // The common shape, read in place: forwarded (as it came, or with `%20` for `+`) when its scopes
         // are all allowed, left to the full path otherwise (a decision to wait for, or a stale snapshot).
         if target.path.utf8.elementsEqual(path.utf8), let plain = PlainAuthorizationQuery(query) {
-            guard let grants = snapshot.grants(of: plain.clientID, now: service.now),
-                service.policy.allows(plain, isGranted: grants.contains)
-            else { return nil }
+            guard service.admitsAtOnce(plain, snapshot: snapshot) else { return nil }
             return UpstreamForward(
                 target: plain.isCanonical ? target.text : path + "?" + plain.serialized, body: nil,
                 authorization: .init(clientID: plain.clientID, plainScope: plain.scope))
         }
         guard let parsed = try? AuthorizationRequest(method: .get, query: query),
-            let scopes = try? service.policy.effectiveScopes(of: parsed),
-            let grants = snapshot.grants(of: parsed.clientID, now: service.now),
-            service.policy.evaluate(scopes: scopes, clientID: parsed.clientID, isGranted: grants.contains) == .allow
+            let scopes = service.admitsAtOnce(parsed, snapshot: snapshot)
         else { return nil }
         // Canonical parameters re-serialize to the query as it came: the target is then forwarded as it
         // is (when its path is the endpoint's exact spelling), without building it again.

@@ -11,7 +11,7 @@ import ServiceLifecycle
 /// answers only while fresh: when no refresh has succeeded for `maximumAge`, `granted` returns `nil`
 /// and the caller asks the store, which fails closed as before. A revocation made elsewhere therefore
 /// takes effect within one refresh interval.
-final class GrantSnapshot: Sendable {
+final class GrantSnapshot: GrantSnapshotPort {
     private struct State {
         var grants: [String: [String: Date?]] = [:]
         var refreshedAt: ContinuousClock.Instant?
@@ -36,7 +36,7 @@ final class GrantSnapshot: Sendable {
     }
 
     /// One client's grants, from a fresh snapshot.
-    struct ClientGrants {
+    struct ClientGrants: GrantedScopes {
         /// Each granted scope's expiry, if it has one.
         let scopes: [String: Date?]
         let now: @Sendable () -> Date
