@@ -127,7 +127,7 @@ final class ScopeGateResponder: Sendable {
             return .respond(await discovery.respond(to: request, context: context))
         case .blocked:
             return .respond(
-                TokenEndpoint.error(
+                OAuthError.response(
                     .forbidden, "access_denied",
                     "this endpoint carries permissions that ScopeGate does not gate, so it is not available through ScopeGate"))
         case .pushedAuthorization:

@@ -50,7 +50,7 @@ struct DeviceAuthorizationEndpoint: Sendable {
             let others = ScopeSet(try Permissions.names(in: parameters))
             scopes = try requested.effective(defaults: service.policy.clients[clientID]?.defaultScopes).union(others)
         } catch {
-            return TokenEndpoint.error(.badRequest, error.code.rawValue, error.message)
+            return OAuthError.response(.badRequest, error.code.rawValue, error.message)
         }
         // What is stored and later sent to the IdP: never the client's credentials.
         let stored = ClientForm.withoutCredentials(parameters, clientID: clientID)
@@ -65,7 +65,7 @@ struct DeviceAuthorizationEndpoint: Sendable {
                 return await forward(
                     parameters, authorization: .init(clientID: clientID, permissions: scopes), request: request, context: context)
             case .deny(let denied):
-                return TokenEndpoint.error(
+                return OAuthError.response(
                     .badRequest, "invalid_scope", "the organisation's policy does not allow: \(denied.tokens.joined(separator: " "))")
             case .held(let hold, let approval):
                 _ = registry.pollTooSoon(hold.id, interval: Self.interval)  // the interval runs from now
@@ -83,7 +83,7 @@ struct DeviceAuthorizationEndpoint: Sendable {
                     ])
             }
         } catch {
-            return TokenEndpoint.error(error)
+            return OAuthError.response(error)
         }
     }
 
@@ -151,7 +151,7 @@ struct DeviceAuthorizationEndpoint: Sendable {
             return Self.json(.ok, object)
         } catch {
             logger.warning("device authorization: the IdP failed", metadata: ["sg.upstream.error": "\(type(of: error))"])
-            return TokenEndpoint.error(.badGateway, "temporarily_unavailable", "the identity provider cannot be reached")
+            return OAuthError.response(.badGateway, "temporarily_unavailable", "the identity provider cannot be reached")
         }
     }
 
@@ -169,26 +169,26 @@ struct DeviceAuthorizationEndpoint: Sendable {
         context: GateRequestContext) async -> PollOutcome
     {
         guard hold.clientID == clientID else {
-            return .respond(TokenEndpoint.error(.badRequest, "invalid_grant", "the device code was issued to another client"))
+            return .respond(OAuthError.response(.badRequest, "invalid_grant", "the device code was issued to another client"))
         }
         switch approval.state {
         case .pending:
             if registry.pollTooSoon(hold.id, interval: Self.interval) {
-                return .respond(TokenEndpoint.error(.badRequest, "slow_down", "polling too often; wait the interval, which grew by 5 seconds"))
+                return .respond(OAuthError.response(.badRequest, "slow_down", "polling too often; wait the interval, which grew by 5 seconds"))
             }
-            return .respond(TokenEndpoint.error(.badRequest, "authorization_pending", "waiting for the organisation's approvers"))
+            return .respond(OAuthError.response(.badRequest, "authorization_pending", "waiting for the organisation's approvers"))
         case .denied:
             // Refused whether or not the refusal can be recorded: the outcome is closed either way.
             _ = try? await service.recordRejection(of: hold)
-            return .respond(TokenEndpoint.error(.badRequest, "access_denied", "the organisation's approvers denied this request"))
+            return .respond(OAuthError.response(.badRequest, "access_denied", "the organisation's approvers denied this request"))
         case .expired:
             _ = try? await service.recordRejection(of: hold)
-            return .respond(TokenEndpoint.error(.badRequest, "expired_token", "nobody approved this request in time"))
+            return .respond(OAuthError.response(.badRequest, "expired_token", "nobody approved this request in time"))
         case .approved, .approvedOnce:
             if let upstream = registry.upstream(of: hold.id, at: .now) {
                 let replaced = parameters.pairs.map { $0.name == "device_code" ? .init("device_code", upstream.deviceCode) : $0 }
                 guard let form = try? FormParameters(replaced) else {
-                    return .respond(TokenEndpoint.error(.badRequest, "invalid_request", "the request cannot be read"))
+                    return .respond(OAuthError.response(.badRequest, "invalid_request", "the request cannot be read"))
                 }
                 return .forward(form)
             }
@@ -197,7 +197,7 @@ struct DeviceAuthorizationEndpoint: Sendable {
             // the window of that release, so that a device cannot renew it forever.
             let since = hold.consumedAt ?? approval.decision?.at ?? approval.createdAt
             if service.now().timeIntervalSince(since) > Self.releaseWindow.seconds {
-                return .respond(TokenEndpoint.error(.badRequest, "expired_token", "the approved request was not completed in time; start again"))
+                return .respond(OAuthError.response(.badRequest, "expired_token", "the approved request was not completed in time; start again"))
             }
             return .respond(await release(hold, approval, parameters: parameters, request: request, context: context))
         }
@@ -208,7 +208,7 @@ struct DeviceAuthorizationEndpoint: Sendable {
         _ hold: Hold, _ approval: ApprovalRequest, parameters: FormParameters, request: Request, context: GateRequestContext
     ) async -> Response {
         guard let held = try? FormParameters(parsing: Substring(hold.encodedParameters)) else {
-            return TokenEndpoint.error(.internalServerError, "server_error", "the held request cannot be read")
+            return OAuthError.response(.internalServerError, "server_error", "the held request cannot be read")
         }
         // A partial approval releases the request without the scopes it left out.
         var form: FormParameters
@@ -216,7 +216,7 @@ struct DeviceAuthorizationEndpoint: Sendable {
             form = try held.withholding(approval.withheldScopes, requested: hold.requestedScopes)
         } catch {
             _ = try? await service.recordRejection(of: hold)
-            return TokenEndpoint.error(.badRequest, "access_denied", error.message)
+            return OAuthError.response(.badRequest, "access_denied", error.message)
         }
         for name in ClientForm.clientAuthentication.sorted() {
             if let value = parameters[name] { try? form.append(name, value) }
@@ -225,13 +225,13 @@ struct DeviceAuthorizationEndpoint: Sendable {
         do {
             try await service.recordContinuation(of: hold)
         } catch {
-            return TokenEndpoint.error(.serviceUnavailable, "temporarily_unavailable", error.message)
+            return OAuthError.response(.serviceUnavailable, "temporarily_unavailable", error.message)
         }
         let answer: UpstreamProxy.Answer
         do {
             answer = try await proxy.post(form, to: path, from: request, peer: proxy.peer(context), limit: 64 * 1024)
         } catch {
-            return TokenEndpoint.error(.badGateway, "temporarily_unavailable", "the identity provider cannot be reached")
+            return OAuthError.response(.badGateway, "temporarily_unavailable", "the identity provider cannot be reached")
         }
         guard answer.status == .ok, let object = (try? JSONSerialization.jsonObject(with: Data(buffer: answer.body))) as? [String: Any],
             let deviceCode = object["device_code"] as? String, let userCode = object["user_code"] as? String,
@@ -253,7 +253,7 @@ struct DeviceAuthorizationEndpoint: Sendable {
                 expires: .now + .seconds(lifetime)),
             for: hold.id)
         logger.info("device authorization request released to the IdP", metadata: ["sg.request.id": "\(hold.approvalRequestID)"])
-        return TokenEndpoint.error(
+        return OAuthError.response(
             .badRequest, "authorization_pending", "approved; the user now confirms at the identity provider (see the verification page)")
     }
 
@@ -293,93 +293,5 @@ struct DeviceAuthorizationEndpoint: Sendable {
         headers[.cacheControl] = "no-store"
         let body = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
-    }
-}
-
-/// What ScopeGate remembers of held devices between polls, in memory: when each last polled and at what
-/// interval, and the IdP's device flow once a request is released. Lost on restart, which costs at most
-/// a second device authorization at the IdP (the next poll releases again) and a reset interval.
-final class DeviceRegistry: Sendable {
-    struct Upstream: Sendable {
-        var deviceCode: String
-        var userCode: String
-        var verificationURI: String
-        var verificationURIComplete: String?
-        var expires: ContinuousClock.Instant
-    }
-
-    private struct State {
-        var polls: [String: (last: ContinuousClock.Instant, interval: Int)] = [:]
-        var upstream: [String: Upstream] = [:]
-        var failedLookups: [String: (count: Int, since: ContinuousClock.Instant)] = [:]
-        var lastSweep: ContinuousClock.Instant?
-    }
-
-    /// The most addresses whose failed lookups are counted at once. Past it (thousands of addresses
-    /// failing within a minute: a distributed guess), addresses not yet counted are barred until
-    /// the counts lapse, rather than the counts being forgotten.
-    static let maximumCountedAddresses = 10_000
-
-    private let state = Mutex(State())
-
-    /// Records a poll; whether it came sooner than the interval (RFC 8628 §3.5), which then grows by five seconds.
-    func pollTooSoon(_ deviceCode: String, interval: Int, now: ContinuousClock.Instant = .now) -> Bool {
-        state.withLock { state in
-            if state.polls.count > 10_000 { state.polls = state.polls.filter { now - $0.value.last < .seconds(3600) } }
-            guard let previous = state.polls[deviceCode] else {
-                state.polls[deviceCode] = (now, interval)
-                return false
-            }
-            if now - previous.last < .seconds(previous.interval) {
-                state.polls[deviceCode] = (now, previous.interval + 5)
-                return true
-            }
-            state.polls[deviceCode] = (now, previous.interval)
-            return false
-        }
-    }
-
-    func setUpstream(_ upstream: Upstream, for deviceCode: String) {
-        state.withLock { state in
-            let now = ContinuousClock.now
-            state.upstream = state.upstream.filter { $0.value.expires > now }
-            state.upstream[deviceCode] = upstream
-        }
-    }
-
-    /// The IdP's device flow for a released hold, while it lasts.
-    func upstream(of deviceCode: String, at now: ContinuousClock.Instant) -> Upstream? {
-        state.withLock { state in state.upstream[deviceCode].flatMap { $0.expires > now ? $0 : nil } }
-    }
-
-    /// Counts a failed user-code lookup from `address`; whether it has failed too often (20 a minute).
-    func lookupFailed(from address: String, now: ContinuousClock.Instant = .now) -> Bool {
-        state.withLock { state in
-            if state.failedLookups[address] == nil, !Self.makeRoom(&state, now: now) { return true }
-            var entry = state.failedLookups[address] ?? (0, now)
-            if now - entry.since > .seconds(60) { entry = (0, now) }
-            entry.count += 1
-            state.failedLookups[address] = entry
-            return entry.count > 20
-        }
-    }
-
-    /// Whether `address` is currently barred from looking up user codes.
-    func lookupsBarred(for address: String, now: ContinuousClock.Instant = .now) -> Bool {
-        state.withLock { state in
-            guard let entry = state.failedLookups[address] else { return !Self.makeRoom(&state, now: now) }
-            return entry.count > 20 && now - entry.since <= .seconds(60)
-        }
-    }
-
-    /// Whether another address can be counted: lapsed counts are swept when the table is full (at
-    /// most once a second, so a flood cannot make every lookup walk the table).
-    private static func makeRoom(_ state: inout State, now: ContinuousClock.Instant) -> Bool {
-        guard state.failedLookups.count >= maximumCountedAddresses else { return true }
-        if state.lastSweep.map({ now - $0 >= .seconds(1) }) ?? true {
-            state.lastSweep = now
-            state.failedLookups = state.failedLookups.filter { now - $0.value.since <= .seconds(60) }
-        }
-        return state.failedLookups.count < maximumCountedAddresses
     }
 }

@@ -39,7 +39,6 @@ struct TokenEndpoint: Sendable {
     let codes: IssuedCodes
     let logger: Logger
 
-    static let maximumBodySize = 64 * 1024
     static let maximumResponseSize = 1 << 20
     static let authorizationCodeGrant = "authorization_code"
     static let refreshTokenGrant = "refresh_token"
@@ -54,11 +53,11 @@ struct TokenEndpoint: Sendable {
         }
         guard let grantType = parameters["grant_type"], !grantType.isEmpty else {
             await refusals.record(endpoint: "token", code: "invalid_request", reason: "grant_type is missing")
-            return Self.error(.badRequest, "invalid_request", "grant_type is missing")
+            return OAuthError.response(.badRequest, "invalid_request", "grant_type is missing")
         }
         if grantType == Self.deviceCodeGrant, device == nil {
             // The device code came from a device endpoint ScopeGate does not know, so could not gate.
-            return Self.error(
+            return OAuthError.response(
                 .badRequest, "unsupported_grant_type",
                 "ScopeGate does not know the identity provider's device authorization endpoint (upstream.device_authorization_endpoint)")
         }
@@ -69,28 +68,28 @@ struct TokenEndpoint: Sendable {
             // never issued is refused here (the IdP's own device codes do not look like ScopeGate's).
             do {
                 guard let (hold, approval) = try await service.deviceHold(binder: binder) else {
-                    return Self.error(.badRequest, "invalid_grant", "ScopeGate issued no such device code")
+                    return OAuthError.response(.badRequest, "invalid_grant", "ScopeGate issued no such device code")
                 }
                 switch await device.poll(hold, approval, parameters: parameters, clientID: clientID, request: request, context: context) {
                 case .respond(let response): return response
                 case .forward(let translated): parameters = translated
                 }
             } catch {
-                return Self.error(.serviceUnavailable, "temporarily_unavailable", error.message)
+                return OAuthError.response(.serviceUnavailable, "temporarily_unavailable", error.message)
             }
         }
         let requested: RequestedScope
         do {
             requested = try RequestedScope(in: parameters)
         } catch {
-            return Self.error(.badRequest, "invalid_scope", error.message)
+            return OAuthError.response(.badRequest, "invalid_scope", error.message)
         }
         // Resources, audiences and authorization details asked for here are permissions too.
         let others: ScopeSet
         do {
             others = ScopeSet(try Permissions.names(in: parameters))
         } catch {
-            return Self.error(.badRequest, error.code.rawValue, error.message)
+            return OAuthError.response(.badRequest, error.code.rawValue, error.message)
         }
         let continuesGrant = grantType == Self.authorizationCodeGrant || grantType == Self.deviceCodeGrant
             || (grantType == Self.refreshTokenGrant && requested.isAbsent)
@@ -107,12 +106,12 @@ struct TokenEndpoint: Sendable {
                 let beyond = try await service.scopesBeyondApproval(
                     others, clientID: clientID, approvedOnce: flow?.approvedOnce ?? ScopeSet([String]()))
                 if !beyond.isEmpty {
-                    return Self.error(
+                    return OAuthError.response(
                         .badRequest, GateError.Code.invalidTarget.rawValue,
                         "not approved for this client: \(beyond.tokens.joined(separator: " "))")
                 }
             } catch {
-                return Self.error(.serviceUnavailable, "temporarily_unavailable", error.message)
+                return OAuthError.response(.serviceUnavailable, "temporarily_unavailable", error.message)
             }
         }
         if !continuesGrant {
@@ -120,7 +119,7 @@ struct TokenEndpoint: Sendable {
             do {
                 scopes = try requested.effective(defaults: service.policy.clients[clientID]?.defaultScopes).union(others)
             } catch {
-                return Self.error(.badRequest, "invalid_scope", error.message + " at ScopeGate")
+                return OAuthError.response(.badRequest, "invalid_scope", error.message + " at ScopeGate")
             }
             do {
                 switch try await service.admitBackChannel(
@@ -129,18 +128,18 @@ struct TokenEndpoint: Sendable {
                 case .forward:
                     break
                 case .deny(let denied):
-                    return Self.error(
+                    return OAuthError.response(
                         .badRequest, "invalid_scope", "the organisation's policy does not allow: \(denied.tokens.joined(separator: " "))")
                 case .pending(let approval):
                     logger.info(
                         "token request refused pending approval",
                         metadata: ["sg.request.id": "\(approval.id)", "sg.client.id": "\(clientID)"])
-                    return Self.error(
+                    return OAuthError.response(
                         .badRequest, "invalid_scope",
                         "awaiting approval of \(approval.scopes.tokens.joined(separator: " ")) (request \(approval.id)); retry once it is approved")
                 }
             } catch {
-                return Self.error(error)
+                return OAuthError.response(error)
             }
         }
         // What a token response without `scope` grants (RFC 6749 §5.1: the scope requested). For a code,
@@ -170,7 +169,7 @@ struct TokenEndpoint: Sendable {
             answer = try await proxy.post(parameters, to: path, from: request, peer: peer, limit: Self.maximumResponseSize)
         } catch {
             logger.warning("token endpoint: the IdP failed", metadata: ["sg.upstream.error": "\(type(of: error))"])
-            return Self.error(.badGateway, "temporarily_unavailable", "the identity provider cannot be reached")
+            return OAuthError.response(.badGateway, "temporarily_unavailable", "the identity provider cannot be reached")
         }
         // Every success, and any other answer that carries a token, passes the second gate: a token must
         // not leave because the IdP chose an unusual status.
@@ -195,7 +194,7 @@ struct TokenEndpoint: Sendable {
                     (strict?[field]?.stringValue ?? lenient?[field] as? String).map { (field, $0) }
                 }
                 await revoke(tokens, as: request, parameters: parameters, peer: peer)
-                return Self.error(.badRequest, "invalid_scope", refusal)
+                return OAuthError.response(.badRequest, "invalid_scope", refusal)
             }
         }
         return answer.response
@@ -330,91 +329,4 @@ struct TokenEndpoint: Sendable {
         return named ? .some(scopes) : nil
     }
 
-    // MARK: Parsing
-
-    struct Refusal: Error {
-        var status: HTTPResponse.Status = .badRequest
-        var code = "invalid_request"
-        var message: String
-    }
-
-    /// The client an `Authorization` header names, read strictly: exactly `Basic`, one space and a
-    /// base64 credential (RFC 7617) of a form-encoded `client_id:client_secret` (RFC 6749 §2.3.1);
-    /// `nil` when there is no such header. Any other `Authorization` header (another scheme, another
-    /// spelling of `Basic`, a tab or two spaces, a credential that is not strict base64 or has no colon,
-    /// two headers) is refused: Spring and others read such headers and would authenticate a client
-    /// ScopeGate never saw.
-    static func basicClientID(_ values: [String]) throws -> String? {
-        guard let header = values.first else { return nil }
-        let invalid = Refusal(
-            status: .unauthorized, code: "invalid_client",
-            message: "the Authorization header must be exactly one 'Basic' credential of client_id:client_secret")
-        guard values.count == 1, header.hasPrefix("Basic ") else { throw invalid }
-        let credential = Substring(header.utf8.dropFirst(6))
-        guard isStrictBase64(credential), let decoded = Data(base64Encoded: String(credential)),
-            let text = String(data: decoded, encoding: .utf8), let colon = text.firstIndex(of: ":")
-        else { throw invalid }
-        func formDecoded(_ part: Substring) -> String? { part.replacingOccurrences(of: "+", with: " ").removingPercentEncoding }
-        guard let id = formDecoded(text[..<colon]), !id.isEmpty, formDecoded(text[text.index(after: colon)...]) != nil else {
-            throw invalid
-        }
-        return id
-    }
-
-    /// Whether `text` is base64 (RFC 4648 §4) with nothing around it: the alphabet, then at most two
-    /// `=` of padding, in groups of four.
-    private static func isStrictBase64(_ text: Substring) -> Bool {
-        let bytes = Array(text.utf8)
-        let body = bytes.prefix { $0 != UInt8(ascii: "=") }
-        let padding = bytes.count - body.count
-        return !bytes.isEmpty && bytes.count % 4 == 0 && padding <= 2
-            && bytes[body.count...].allSatisfy { $0 == UInt8(ascii: "=") }
-            && body.allSatisfy { byte in
-                switch byte {
-                case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
-                    UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "+"), UInt8(ascii: "/"):
-                    true
-                default:
-                    false
-                }
-            }
-    }
-
-    /// The `sub` of a client assertion JWT (RFC 7523 §3); the IdP verifies its signature. Read
-    /// strictly: with `sub` twice, ScopeGate and the IdP could each take a different client.
-    static func assertionSubject(_ assertion: String) -> String? {
-        let parts = assertion.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count == 3, let data = Base64URL.decode(parts[1]), let claims = StrictJSON.parse(data) else { return nil }
-        return claims["sub"]?.stringValue
-    }
-
-    // MARK: Answers
-
-    /// The answer to a domain error at a back-channel endpoint: a failing store is `503`
-    /// `temporarily_unavailable`, too many new approval requests `429` `slow_down`.
-    static func error(_ error: GateError) -> Response {
-        switch error.code {
-        case .slowDown:
-            var response = Self.error(.tooManyRequests, error.code.rawValue, error.message)
-            response.headers[.retryAfter] = "60"
-            return response
-        case .temporarilyUnavailable, .storeFailure:
-            return Self.error(.serviceUnavailable, "temporarily_unavailable", error.message)
-        default:
-            return Self.error(.badRequest, error.code.rawValue, error.message)
-        }
-    }
-
-    /// An RFC 6749 §5.2 error: JSON, `no-store`.
-    static func error(_ status: HTTPResponse.Status, _ code: String, _ description: String) -> Response {
-        var headers = HTTPFields()
-        headers[.contentType] = "application/json"
-        headers[.cacheControl] = "no-store"
-        headers[.init("Pragma")!] = "no-cache"
-        if status == .unauthorized { headers[.wwwAuthenticate] = #"Basic realm="token""# }
-        if status == .serviceUnavailable { headers[.retryAfter] = "5" }
-        let body = (try? JSONSerialization.data(
-            withJSONObject: ["error": code, "error_description": description], options: [.sortedKeys])) ?? Data()
-        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
-    }
 }
