@@ -64,5 +64,16 @@ def test_metrics_parse_and_move_during_a_flow(idp, callback_server, tmp_path):
         decided = (("outcome", "approved"), ("source", "admin"), ("tier", "elevated"))
         assert after[("scopegate_decisions_total", decided)] == 1
         assert after[("scopegate_time_to_decision_seconds_count", (("tier", "elevated"),))] == 1
+        # Requests by endpoint class and outcome: the held authorization request was sent to its waiting
+        # page, the released one forwarded (and the IdP's sign-in pages passed through).
+        def requests_of(samples, endpoint, outcome):
+            return samples[("scopegate_requests_total", (("endpoint", endpoint), ("outcome", outcome)))]
+        assert requests_of(before, "authorization", "redirected") == 0
+        assert requests_of(after, "authorization", "redirected") >= 1
+        assert requests_of(after, "authorization", "forwarded") >= 1
+        assert requests_of(after, "scopegate", "answered") >= 1, "the waiting page"
+        assert requests_of(after, "pass_through", "forwarded") >= 1, "the IdP's sign-in page"
+        assert requests.get(gate.url + "/o/authorize%2F", timeout=10).status_code == 400
+        assert requests_of(scrape(gate), "ambiguous", "refused") == 1
     finally:
         gate.stop()

@@ -203,7 +203,7 @@ public struct ScopeGateApplication: Sendable {
         let group = MultiThreadedEventLoopGroup.singleton
         let shared = ProxyShared(
             responder: responder(), pools: UpstreamPools(group: group, target: try UpstreamTarget(configuration: configuration)),
-            codes: issuedCodes, configuration: configuration, logger: logger)
+            codes: issuedCodes, configuration: configuration, requests: metrics.requests, logger: logger)
         return PublicListener(
             shared: shared, address: configuration.publicAddress, tls: tls, group: group, onListening: onListening)
     }

@@ -60,10 +60,13 @@ public final class GateMetrics: Sendable, GateObserver {
 
     /// The policy, for each request's tier (its highest permission's); labels stay few (tiers, not clients).
     let policy: Policy?
+    /// Requests on the public listener by endpoint class and outcome.
+    let requests: RequestCounters
 
     public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(), policy: Policy? = nil) {
         self.registry = registry
         self.policy = policy
+        self.requests = RequestCounters(registry: registry)
         registry.makeGauge(descriptor: Self.buildInfo, labels: [("version", ScopeGateVersion.current)]).set(Double(1))
         // Present from the start, so that a dashboard shows zero rather than nothing.
         _ = registry.makeCounter(descriptor: Self.opened)

@@ -162,7 +162,9 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
             state = .forwarding(exchange)
         case (.body(var buffer), .collecting(let head, var body, let destination)):
             guard body.readableBytes + buffer.readableBytes <= Self.maximumCollectedBody else {
-                refuse(.payloadTooLarge, "the request body is larger than \(Self.maximumCollectedBody) bytes", context: context)
+                refuse(
+                    .payloadTooLarge, "the request body is larger than \(Self.maximumCollectedBody) bytes", counting: .init(destination),
+                    context: context)
                 return
             }
             body.writeBuffer(&buffer)
@@ -227,11 +229,11 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
     private func route(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
         let target = RequestTarget(head.uri)
         guard target.text.utf8.count <= Self.maximumTargetLength else {
-            refuse(.uriTooLong, "the request target is longer than \(Self.maximumTargetLength) bytes", context: context)
+            refuse(.uriTooLong, "the request target is longer than \(Self.maximumTargetLength) bytes", counting: .malformed, context: context)
             return
         }
         guard target.text.utf8.first == UInt8(ascii: "/"), !target.hasFragment else {
-            refuse(.badRequest, "the request target must be an absolute path", context: context)
+            refuse(.badRequest, "the request target must be an absolute path", counting: .malformed, context: context)
             return
         }
         // Only `chunked` is relayed as a transfer coding: a body under any other coding would be passed on
@@ -241,7 +243,7 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
         if hasTransferEncoding {
             let codings = head.headers[canonicalForm: "transfer-encoding"]
             if codings.count != 1 || codings[0].lowercased() != "chunked" {
-                refuse(.notImplemented, "only the chunked transfer coding is accepted", context: context)
+                refuse(.notImplemented, "only the chunked transfer coding is accepted", counting: .malformed, context: context)
                 return
             }
         }
@@ -260,6 +262,7 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
             if endpoint == .authorization, case .GET = head.method, framing == .none,
                 let forward = shared.responder.authorization.admitWithoutWaiting(target: target)
             {
+                shared.requests?.count(.authorization, .forwarded)
                 startForwarding(
                     head, target: forward.target, body: .streamed(.none), authorization: forward.authorization, context: context)
                 return
@@ -269,19 +272,26 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
             refuse(
                 .badRequest,
                 "invalid_request: this path is another spelling of an endpoint ScopeGate gates; use its exact path",
-                context: context)
+                counting: .ambiguous, context: context)
         case .other:
             if let exposure = shared.exposure, !exposure.allows(path) {
-                refuse(.notFound, "not found: ScopeGate does not expose this path of the identity provider", context: context)
+                refuse(
+                    .notFound, "not found: ScopeGate does not expose this path of the identity provider", counting: .passThrough,
+                    context: context)
                 return
             }
+            shared.requests?.count(.passThrough, .forwarded)
             startForwarding(head, target: target.text, body: .streamed(framing), context: context)
         }
     }
 
     /// Answers with a short plain-text error and closes the connection: the rest of the request, if
     /// any, is never read, so nothing of it can be mistaken for a next request.
-    private func refuse(_ status: HTTPResponseStatus, _ message: String, context: ChannelHandlerContext) {
+    private func refuse(
+        _ status: HTTPResponseStatus, _ message: String, counting endpoint: RequestCounters.Endpoint? = nil,
+        context: ChannelHandlerContext
+    ) {
+        if let endpoint { shared.requests?.count(endpoint, .refused) }
         state = .refusing
         var headers = HTTPHeaders()
         let body = ByteBuffer(string: message + "\n")
@@ -503,17 +513,19 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
                 path: head.uri, headerFields: HTTPFields(head.headers, splitCookie: false))
             request = Request(head: requestHead, body: .init(buffer: body))
         } catch {
-            refuse(.badRequest, "the request cannot be read", context: context)
+            refuse(.badRequest, "the request cannot be read", counting: .init(destination), context: context)
             return
         }
         let gateContext = GateRequestContext(source: .init(channel: context.channel, logger: shared.logger))
         let channel = context.channel
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
         let responder = shared.responder
+        let requests = shared.requests
         let isHead = head.method == .HEAD
         Task {
             switch await responder.answer(request, context: gateContext, destination: destination) {
             case .forward(let forward):
+                requests?.count(.init(destination), .forwarded)
                 channel.eventLoop.execute {
                     guard let context = bound.value.context else { return }
                     bound.value.startForwarding(
@@ -521,6 +533,7 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
                         context: context)
                 }
             case .respond(let response):
+                requests?.count(.init(destination), .init(status: response.status.code))
                 do {
                     var responseHead = HTTPResponseHead(response.head)
                     if let length = response.body.contentLength, responseHead.headers.first(name: "content-length") == nil {

@@ -23,13 +23,16 @@ final class ProxyShared: Sendable {
     let idleTimeout: Duration
     /// Where the codes of authorization responses to admitted requests are noted.
     let codes: IssuedCodes
+    /// Requests by endpoint class and outcome (`/metrics`).
+    let requests: RequestCounters?
     let logger: Logger
 
     init(
         responder: ScopeGateResponder, pools: UpstreamPools, codes: IssuedCodes, configuration: ScopeGateConfiguration,
-        logger: Logger
+        requests: RequestCounters? = nil, logger: Logger
     ) {
         self.responder = responder
+        self.requests = requests
         self.codes = codes
         self.pathGuard = responder.pathGuard
         self.exposure = configuration.exposedPaths.map(Exposure.init(prefixes:))
