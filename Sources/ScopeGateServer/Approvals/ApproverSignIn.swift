@@ -123,9 +123,9 @@ struct ApproverSignIn: Sendable {
     var binding: BrowserBinding? = nil
     var service: GateService? = nil
 
-    var secure: Bool { publicURL.scheme?.lowercased() == "https" }
-    var sessionCookie: String { secure ? "__Host-sg_approver" : "sg_approver" }
-    var bindingCookie: String { secure ? "__Host-sg_signin" : "sg_signin" }
+    var secure: Bool { BrowserBinding.isSecure(publicURL) }
+    var sessionCookie: String { BrowserBinding.cookieName("sg_approver", secure: secure) }
+    var bindingCookie: String { BrowserBinding.cookieName("sg_signin", secure: secure) }
 
     var base: String {
         var base = publicURL.absoluteString
@@ -140,7 +140,7 @@ struct ApproverSignIn: Sendable {
     }
 
     func cookie(_ name: String, _ value: String, maxAge: Int) -> String {
-        "\(name)=\(value); Path=/; Max-Age=\(maxAge); HttpOnly; SameSite=Lax" + (secure ? "; Secure" : "")
+        BrowserBinding.setCookie(name, value, maxAge: maxAge, secure: secure)
     }
 
     /// `GET /_scopegate/sign-in?return=…`: off to the IdP. Only ScopeGate's own pages are returned to.

@@ -11,8 +11,20 @@ struct BrowserBinding: Sendable {
     let secure: Bool
 
     init(publicURL: URL) {
-        secure = publicURL.scheme?.lowercased() == "https"
-        cookieName = secure ? "__Host-sg_browser" : "sg_browser"
+        secure = Self.isSecure(publicURL)
+        cookieName = Self.cookieName("sg_browser", secure: secure)
+    }
+
+    /// Whether ScopeGate's cookies are sent over HTTPS only: when its public URL is `https`.
+    static func isSecure(_ publicURL: URL) -> Bool { publicURL.scheme?.lowercased() == "https" }
+
+    /// A cookie's name: with the `__Host-` prefix over HTTPS, which binds it to this host and path `/`.
+    static func cookieName(_ name: String, secure: Bool) -> String { secure ? "__Host-" + name : name }
+
+    /// A `Set-Cookie` value for one of ScopeGate's cookies: host-only, `/`, HttpOnly, SameSite=Lax,
+    /// and Secure over HTTPS.
+    static func setCookie(_ name: String, _ value: String, maxAge: Int, secure: Bool) -> String {
+        "\(name)=\(value); Path=/; Max-Age=\(maxAge); HttpOnly; SameSite=Lax" + (secure ? "; Secure" : "")
     }
 
     /// The binding value the browser presented, if it is well-formed.
@@ -27,9 +39,7 @@ struct BrowserBinding: Sendable {
     func valueOrNew(in request: Request) -> (value: String, setCookie: String?) {
         if let value = value(in: request) { return (value, nil) }
         let value = RandomID.make(bytes: 32)
-        var cookie = "\(cookieName)=\(value); Path=/; Max-Age=604800; HttpOnly; SameSite=Lax"
-        if secure { cookie += "; Secure" }
-        return (value, cookie)
+        return (value, Self.setCookie(cookieName, value, maxAge: 604_800, secure: secure))
     }
 
     /// What the store keeps: SHA-256 of the value, hex.
