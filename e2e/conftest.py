@@ -268,6 +268,26 @@ def gate_in_front_of(command, tmp_path, name, clients, record, cwd=None, timeout
     return gate, upstream, process
 
 
+
+def sign_in_gate(idp, callback, work, extra, env=None, scopes="[openid]", approvals=""):
+    """ScopeGate with its own registration at the IdP (`sign_in`, client e2e-approvals, whose redirect
+    URI the IdP knows on APPROVALS_GATE_PORT): for the approval page, step-up and identified requesters."""
+    sign_in = f"""
+sign_in:
+  client_id: e2e-approvals
+  client_secret_env: E2E_APPROVALS_SECRET
+  scopes: {scopes}
+"""
+    clients = f"""  - id: {CLIENT_ID}
+    name: E2E App
+    redirect_uris: ["{callback}"]
+  - id: e2e-approvals
+    name: ScopeGate approvals
+    redirect_uris: ["http://127.0.0.1:{APPROVALS_GATE_PORT}/_scopegate/sign-in/callback"]"""
+    return Gate(idp, callback, work, extra=sign_in + extra, env=dict(env or {}, E2E_APPROVALS_SECRET=SERVICE[1]),
+                port=APPROVALS_GATE_PORT, clients=clients, approvals=approvals)
+
+
 @pytest.fixture
 def gate(idp, callback_server, tmp_path):
     instance = Gate(idp, callback_server, tmp_path)

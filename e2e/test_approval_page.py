@@ -13,7 +13,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 import conftest
 import fake_teams
-from conftest import CLIENT_ID, SERVICE, BrowserSession, Gate, free_port
+from conftest import BrowserSession, free_port
 from fake_teams import FakeTeams
 from test_authorization_flow import finish, start
 from test_waiting_page_browser import chromium
@@ -32,10 +32,6 @@ def teams():
 def page_gate(idp, callback_server, tmp_path, teams):
     extra = f"""
 teams: {{}}
-sign_in:
-  client_id: e2e-approvals
-  client_secret_env: E2E_APPROVALS_SECRET
-  scopes: [openid]
 routes:
   - name: everyone
     teams:
@@ -45,14 +41,7 @@ routes:
         users: ["{ALICE_SUB}"]
 default_route: everyone
 """
-    clients = f"""  - id: {CLIENT_ID}
-    name: E2E App
-    redirect_uris: ["{callback_server}"]
-  - id: e2e-approvals
-    name: ScopeGate approvals
-    redirect_uris: ["http://127.0.0.1:{conftest.APPROVALS_GATE_PORT}/_scopegate/sign-in/callback"]"""
-    env = {"E2E_APPROVALS_SECRET": SERVICE[1], "E2E_WORKFLOW_URL": f"{teams.base}/workflows/approvals"}
-    instance = Gate(idp, callback_server, tmp_path, extra=extra, env=env, port=conftest.APPROVALS_GATE_PORT, clients=clients)
+    instance = conftest.sign_in_gate(idp, callback_server, tmp_path, extra, env={"E2E_WORKFLOW_URL": f"{teams.base}/workflows/approvals"})
     instance.start()
     idp.reset()
     yield instance
@@ -185,10 +174,6 @@ tiers:
     step_up:
       max_age: 5m
   - name: critical
-sign_in:
-  client_id: e2e-approvals
-  client_secret_env: E2E_APPROVALS_SECRET
-  scopes: [openid]
 routes:
   - name: everyone
     channel: C0APPROVALS
@@ -199,15 +184,7 @@ routes:
         users: ["{ALICE_SUB}"]
 default_route: everyone
 """
-    clients = f"""  - id: {CLIENT_ID}
-    name: E2E App
-    redirect_uris: ["{callback_server}"]
-  - id: e2e-approvals
-    name: ScopeGate approvals
-    redirect_uris: ["http://127.0.0.1:{conftest.APPROVALS_GATE_PORT}/_scopegate/sign-in/callback"]"""
-    env = dict(SLACK_ENV, E2E_APPROVALS_SECRET=SERVICE[1])
-    gate = Gate(idp, callback_server, tmp_path, extra=extra + slack_config(slack), env=env,
-                port=conftest.APPROVALS_GATE_PORT, clients=clients)
+    gate = conftest.sign_in_gate(idp, callback_server, tmp_path, extra + slack_config(slack), env=SLACK_ENV)
     gate.start()
     idp.reset()
     try:

@@ -483,15 +483,10 @@ def test_the_requester_signs_in_first_and_cannot_approve_their_own_request(idp, 
     (name, verified email, groups in the ID token), the message shows who asks, and the same person
     clicking Approve in Slack (the same address) changes nothing; another approver decides."""
     import conftest
-    from conftest import CLIENT_ID, SERVICE
     from test_audit import audit_keys
     extra = f"""
 audit:
   keys: {audit_keys(tmp_path)}
-sign_in:
-  client_id: e2e-approvals
-  client_secret_env: E2E_APPROVALS_SECRET
-  scopes: [openid, profile]
 routes:
   - name: everyone
     channel: C0APPROVALS
@@ -499,14 +494,9 @@ routes:
       users: [U0ALICE, U0BOB]
 default_route: everyone
 """
-    clients = f"""  - id: {CLIENT_ID}
-    name: E2E App
-    redirect_uris: ["{callback_server}"]
-  - id: e2e-approvals
-    name: ScopeGate approvals
-    redirect_uris: ["http://127.0.0.1:{conftest.APPROVALS_GATE_PORT}/_scopegate/sign-in/callback"]"""
-    gate = Gate(idp, callback_server, tmp_path, extra=extra + slack_config(slack), env=dict(SLACK_ENV, E2E_APPROVALS_SECRET=SERVICE[1]),
-                port=conftest.APPROVALS_GATE_PORT, clients=clients, approvals="  identify_requesters: true")
+    gate = conftest.sign_in_gate(
+        idp, callback_server, tmp_path, extra + slack_config(slack), env=SLACK_ENV, scopes="[openid, profile]",
+        approvals="  identify_requesters: true")
     gate.start()
     idp.reset()
     try:

@@ -345,14 +345,9 @@ def test_a_teams_approver_who_is_the_requester_cannot_approve(idp, callback_serv
     """With requesters identified, the approver's directory address (Bot Connector members API) is
     compared with the requester's verified one: the same person's click decides nothing."""
     import conftest
-    from conftest import CLIENT_ID, SERVICE
     teams.members[ALICE] = "alice@example.com"
     teams.members[BOB] = "bob@example.com"
     extra = bot_config(teams) + f"""
-sign_in:
-  client_id: e2e-approvals
-  client_secret_env: E2E_APPROVALS_SECRET
-  scopes: [openid, profile]
 routes:
   - name: everyone
     teams:
@@ -361,15 +356,9 @@ routes:
         users: [{ALICE}, {BOB}]
 default_route: everyone
 """
-    clients = f"""  - id: {CLIENT_ID}
-    name: E2E App
-    redirect_uris: ["{callback_server}"]
-  - id: e2e-approvals
-    name: ScopeGate approvals
-    redirect_uris: ["http://127.0.0.1:{conftest.APPROVALS_GATE_PORT}/_scopegate/sign-in/callback"]"""
-    env = {"E2E_TEAMS_APP_PASSWORD": fake_teams.APP_PASSWORD, "E2E_APPROVALS_SECRET": SERVICE[1]}
-    gate = Gate(idp, callback_server, tmp_path, extra=extra, env=env, port=conftest.APPROVALS_GATE_PORT, clients=clients,
-                approvals="  identify_requesters: true")
+    gate = conftest.sign_in_gate(
+        idp, callback_server, tmp_path, extra, env={"E2E_TEAMS_APP_PASSWORD": fake_teams.APP_PASSWORD}, scopes="[openid, profile]",
+        approvals="  identify_requesters: true")
     gate.start()
     idp.reset()
     try:

@@ -340,15 +340,8 @@ public struct GateService: Sendable {
                 ])
             await observer.approvalRequestUpdated(pending)
             return pending
-        case .decided(let decided):
-            logger.info(
-                "approval request decided",
-                metadata: [
-                    "sg.request.id": "\(request.id)", "sg.client.id": "\(decided.clientID)",
-                    "sg.decision": "\(decided.state.rawValue)", "sg.actor": "\(vote.voter)",
-                ])
-            await observer.approvalRequestDecided(decided)
-            return decided
+        case .decided(let outcome):
+            return await decided(outcome, by: vote.voter)
         }
     }
 
@@ -407,14 +400,19 @@ public struct GateService: Sendable {
         -> ApprovalRequest
     {
         let decided = try await storeCall { try await store.decide(requestID, decision, grants: grants) }
+        return await self.decided(decided, by: decision.actor)
+    }
+
+    /// A request just decided (by `actor`): logged, and the observers told.
+    private func decided(_ request: ApprovalRequest, by actor: String) async -> ApprovalRequest {
         logger.info(
             "approval request decided",
             metadata: [
-                "sg.request.id": "\(requestID)", "sg.client.id": "\(decided.clientID)",
-                "sg.decision": "\(decision.outcome.rawValue)", "sg.actor": "\(decision.actor)",
+                "sg.request.id": "\(request.id)", "sg.client.id": "\(request.clientID)",
+                "sg.decision": "\(request.state.rawValue)", "sg.actor": "\(actor)",
             ])
-        await observer.approvalRequestDecided(decided)
-        return decided
+        await observer.approvalRequestDecided(request)
+        return request
     }
 
     /// Runs a store operation; a `GateError` passes through, anything else means the store failed.

@@ -10,15 +10,22 @@ struct ExpiryService: Service {
     let logger: Logger
 
     func run() async throws {
-        try? await cancelWhenGracefulShutdown {
-            while !Task.isCancelled {
-                do {
-                    try await service.expireDue()
-                } catch {
-                    logger.error("expiry pass failed", metadata: ["sg.error": "\((error as? GateError)?.code.rawValue ?? "unknown")"])
-                }
-                try await Task.sleep(for: interval)
+        await repeatedly(every: interval, logger: logger, name: "expiry") { try await service.expireDue() }
+    }
+}
+
+/// Runs `pass` every `interval` until graceful shutdown; a pass that fails is logged (by the error's
+/// kind only) and the next one comes all the same.
+func repeatedly(every interval: Duration, logger: Logger, name: String, _ pass: @escaping @Sendable () async throws -> Void) async {
+    try? await cancelWhenGracefulShutdown {
+        while !Task.isCancelled {
+            do {
+                try await pass()
+            } catch {
+                logger.error(
+                    "\(name) pass failed", metadata: ["sg.error": "\((error as? GateError)?.code.rawValue ?? "\(type(of: error))")"])
             }
+            try await Task.sleep(for: interval)
         }
     }
 }
@@ -37,16 +44,7 @@ struct EscalationService: Service {
     let logger: Logger
 
     func run() async throws {
-        try? await cancelWhenGracefulShutdown {
-            while !Task.isCancelled {
-                do {
-                    try await pass()
-                } catch {
-                    logger.error("escalation pass failed", metadata: ["sg.error": "\(type(of: error))"])
-                }
-                try await Task.sleep(for: interval)
-            }
-        }
+        await repeatedly(every: interval, logger: logger, name: "escalation") { try await pass() }
     }
 
     func pass() async throws {

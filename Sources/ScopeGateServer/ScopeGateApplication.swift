@@ -94,7 +94,7 @@ public struct ScopeGateApplication: Sendable {
                         outbox: outbox, store: store, platform: platform, routing: routing, policy: configuration.policy,
                         confirmTiers: configuration.confirmTiers, publicURL: configuration.publicURL,
                         chatNotices: (store as? SQLiteGateStore).flatMap { sqlite in
-                            ChatNotices.wanted(by: configuration.policy, on: platform.name)
+                            ChatNotices.wanted(by: configuration.policy, on: platform)
                                 ? ChatNotices(store: sqlite, policy: configuration.policy, logger: logger, now: now) : nil
                         },
                         metrics: metrics,

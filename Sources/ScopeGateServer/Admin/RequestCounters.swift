@@ -95,8 +95,11 @@ final class RequestCounters: Sendable {
         self.counters = counters
     }
 
+    /// How many outcomes there are, once (`allCases` builds an array each time it is read).
+    private static let outcomes = Outcome.allCases.count
+
     /// Counts one request.
     func count(_ endpoint: Endpoint, _ outcome: Outcome) {
-        counters[endpoint.rawValue * Outcome.allCases.count + outcome.rawValue].increment()
+        counters[endpoint.rawValue * Self.outcomes + outcome.rawValue].increment()
     }
 }

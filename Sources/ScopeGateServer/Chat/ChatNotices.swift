@@ -17,6 +17,9 @@ final class ChatNotices: Sendable {
     let now: @Sendable () -> Date
     /// After a failure, when to try again (notices alone wait; approval messages go on).
     private let retryAt = Mutex(Date.distantPast)
+    /// This platform's place in the log, once read from the store (only this process moves it): a pass
+    /// over nothing new then reads the log's tail and writes nothing.
+    private let cursor = Mutex<Int64?>(nil)
 
     init(store: SQLiteGateStore, policy: Policy, logger: Logger, now: @escaping @Sendable () -> Date) {
         self.store = store
@@ -25,9 +28,10 @@ final class ChatNotices: Sendable {
         self.now = now
     }
 
-    /// Whether anyone is told on `platform`: an owner, or requesters.
-    static func wanted(by policy: Policy, on platform: String) -> Bool {
-        policy.identifyRequesters || policy.clients.values.contains { $0.ownerNotify[platform] != nil }
+    /// Whether anyone is told on `platform`: an owner, or requesters where it reaches people by email.
+    static func wanted(by policy: Policy, on platform: any ChatPlatform) -> Bool {
+        (policy.identifyRequesters && platform.reachesPeopleByEmail)
+            || policy.clients.values.contains { $0.ownerNotify[platform.name] != nil }
     }
 
     /// Entries read per pass.
@@ -59,8 +63,14 @@ final class ChatNotices: Sendable {
     func pass(on platform: any ChatPlatform) async -> Duration? {
         guard now() >= retryAt.withLock({ $0 }) else { return nil }
         do {
-            let cursor = try await store.ownerNoticeCursor(platform: platform.name)
-            let entries = try await store.auditEntries(after: cursor, limit: Self.batch)
+            let start: Int64
+            if let known = cursor.withLock({ $0 }) {
+                start = known
+            } else {
+                start = try await store.ownerNoticeCursor(platform: platform.name)
+                cursor.withLock { $0 = start }
+            }
+            let entries = try await store.auditEntries(after: start, limit: Self.batch)
             guard let last = entries.last?.seq else { return nil }
             for notice in Self.notices(from: entries, policy: policy, platform: platform.name) {
                 do {
@@ -84,15 +94,21 @@ final class ChatNotices: Sendable {
                             metadata: ["sg.chat": "\(platform.name)", "sg.client.id": "\(notice.clientID)", "sg.chat.error": "\(error.name)"])
                     }
                 }
-                try await store.advanceOwnerNoticeCursor(platform: platform.name, to: notice.through)
+                try await advance(on: platform, to: notice.through)
             }
-            try await store.advanceOwnerNoticeCursor(platform: platform.name, to: last)
+            try await advance(on: platform, to: last)
             return nil
         } catch {
             logger.error("owner notices cannot read the audit log", metadata: ["sg.error": "\(type(of: error))"])
             retryAt.withLock { $0 = now().addingTimeInterval(30) }
             return nil
         }
+    }
+
+    /// Moves this platform's place in the log, in the store and here.
+    private func advance(on platform: any ChatPlatform, to seq: Int64) async throws {
+        try await store.advanceOwnerNoticeCursor(platform: platform.name, to: seq)
+        cursor.withLock { $0 = max($0 ?? seq, seq) }
     }
 
     /// Where a notice goes on `platform`: the owner's channel, or each identified requester whose

@@ -159,6 +159,8 @@ protocol ChatPlatform: Sendable {
     func remind(messageID: String, in channel: String, with content: ApprovalMessageContent) async throws(ChatDeliveryFailure)
     /// Posts a short plain-text notice (to an app's owner, to a requester) to a channel or person.
     func notify(_ text: String, to channel: String) async throws(ChatDeliveryFailure)
+    /// Whether the platform can message a person found by email address (`member(byEmail:)`).
+    var reachesPeopleByEmail: Bool { get }
     /// Where to tell the person with this (verified) email address directly, if the platform knows
     /// them and can reach them; `nil` otherwise.
     func member(byEmail email: String) async throws(ChatDeliveryFailure) -> String?

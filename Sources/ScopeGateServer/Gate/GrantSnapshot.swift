@@ -116,12 +116,7 @@ struct GrantSnapshotRefresher: Service, GateObserver {
     }
 
     func run() async throws {
-        try? await cancelWhenGracefulShutdown {
-            while !Task.isCancelled {
-                await refresh()
-                try await Task.sleep(for: interval)
-            }
-        }
+        await repeatedly(every: interval, logger: logger, name: "grant snapshot") { await refresh() }
     }
 
     func approvalRequestDecided(_ request: ApprovalRequest) async {

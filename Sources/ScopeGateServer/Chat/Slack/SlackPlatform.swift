@@ -33,6 +33,8 @@ struct SlackPlatform: ChatPlatform {
             ])
     }
 
+    var reachesPeopleByEmail: Bool { true }
+
     func member(byEmail email: String) async throws(ChatDeliveryFailure) -> String? {
         do {
             let answer = try await api.call("users.lookupByEmail", form: [("email", email)])

@@ -244,6 +244,7 @@ struct TeamsPlatform: ChatPlatform {
 
     /// Teams reaches a person only in a conversation the bot was installed in for them: requesters are
     /// told on their waiting page instead.
+    var reachesPeopleByEmail: Bool { false }
     func member(byEmail email: String) async throws(ChatDeliveryFailure) -> String? { nil }
 
     func notify(_ text: String, to channel: String) async throws(ChatDeliveryFailure) {
