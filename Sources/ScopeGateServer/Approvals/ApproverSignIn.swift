@@ -46,10 +46,7 @@ struct Approver: Sendable, Equatable {
     var actor: String { "page:" + (emailVerified ? (email ?? subject) : subject) }
 
     /// How pages show this person.
-    var label: String {
-        let parts = [name, emailVerified ? email : nil].compactMap { $0 }
-        return parts.isEmpty ? subject : parts.joined(separator: ", ")
-    }
+    var label: String { requester.label }
 }
 
 /// Sign-ins in progress and the sessions they opened, in this process's memory: a restart asks
