@@ -144,7 +144,7 @@ final class UpstreamRelay: ChannelInboundHandler, RemovableChannelHandler {
             context.close(promise: nil)
             return
         }
-        front.upstreamRead(part, upstream: context.channel)
+        front.upstreamRead(part)
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -159,7 +159,7 @@ final class UpstreamRelay: ChannelInboundHandler, RemovableChannelHandler {
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is IdleStateHandler.IdleStateEvent {
             if let front {
-                front.upstreamTimedOut(upstream: context.channel)
+                front.upstreamTimedOut()
             } else {
                 context.close(promise: nil)
             }
