@@ -7,6 +7,7 @@ struct Serve: AsyncParsableCommand {
     @OptionGroup var options: ConfigOption
 
     func run() async throws {
+        EventLoopThreads.sizeSharedGroupByAffinity()
         let configuration = try options.load(secrets: .required)
         try await ScopeGateApplication.run(configuration: configuration, logger: Logs.make())
     }

@@ -290,6 +290,30 @@ import Testing
         #expect(summary(machine.read(.head(Self.head()))) == "none")
     }
 
+    @Test func bytesThatAreNotHTTPGetA400OnlyWhenItAnswersTheRequestBeingRead() {
+        // Between requests, or in the middle of a collected one: the 400 answers it.
+        var idle = Machine()
+        #expect(summary(idle.malformed()) == "refuse 400 counting malformed")
+        #expect(summary(idle.read(.head(Self.head()))) == "none")
+        var collecting = Machine()
+        _ = collecting.read(.head(Self.head("/own")))
+        _ = collecting.routed(.collect(Self.head("/own"), .own))
+        #expect(summary(collecting.malformed()) == "refuse 400 counting malformed")
+        // While an earlier request is being answered, a 400 would go out of order: the connection closes.
+        var busy = Machine()
+        Self.forwarding(&busy)
+        _ = busy.read(.end(nil))
+        #expect(summary(busy.malformed()) == "abandon 1 close:true then close")
+        var waiting = Machine()
+        Self.forwarding(&waiting)
+        _ = waiting.read(.end(nil))
+        _ = waiting.read(.head(Self.head("/next")))
+        _ = waiting.upstreamResponseHead(.init(version: .http1_1, status: .ok))
+        _ = waiting.upstreamResponseEnd()
+        #expect(summary(waiting.malformed()) == "none")
+        #expect(waiting.nextQueued().map(summary) == nil)
+    }
+
     static func forwardValue(_ uri: String, body: Machine.Forward.Body) -> Machine.Forward {
         .init(head: head(uri), body: body, keepAlive: true, authorization: nil)
     }

@@ -72,6 +72,9 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if error is HTTPParserError {
+            run(machine.malformed(), context: context)
+        }
         context.close(promise: nil)
     }
 

@@ -196,6 +196,21 @@ struct ProxyConnectionStateMachine<Upstream> {
         return .none
     }
 
+    /// The client's bytes are not HTTP/1.1: NIO's parser failed, and the connection closes. A `400` is
+    /// written only when it answers the request being read, that is when no response is under way and
+    /// no earlier request waits for one (a pipelined request's answer never goes out of order).
+    mutating func malformed() -> Action {
+        switch state {
+        case .idle where queued.isEmpty, .routing, .collecting:
+            state = .closed
+            return .refuse(Refusal(status: .badRequest, message: "the request is not valid HTTP/1.1", counting: .malformed))
+        default:
+            // Nothing read on this connection is handled any more, a queued request included.
+            queued.removeAll()
+            return clientClosed()
+        }
+    }
+
     /// The connection sat idle for the idle timeout.
     mutating func idleTimeout() -> Action {
         guard isIdle else { return .none }

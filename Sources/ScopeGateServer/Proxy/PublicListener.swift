@@ -86,7 +86,13 @@ struct PublicListener: Service {
                     // A response still being written when the timer fires is not cut: only a connection
                     // with no request in progress is closed.
                     try sync.addHandler(IdleStateHandler(readTimeout: idleTimeout))
-                    try sync.configureHTTPServerPipeline(withPipeliningAssistance: false, withErrorHandling: true)
+                    // NIO's protocol error handler is not added: a request NIO cannot parse is answered by
+                    // the connection's state machine, which knows whether a response is under way. Nor is
+                    // the outbound header validator: every response header is either the IdP's, as NIO's
+                    // strict parser accepted it (no CR, LF or NUL can be in it), ScopeGate's own answers'
+                    // (HTTPFields, which never holds such bytes), or a constant.
+                    try sync.configureHTTPServerPipeline(
+                        withPipeliningAssistance: false, withErrorHandling: false, withOutboundHeaderValidation: false)
                     try sync.addHandler(ProxyConnectionHandler(shared: shared))
                 }
             }
