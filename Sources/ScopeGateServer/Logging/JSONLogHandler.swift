@@ -25,10 +25,20 @@ public struct JSONLogHandler: LogHandler {
         set { metadata[key] = newValue }
     }
 
+    public func log(event: LogEvent) {
+        record(level: event.level, message: event.message, explicit: event.metadata)
+    }
+
     public func log(
         level: Logger.Level, message: Logger.Message, metadata explicit: Logger.Metadata?, source: String, file: String,
         function: String, line: UInt
     ) {
+        record(level: level, message: message, explicit: explicit)
+    }
+
+    /// One record: the handler's metadata, the provider's, then the call's (each overriding the last).
+    /// An event's `error` is not written: an error's description is not chosen to be free of secrets.
+    private func record(level: Logger.Level, message: Logger.Message, explicit: Logger.Metadata?) {
         var fields: [String: String] = [:]
         for (key, value) in metadata { fields[key] = "\(value)" }
         for (key, value) in metadataProvider?.get() ?? [:] { fields[key] = "\(value)" }
