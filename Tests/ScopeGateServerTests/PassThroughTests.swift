@@ -209,6 +209,24 @@ import Testing
         #expect(trusted["Content-Length"] == ["3"])
     }
 
+    @Test func theIdPsResponseLosesItsHopByHopHeadersAndKeepsTheRestInOrder() {
+        let rewrite: (String) -> String = { $0.replacingOccurrences(of: "http://idp:9000", with: "https://login.example.com") }
+        let plain = HTTPHeaders([
+            ("Server", "idp"), ("Connection", "keep-alive, X-Hop"), ("Content-Type", "text/plain"), ("x-hop", "1"),
+            ("Keep-Alive", "timeout=5"), ("Set-Cookie", "a=1"), ("Set-Cookie", "b=2"), ("Content-Length", "2"),
+        ])
+        let passed = ForwardingHeaders.downstreamResponse(from: plain, rewriteLocation: rewrite)
+        #expect(passed.map { "\($0.name): \($0.value)" } == [
+            "Server: idp", "Content-Type: text/plain", "Set-Cookie: a=1", "Set-Cookie: b=2", "Content-Length: 2",
+        ])
+        let nothingToDrop = HTTPHeaders([("Content-Type", "text/plain"), ("Content-Length", "2")])
+        #expect(ForwardingHeaders.downstreamResponse(from: nothingToDrop, rewriteLocation: rewrite) == nothingToDrop)
+        let redirect = HTTPHeaders([("Connection", "close"), ("Location", "http://idp:9000/o/authorize/?a=b"), ("Upgrade", "h2c")])
+        #expect(ForwardingHeaders.downstreamResponse(from: redirect, rewriteLocation: rewrite).map { "\($0.name): \($0.value)" } == [
+            "Location: https://login.example.com/o/authorize/?a=b"
+        ])
+    }
+
     @Test(arguments: [
         ("Connection", "hop"), ("KEEP-ALIVE", "hop"), ("Proxy-Connection", "hop"), ("TE", "hop"), ("Trailer", "hop"),
         ("Transfer-Encoding", "hop"), ("Upgrade", "hop"), ("Proxy-Authenticate", "hop"), ("Proxy-Authorization", "hop"),

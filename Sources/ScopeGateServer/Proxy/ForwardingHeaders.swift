@@ -193,6 +193,26 @@ enum ForwardingHeaders {
     /// The headers for the client's response.
     static func downstreamResponse(from headers: HTTPHeaders, rewriteLocation: (String) -> String) -> HTTPHeaders {
         let options = headers.contains(name: "connection") ? connectionOptions(headers) : []
+        // Most responses have no `Location` and only a `Connection` (or nothing) to drop: those names are
+        // removed from the IdP's headers in place, the others kept as they are, without building a copy
+        // of every header.
+        var dropped: [String] = []
+        var hasLocation = false
+        for (name, _) in headers {
+            if case .hopByHop = disposition(of: name) {
+                dropped.append(name)
+            } else if !options.isEmpty, options.contains(name.lowercased()) {
+                dropped.append(name)
+            } else if name.utf8.count == 8, equalsIgnoringCase(name, "location") {
+                hasLocation = true
+                break
+            }
+        }
+        if !hasLocation {
+            var result = headers
+            for name in dropped { result.remove(name: name) }
+            return result
+        }
         var result = HTTPHeaders()
         result.reserveCapacity(headers.count)
         for (name, value) in headers {
