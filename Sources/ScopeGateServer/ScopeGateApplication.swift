@@ -247,6 +247,12 @@ public struct ScopeGateApplication: Sendable {
                     store: store, signer: auditSigner, settings: settings, httpClient: proxy.client,
                     slack: slackInteractions?.api, logger: logger))
         }
+        if let settings = configuration.idpRevocation, let store = service.store as? SQLiteGateStore {
+            services.append(
+                IdPRevocationService(
+                    store: store, revoker: Self.revoker(settings, client: proxy.client, now: service.now), settings: settings,
+                    logger: logger, now: service.now))
+        }
         if let slack = configuration.slack, let appToken = slack.appToken, let slackInteractions {
             services.append(
                 SlackSocketMode(
@@ -255,6 +261,21 @@ public struct ScopeGateApplication: Sendable {
                     interactions: slackInteractions, logger: logger))
         }
         return services
+    }
+
+    /// The IdP administration API client of `settings`.
+    static func revoker(
+        _ settings: ScopeGateConfiguration.IdPRevocationSettings, client: HTTPClient, now: @escaping @Sendable () -> Date
+    ) -> any IdPTokenRevoker {
+        let http = IdPAdminHTTP(client: client, timeout: .seconds(10))
+        switch settings.kind {
+        case .keycloak(let realm, let adminRealm, let clientID, let clientSecret):
+            return KeycloakRevocation(
+                http: http, baseURL: settings.baseURL, realm: realm, adminRealm: adminRealm, clientID: clientID,
+                clientSecret: clientSecret, now: now)
+        case .okta(let apiToken):
+            return OktaRevocation(http: http, baseURL: settings.baseURL, apiToken: apiToken, now: now)
+        }
     }
 
     /// The HTTP client ScopeGate uses toward the IdP: pooled, never following redirects (the browser

@@ -152,22 +152,24 @@ extension SQLiteGateStore {
         }
     }
 
-    /// How far `platform`'s notices to app owners have read the log: the first call starts at the
-    /// newest entry (nothing older is announced).
-    public func ownerNoticeCursor(platform: String) async throws -> Int64 {
+    /// How far `reader` (a platform's notices to app owners, `slack` or `teams`; the revocations at
+    /// the IdP, `idp-revocation`) has read the log: the first call starts at the newest entry (nothing
+    /// older is acted on). Kept in `owner_notice_cursor`, the table's name from when owners' notices
+    /// were its only reader.
+    public func auditReadCursor(_ reader: String) async throws -> Int64 {
         try await commits.write { db in
             try db.execute(
                 sql: "INSERT OR IGNORE INTO owner_notice_cursor (platform, seq) SELECT ?, COALESCE(MAX(seq), 0) FROM audit_entry",
-                arguments: [platform])
-            return try Int64.fetchOne(db, sql: "SELECT seq FROM owner_notice_cursor WHERE platform = ?", arguments: [platform]) ?? 0
+                arguments: [reader])
+            return try Int64.fetchOne(db, sql: "SELECT seq FROM owner_notice_cursor WHERE platform = ?", arguments: [reader]) ?? 0
         }
     }
 
-    /// Moves `platform`'s notices past `seq` (never back).
-    public func advanceOwnerNoticeCursor(platform: String, to seq: Int64) async throws {
+    /// Moves `reader` past `seq` (never back).
+    public func advanceAuditReadCursor(_ reader: String, to seq: Int64) async throws {
         try await commits.write { db in
             try db.execute(
-                sql: "UPDATE owner_notice_cursor SET seq = ? WHERE platform = ? AND seq < ?", arguments: [seq, platform, seq])
+                sql: "UPDATE owner_notice_cursor SET seq = ? WHERE platform = ? AND seq < ?", arguments: [seq, reader, seq])
         }
     }
 

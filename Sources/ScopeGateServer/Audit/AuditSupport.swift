@@ -64,6 +64,15 @@ extension ScopeGateConfiguration {
                 "automation \(rule.origin) \(rule.name) \(rule.outcome.rawValue) clients \(rule.clients.sorted().joined(separator: ",")) tiers \(rule.tiers.sorted().joined(separator: ",")) scopes \(rule.scopePatterns.map(\.source).joined(separator: ","))"
                     + (rule.requesterGroups.isEmpty ? "" : " requester_groups \(rule.requesterGroups.sorted().joined(separator: ","))"))
         }
+        if let revocation = idpRevocation {
+            let kind: String
+            switch revocation.kind {
+            case .keycloak(let realm, let adminRealm, let clientID, _): kind = "keycloak \(realm) \(adminRealm) \(clientID)"
+            case .okta: kind = "okta"
+            }
+            lines.append(
+                "idp_revocation \(kind) \(revocation.baseURL.absoluteString) on_expiry \(revocation.onExpiry) app_ids \(revocation.appIDs.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ","))")
+        }
         if let routing {
             for route in routing.routes {
                 var line = "route \(route.name) scopes \(route.scopePatterns.map(\.source).joined(separator: ",")) tiers \(route.tiers.sorted().joined(separator: ",")) clients \(route.clients.sorted().joined(separator: ","))"

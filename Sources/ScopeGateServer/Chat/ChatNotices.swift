@@ -67,7 +67,7 @@ final class ChatNotices: Sendable {
             if let known = cursor.withLock({ $0 }) {
                 start = known
             } else {
-                start = try await store.ownerNoticeCursor(platform: platform.name)
+                start = try await store.auditReadCursor(platform.name)
                 cursor.withLock { $0 = start }
             }
             let entries = try await store.auditEntries(after: start, limit: Self.batch)
@@ -107,7 +107,7 @@ final class ChatNotices: Sendable {
 
     /// Moves this platform's place in the log, in the store and here.
     private func advance(on platform: any ChatPlatform, to seq: Int64) async throws {
-        try await store.advanceOwnerNoticeCursor(platform: platform.name, to: seq)
+        try await store.advanceAuditReadCursor(platform.name, to: seq)
         cursor.withLock { $0 = max($0 ?? seq, seq) }
     }
 

@@ -176,6 +176,21 @@ struct ConfigFile: Codable {
         var redirect_uris: [String]?
         var default_scopes: [String]?
         var scopes: [Rule]?
+        var idp_app_id: String?
+    }
+
+    /// Where a revocation also revokes the client's tokens at the IdP.
+    struct IdPRevocation: Codable {
+        var kind: String
+        var url: String?
+        var realm: String?
+        var admin_realm: String?
+        var client_id: String?
+        var client_secret_env: String?
+        var client_secret_file: String?
+        var api_token_env: String?
+        var api_token_file: String?
+        var on_expiry: Bool?
     }
 
     var public_url: String?
@@ -199,6 +214,7 @@ struct ConfigFile: Codable {
     }
 
     var audit: Audit?
+    var idp_revocation: IdPRevocation?
     var slack: Slack?
     var teams: Teams?
     var sign_in: SignIn?

@@ -106,7 +106,48 @@ struct ConfigValidator {
             adminTokenName: file.admin?.token_name ?? "admin", policy: policy, slack: try slack(),
             teams: try teams(), signIn: try signIn(policy: policy), routing: try routing(policy: policy),
             confirmTiers: confirmTiers(),
-            audit: try audit(), holdRates: try holdRates(), metricsToken: try metricsToken())
+            audit: try audit(), holdRates: try holdRates(), metricsToken: try metricsToken(),
+            idpRevocation: try idpRevocation(upstreamURL: upstreamURL))
+    }
+
+    /// The IdP administration API revocations also go to: a kind ScopeGate knows, its credentials, and
+    /// an audit log to read revocations from (so none is lost to a restart).
+    func idpRevocation(upstreamURL: URL) throws(GateError) -> ScopeGateConfiguration.IdPRevocationSettings? {
+        guard let entry = file.idp_revocation else { return nil }
+        let key = "idp_revocation"
+        guard file.audit != nil else {
+            throw fail(key, "needs an audit section: revocations reach the IdP from the audit log, which keeps them through restarts")
+        }
+        let baseURL = try entry.url.map { (text) throws(GateError) in try httpURL(text, key: "\(key).url") } ?? upstreamURL
+        var appIDs: [String: String] = [:]
+        for (index, client) in (file.clients ?? []).enumerated() {
+            guard let appID = client.idp_app_id else { continue }
+            guard !appID.isEmpty, appID.utf8.count <= 255, appID.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7f }) else {
+                throw fail("clients[\(index)].idp_app_id", "must be the application's id at the IdP (printable, no spaces)")
+            }
+            appIDs[client.id] = appID
+        }
+        let kind: ScopeGateConfiguration.IdPRevocationSettings.Kind
+        switch entry.kind {
+        case "keycloak":
+            guard let realm = entry.realm, !realm.isEmpty else { throw fail("\(key).realm", "is required: the realm the clients are in") }
+            guard let clientID = entry.client_id, ClientID.isValid(clientID) else {
+                throw fail("\(key).client_id", "is required: the Keycloak client whose service account may manage clients")
+            }
+            guard let secret = try secret(env: entry.client_secret_env, file: entry.client_secret_file, key: "\(key).client_secret") else {
+                throw fail("\(key).client_secret_env", "or \(key).client_secret_file is required")
+            }
+            kind = .keycloak(realm: realm, adminRealm: entry.admin_realm ?? realm, clientID: clientID, clientSecret: secret)
+        case "okta":
+            guard entry.url != nil else { throw fail("\(key).url", "is required: the Okta org's URL (https://{org}.okta.com)") }
+            guard let token = try secret(env: entry.api_token_env, file: entry.api_token_file, key: "\(key).api_token") else {
+                throw fail("\(key).api_token_env", "or \(key).api_token_file is required")
+            }
+            kind = .okta(apiToken: token)
+        default:
+            throw fail("\(key).kind", "must be keycloak or okta")
+        }
+        return .init(kind: kind, baseURL: baseURL, onExpiry: entry.on_expiry ?? false, appIDs: appIDs)
     }
 
     func metricsToken() throws(GateError) -> String? {

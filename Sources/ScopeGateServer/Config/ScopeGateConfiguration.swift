@@ -95,6 +95,8 @@ public struct ScopeGateConfiguration: Sendable {
     /// The read-only bearer token for `/metrics` on the admin listener, when configured (never the
     /// admin token, which can decide requests).
     public var metricsToken: String?
+    /// Where revoked grants also revoke the client's tokens at the IdP, when configured.
+    public var idpRevocation: IdPRevocationSettings?
 
     /// Whether the secrets the configuration names must be readable now.
     public enum Secrets: Sendable, Equatable {
@@ -102,6 +104,25 @@ public struct ScopeGateConfiguration: Sendable {
         case required
         /// A secret that cannot be read is a warning: for commands that use none.
         case deferred
+    }
+
+    /// The IdP administration API through which a revocation also revokes the client's tokens there.
+    public struct IdPRevocationSettings: Sendable {
+        public enum Kind: Sendable {
+            /// Keycloak's admin REST API: the client's `notBefore` set to now, as a service account of
+            /// `adminRealm` (client credentials) with `manage-clients` in `realm`.
+            case keycloak(realm: String, adminRealm: String, clientID: String, clientSecret: String)
+            /// Okta's management API (`DELETE /api/v1/apps/{appId}/tokens`) with an API token.
+            case okta(apiToken: String)
+        }
+
+        public var kind: Kind
+        /// The IdP's base URL for its administration API.
+        public var baseURL: URL
+        /// Whether grants that lapse (grant lifetimes, chosen durations) revoke too, not only revocations.
+        public var onExpiry: Bool
+        /// The IdP's name of each client whose name there is not its client id (Okta app ids).
+        public var appIDs: [String: String]
     }
 
     /// Where the audit keys are and where checkpoints go.
