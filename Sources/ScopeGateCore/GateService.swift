@@ -160,11 +160,23 @@ public struct GateService: Sendable {
     /// A request just opened: decided at once by the first automation rule that matches it, or else
     /// announced to the observers (chat platforms, waiting browsers), which ask the approvers.
     func announce(_ approval: ApprovalRequest, by hold: Hold) async throws(GateError) -> ApprovalRequest {
-        guard let rule = policy.automation(for: approval, holds: [hold]) else {
+        let standing = try await standing(of: approval.clientID)
+        guard let rule = policy.automation(for: approval, holds: [hold], client: standing, at: now()) else {
             await observer.approvalRequestOpened(approval, by: hold)
             return approval
         }
         return try await decide(approval, by: rule)
+    }
+
+    /// How a client stands for automation; its first approval request is read from the store only
+    /// when a rule looks at clients and the configuration gives no registration date.
+    func standing(of clientID: String) async throws(GateError) -> ClientStanding? {
+        guard policy.automationLooksAtClients else { return nil }
+        var firstRequest: Date?
+        if policy.clients[clientID]?.registeredAt == nil, policy.automation.contains(where: \.looksAtClientAge) {
+            firstRequest = try await storeCall { try await store.firstRequestDate(clientID: clientID) }
+        }
+        return policy.standing(of: clientID, firstRequest: firstRequest)
     }
 
     /// Decides `approval` in the name of the automation rule that matched it.
@@ -281,7 +293,11 @@ public struct GateService: Sendable {
         logger.info("requester identified", metadata: ["sg.request.id": "\(request.id)", "sg.hold.id": "\(hold.id)"])
         // Now that who asks is known, a rule on requesters' groups may decide.
         let holds = try await storeCall { try await store.holds(approvalRequestID: request.id) }
-        if let rule = policy.automation.first(where: { !$0.requesterGroups.isEmpty && $0.matches(request, policy: policy, holds: holds) }) {
+        let standing = try await standing(of: request.clientID)
+        let date = now()
+        if let rule = policy.automation.first(where: {
+            !$0.requesterGroups.isEmpty && $0.matches(request, policy: policy, holds: holds, client: standing, at: date)
+        }) {
             _ = try await decide(request, by: rule)
             return
         }

@@ -121,6 +121,9 @@ public protocol GateStore: Sendable {
     func pendingRequests(expiringBy date: Date) async throws -> [ApprovalRequest]
     /// Decisions stored after `cursor`, oldest first.
     func decisionEvents(after cursor: Int64) async throws -> [DecisionEvent]
+    /// When the first approval request of `clientID` was opened, if there was one: how long ScopeGate
+    /// has known the client, for automation on a client's age.
+    func firstRequestDate(clientID: String) async throws -> Date?
     /// The cursor of the newest stored decision (0 when there is none).
     func latestDecisionCursor() async throws -> Int64
     /// Throws unless a write can be committed now (for readiness: a store that can only be read

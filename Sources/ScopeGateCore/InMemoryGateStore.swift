@@ -208,6 +208,11 @@ public actor InMemoryGateStore: GateStore {
         return decisionLog.filter { $0.cursor > cursor }
     }
 
+    public func firstRequestDate(clientID: String) throws -> Date? {
+        try check()
+        return requestsByID.values.filter { $0.clientID == clientID }.map(\.createdAt).min()
+    }
+
     public func latestDecisionCursor() throws -> Int64 {
         try check()
         return decisionLog.last?.cursor ?? 0

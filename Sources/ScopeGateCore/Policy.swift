@@ -1,3 +1,5 @@
+import Foundation
+
 /// The organisation's policy: how sensitive each scope is, which scopes are decided automatically, and
 /// which clients ScopeGate knows. Built from the configuration file; immutable at run time.
 public struct Policy: Sendable {
@@ -101,6 +103,12 @@ public struct Policy: Sendable {
         public var rules: [ScopeRule]
         /// What the IdP grants when the client sends no `scope`; `nil` refuses such requests.
         public var defaultScopes: ScopeSet?
+        /// How the organisation registered the client (`clients[].registration`: `admin`, `dynamic`,
+        /// `marketplace`, … as it names its sources); automation rules can match on it.
+        public var registration: String?
+        /// When the client was registered (`clients[].registered`); without it, a client's age counts
+        /// from ScopeGate's first approval request of it.
+        public var registeredAt: Date?
 
         /// Creates a client.
         public init(

@@ -180,6 +180,10 @@ extension SQLiteGateStore {
             // The verified email address behind a vote, when known, so a person counts once.
             try db.execute(sql: "ALTER TABLE approval_vote ADD COLUMN person TEXT")
         }
+        migrator.registerMigration("v14: clients known since") { db in
+            // Automation on a client's age reads when ScopeGate first held a request of it.
+            try db.execute(sql: "CREATE INDEX approval_request_by_client ON approval_request (client_id, created_at)")
+        }
         return migrator
     }
 

@@ -468,6 +468,13 @@ public final class SQLiteGateStore: GateStore {
         }
     }
 
+    public func firstRequestDate(clientID: String) async throws -> Date? {
+        try await writer.read { db in
+            try Double.fetchOne(db, sql: "SELECT MIN(created_at) FROM approval_request WHERE client_id = ?", arguments: [clientID])
+                .map(Self.date)
+        }
+    }
+
     public func latestDecisionCursor() async throws -> Int64 {
         try await writer.read { db in
             try Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(cursor), 0) FROM decision_event") ?? 0

@@ -24,11 +24,29 @@ struct PolicyCommand: AsyncParsableCommand {
             let permissions = ScopeSet(scope.split(separator: " ").map(String.init))
             guard !permissions.isEmpty else { throw ValidationError("--scope names no permission") }
             var granted = Set<String>()
+            var firstRequest: Date?
             if withGrants {
                 let store = try configuration.openStore()
                 granted = Set(try await store.activeGrants(clientID: client, among: permissions, at: Date()).map(\.scope))
+                // A client never held before would be known from this request on: age 0.
+                firstRequest = try await store.firstRequestDate(clientID: client) ?? Date()
             }
             print("client \(client) (\(policy.clients[client].map { "\($0.name)" } ?? "not in the configuration"))")
+            let standing = policy.standing(of: client, firstRequest: firstRequest)
+            let clientRules = policy.automation.filter { rule in
+                (rule.looksAtClientAge || !rule.registrations.isEmpty) && (rule.clients.isEmpty || rule.clients.contains(client))
+                    && (rule.registrations.isEmpty || rule.registrations.contains(standing.registration))
+            }
+            if !clientRules.isEmpty {
+                let since: String
+                if let known = standing.knownSince {
+                    let days = Int(Date().timeIntervalSince(known) / 86_400)
+                    since = "known since \(known.formatted(.iso8601)) (\(days) days)"
+                } else {
+                    since = "age unknown, so rules on client age do not apply here (--with-grants reads its first request from the store)"
+                }
+                print("  registration \(standing.registration), \(since)")
+            }
             for permission in permissions {
                 let rule = policy.rule(for: permission, clientID: client)
                 let held = granted.contains(permission) ? ", granted" : ""
@@ -44,13 +62,13 @@ struct PolicyCommand: AsyncParsableCommand {
                     + (alreadyGranted.isEmpty ? "" : " (already granted: \(alreadyGranted.tokens.joined(separator: " ")))"))
                 let asked = ApprovalRequest(
                     id: "", clientID: client, scopes: unapproved, alreadyGranted: alreadyGranted, createdAt: Date(), expiresAt: Date())
-                if let rule = policy.automation(for: asked) {
+                if let rule = policy.automation(for: asked, client: standing) {
                     print("automation: \(rule.name) (\(rule.origin)) decides it at once: \(rule.outcome == .approve ? "approved" : "denied"), no approver is asked")
                 } else if let routing = configuration.routing {
                     for rule in policy.automation where !rule.requesterGroups.isEmpty {
                         var rule = rule
                         rule.requesterGroups = []
-                        guard rule.matches(asked, policy: policy) else { continue }
+                        guard rule.matches(asked, policy: policy, client: standing) else { continue }
                         print("automation: \(rule.name) (\(rule.origin)) \(rule.outcome == .approve ? "approves" : "denies") it once the requesters sign in, if each is in \(rule.origin).requester_groups")
                     }
                     let question = ApprovalRequest(

@@ -51,6 +51,72 @@ import Testing
         #expect(try await store.allActiveGrants(at: clock.now).isEmpty)
     }
 
+    @Test func rulesOnAClientsRegistrationAndAgeJudgeItAsItStandsWhenTheRequestOpens() async throws {
+        var established = AutomationRule(name: "established", outcome: .approve, tiers: ["elevated"], origin: "automation[0]")
+        established.registrations = ["admin"]
+        established.minimumClientAge = .seconds(30 * 86_400)
+        var strangers = AutomationRule(name: "new-strangers", outcome: .deny, origin: "automation[1]")
+        strangers.registrations = [ClientStanding.unlisted]
+        strangers.maximumClientAge = .seconds(7 * 86_400)
+        var policy = PolicyTests.policy()
+        policy.automation = [established, strangers]
+        policy.clients["app"]?.registration = "admin"
+        policy.clients["app"]?.registeredAt = clock.now.addingTimeInterval(-10 * 86_400)
+        let service = GateService(
+            policy: policy, store: store, observer: Observer(record: record), logger: Logger(label: "test"), now: { [clock] in clock.now })
+
+        guard case .held(_, let young) = try await admit(service, "orders:read") else { Issue.record("expected a hold"); return }
+        #expect(young.state == .pending, "registered 10 days ago: not yet established")
+        clock.advance(by: 21 * 86_400)
+        guard case .held(_, let older) = try await admit(service, "users:read") else { Issue.record("expected a hold"); return }
+        #expect(older.state == .approved && older.decision?.actor == "policy:automation/established")
+
+        // A client the configuration does not name: known from its first request on.
+        guard case .held(_, let first) = try await admit(service, "orders:read", client: "stranger") else { Issue.record("expected a hold"); return }
+        #expect(first.state == .denied && first.decision?.actor == "policy:automation/new-strangers")
+        clock.advance(by: 8 * 86_400)
+        guard case .held(_, let later) = try await admit(service, "users:read", client: "stranger") else { Issue.record("expected a hold"); return }
+        #expect(later.state == .pending, "known for 8 days now: the approvers are asked")
+        #expect(try await store.firstRequestDate(clientID: "stranger") == first.createdAt)
+    }
+
+    @Test(arguments: [
+        // registration, days known (nil: unknown), rule's registrations, min days, max days, applies
+        ("admin", 40.0, ["admin"], 30, nil, true),
+        ("admin", 20.0, ["admin"], 30, nil, false),
+        ("dynamic", 40.0, ["admin"], 30, nil, false),
+        ("listed", nil, ["listed"], nil, nil, true),
+        ("listed", nil, [], 30, nil, false),
+        ("unlisted", nil, [], nil, 7, false),
+        ("unlisted", 0.0, [], nil, 7, true),
+        ("unlisted", 7.0, [], nil, 7, false),
+        ("unlisted", 3.0, ["unlisted", "dynamic"], 1, 7, true),
+    ] as [(String, Double?, [String], Int?, Int?, Bool)])
+    func clientConditions(
+        _ registration: String, _ days: Double?, _ registrations: [String], _ minimum: Int?, _ maximum: Int?, _ applies: Bool
+    ) {
+        var rule = AutomationRule(name: "r", outcome: .approve, origin: "automation[0]")
+        rule.registrations = Set(registrations)
+        rule.minimumClientAge = minimum.map { .seconds($0 * 86_400) }
+        rule.maximumClientAge = maximum.map { .seconds($0 * 86_400) }
+        let now = clock.now
+        let request = ApprovalRequest(
+            id: "ar", clientID: "app", scopes: ScopeSet(["orders:read"]), alreadyGranted: ScopeSet([String]()), createdAt: now, expiresAt: now)
+        let standing = ClientStanding(registration: registration, knownSince: days.map { now.addingTimeInterval(-$0 * 86_400) })
+        #expect(rule.matches(request, policy: PolicyTests.policy(), client: standing, at: now) == applies)
+        #expect(!rule.matches(request, policy: PolicyTests.policy(), client: nil, at: now), "without the client's standing it never applies")
+    }
+
+    @Test func aClientStandsAsTheConfigurationSaysOrAsUnlisted() {
+        var policy = PolicyTests.policy()
+        let seen = clock.now
+        #expect(policy.standing(of: "app", firstRequest: seen) == ClientStanding(registration: "listed", knownSince: seen))
+        policy.clients["app"]?.registration = "marketplace"
+        policy.clients["app"]?.registeredAt = Date(timeIntervalSince1970: 0)
+        #expect(policy.standing(of: "app", firstRequest: seen) == ClientStanding(registration: "marketplace", knownSince: Date(timeIntervalSince1970: 0)))
+        #expect(policy.standing(of: "other", firstRequest: nil) == ClientStanding(registration: "unlisted", knownSince: nil))
+    }
+
     @Test func aRuleForOtherClientsLeavesTheRequestToTheApprovers() async throws {
         let service = service([AutomationRule(name: "crm", outcome: .approve, clients: ["crm"], origin: "automation[0]")])
         guard case .held(_, let approval) = try await admit(service, "orders:read") else { Issue.record("expected a hold"); return }

@@ -27,6 +27,49 @@ import Testing
         }
     }
 
+    @Test func clientsRegistrationAndAgeAreReadAndRulesOnThemChecked() throws {
+        let clients = base + """
+
+            clients:
+              - id: crm
+                registration: admin
+                registered: 2024-03-01
+              - id: portal-app
+                registration: dynamic
+                registered: 2026-11-30T12:00:00Z
+            """
+        let configuration = try parse(
+            clients + """
+
+                automation:
+                  - name: established-admin-apps
+                    decide: approve
+                    tiers: [low]
+                    client_registration: [admin]
+                    client_min_age: 90d
+                  - name: new-apps-no-critical
+                    decide: deny
+                    tiers: [critical]
+                    client_registration: [dynamic, unlisted]
+                    client_max_age: 7d
+                """)
+        let policy = configuration.policy
+        #expect(policy.clients["crm"]?.registration == "admin")
+        #expect(policy.clients["crm"]?.registeredAt == Date(timeIntervalSince1970: 1_709_251_200))
+        #expect(policy.clients["portal-app"]?.registeredAt == Date(timeIntervalSince1970: 1_796_040_000))
+        #expect(policy.automation.map(\.registrations) == [["admin"], ["dynamic", "unlisted"]])
+        #expect(policy.automation[0].minimumClientAge == .seconds(90 * 86_400) && policy.automation[1].maximumClientAge == .seconds(7 * 86_400))
+        #expect(policy.automationLooksAtClients)
+
+        #expect(message(clients + "\nautomation:\n  - name: r\n    decide: approve\n    client_registration: [admn]").contains(
+            "automation[0].client_registration[0] names 'admn', which no client's registration is"))
+        #expect(message(clients + "\nautomation:\n  - name: r\n    decide: deny\n    client_min_age: 7d\n    client_max_age: 1d").contains(
+            "automation[0].client_max_age must be longer than client_min_age"))
+        #expect(message(base + "\nclients:\n  - id: a\n    registered: last week").contains("clients[0].registered must be a date"))
+        #expect(message(base + "\nclients:\n  - id: a\n    registration: Unlisted").contains("clients[0].registration must be a lower-case label"))
+        #expect(message(base + "\nclients:\n  - id: a\n    registration: unlisted").contains("clients[0].registration must be a lower-case label"))
+    }
+
     /// Every mistake names its key and the line it is on (or, for a missing key, the line of the section
     /// it belongs in).
     @Test func mistakesNameTheirLine() {

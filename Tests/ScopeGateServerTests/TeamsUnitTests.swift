@@ -440,6 +440,18 @@ import _CryptoExtras
         let (_, staging) = try Self.question("intern-project", "openid ci:deploy:staging", policy: policy)
         #expect(policy.automation(for: try #require(staging))?.outcome == .deny)
 
+        // An app nobody here registered gets nothing critical in its first month; a marketplace app
+        // registered long ago, or a first-party one, is asked about as usual.
+        let (_, outside) = try Self.question("new-tool", "openid warehouse:read:pii", policy: policy)
+        let now = Date()
+        let newTool = policy.standing(of: "new-tool", firstRequest: now)
+        #expect(policy.automation(for: try #require(outside), client: newTool, at: now)?.name == "no-critical-for-new-outside-apps")
+        #expect(policy.automation(for: outside!, client: newTool, at: now.addingTimeInterval(31 * 86_400)) == nil)
+        let (_, marketplace) = try Self.question("salesforce-sync", "warehouse:read:pii", policy: policy)
+        #expect(policy.standing(of: "salesforce-sync", firstRequest: now).registration == "marketplace")
+        #expect(policy.automation(for: try #require(marketplace), client: policy.standing(of: "salesforce-sync", firstRequest: now), at: now) == nil)
+        #expect(policy.automation(for: pii!, client: policy.standing(of: "bi-dashboards", firstRequest: now), at: now) == nil)
+
         let (admin, _) = try Self.question("salesforce-sync", "admin:users", policy: policy)
         #expect(admin == .deny(ScopeSet(["admin:users"])))
         #expect(policy.tiers["critical"]?.escalation?.route == "security-leads")

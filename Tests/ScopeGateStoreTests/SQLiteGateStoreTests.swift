@@ -38,6 +38,16 @@ import Testing
         #expect(try await again.latestDecisionCursor() == 1)
     }
 
+    @Test func aClientIsKnownFromItsFirstApprovalRequest() async throws {
+        let store = try SQLiteGateStore(path: path)
+        #expect(try await store.firstRequestDate(clientID: "app") == nil)
+        let first = try await store.openHold(draft(), at: now, expiresAt: now.addingTimeInterval(60))
+        _ = try await store.decide(first.request.id, Decision(outcome: .denied, actor: "x", at: now), grants: [])
+        _ = try await store.openHold(draft("b2", scopes: ["b:read"]), at: now.addingTimeInterval(500), expiresAt: now.addingTimeInterval(600))
+        #expect(try await store.firstRequestDate(clientID: "app") == now)
+        #expect(try await store.firstRequestDate(clientID: "other") == nil)
+    }
+
     @Test func theGrantsVersionMovesWithEveryGrantChangeFromAnyConnection() async throws {
         let store = try SQLiteGateStore(path: path)
         let start = try await store.grantsVersion()

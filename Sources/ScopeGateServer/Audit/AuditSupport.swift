@@ -51,6 +51,10 @@ extension ScopeGateConfiguration {
             lines.append("tier \(tier.name) step_up \(stepUp.maxAge.components.seconds)s acr \(stepUp.acr.joined(separator: ","))")
         }
         if policy.identifyRequesters { lines.append("identify_requesters") }
+        for client in policy.clients.values.sorted(by: { $0.id < $1.id }) where client.registration != nil || client.registeredAt != nil {
+            lines.append(
+                "client \(client.id) registration \(client.registration ?? "-") registered \(client.registeredAt.map { "\(Int64($0.timeIntervalSince1970))" } ?? "-")")
+        }
         for client in policy.clients.values.sorted(by: { $0.id < $1.id }) {
             for platform in client.ownerNotify.keys.sorted() {
                 lines.append("client \(client.id) owner_notify \(platform) \(client.ownerNotify[platform]!)")
@@ -62,7 +66,10 @@ extension ScopeGateConfiguration {
         for rule in policy.automation {
             lines.append(
                 "automation \(rule.origin) \(rule.name) \(rule.outcome.rawValue) clients \(rule.clients.sorted().joined(separator: ",")) tiers \(rule.tiers.sorted().joined(separator: ",")) scopes \(rule.scopePatterns.map(\.source).joined(separator: ","))"
-                    + (rule.requesterGroups.isEmpty ? "" : " requester_groups \(rule.requesterGroups.sorted().joined(separator: ","))"))
+                    + (rule.requesterGroups.isEmpty ? "" : " requester_groups \(rule.requesterGroups.sorted().joined(separator: ","))")
+                    + (rule.registrations.isEmpty ? "" : " client_registration \(rule.registrations.sorted().joined(separator: ","))")
+                    + (rule.minimumClientAge.map { " client_min_age \($0.components.seconds)s" } ?? "")
+                    + (rule.maximumClientAge.map { " client_max_age \($0.components.seconds)s" } ?? ""))
         }
         if let revocation = idpRevocation {
             let kind: String

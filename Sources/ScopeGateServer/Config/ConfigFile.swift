@@ -128,6 +128,9 @@ struct ConfigFile: Codable {
         var tiers: [String]?
         var scopes: [String]?
         var requester_groups: [String]?
+        var client_registration: [String]?
+        var client_min_age: String?
+        var client_max_age: String?
     }
 
     struct Shadow: Codable {
@@ -177,6 +180,8 @@ struct ConfigFile: Codable {
         var default_scopes: [String]?
         var scopes: [Rule]?
         var idp_app_id: String?
+        var registration: String?
+        var registered: String?
     }
 
     /// Where a revocation also revokes the client's tokens at the IdP.

@@ -150,6 +150,13 @@ struct ConfigValidator {
         return .init(kind: kind, baseURL: baseURL, onExpiry: entry.on_expiry ?? false, appIDs: appIDs)
     }
 
+    /// A client's registration date: a calendar date (midnight UTC) or an RFC 3339 date and time.
+    static func registrationDate(_ text: String) -> Date? {
+        if let date = try? Date(text, strategy: .iso8601) { return date }
+        guard text.utf8.count == 10 else { return nil }
+        return try? Date(text + "T00:00:00Z", strategy: .iso8601)
+    }
+
     func metricsToken() throws(GateError) -> String? {
         guard let token = try secret(env: file.metrics?.token_env, file: file.metrics?.token_file, key: "metrics.token") else {
             return nil
@@ -254,12 +261,31 @@ struct ConfigValidator {
                 }
                 patterns.append(GlobPattern(pattern))
             }
-            guard entry.clients != nil || entry.tiers != nil || entry.scopes != nil else {
-                throw fail("\(key)", "must say what it applies to (clients, tiers or scopes): a rule for everything replaces the approvers")
+            guard entry.clients != nil || entry.tiers != nil || entry.scopes != nil || entry.client_registration != nil
+                || entry.client_min_age != nil || entry.client_max_age != nil
+            else {
+                throw fail(
+                    "\(key)",
+                    "must say what it applies to (clients, tiers, scopes, client_registration or a client age): a rule for everything replaces the approvers")
             }
             var rule = AutomationRule(
                 name: entry.name, outcome: outcome, clients: Set(entry.clients ?? []), tiers: Set(entry.tiers ?? []),
                 scopePatterns: patterns, origin: key)
+            if let registrations = entry.client_registration {
+                let known = Set(policy.clients.values.compactMap(\.registration)).union([ClientStanding.listed, ClientStanding.unlisted])
+                guard !registrations.isEmpty else { throw fail("\(key).client_registration", "must list at least one registration") }
+                for (i, registration) in registrations.enumerated() where !known.contains(registration) {
+                    throw fail(
+                        "\(key).client_registration[\(i)]",
+                        "names '\(registration)', which no client's registration is (nor listed or unlisted)")
+                }
+                rule.registrations = Set(registrations)
+            }
+            if let text = entry.client_min_age { rule.minimumClientAge = try duration(text, key: "\(key).client_min_age") }
+            if let text = entry.client_max_age { rule.maximumClientAge = try duration(text, key: "\(key).client_max_age") }
+            if let minimum = rule.minimumClientAge, let maximum = rule.maximumClientAge, minimum >= maximum {
+                throw fail("\(key).client_max_age", "must be longer than client_min_age, or the rule never applies")
+            }
             if let groups = entry.requester_groups {
                 guard !groups.isEmpty, groups.allSatisfy({ !$0.isEmpty }) else {
                     throw fail("\(key).requester_groups", "must list at least one group name")
@@ -410,6 +436,21 @@ struct ConfigValidator {
                 rules: try rules(client.scopes ?? [], key: "\(key).scopes", tiers: tierNames, defaultTier: defaultTier),
                 defaultScopes: defaults)
             defined.ownerNotify = try ownerNotify(client.owner_notify, key: "\(key).owner_notify")
+            if let registration = client.registration {
+                guard !registration.isEmpty, registration.utf8.count <= 64,
+                    registration.utf8.allSatisfy({ (97...122).contains($0) || (48...57).contains($0) || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: "-") }),
+                    registration != ClientStanding.unlisted
+                else {
+                    throw fail("\(key).registration", "must be a lower-case label (a-z, 0-9, '_', '-'), and not 'unlisted'")
+                }
+                defined.registration = registration
+            }
+            if let text = client.registered {
+                guard let date = Self.registrationDate(text) else {
+                    throw fail("\(key).registered", "must be a date (2025-03-01) or an RFC 3339 date and time")
+                }
+                defined.registeredAt = date
+            }
             clients.append(defined)
         }
         let timeout = try duration(file.approvals?.timeout ?? "1h", key: "approvals.timeout")
