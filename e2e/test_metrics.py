@@ -7,7 +7,8 @@ import subprocess
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import SCOPEGATE, BrowserSession, Gate
+from conftest import SCOPEGATE, BrowserSession, Gate, wait_for_port
+from test_audit import audit_keys
 from test_authorization_flow import start
 
 SCRAPER = "scraper-token-0123456789abcdef"
@@ -25,15 +26,18 @@ def scrape(gate):
 
 
 def test_metrics_parse_and_move_during_a_flow(idp, callback_server, tmp_path):
+    keys = audit_keys(tmp_path)
     gate = Gate(
         idp, callback_server, tmp_path,
-        extra="metrics:\n  token_env: SCOPEGATE_E2E_METRICS_TOKEN\nadmin:\n  token_env: SCOPEGATE_E2E_ADMIN_TOKEN",
+        extra=f"metrics:\n  token_env: SCOPEGATE_E2E_METRICS_TOKEN\nadmin:\n  token_env: SCOPEGATE_E2E_ADMIN_TOKEN\naudit:\n  keys: {keys}",
         env={"SCOPEGATE_E2E_METRICS_TOKEN": SCRAPER, "SCOPEGATE_E2E_ADMIN_TOKEN": ADMIN})
     gate.start()
     try:
+        # The admin listener starts beside the public one, not necessarily first.
+        wait_for_port(int(gate.admin_url.rsplit(":", 1)[1]), gate.process)
         assert requests.get(gate.admin_url + "/healthz", timeout=10).status_code == 200
         ready = requests.get(gate.admin_url + "/readyz", timeout=10)
-        assert ready.status_code == 200 and ready.json()["checks"] == {"store": "ok", "upstream": "ok"}
+        assert ready.status_code == 200 and ready.json()["checks"] == {"store": "ok", "upstream": "ok", "audit_key": "ok"}
         assert requests.get(gate.admin_url + "/metrics", timeout=10).status_code == 401
 
         before = scrape(gate)
@@ -73,6 +77,14 @@ def test_metrics_parse_and_move_during_a_flow(idp, callback_server, tmp_path):
         assert requests_of(after, "authorization", "forwarded") >= 1
         assert requests_of(after, "scopegate", "answered") >= 1, "the waiting page"
         assert requests_of(after, "pass_through", "forwarded") >= 1, "the IdP's sign-in page"
+        # The IdP's latency, head to head: one observation per request forwarded, at the channel level
+        # (pass-through, admitted authorizations) or fetched (discovery, the token endpoint).
+        forwarded = sum(requests_of(after, e, "forwarded") for e in ("pass_through", "authorization"))
+        assert after[("scopegate_upstream_latency_seconds_count", ())] >= forwarded >= 2
+        assert after[("scopegate_upstream_latency_seconds_sum", ())] > 0
+        assert after[("scopegate_upstream_latency_seconds_bucket", (("le", "+Inf"),))] == after[("scopegate_upstream_latency_seconds_count", ())]
+        # Every audited change was a durable write: the hold, the decision, the release.
+        assert after[("scopegate_audit_append_seconds_count", ())] >= before[("scopegate_audit_append_seconds_count", ())] + 3
         assert requests.get(gate.url + "/o/authorize%2F", timeout=10).status_code == 400
         assert requests_of(scrape(gate), "ambiguous", "refused") == 1
     finally:

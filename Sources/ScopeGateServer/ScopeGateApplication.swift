@@ -58,9 +58,12 @@ public struct ScopeGateApplication: Sendable {
         self.refresher = refresher
         self.metadata = metadata
         self.logger = logger
-        self.proxy = UpstreamProxy(client: httpClient, configuration: configuration, logger: logger)
         let metrics = GateMetrics(policy: configuration.policy)
         self.metrics = metrics
+        self.proxy = UpstreamProxy(client: httpClient, configuration: configuration, latency: metrics.upstreamLatency, logger: logger)
+        if auditSigner != nil, let sqlite = store as? SQLiteGateStore {
+            sqlite.observeDurableWrites { metrics.auditAppend.record($0) }
+        }
         var observers: [any GateObserver] = [hub, refresher, metrics] + extraObservers
         var slackAPI: SlackAPI?
         var teamsConnector: BotConnector?
@@ -203,7 +206,8 @@ public struct ScopeGateApplication: Sendable {
         let group = MultiThreadedEventLoopGroup.singleton
         let shared = ProxyShared(
             responder: responder(), pools: UpstreamPools(group: group, target: try UpstreamTarget(configuration: configuration)),
-            codes: issuedCodes, configuration: configuration, requests: metrics.requests, logger: logger)
+            codes: issuedCodes, configuration: configuration, requests: metrics.requests,
+            upstreamLatency: metrics.upstreamLatency, logger: logger)
         return PublicListener(
             shared: shared, address: configuration.publicAddress, tls: tls, group: group, onListening: onListening)
     }

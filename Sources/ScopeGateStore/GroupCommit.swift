@@ -21,6 +21,8 @@ final class GroupCommit: Sendable {
 
     private let writer: DatabasePool
     private let queue = Mutex(Queue())
+    /// Told how long each write took, from the call to its durable commit, when set.
+    let observer = Mutex<(@Sendable (Duration) -> Void)?>(nil)
     private let generationBox = Mutex(0)
 
     /// Changes whenever what a previous operation wrote may no longer hold: at the start of each
@@ -36,6 +38,14 @@ final class GroupCommit: Sendable {
     }
 
     func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        guard let observe = observer.withLock({ $0 }) else { return try await enqueue(body) }
+        let start = ContinuousClock.now
+        let value = try await enqueue(body)
+        observe(ContinuousClock.now - start)
+        return value
+    }
+
+    private func enqueue<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         let value = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<any Sendable, any Error>) in
             let startDrain = queue.withLock { queue -> Bool in
                 queue.waiting.append(Operation(body: { try body($0) }, continuation: continuation))

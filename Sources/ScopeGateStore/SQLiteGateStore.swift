@@ -468,6 +468,12 @@ public final class SQLiteGateStore: GateStore {
         }
     }
 
+    /// Tells `observer` how long each durable write took (every change, with its audit entries), from
+    /// the call to its commit; for the audit append latency in `/metrics`.
+    public func observeDurableWrites(_ observer: @escaping @Sendable (Duration) -> Void) {
+        commits.observer.withLock { $0 = observer }
+    }
+
     public func firstRequestDate(clientID: String) async throws -> Date? {
         try await writer.read { db in
             try Double.fetchOne(db, sql: "SELECT MIN(created_at) FROM approval_request WHERE client_id = ?", arguments: [clientID])

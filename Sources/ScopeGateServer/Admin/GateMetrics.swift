@@ -32,6 +32,22 @@ public final class GateMetrics: Sendable, GateObserver {
             namespace: "scopegate", metricName: "holds_waiting", unitName: "requests",
             helpText: "Held requests (browsers, devices, back-channel calls) waiting on a pending approval request at the last scrape.")
     }
+    static var upstreamLatency: MetricNameDescriptor {
+        .init(
+            namespace: "scopegate", metricName: "upstream_latency", unitName: "seconds",
+            helpText: "From a request's head sent to the IdP to the IdP's response head received, for every request ScopeGate forwards.")
+    }
+    static var auditAppend: MetricNameDescriptor {
+        .init(
+            namespace: "scopegate", metricName: "audit_append", unitName: "seconds",
+            helpText: "From a change and its signed audit entries handed to the store to their durable commit (group commit included).")
+    }
+    /// Buckets from half a millisecond to half a minute (the upstream's response timeout is 60 s by default).
+    static let latencyBuckets: [Duration] = [
+        .microseconds(500), .milliseconds(1), .microseconds(2500), .milliseconds(5), .milliseconds(10), .milliseconds(25),
+        .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .milliseconds(2500),
+        .seconds(5), .seconds(10), .seconds(30),
+    ]
     /// Buckets from a second to a day: approvers answer in seconds in chat, in hours by escalation.
     static let decisionBuckets: [Duration] = [1, 10, 30, 60, 300, 900, 3600, 4 * 3600, 86_400].map { .seconds($0) }
     static var buildInfo: MetricNameDescriptor {
@@ -62,11 +78,16 @@ public final class GateMetrics: Sendable, GateObserver {
     let policy: Policy?
     /// Requests on the public listener by endpoint class and outcome.
     let requests: RequestCounters
+    /// How long the IdP takes to answer (head to head), and how long durable audited writes take.
+    let upstreamLatency: DurationHistogram
+    let auditAppend: DurationHistogram
 
     public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(), policy: Policy? = nil) {
         self.registry = registry
         self.policy = policy
         self.requests = RequestCounters(registry: registry)
+        self.upstreamLatency = registry.makeDurationHistogram(descriptor: Self.upstreamLatency, buckets: Self.latencyBuckets)
+        self.auditAppend = registry.makeDurationHistogram(descriptor: Self.auditAppend, buckets: Self.latencyBuckets)
         registry.makeGauge(descriptor: Self.buildInfo, labels: [("version", ScopeGateVersion.current)]).set(Double(1))
         // Present from the start, so that a dashboard shows zero rather than nothing.
         _ = registry.makeCounter(descriptor: Self.opened)

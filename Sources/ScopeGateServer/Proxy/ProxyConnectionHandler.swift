@@ -36,6 +36,8 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
     /// This connection's event loop's upstream pool, and its peer: fixed for the connection's life.
     private var pool: UpstreamPool?
     private var peer = ForwardingHeaders.Peer(address: nil, trusted: false, scheme: "http")
+    /// When the current exchange's head went to the IdP, until its response head comes back.
+    private var exchangeStarted: NIODeadline?
 
     init(shared: ProxyShared, limits: StateMachine.Limits = .init()) {
         self.shared = shared
@@ -95,7 +97,12 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
     func upstreamRead(_ part: HTTPClientResponsePart) {
         guard let context else { return }
         switch part {
-        case .head(let head): run(machine.upstreamResponseHead(head), context: context)
+        case .head(let head):
+            if let started = exchangeStarted, head.status.code >= 200 {
+                exchangeStarted = nil
+                shared.upstreamLatency?.record(.nanoseconds((NIODeadline.now() - started).nanoseconds))
+            }
+            run(machine.upstreamResponseHead(head), context: context)
         case .body(let buffer): run(machine.upstreamResponseBody(buffer), context: context)
         case .end: run(machine.upstreamResponseEnd(), context: context)
         }
@@ -134,6 +141,7 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
         case .writeUpstream(let upstream, let part):
             upstream.channel.write(part, promise: nil)
         case .startExchange(let upstream, let parts, let flush, let readClient):
+            if shared.upstreamLatency != nil { exchangeStarted = .now() }
             upstream.relay.front = self
             for part in parts { upstream.channel.write(part, promise: nil) }
             if flush { upstream.channel.flush() }

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import NIOCore
+import Prometheus
 import NIOExtras
 import NIOHTTP1
 import NIOPosix
@@ -25,14 +26,17 @@ final class ProxyShared: Sendable {
     let codes: IssuedCodes
     /// Requests by endpoint class and outcome (`/metrics`).
     let requests: RequestCounters?
+    /// The IdP's latency, head to head (`/metrics`).
+    let upstreamLatency: DurationHistogram?
     let logger: Logger
 
     init(
         responder: ScopeGateResponder, pools: UpstreamPools, codes: IssuedCodes, configuration: ScopeGateConfiguration,
-        requests: RequestCounters? = nil, logger: Logger
+        requests: RequestCounters? = nil, upstreamLatency: DurationHistogram? = nil, logger: Logger
     ) {
         self.responder = responder
         self.requests = requests
+        self.upstreamLatency = upstreamLatency
         self.codes = codes
         self.pathGuard = responder.pathGuard
         self.exposure = configuration.exposedPaths.map(Exposure.init(prefixes:))

@@ -6,6 +6,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOHTTPTypesHTTP1
+import Prometheus
 import ScopeGateCore
 
 /// Fetches whole documents from the IdP for ScopeGate to rewrite (discovery), over AsyncHTTPClient.
@@ -18,15 +19,26 @@ struct UpstreamProxy: Sendable {
     /// ScopeGate's own name (`public_url`'s host and port): the only host the IdP is told of in
     /// `X-Forwarded-Host` and `Forwarded`.
     let publicHost: String
+    /// The IdP's latency, head to head (`/metrics`).
+    let latency: DurationHistogram?
     let logger: Logger
 
-    init(client: HTTPClient, configuration: ScopeGateConfiguration, logger: Logger) {
+    init(client: HTTPClient, configuration: ScopeGateConfiguration, latency: DurationHistogram? = nil, logger: Logger) {
         self.client = client
+        self.latency = latency
         self.configuration = configuration
         self.rewriter = DiscoveryRewriter(upstream: configuration.upstreamURL, public: configuration.publicURL)
         self.logger = logger
         self.upstreamHost = Self.upstreamHost(configuration)
         self.publicHost = Self.authority(of: configuration.publicURL)
+    }
+
+    /// Sends `request` to the IdP and returns its response head, timing it.
+    func execute(_ request: HTTPClientRequest) async throws -> HTTPClientResponse {
+        let start = ContinuousClock.now
+        let response = try await client.execute(request, timeout: .init(configuration.responseTimeout))
+        latency?.record(ContinuousClock.now - start)
+        return response
     }
 
     /// The `Host` header the IdP receives.
@@ -54,7 +66,7 @@ struct UpstreamProxy: Sendable {
         // ScopeGate reads this answer: it must come as it is, not compressed.
         upstream.headers.remove(name: "Accept-Encoding")
         do {
-            let response = try await client.execute(upstream, timeout: .init(configuration.responseTimeout))
+            let response = try await execute(upstream)
             let body = try await response.body.collect(upTo: limit)
             let headers = ForwardingHeaders.downstreamResponse(from: response.headers, rewriteLocation: rewriter.rewrite(url:))
             return .document(
@@ -121,7 +133,7 @@ struct UpstreamProxy: Sendable {
         headers.remove(name: "Accept-Encoding")
         upstream.headers = headers
         upstream.body = .bytes(body)
-        let response = try await client.execute(upstream, timeout: .init(configuration.responseTimeout))
+        let response = try await execute(upstream)
         return Answer(
             status: response.status,
             headers: ForwardingHeaders.downstreamResponse(from: response.headers, rewriteLocation: rewriter.rewrite(url:)),
@@ -140,7 +152,7 @@ struct UpstreamProxy: Sendable {
         upstream.headers.add(name: "Accept", value: "application/json")
         upstream.headers.add(name: "Authorization", value: authorization)
         upstream.body = .bytes(ByteBuffer(string: form))
-        let response = try await client.execute(upstream, timeout: .init(configuration.responseTimeout))
+        let response = try await execute(upstream)
         return (response.status.code, try await response.body.collect(upTo: 1 << 20))
     }
 
