@@ -22,16 +22,17 @@ extension GateService {
     @inlinable
     public func admitsAtOnce(_ request: PlainAuthorizationQuery, snapshot: some GrantSnapshotPort) -> Bool {
         guard let grants = snapshot.grants(of: request.clientID, now: now) else { return false }
-        return policy.allows(request, isGranted: grants.contains)
+        return live.generation.policy.allows(request, isGranted: grants.contains)
     }
 
     /// The effective permissions of a parsed request that passes at once (everything allowed by the
     /// policy or granted, per the snapshot); `nil` means "ask the full path", never "refuse".
     @inlinable
     public func admitsAtOnce(_ request: AuthorizationRequest, snapshot: some GrantSnapshotPort) -> ScopeSet? {
-        guard let scopes = try? policy.effectiveScopes(of: request),
+        let generation = live.generation
+        guard let scopes = try? generation.policy.effectiveScopes(of: request),
             let grants = snapshot.grants(of: request.clientID, now: now),
-            policy.evaluate(scopes: scopes, clientID: request.clientID, isGranted: grants.contains) == .allow
+            generation.policy.evaluate(scopes: scopes, clientID: request.clientID, isGranted: grants.contains) == .allow
         else { return nil }
         return scopes
     }

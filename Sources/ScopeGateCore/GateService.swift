@@ -29,8 +29,10 @@ public struct GateService: Sendable {
     /// The longest justification stored, in characters.
     public static let maximumJustificationLength = 2000
 
-    /// The policy in force.
-    public let policy: Policy
+    /// The policy in force, and the routes, replaced whole by a reload.
+    public let live: LivePolicy
+    /// The policy in force now.
+    public var policy: Policy { live.policy }
     /// The store.
     public let store: any GateStore
     /// Told about openings and decisions.
@@ -52,9 +54,20 @@ public struct GateService: Sendable {
         routeName: (@Sendable (String, ScopeSet) -> String?)? = nil, limits: HoldLimits = HoldLimits(),
         now: @escaping @Sendable () -> Date = { Date() }
     ) {
+        self.init(
+            live: LivePolicy(policy: policy), store: store, observer: observer, logger: logger, routeName: routeName, limits: limits,
+            now: now)
+    }
+
+    /// Creates the service over a policy that can be reloaded.
+    public init(
+        live: LivePolicy, store: any GateStore, observer: any GateObserver, logger: Logger,
+        routeName: (@Sendable (String, ScopeSet) -> String?)? = nil, limits: HoldLimits = HoldLimits(),
+        now: @escaping @Sendable () -> Date = { Date() }
+    ) {
         self.limits = limits
         self.routeName = routeName
-        self.policy = policy
+        self.live = live
         self.store = store
         self.observer = observer
         self.logger = logger
@@ -71,6 +84,8 @@ public struct GateService: Sendable {
     public func admit(_ request: AuthorizationRequest, binderHash: String, source: String? = nil) async throws(GateError)
         -> Admission
     {
+        // One policy for the whole decision, even if a reload lands meanwhile.
+        let policy = self.policy
         let scopes = try policy.effectiveScopes(of: request)
         let encoded = request.parameters.encoded
         let date = now()
@@ -225,6 +240,7 @@ public struct GateService: Sendable {
         _ requestID: String, actor: String, once: Bool, reason: String? = nil, duration: Duration? = nil,
         scopes: ScopeSet? = nil, identity: ApproverIdentity = .operator
     ) async throws(GateError) -> ApprovalRequest {
+        let policy = self.policy
         let date = now()
         let request = try await existing(requestID)
         try await separateDuties(on: request, approver: identity)

@@ -38,7 +38,7 @@ func repeatedly(every interval: Duration, logger: Logger, name: String, _ pass: 
 /// approves: escalation asks more people, and expiry still denies at the end.
 struct EscalationService: Service {
     let service: GateService
-    let routing: Routing
+    var routing: Routing { service.live.requiredRouting }
     let notifiers: [ChatNotifier]
     let interval: Duration
     let logger: Logger
@@ -49,8 +49,11 @@ struct EscalationService: Service {
 
     func pass() async throws {
         let now = service.now()
+        let policy = service.policy
+        // Runs whenever there are routes, so that a reload can add reminders or escalation.
+        guard policy.tiers.values.contains(where: { $0.escalation != nil || $0.remindAfter != nil }) else { return }
         for request in try await service.store.approvalRequests(states: [.pending]) {
-            guard let tier = service.policy.tiers[service.policy.tier(of: request)] else { continue }
+            guard let tier = policy.tiers[policy.tier(of: request)] else { continue }
             if request.remindedAt == nil, let after = tier.remindAfter, request.createdAt.addingTimeInterval(after.seconds) <= now,
                 try await service.markReminded(request)
             {

@@ -18,6 +18,8 @@ public struct ScopeGateApplication: Sendable {
     public let configuration: ScopeGateConfiguration
     /// The domain service.
     public let service: GateService
+    /// The policy and routes in force; `reloadPolicy` replaces them.
+    let live: LivePolicy
     let hub: DecisionHub
     let snapshot: GrantSnapshot
     let refresher: GrantSnapshotRefresher
@@ -58,7 +60,12 @@ public struct ScopeGateApplication: Sendable {
         self.refresher = refresher
         self.metadata = metadata
         self.logger = logger
-        let metrics = GateMetrics(policy: configuration.policy)
+        let live = LivePolicy(
+            .init(
+                policy: configuration.policy, routing: configuration.routing, confirmTiers: configuration.confirmTiers,
+                digest: configuration.policyDigest))
+        self.live = live
+        let metrics = GateMetrics(live: live)
         self.metrics = metrics
         self.proxy = UpstreamProxy(client: httpClient, configuration: configuration, latency: metrics.upstreamLatency, logger: logger)
         if auditSigner != nil, let sqlite = store as? SQLiteGateStore {
@@ -94,11 +101,10 @@ public struct ScopeGateApplication: Sendable {
             for platform in platforms {
                 notifiers.append(
                     ChatNotifier(
-                        outbox: outbox, store: store, platform: platform, routing: routing, policy: configuration.policy,
-                        confirmTiers: configuration.confirmTiers, publicURL: configuration.publicURL,
+                        outbox: outbox, store: store, platform: platform, live: live, publicURL: configuration.publicURL,
                         chatNotices: (store as? SQLiteGateStore).flatMap { sqlite in
                             ChatNotices.wanted(by: configuration.policy, on: platform)
-                                ? ChatNotices(store: sqlite, policy: configuration.policy, logger: logger, now: now) : nil
+                                ? ChatNotices(store: sqlite, live: live, logger: logger, now: now) : nil
                         },
                         metrics: metrics,
                         logger: logger, now: now))
@@ -107,36 +113,36 @@ public struct ScopeGateApplication: Sendable {
         self.chatNotifiers = notifiers
         observers += notifiers as [any GateObserver]
         var routeName: (@Sendable (String, ScopeSet) -> String?)?
-        if let routing = configuration.routing {
-            let policy = configuration.policy
+        if configuration.routing != nil {
             routeName = { client, scopes in
+                let generation = live.generation
+                guard let routing = generation.routing else { return nil }
                 let question = ApprovalRequest(
                     id: "", clientID: client, scopes: scopes, alreadyGranted: ScopeSet([String]()), createdAt: Date(),
                     expiresAt: Date())
-                return routing.route(for: question, policy: policy).name
+                return routing.route(for: question, policy: generation.policy).name
             }
         }
         let service = GateService(
-            policy: configuration.policy, store: store, observer: GateObservers(observers), logger: logger,
+            live: live, store: store, observer: GateObservers(observers), logger: logger,
             routeName: routeName, limits: HoldLimits(configuration.holdRates), now: now)
         self.service = service
         self.refusals = RefusalAudit(service: service)
-        if let slack = configuration.slack, let slackAPI, let routing = configuration.routing, let outbox {
+        if let slack = configuration.slack, let slackAPI, configuration.routing != nil, let outbox {
             self.slackInteractions = SlackInteractions(
                 signature: slack.signingSecret.map(SlackSignature.init(signingSecret:)), service: service, outbox: outbox,
                 approvers: SlackApprovers(
                     api: slackAPI, teamID: slack.teamID, lifetime: slack.groupCacheLifetime, now: now),
-                api: slackAPI, routing: routing, metrics: metrics, logger: logger, now: now, publicURL: configuration.publicURL)
+                api: slackAPI, metrics: metrics, logger: logger, now: now, publicURL: configuration.publicURL)
         } else {
             self.slackInteractions = nil
         }
-        if let bot = configuration.teams?.bot, let routing = configuration.routing, let outbox {
+        if let bot = configuration.teams?.bot, configuration.routing != nil, let outbox {
             self.teamsActivities = TeamsActivities(
                 validator: BotConnectorTokenValidator(
                     keys: BotConnectorKeys(client: httpClient, metadataURL: bot.openIDMetadataURL, now: now),
                     appID: bot.appID, issuer: bot.issuer),
-                tenantID: bot.tenantID, service: service, outbox: outbox, routing: routing,
-                confirmTiers: configuration.confirmTiers, metrics: metrics, logger: logger, now: now,
+                tenantID: bot.tenantID, service: service, outbox: outbox, metrics: metrics, logger: logger, now: now,
                 publicURL: configuration.publicURL, connector: teamsConnector)
         } else {
             self.teamsActivities = nil
@@ -149,18 +155,18 @@ public struct ScopeGateApplication: Sendable {
 
     /// The approval page and the approvers' sign-in, when a route has an approval page.
     func approvalPage() -> ApprovalPage? {
-        guard let settings = configuration.signIn, let routing = configuration.routing else { return nil }
+        guard let settings = configuration.signIn, configuration.routing != nil else { return nil }
         let signIn = ApproverSignIn(
             settings: settings, publicURL: configuration.publicURL, authorizationPath: metadata.authorizationPath,
             tokenPath: metadata.tokenPath, issuer: metadata.issuer, proxy: proxy, sessions: approverSessions, logger: logger,
             binding: BrowserBinding(publicURL: configuration.publicURL), service: service)
-        return ApprovalPage(service: service, signIn: signIn, routing: routing, publicOrigin: publicOrigin, logger: logger)
+        return ApprovalPage(service: service, signIn: signIn, publicOrigin: publicOrigin, logger: logger)
     }
 
     func responder() -> ScopeGateResponder {
         let binding = BrowserBinding(publicURL: configuration.publicURL)
         let redirect = ClientRedirect(
-            policy: configuration.policy, issuer: metadata.issParameterSupported ? metadata.issuer : nil)
+            live: live, issuer: metadata.issParameterSupported ? metadata.issuer : nil)
         var gated: [String: GatedEndpoint] = [metadata.authorizationPath: .authorization]
         gated[metadata.tokenPath] = .token
         if let pushedPath = metadata.pushedAuthorizationPath { gated[pushedPath] = .pushedAuthorization }
@@ -179,7 +185,7 @@ public struct ScopeGateApplication: Sendable {
                 pushed: pushedRequests, refusals: refusals, trustedProxies: configuration.trustedProxies, logger: logger),
             holds: HoldEndpoints(
                 service: service, hub: hub, binding: binding, redirect: redirect,
-                authorizationPath: metadata.authorizationPath, publicOrigin: publicOrigin, routing: configuration.routing),
+                authorizationPath: metadata.authorizationPath, publicOrigin: publicOrigin),
             discovery: DiscoveryEndpoint(proxy: proxy),
             pushed: metadata.pushedAuthorizationPath.map {
                 PushedAuthorizationEndpoint(
@@ -239,11 +245,8 @@ public struct ScopeGateApplication: Sendable {
             DecisionFollower(store: service.store, hub: hub, interval: .milliseconds(200), logger: logger),
         ]
         services += chatNotifiers as [any Service]
-        if let routing = configuration.routing,
-            configuration.policy.tiers.values.contains(where: { $0.escalation != nil || $0.remindAfter != nil })
-        {
-            services.append(
-                EscalationService(service: service, routing: routing, notifiers: chatNotifiers, interval: .milliseconds(500), logger: logger))
+        if configuration.routing != nil {
+            services.append(EscalationService(service: service, notifiers: chatNotifiers, interval: .milliseconds(500), logger: logger))
         }
         if let settings = configuration.audit, let auditSigner, let store = service.store as? SQLiteGateStore {
             services.append(
@@ -346,7 +349,11 @@ public struct ScopeGateApplication: Sendable {
         services.append(app.adminApplication())
         let certificates = try configuration.tls.map(TLSCertificates.init)
         services.append(try app.publicListener(tls: certificates))
-        services.append(ReloadOnHangup(certificates: certificates, logger: logger))
+        var reload: (@Sendable () async -> Void)?
+        if let path = configuration.sourcePath {
+            reload = { _ = await app.reloadPolicy(path: path) }
+        }
+        services.append(ReloadOnHangup(certificates: certificates, reloadPolicy: reload, logger: logger))
         services.append(WaitingBrowsersRelease(hub: app.hub))
         return (app, services)
     }

@@ -75,16 +75,21 @@ public final class GateMetrics: Sendable, GateObserver {
     }
 
     /// The policy, for each request's tier (its highest permission's); labels stay few (tiers, not clients).
-    let policy: Policy?
+    let live: LivePolicy?
+    var policy: Policy? { live?.policy }
     /// Requests on the public listener by endpoint class and outcome.
     let requests: RequestCounters
     /// How long the IdP takes to answer (head to head), and how long durable audited writes take.
     let upstreamLatency: DurationHistogram
     let auditAppend: DurationHistogram
 
-    public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(), policy: Policy? = nil) {
+    public convenience init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(), policy: Policy?) {
+        self.init(registry: registry, live: policy.map { LivePolicy(policy: $0) })
+    }
+
+    public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(), live: LivePolicy? = nil) {
         self.registry = registry
-        self.policy = policy
+        self.live = live
         self.requests = RequestCounters(registry: registry)
         self.upstreamLatency = registry.makeDurationHistogram(descriptor: Self.upstreamLatency, buckets: Self.latencyBuckets)
         self.auditAppend = registry.makeDurationHistogram(descriptor: Self.auditAppend, buckets: Self.latencyBuckets)

@@ -24,16 +24,15 @@ struct ApprovalPage: Sendable {
 
     let service: GateService
     let signIn: ApproverSignIn
-    let routing: Routing
+    var routing: Routing { service.live.requiredRouting }
     let publicOrigin: String
     /// Keys the CSRF tokens of this process's sessions.
     let csrfKey: SymmetricKey
     let logger: Logger
 
-    init(service: GateService, signIn: ApproverSignIn, routing: Routing, publicOrigin: String, logger: Logger) {
+    init(service: GateService, signIn: ApproverSignIn, publicOrigin: String, logger: Logger) {
         self.service = service
         self.signIn = signIn
-        self.routing = routing
         self.publicOrigin = publicOrigin
         self.csrfKey = SymmetricKey(size: .bits256)
         self.logger = logger

@@ -12,7 +12,8 @@ import Synchronization
 /// repeats that one notice). Grants written together (one approval) make one notice.
 final class ChatNotices: Sendable {
     let store: SQLiteGateStore
-    let policy: Policy
+    let live: LivePolicy
+    var policy: Policy { live.policy }
     let logger: Logger
     let now: @Sendable () -> Date
     /// After a failure, when to try again (notices alone wait; approval messages go on).
@@ -21,9 +22,9 @@ final class ChatNotices: Sendable {
     /// over nothing new then reads the log's tail and writes nothing.
     private let cursor = Mutex<Int64?>(nil)
 
-    init(store: SQLiteGateStore, policy: Policy, logger: Logger, now: @escaping @Sendable () -> Date) {
+    init(store: SQLiteGateStore, live: LivePolicy, logger: Logger, now: @escaping @Sendable () -> Date) {
         self.store = store
-        self.policy = policy
+        self.live = live
         self.logger = logger
         self.now = now
     }

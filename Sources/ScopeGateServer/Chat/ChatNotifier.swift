@@ -19,9 +19,11 @@ final class ChatNotifier: Service, GateObserver {
     let outbox: any ChatOutboxStore
     let store: any GateStore
     let platform: any ChatPlatform
-    let routing: Routing
-    let policy: Policy
-    let confirmTiers: Set<String>
+    /// The policy and routes in force (a reload replaces them).
+    let live: LivePolicy
+    var routing: Routing { live.requiredRouting }
+    var policy: Policy { live.policy }
+    var confirmTiers: Set<String> { live.confirmTiers }
     let publicURL: URL?
     /// Notices to apps' owners, where the configuration asks for them.
     let chatNotices: ChatNotices?
@@ -32,17 +34,26 @@ final class ChatNotifier: Service, GateObserver {
     private let wakeStream: AsyncStream<Void>
     private let wakeContinuation: AsyncStream<Void>.Continuation
 
-    init(
+    convenience init(
         outbox: any ChatOutboxStore, store: any GateStore, platform: any ChatPlatform, routing: Routing, policy: Policy,
         confirmTiers: Set<String>, publicURL: URL? = nil, chatNotices: ChatNotices? = nil, metrics: GateMetrics? = nil, interval: Duration = .milliseconds(250), logger: Logger,
+        now: @escaping @Sendable () -> Date
+    ) {
+        self.init(
+            outbox: outbox, store: store, platform: platform,
+            live: LivePolicy(policy: policy, routing: routing, confirmTiers: confirmTiers), publicURL: publicURL,
+            chatNotices: chatNotices, metrics: metrics, interval: interval, logger: logger, now: now)
+    }
+
+    init(
+        outbox: any ChatOutboxStore, store: any GateStore, platform: any ChatPlatform, live: LivePolicy,
+        publicURL: URL? = nil, chatNotices: ChatNotices? = nil, metrics: GateMetrics? = nil, interval: Duration = .milliseconds(250), logger: Logger,
         now: @escaping @Sendable () -> Date
     ) {
         self.outbox = outbox
         self.store = store
         self.platform = platform
-        self.routing = routing
-        self.policy = policy
-        self.confirmTiers = confirmTiers
+        self.live = live
         self.publicURL = publicURL
         self.chatNotices = chatNotices
         self.metrics = metrics

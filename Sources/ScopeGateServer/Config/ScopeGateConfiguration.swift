@@ -97,6 +97,12 @@ public struct ScopeGateConfiguration: Sendable {
     public var metricsToken: String?
     /// Where revoked grants also revoke the client's tokens at the IdP, when configured.
     public var idpRevocation: IdPRevocationSettings?
+    /// The file it was read from, for a reload.
+    public var sourcePath: String?
+    /// Everything in the file that a reload cannot change (listeners, upstream, store, secrets,
+    /// platforms, audit, sign-in, requester identification, IdP revocation), in one comparable string:
+    /// a reload that changes any of it is refused, as only a restart applies it.
+    public var restartSignature = ""
 
     /// Whether the secrets the configuration names must be readable now.
     public enum Secrets: Sendable, Equatable {
@@ -233,7 +239,9 @@ public struct ScopeGateConfiguration: Sendable {
             throw GateError(.invalidConfiguration, "cannot read the configuration file \(path)")
         }
         let baseDirectory = URL(fileURLWithPath: path).deletingLastPathComponent()
-        return try parse(yaml: text, source: path, baseDirectory: baseDirectory, environment: environment, secrets: secrets)
+        var configuration = try parse(yaml: text, source: path, baseDirectory: baseDirectory, environment: environment, secrets: secrets)
+        configuration.sourcePath = path
+        return configuration
     }
 
     /// Validates configuration text. Relative file paths are resolved against `baseDirectory`.
@@ -265,7 +273,31 @@ public struct ScopeGateConfiguration: Sendable {
             root: try? Yams.compose(yaml: text))
         var configuration = try validator.validate()
         configuration.warnings = validator.warnings.list
+        configuration.restartSignature = restartSignature(of: file)
         return configuration
+    }
+
+    /// The file with what a reload may change left out (the policy: tiers, scope rules, clients but for
+    /// their ids at the IdP, automation, shadow mode, routes, the approval timeout and default tier),
+    /// as canonical JSON.
+    static func restartSignature(of file: ConfigFile) -> String {
+        var fixed = file
+        fixed.tiers = nil
+        fixed.scopes = nil
+        fixed.automation = nil
+        fixed.shadow = nil
+        fixed.routes = nil
+        fixed.default_route = nil
+        fixed.approvals?.timeout = nil
+        fixed.approvals?.default_tier = nil
+        // An `approvals` section that held only policy settings is no section at all.
+        if let approvals = fixed.approvals, (try? JSONEncoder().encode(approvals)) == Data("{}".utf8) { fixed.approvals = nil }
+        fixed.clients = file.clients?.compactMap { client in
+            client.idp_app_id.map { ConfigFile.Client(id: client.id, idp_app_id: $0) }
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        return (try? encoder.encode(fixed)).map { String(decoding: $0, as: UTF8.self) } ?? ""
     }
 
     /// The first key path in `given` that is not in `read` (the file as ScopeGate decoded it, encoded

@@ -6,7 +6,9 @@ import ScopeGateCore
 /// registered for that client only (DESIGN invariant 6), in the query, the fragment or a `form_post`.
 /// When no registered redirect URI applies, the browser gets an error page instead.
 struct ClientRedirect {
-    let policy: Policy
+    /// The policy in force, for the clients' registered redirect URIs.
+    let live: LivePolicy
+    var policy: Policy { live.policy }
     /// The issuer to send as `iss` (RFC 9207), when the IdP advertises support.
     let issuer: String?
 

@@ -15,7 +15,7 @@ struct HoldEndpoints: Sendable {
     let authorizationPath: String
     let publicOrigin: String
     /// Where approval requests go, to tell the requester who was asked; `nil` without chat routes.
-    var routing: Routing? = nil
+    var routing: Routing? { service.live.routing }
     /// How long one status request waits for a decision before answering "pending".
     var longPollTimeout: Duration = .seconds(25)
 

@@ -37,14 +37,19 @@ final class TLSCertificates: Sendable {
 /// running, so that a SIGHUP never stops ScopeGate, also without TLS.
 struct ReloadOnHangup: Service {
     let certificates: TLSCertificates?
+    /// Reloads the policy from the configuration file, when ScopeGate was started from one.
+    var reloadPolicy: (@Sendable () async -> Void)? = nil
     let logger: Logger
 
     func run() async throws {
         let signals = await UnixSignalsSequence(trapping: .sighup)
         try await cancelWhenGracefulShutdown {
             for await _ in signals {
+                await reloadPolicy?()
                 guard let certificates else {
-                    logger.notice("SIGHUP received: nothing to reload (no TLS certificate is configured)")
+                    if reloadPolicy == nil {
+                        logger.notice("SIGHUP received: nothing to reload (no TLS certificate or configuration file)")
+                    }
                     continue
                 }
                 do {

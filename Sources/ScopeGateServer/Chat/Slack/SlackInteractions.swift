@@ -61,7 +61,7 @@ struct SlackInteractions: Sendable {
     let outbox: any ChatOutboxStore
     let approvers: SlackApprovers
     let api: SlackAPI
-    let routing: Routing
+    var routing: Routing { service.live.requiredRouting }
     let metrics: GateMetrics?
     let logger: Logger
     let now: @Sendable () -> Date

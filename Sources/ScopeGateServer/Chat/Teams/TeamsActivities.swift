@@ -73,8 +73,8 @@ struct TeamsActivities: Sendable {
     let tenantID: String
     let service: GateService
     let outbox: any ChatOutboxStore
-    let routing: Routing
-    let confirmTiers: Set<String>
+    var routing: Routing { service.live.requiredRouting }
+    var confirmTiers: Set<String> { service.live.confirmTiers }
     let metrics: GateMetrics?
     let logger: Logger
     let now: @Sendable () -> Date
