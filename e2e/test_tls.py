@@ -72,3 +72,34 @@ def test_sighup_without_tls_stops_nothing(gate):
     with socket.create_connection(("127.0.0.1", gate.port), timeout=5) as connection:
         connection.sendall(b"GET /o/.well-known/openid-configuration HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         assert connection.recv(64).startswith(b"HTTP/1.1 200")
+
+
+def test_a_browser_speaks_http2_to_scopegate_and_is_held_then_released(idp, callback_server, tmp_path):
+    """Chromium negotiates h2 by ALPN (`tls.http2`): the held authorization request waits on its page, the
+    IdP sees nothing, and after the approval the browser moves on to the IdP's sign-in page, relayed from
+    django-oauth-toolkit over HTTP/1.1."""
+    from selenium.webdriver.support.ui import WebDriverWait
+    from test_waiting_page_browser import authorization_url, chromium
+
+    certs = tmp_path / "certs"
+    make_certs(certs)
+    gate = Gate(idp, callback_server, tmp_path,
+                extra=f"tls:\n  certificate: {certs}/server.crt\n  key: {certs}/server.key\n  http2: true")
+    gate.config.write_text(gate.config.read_text().replace("public_url: http://", "public_url: https://"))
+    gate.url = gate.url.replace("http://", "https://")
+    gate.start()
+    idp.reset()
+    driver = chromium(javascript=True, extra_arguments=["--ignore-certificate-errors"])
+    try:
+        driver.get(authorization_url(gate, callback_server, "openid orders:read"))
+        assert "/_scopegate/holds/" in driver.current_url
+        protocol = driver.execute_script("return performance.getEntriesByType('navigation')[0].nextHopProtocol")
+        assert protocol == "h2", protocol
+        assert idp.received("/o/authorize/") == []
+        gate.cli("requests", "approve", gate.only_pending_id())
+        WebDriverWait(driver, 10).until(lambda d: "/accounts/login/" in d.current_url)
+        assert driver.current_url.startswith(gate.url), "the IdP's page came through ScopeGate"
+        assert len(idp.received("/o/authorize/")) == 1, "released once, as HTTP/1.1 to the IdP"
+    finally:
+        driver.quit()
+        gate.stop()

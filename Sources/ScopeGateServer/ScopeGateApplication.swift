@@ -203,7 +203,7 @@ public struct ScopeGateApplication: Sendable {
     /// The public listener, with TLS when the configuration names a certificate and key. `onListening`
     /// is told the bound port.
     public func publicListener(onListening: @escaping @Sendable (Int) async -> Void = { _ in }) throws -> some Service {
-        try publicListener(tls: configuration.tls.map(TLSCertificates.init), onListening: onListening)
+        try publicListener(tls: configuration.tls.map { try TLSCertificates($0, http2: configuration.http2) }, onListening: onListening)
     }
 
     func publicListener(tls: TLSCertificates?, onListening: @escaping @Sendable (Int) async -> Void = { _ in }) throws
@@ -347,7 +347,7 @@ public struct ScopeGateApplication: Sendable {
         var services: [any Service] = [HTTPClientService(client: httpClient)]
         services.append(contentsOf: app.backgroundServices)
         services.append(app.adminApplication())
-        let certificates = try configuration.tls.map(TLSCertificates.init)
+        let certificates = try configuration.tls.map { try TLSCertificates($0, http2: configuration.http2) }
         services.append(try app.publicListener(tls: certificates))
         var reload: (@Sendable () async -> Void)?
         if let path = configuration.sourcePath {

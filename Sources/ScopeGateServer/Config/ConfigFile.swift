@@ -24,6 +24,7 @@ struct ConfigFile: Codable {
     struct TLS: Codable {
         var certificate: String
         var key: String
+        var http2: Bool?
     }
 
     struct Store: Codable {

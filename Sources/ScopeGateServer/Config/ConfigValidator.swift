@@ -90,7 +90,7 @@ struct ConfigValidator {
             }
             tls = (resolve(files.certificate), resolve(files.key))
         }
-        return ScopeGateConfiguration(
+        var configuration = ScopeGateConfiguration(
             publicURL: publicURL, publicAddress: publicAddress, adminAddress: adminAddress,
             idleTimeout: try duration(file.listen?.idle_timeout ?? "75s", key: "listen.idle_timeout"), upstreamURL: upstreamURL,
             hostHeader: hostHeader, discoveryPath: file.upstream?.discovery_path,
@@ -108,6 +108,8 @@ struct ConfigValidator {
             confirmTiers: confirmTiers(),
             audit: try audit(), holdRates: try holdRates(), metricsToken: try metricsToken(),
             idpRevocation: try idpRevocation(upstreamURL: upstreamURL))
+        configuration.http2 = file.tls?.http2 ?? false
+        return configuration
     }
 
     /// The IdP administration API revocations also go to: a kind ScopeGate knows, its credentials, and

@@ -66,6 +66,8 @@ public struct ScopeGateConfiguration: Sendable {
     public var tls: TLSFiles?
     /// The TLS certificate chain and private key, as PEM files.
     public typealias TLSFiles = (certificatePath: String, keyPath: String)
+    /// Whether the public listener offers HTTP/2 (by ALPN, over TLS only) beside HTTP/1.1.
+    public var http2 = false
     /// The SQLite file.
     public var storePath: String
     /// The admin API's bearer token; `nil` disables the admin API.

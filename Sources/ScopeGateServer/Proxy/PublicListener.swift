@@ -1,11 +1,12 @@
 import Foundation
 import Logging
 import NIOCore
-import Prometheus
 import NIOExtras
 import NIOHTTP1
+import NIOHTTP2
 import NIOPosix
 import NIOSSL
+import Prometheus
 import ServiceLifecycle
 
 /// What every client connection of the public listener shares.
@@ -57,8 +58,9 @@ final class ProxyShared: Sendable {
     }
 }
 
-/// The public listener: a SwiftNIO HTTP/1.1 server (with TLS when configured) whose connections are
-/// handled by `ProxyConnectionHandler`. Shuts down gracefully: stops accepting, lets requests in
+/// The public listener: a SwiftNIO HTTP/1.1 server (with TLS when configured, and HTTP/2 by ALPN with
+/// `tls.http2`, each stream an exchange of its own) whose connections are handled by
+/// `ProxyConnectionHandler`. Shuts down gracefully: stops accepting, lets requests in
 /// flight finish, then closes.
 struct PublicListener: Service {
     let shared: ProxyShared
@@ -83,25 +85,60 @@ struct PublicListener: Service {
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 16)
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
+                if let tls, tls.http2 {
+                    return channel.eventLoop.makeCompletedFuture {
+                        let sync = channel.pipeline.syncOperations
+                        try sync.addHandler(NIOSSLServerHandler(context: tls.current))
+                        try sync.addHandler(IdleStateHandler(readTimeout: idleTimeout))
+                    }.flatMap {
+                        channel.configureHTTP2SecureUpgrade(
+                            h2ChannelConfigurator: { connection in
+                                connection.configureHTTP2Pipeline(
+                                    mode: .server, connectionConfiguration: .init(), streamConfiguration: .init()
+                                ) { stream in
+                                    stream.eventLoop.makeCompletedFuture {
+                                        let sync = stream.pipeline.syncOperations
+                                        try sync.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
+                                        try sync.addHandler(HTTP2RequestGuard())
+                                        try sync.addHandler(ProxyConnectionHandler(shared: shared))
+                                    }
+                                }.map { _ in }
+                            },
+                            http1ChannelConfigurator: { connection in
+                                connection.eventLoop.makeCompletedFuture {
+                                    try Self.addHTTP1Handlers(connection.pipeline.syncOperations, shared: shared)
+                                }
+                            })
+                    }
+                }
+                return channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
                     if let tls { try sync.addHandler(NIOSSLServerHandler(context: tls.current)) }
                     // Reads alone mark a connection as busy: tracking writes would cost a promise per write.
                     // A response still being written when the timer fires is not cut: only a connection
                     // with no request in progress is closed.
                     try sync.addHandler(IdleStateHandler(readTimeout: idleTimeout))
-                    // NIO's protocol error handler is not added: a request NIO cannot parse is answered by
-                    // the connection's state machine, which knows whether a response is under way. Nor is
-                    // the outbound header validator: every response header is either the IdP's, as NIO's
-                    // strict parser accepted it (no CR, LF or NUL can be in it), ScopeGate's own answers'
-                    // (HTTPFields, which never holds such bytes), or a constant.
-                    try sync.configureHTTPServerPipeline(
-                        withPipeliningAssistance: false, withErrorHandling: false, withOutboundHeaderValidation: false)
-                    try sync.addHandler(ProxyConnectionHandler(shared: shared))
+                    try Self.addHTTP1Handlers(sync, shared: shared)
                 }
             }
             .bind(host: address.host, port: address.port)
             .get()
+        try await serve(channel, quiesce: quiesce)
+    }
+
+    /// An HTTP/1.1 connection's handlers after TLS and the idle timer.
+    static func addHTTP1Handlers(_ sync: ChannelPipeline.SynchronousOperations, shared: ProxyShared) throws {
+        // NIO's protocol error handler is not added: a request NIO cannot parse is answered by the
+        // connection's state machine, which knows whether a response is under way. Nor is the outbound
+        // header validator: every response header is either the IdP's, as NIO's strict parser accepted
+        // it (no CR, LF or NUL can be in it), ScopeGate's own answers' (HTTPFields, which never holds
+        // such bytes), or a constant.
+        try sync.configureHTTPServerPipeline(
+            withPipeliningAssistance: false, withErrorHandling: false, withOutboundHeaderValidation: false)
+        try sync.addHandler(ProxyConnectionHandler(shared: shared))
+    }
+
+    private func serve(_ channel: any Channel, quiesce: ServerQuiescingHelper) async throws {
         shared.logger.info(
             "public listener started", metadata: ["sg.listen": "\(address.host):\(channel.localAddress?.port ?? address.port)"])
         await onListening(channel.localAddress?.port ?? address.port)

@@ -8,12 +8,15 @@ import UnixSignals
 /// force when it arrives, so a reload never drops a connection; those open keep the old one.
 final class TLSCertificates: Sendable {
     let files: ScopeGateConfiguration.TLSFiles
+    /// Whether HTTP/2 is offered (ALPN `h2` before `http/1.1`).
+    let http2: Bool
     private let context: Mutex<NIOSSLContext>
 
     /// Loads the certificate chain and key that `files` name.
-    init(_ files: ScopeGateConfiguration.TLSFiles) throws {
+    init(_ files: ScopeGateConfiguration.TLSFiles, http2: Bool = false) throws {
         self.files = files
-        self.context = Mutex(try Self.load(files))
+        self.http2 = http2
+        self.context = Mutex(try Self.load(files, http2: http2))
     }
 
     /// The context new connections use.
@@ -22,14 +25,16 @@ final class TLSCertificates: Sendable {
     /// Loads the files again; when they cannot be read (a renewal half written), the certificate in
     /// force stays and the error is thrown.
     func reload() throws {
-        let fresh = try Self.load(files)
+        let fresh = try Self.load(files, http2: http2)
         context.withLock { $0 = fresh }
     }
 
-    private static func load(_ files: ScopeGateConfiguration.TLSFiles) throws -> NIOSSLContext {
+    private static func load(_ files: ScopeGateConfiguration.TLSFiles, http2: Bool) throws -> NIOSSLContext {
         let chain = try NIOSSLCertificate.fromPEMFile(files.certificatePath).map { NIOSSLCertificateSource.certificate($0) }
         let key = try NIOSSLPrivateKey(file: files.keyPath, format: .pem)
-        return try NIOSSLContext(configuration: .makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key)))
+        var configuration = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key))
+        configuration.applicationProtocols = http2 ? ["h2", "http/1.1"] : ["http/1.1"]
+        return try NIOSSLContext(configuration: configuration)
     }
 }
 
