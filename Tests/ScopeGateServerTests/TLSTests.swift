@@ -4,6 +4,7 @@ import NIOCore
 import NIOEmbedded
 import NIOHTTP1
 import NIOSSL
+import Synchronization
 import Testing
 
 @testable import ScopeGateServer
@@ -94,6 +95,30 @@ import Testing
             }
             try await client.shutdown()
         }
+    }
+
+    /// Shutdown sends GOAWAY on an HTTP/2 connection the client keeps open, and does not wait for the
+    /// client to close it.
+    @Test func anOpenHTTP2ConnectionDoesNotHoldUpShutdown() async throws {
+        let directory = try Self.makeCertificates()
+        let tls = "tls:\n  certificate: \(directory.path)/server.crt\n  key: \(directory.path)/server.key\n  http2: true"
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        configuration.trustRoots = .file(directory.appendingPathComponent("ca.crt").path)
+        var clientConfiguration = HTTPClient.Configuration(tlsConfiguration: configuration)
+        clientConfiguration.httpVersion = .automatic
+        let lingering = HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration)
+        let stopping = ContinuousClock.now
+        let clock = Mutex<ContinuousClock.Instant?>(nil)
+        try await GateHarness.with(extraConfig: tls) { h in
+            let url = h.publicURL.replacingOccurrences(of: "http://", with: "https://") + "/.well-known/openid-configuration"
+            let response = try await lingering.execute(HTTPClientRequest(url: url), timeout: .seconds(10))
+            #expect(response.version == .http2)
+            clock.withLock { $0 = .now }
+        }
+        let stopped = ContinuousClock.now
+        try await lingering.shutdown()
+        let shutdown = stopped - (clock.withLock { $0 } ?? stopping)
+        #expect(shutdown < .seconds(10), "shutdown took \(shutdown)")
     }
 
     @Test func aBodyWithoutFramingOnAStreamIsRefusedAndNothingIsPassedOn() throws {

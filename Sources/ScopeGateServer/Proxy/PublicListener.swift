@@ -87,26 +87,19 @@ struct PublicListener: Service {
             .childChannelInitializer { channel in
                 if let tls, tls.http2 {
                     return channel.eventLoop.makeCompletedFuture {
-                        let sync = channel.pipeline.syncOperations
-                        try sync.addHandler(NIOSSLServerHandler(context: tls.current))
-                        try sync.addHandler(IdleStateHandler(readTimeout: idleTimeout))
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.current))
                     }.flatMap {
                         channel.configureHTTP2SecureUpgrade(
                             h2ChannelConfigurator: { connection in
-                                connection.configureHTTP2Pipeline(
-                                    mode: .server, connectionConfiguration: .init(), streamConfiguration: .init()
-                                ) { stream in
-                                    stream.eventLoop.makeCompletedFuture {
-                                        let sync = stream.pipeline.syncOperations
-                                        try sync.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
-                                        try sync.addHandler(HTTP2RequestGuard())
-                                        try sync.addHandler(ProxyConnectionHandler(shared: shared))
-                                    }
-                                }.map { _ in }
+                                connection.eventLoop.makeCompletedFuture {
+                                    try Self.addHTTP2Handlers(connection, shared: shared, idleTimeout: idleTimeout)
+                                }
                             },
                             http1ChannelConfigurator: { connection in
                                 connection.eventLoop.makeCompletedFuture {
-                                    try Self.addHTTP1Handlers(connection.pipeline.syncOperations, shared: shared)
+                                    let sync = connection.pipeline.syncOperations
+                                    try sync.addHandler(IdleStateHandler(readTimeout: idleTimeout))
+                                    try Self.addHTTP1Handlers(sync, shared: shared)
                                 }
                             })
                     }
@@ -124,6 +117,30 @@ struct PublicListener: Service {
             .bind(host: address.host, port: address.port)
             .get()
         try await serve(channel, quiesce: quiesce)
+    }
+
+    /// An HTTP/2 connection's handlers after TLS: NIO's connection manager (a connection with no open
+    /// stream for `listen.idle_timeout` is closed with GOAWAY; on shutdown, GOAWAY, then streams in
+    /// progress may finish for as long as the longest upstream answer and a long-poll take), the
+    /// HTTP/2 handler, and per stream the HTTP/1 codec, the guard and the connection handler.
+    static func addHTTP2Handlers(_ connection: any Channel, shared: ProxyShared, idleTimeout: TimeAmount) throws {
+        let sync = connection.pipeline.syncOperations
+        let manager = NIOHTTP2ServerConnectionManagementHandler(
+            eventLoop: connection.eventLoop,
+            configuration: .init(maxIdleTime: idleTimeout, maxAge: nil, maxGraceTime: .seconds(90), keepalive: nil))
+        _ = try sync.configureHTTP2Pipeline(
+            mode: .server, connectionConfiguration: .init(), streamConfiguration: .init(),
+            streamDelegate: manager.http2StreamDelegate
+        ) { stream in
+            stream.eventLoop.makeCompletedFuture {
+                let streamSync = stream.pipeline.syncOperations
+                try streamSync.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
+                try streamSync.addHandler(HTTP2RequestGuard())
+                try streamSync.addHandler(ProxyConnectionHandler(shared: shared))
+            }
+        }
+        // After the HTTP/2 handler: it manages the connection by its frames.
+        try sync.addHandler(manager)
     }
 
     /// An HTTP/1.1 connection's handlers after TLS and the idle timer.
