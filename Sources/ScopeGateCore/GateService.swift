@@ -183,6 +183,15 @@ public struct GateService: Sendable {
         return try await decide(approval, by: rule)
     }
 
+    /// How a client stands, for approvers to see: its registration, and since when it is known (from the
+    /// store where the configuration gives no date; unknown when the store cannot say).
+    public func clientStanding(of clientID: String) async -> ClientStanding {
+        let policy = self.policy
+        var first: Date?
+        if policy.clients[clientID]?.registeredAt == nil { first = (try? await store.firstRequestDate(clientID: clientID)) ?? nil }
+        return policy.standing(of: clientID, firstRequest: first)
+    }
+
     /// How a client stands for automation; its first approval request is read from the store only
     /// when a rule looks at clients and the configuration gives no registration date.
     func standing(of clientID: String) async throws(GateError) -> ClientStanding? {

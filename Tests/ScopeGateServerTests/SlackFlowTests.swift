@@ -44,6 +44,7 @@ import Testing
                 let posts = slack.calls("chat.postMessage")
                 #expect(Set(posts.compactMap { $0.json["channel"]?.string }) == ["C0APPROVALS", "U0ALICE"])
                 #expect(posts.allSatisfy { self.blocks($0).contains(request.id) && self.blocks($0).contains("orders:read") })
+                #expect(posts.allSatisfy { self.blocks($0).contains("App: known since \(ChatText.date(request.createdAt))") })
                 #expect(posts.allSatisfy { $0.authorization == "Bearer \(FakeSlack.botToken)" })
                 #expect(h.upstream.received(at: GateHarness.authorizePath).isEmpty)
 

@@ -95,6 +95,23 @@ import _CryptoExtras
     }
 }
 
+/// Approvers see how the app stands: its registration label and since when it is known, or that the
+/// configuration does not name it.
+@Suite struct ClientStandingOnMessagesTests {
+    @Test func slackTeamsAndThePageSayHowTheAppStands() throws {
+        var content = try TeamsApprovalCardTests.content("orders:read")
+        #expect(content.standingText == nil)
+        content.clientStanding = ClientStanding(registration: "marketplace", knownSince: Date(timeIntervalSince1970: 1_748_822_400))
+        #expect(content.standingText == "registered: marketplace, known since 2025-06-02 00:00:00 UTC")
+        #expect(SlackApprovalMessageTests.json(SlackApprovalMessage(content)).contains("App: registered: marketplace, known since 2025-06-02"))
+        #expect(TeamsApprovalCardTests.json(TeamsApprovalCard(content).card).contains("registered: marketplace, known since 2025-06-02"))
+        content.clientStanding = ClientStanding(registration: ClientStanding.unlisted, knownSince: Date(timeIntervalSince1970: 1_796_000_000))
+        #expect(content.standingText == "not in ScopeGate's configuration, first asked 2026-11-30 00:53:20 UTC")
+        content.clientStanding = ClientStanding(registration: ClientStanding.listed, knownSince: nil)
+        #expect(content.standingText == nil, "nothing known beyond what the message already says")
+    }
+}
+
 @Suite struct TeamsApprovalCardTests {
     static func content(_ scopes: String, state: Decision? = nil, waiting: Int = 1, justification: String? = nil) throws
         -> ApprovalMessageContent

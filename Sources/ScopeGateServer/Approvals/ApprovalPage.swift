@@ -93,7 +93,8 @@ struct ApprovalPage: Sendable {
         let content = ApprovalMessageContent(
             request: approval, policy: service.policy, justifications: [], routeName: "", confirmTiers: [], waiting: 0,
             votes: (try? await service.votes(on: id)) ?? [], quorum: service.policy.quorum(of: approval),
-            requesters: holds.compactMap(\.requester))
+            requesters: holds.compactMap(\.requester), clientStanding: await service.clientStanding(of: approval.clientID))
+        if let standing = content.standingText { body += "<p class=\"muted\">App: \(HTML.escape(standing))</p>" }
         if let requester = content.requesterText { body += "<p>Requester: <strong>\(HTML.escape(requester))</strong></p>" }
         if let tally = content.tally(naming: ChatText.actor) { body += "<p class=\"status\">Votes: \(HTML.escape(tally))</p>" }
         body += "<p class=\"muted\">Request <code>\(HTML.escape(id))</code>, route \(HTML.escape(routing.route(for: approval, policy: service.policy).name)).</p>"

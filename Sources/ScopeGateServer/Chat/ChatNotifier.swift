@@ -143,6 +143,14 @@ final class ChatNotifier: Service, GateObserver {
         }
     }
 
+    /// How the request's client stands, for approvers: its first request is read only when the
+    /// configuration gives no registration date.
+    private func standing(of clientID: String) async throws -> ClientStanding {
+        let policy = self.policy
+        let first = policy.clients[clientID]?.registeredAt == nil ? try await store.firstRequestDate(clientID: clientID) : nil
+        return policy.standing(of: clientID, firstRequest: first)
+    }
+
     /// Posts or updates one message with the content of its request as it stands now.
     private func deliver(_ message: ChatMessage) async throws -> Duration? {
         guard let request = try await store.approvalRequest(id: message.approvalRequestID) else { return nil }
@@ -155,7 +163,7 @@ final class ChatNotifier: Service, GateObserver {
             request: request, policy: policy, justifications: justifications, routeName: route.name,
             confirmTiers: confirmTiers, waiting: holds.filter { $0.consumedAt == nil }.count,
             votes: try await store.votes(approvalRequestID: request.id), quorum: policy.quorum(of: request), publicURL: publicURL,
-            requesters: holds.compactMap(\.requester))
+            requesters: holds.compactMap(\.requester), clientStanding: try await standing(of: request.clientID))
         let revision = message.revision
         do {
             if let messageID = message.messageID {

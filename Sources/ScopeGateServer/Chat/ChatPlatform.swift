@@ -41,6 +41,22 @@ struct ApprovalMessageContent: Sendable {
     var publicURL: URL? = nil
     /// Who asks: the requesters of its held requests who signed in, each once.
     var requesters: [Requester] = []
+    /// How the app stands: how it was registered, and since when it is known.
+    var clientStanding: ClientStanding? = nil
+
+    /// The app's standing in words (`registered: marketplace, known since …`); `nil` when nothing is known.
+    var standingText: String? {
+        guard let standing = clientStanding else { return nil }
+        let since = standing.knownSince.map(ChatText.date)
+        switch standing.registration {
+        case ClientStanding.unlisted:
+            return "not in ScopeGate's configuration" + (since.map { ", first asked \($0)" } ?? "")
+        case ClientStanding.listed:
+            return since.map { "known since \($0)" }
+        default:
+            return "registered: " + ChatText.clipped(standing.registration, to: 64) + (since.map { ", known since \($0)" } ?? "")
+        }
+    }
 
     /// Who asks, as messages say it: `nil` where nobody is identified and requesters are not asked to be.
     var requesterText: String? {

@@ -76,6 +76,7 @@ struct SlackApprovalMessage {
             context.append(SlackText.plain("Escalated unanswered to route " + escalation.route + " at " + ChatText.date(escalation.at), limit: 300))
         }
         if let owner = client?.owner { context.append(SlackText.plain("Owner: " + owner, limit: 300)) }
+        if let standing = content.standingText { context.append(SlackText.plain("App: " + standing, limit: 300)) }
         blocks.append(["type": "context", "elements": .array(context)])
         blocks.append(["type": "section", "text": SlackText.markdown(scopeList)])
         if let newest = justifications.first {

@@ -212,7 +212,8 @@ struct TeamsActivities: Sendable {
             },
             routeName: route.name, confirmTiers: confirmTiers, waiting: holds.filter { $0.consumedAt == nil }.count,
             votes: (try? await service.votes(on: request.id)) ?? [], quorum: service.policy.quorum(of: request),
-            publicURL: publicURL, requesters: holds.compactMap(\.requester))
+            publicURL: publicURL, requesters: holds.compactMap(\.requester),
+            clientStanding: await service.clientStanding(of: request.clientID))
         return ["statusCode": .number(200), "type": "application/vnd.microsoft.card.adaptive", "value": TeamsApprovalCard(content).card]
     }
 

@@ -75,6 +75,7 @@ struct TeamsApprovalCard {
             body.append(Self.fact("Escalated", "unanswered, to route \(escalation.route) at \(ChatText.date(escalation.at))"))
         }
         if let owner = content.owner { body.append(Self.fact("Owner", ChatText.clipped(owner, to: 300))) }
+        if let standing = content.standingText { body.append(Self.fact("App", standing)) }
         body.append(Self.heading("New scopes"))
         body += scopeLines(request.scopes.tokens)
         if !request.alreadyGranted.isEmpty {
