@@ -12,6 +12,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
@@ -36,6 +37,7 @@ let package = Package(
             dependencies: [
                 "ScopeGateCore",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
             ]
         ),
         .target(
@@ -92,7 +94,10 @@ let package = Package(
         .executableTarget(
             name: "gate-cost", dependencies: ["ScopeGateCore", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "ScopeGateCoreTests", dependencies: ["ScopeGateCore"]),
-        .testTarget(name: "ScopeGateStoreTests", dependencies: ["ScopeGateStore"]),
+        .testTarget(
+            name: "ScopeGateStoreTests",
+            dependencies: ["ScopeGateStore", "ScopeGateAudit", .product(name: "PostgresNIO", package: "postgres-nio")]
+        ),
         .testTarget(
             name: "ScopeGateAuditTests",
             dependencies: ["ScopeGateAudit", "ScopeGateStore", "ScopeGateCore", .product(name: "GRDB", package: "GRDB.swift")]

@@ -3,12 +3,16 @@
 # three real IdPs (django-oauth-toolkit, idpyoidc, LemonLDAP::NG) with a real OAuth client (Authlib)
 # and headless chromium.
 #
-# Needs: Swift 6.3, python3 (3.10+), and Debian's packages that scripts/install-test-deps.sh installs.
+# Needs: Swift 6.3, python3 (3.10+), and Debian's packages that scripts/install-test-deps.sh installs;
+# PostgreSQL (Debian's) is started for the store tests by scripts/start-test-postgres.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 echo "==> swift build"
 swift build
+echo "==> PostgreSQL for the store tests"
+SCOPEGATE_TEST_POSTGRES_URL=$(bash scripts/start-test-postgres.sh)
+export SCOPEGATE_TEST_POSTGRES_URL
 echo "==> swift test"
 swift test
 
