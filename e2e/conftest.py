@@ -165,7 +165,7 @@ def idp(callback_server, tmp_path_factory):
 class Gate:
     """ScopeGate as a process, with its own config and SQLite file; restartable."""
 
-    def __init__(self, idp, callback, work, extra="", env=None, port=None, upstream=None, clients=None, approvals=""):
+    def __init__(self, idp, callback, work, extra="", env=None, port=None, upstream=None, clients=None, approvals="", store=None):
         self.env = dict(os.environ, **(env or {}))
         self.port = port or free_port()
         upstream = upstream or f"""  url: {idp.url}
@@ -191,7 +191,7 @@ listen:
 upstream:
 {upstream}
 store:
-  path: {work / "scopegate.sqlite"}
+{store or f"  path: {work / 'scopegate.sqlite'}"}
 approvals:
   timeout: 10m
 {approvals}

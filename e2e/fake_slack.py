@@ -28,6 +28,8 @@ class FakeSlack:
         self.groups = {}
         self.guests = set()
         self.next_ts = 1
+        # Seconds each chat.postMessage takes to answer.
+        self.post_delay = 0
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -41,6 +43,8 @@ class FakeSlack:
                     arguments = json.loads(body or "{}")
                 else:
                     arguments = dict(parse_qsl(body))
+                if method == "chat.postMessage" and fake.post_delay:
+                    time.sleep(fake.post_delay)
                 status, headers, answer = fake.answer(method, arguments, self.headers.get("Authorization"))
                 payload = json.dumps(answer).encode() if answer is not None else b""
                 self.send_response(status)

@@ -68,8 +68,8 @@ public struct ScopeGateApplication: Sendable {
         let metrics = GateMetrics(live: live)
         self.metrics = metrics
         self.proxy = UpstreamProxy(client: httpClient, configuration: configuration, latency: metrics.upstreamLatency, logger: logger)
-        if auditSigner != nil, let sqlite = store as? SQLiteGateStore {
-            sqlite.observeDurableWrites { metrics.auditAppend.record($0) }
+        if auditSigner != nil, let audited = store as? any AuditLogStore {
+            audited.observeDurableWrites { metrics.auditAppend.record($0) }
         }
         var observers: [any GateObserver] = [hub, refresher, metrics] + extraObservers
         var slackAPI: SlackAPI?
@@ -102,9 +102,9 @@ public struct ScopeGateApplication: Sendable {
                 notifiers.append(
                     ChatNotifier(
                         outbox: outbox, store: store, platform: platform, live: live, publicURL: configuration.publicURL,
-                        chatNotices: (store as? SQLiteGateStore).flatMap { sqlite in
+                        chatNotices: (store as? any GateStore & AuditLogStore).flatMap { audited in
                             ChatNotices.wanted(by: configuration.policy, on: platform)
-                                ? ChatNotices(store: sqlite, live: live, logger: logger, now: now) : nil
+                                ? ChatNotices(store: audited, live: live, logger: logger, now: now) : nil
                         },
                         metrics: metrics,
                         logger: logger, now: now))
@@ -248,13 +248,13 @@ public struct ScopeGateApplication: Sendable {
         if configuration.routing != nil {
             services.append(EscalationService(service: service, notifiers: chatNotifiers, interval: .milliseconds(500), logger: logger))
         }
-        if let settings = configuration.audit, let auditSigner, let store = service.store as? SQLiteGateStore {
+        if let settings = configuration.audit, let auditSigner, let store = service.store as? any AuditLogStore {
             services.append(
                 AuditCheckpointService(
                     store: store, signer: auditSigner, settings: settings, httpClient: proxy.client,
                     slack: slackInteractions?.api, logger: logger))
         }
-        if let settings = configuration.idpRevocation, let store = service.store as? SQLiteGateStore {
+        if let settings = configuration.idpRevocation, let store = service.store as? any GateStore & AuditLogStore {
             services.append(
                 IdPRevocationService(
                     store: store, revoker: Self.revoker(settings, client: proxy.client, now: service.now), settings: settings,
@@ -303,7 +303,7 @@ public struct ScopeGateApplication: Sendable {
         app: ScopeGateApplication, services: [any Service]
     ) {
         let auditSigner = try configuration.auditSigner()
-        let store = try SQLiteGateStore(path: configuration.storePath, audit: auditSigner)
+        let store = try await configuration.openStore()
         if auditSigner != nil {
             // The first entry of every run says which policy decides; a store that cannot take it
             // would not take decisions either, so ScopeGate does not start.

@@ -7,8 +7,9 @@ extension PostgresGateStore {
     static let interactionMemory: TimeInterval = 86_400
     /// How long a message handed to one process's outbox worker is not handed to another: several
     /// replicas share the outbox, and a message is posted by the one that claimed it (or, if that one
-    /// died mid-attempt, by another after this long).
-    static let claimLease: TimeInterval = 60
+    /// died mid-attempt, by another after this long). Longer than one attempt (the platforms' calls
+    /// time out after 10 seconds).
+    static let claimLease: TimeInterval = 30
 
     public func requestsAwaitingMessage(platform: String) async throws -> [ApprovalRequest] {
         try await rows(
@@ -144,7 +145,7 @@ extension PostgresGateStore {
     /// Entries after `seq`, oldest first, optionally filtered.
     public func auditEntries(
         after seq: Int64 = 0, limit: Int = 10_000, since: Date? = nil, until: Date? = nil, clientID: String? = nil, event: String? = nil
-    ) async throws -> [SQLiteGateStore.AuditRow] {
+    ) async throws -> [AuditLogRow] {
         try await rows(
             """
             SELECT * FROM audit_entry
@@ -154,7 +155,7 @@ extension PostgresGateStore {
             ORDER BY seq LIMIT \(limit)
             """
         ).map {
-            SQLiteGateStore.AuditRow(
+            AuditLogRow(
                 seq: try $0["seq"].decode(Int64.self), jws: try $0["jws"].decode(String.self), event: try $0["event"].decode(String.self),
                 clientID: try $0["client_id"].decode(String?.self), at: Self.date(try $0["at"].decode(Double.self)))
         }

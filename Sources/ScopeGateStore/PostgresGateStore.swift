@@ -3,6 +3,7 @@ import Logging
 import NIOSSL
 import PostgresNIO
 import ScopeGateCore
+import Synchronization
 
 /// The `GateStore` and `ChatOutboxStore` on PostgreSQL, for several ScopeGate processes sharing one
 /// database.
@@ -13,11 +14,13 @@ import ScopeGateCore
 /// advisory lock: audited writes from every replica are serialized, so the chain stays one chain
 /// (no two entries with one predecessor) and decision events commit in the order of their cursor.
 /// Times are stored as seconds since 1970 (`double precision`), as in the SQLite store.
-public final class PostgresGateStore: GateStore, ChatOutboxStore, Sendable {
+public final class PostgresGateStore: GateStore, ChatOutboxStore, AuditLogStore, Sendable {
     let client: PostgresClient
     let audit: (any AuditSealing)?
     let logger: Logger
     private let runner: Task<Void, Never>
+    /// Told how long each write transaction took, when set.
+    let writeObserver = Mutex<(@Sendable (Duration) -> Void)?>(nil)
 
     /// The advisory lock that serializes audited writes and decision events across processes.
     static let writeLock: Int64 = 0x5C09_E6A7_E000_0001
@@ -27,7 +30,11 @@ public final class PostgresGateStore: GateStore, ChatOutboxStore, Sendable {
     /// to date. `audit` seals the audit log's entries; without it the store keeps no audit log.
     public init(url: String, audit: (any AuditSealing)? = nil, logger: Logger = Logger(label: "scopegate.postgres")) async throws {
         let configuration = try Self.configuration(url)
-        let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+        // The client's own chatter (a lease asked for before its run loop started, reconnects) stays
+        // below errors.
+        var clientLogger = logger
+        clientLogger.logLevel = .error
+        let client = PostgresClient(configuration: configuration, backgroundLogger: clientLogger)
         self.client = client
         self.audit = audit
         self.logger = logger
@@ -77,6 +84,8 @@ public final class PostgresGateStore: GateStore, ChatOutboxStore, Sendable {
     /// A `GateError` thrown by `body` (already decided, already voted, not found) comes out as it is; the
     /// transaction is rolled back.
     func write<T: Sendable>(audited: Bool = true, _ body: (PostgresConnection) async throws -> T) async throws -> T {
+        let start = ContinuousClock.now
+        defer { if let observe = writeObserver.withLock({ $0 }) { observe(ContinuousClock.now - start) } }
         do {
             return try await client.withTransaction(logger: logger) { connection in
                 if audited { try await connection.query("SELECT pg_advisory_xact_lock(\(Self.writeLock))", logger: logger) }
@@ -86,6 +95,10 @@ public final class PostgresGateStore: GateStore, ChatOutboxStore, Sendable {
             if let gate = error.closureError as? GateError, error.rollbackError == nil { throw gate }
             throw error
         }
+    }
+
+    public func observeDurableWrites(_ observer: @escaping @Sendable (Duration) -> Void) {
+        writeObserver.withLock { $0 = observer }
     }
 
     /// The rows of `query`, for reading by column name.

@@ -102,22 +102,8 @@ extension SQLiteGateStore {
 
     // MARK: Reading the log
 
-    /// One stored entry.
-    public struct AuditRow: Sendable, Equatable {
-        public var seq: Int64
-        public var jws: String
-        public var event: String
-        public var clientID: String?
-        public var at: Date
-
-        public init(seq: Int64, jws: String, event: String, clientID: String?, at: Date) {
-            self.seq = seq
-            self.jws = jws
-            self.event = event
-            self.clientID = clientID
-            self.at = at
-        }
-    }
+    /// One stored entry (the name this store's callers knew it by).
+    public typealias AuditRow = AuditLogRow
 
     /// Entries after `seq`, oldest first, optionally filtered.
     public func auditEntries(

@@ -10,7 +10,7 @@ import Synchronization
 /// of them yield exactly one outcome. With an audit sealer, every state change appends its signed
 /// audit entries in the same transaction: no entry, no change. Writes from concurrent callers are
 /// grouped into shared transactions (`GroupCommit`).
-public final class SQLiteGateStore: GateStore {
+public final class SQLiteGateStore: GateStore, AuditLogStore {
     let writer: DatabasePool
     let commits: GroupCommit
     let audit: (any AuditSealing)?

@@ -9,11 +9,11 @@ struct Audit: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Export, verify and follow the signed audit log.", subcommands: [Export.self, Verify.self, Tail.self, Benchmark.self])
 
-    static func store(_ options: ConfigOption) throws -> (ScopeGateConfiguration, SQLiteGateStore) {
+    static func store(_ options: ConfigOption) async throws -> (ScopeGateConfiguration, any ScopeGateStorage) {
         let configuration = try options.load()
         guard configuration.audit != nil else { throw ValidationError("the configuration has no audit section") }
         // Reading needs no signing key: open without one.
-        return (configuration, try SQLiteGateStore(path: configuration.storePath))
+        return (configuration, try await configuration.openStore(sign: false))
     }
 
     static func date(_ text: String?, _ name: String) throws -> Date? {
@@ -35,11 +35,11 @@ struct Audit: AsyncParsableCommand {
         @Option(help: "Only entries of this event type (decision, hold.released, …).") var event: String?
 
         func run() async throws {
-            let (_, store) = try Audit.store(options)
+            let (_, store) = try await Audit.store(options)
             let (since, until) = (try Audit.date(since, "since"), try Audit.date(until, "until"))
             var after: Int64 = 0
             while true {
-                let rows = try await store.auditEntries(after: after, since: since, until: until, clientID: client, event: event)
+                let rows = try await store.auditEntries(after: after, limit: 10_000, since: since, until: until, clientID: client, event: event)
                 for row in rows { print("\"\(row.jws)\"") }
                 guard let last = rows.last else { break }
                 after = last.seq
@@ -56,7 +56,7 @@ struct Audit: AsyncParsableCommand {
         @Option(help: "Checkpoints (JSON lines) to check the log against, besides the store's own.") var checkpoints: String?
 
         func run() async throws {
-            let (configuration, store) = try Audit.store(options)
+            let (configuration, store) = try await Audit.store(options)
             let entries: [String]
             if let input {
                 let data = input == "-" ? FileHandle.standardInput.readDataToEndOfFile() : try Data(contentsOf: URL(fileURLWithPath: input))
@@ -65,7 +65,7 @@ struct Audit: AsyncParsableCommand {
                 var all: [String] = []
                 var after: Int64 = 0
                 while true {
-                    let rows = try await store.auditEntries(after: after)
+                    let rows = try await store.auditEntries(after: after, limit: 10_000)
                     all += rows.map(\.jws)
                     guard let last = rows.last else { break }
                     after = last.seq
@@ -97,10 +97,10 @@ struct Audit: AsyncParsableCommand {
         @Flag(name: .shortAndLong, help: "Keep printing new entries.") var follow = false
 
         func run() async throws {
-            let (_, store) = try Audit.store(options)
+            let (_, store) = try await Audit.store(options)
             var after = max(0, try await store.auditHead().count - Int64(lines))
             repeat {
-                for row in try await store.auditEntries(after: after) {
+                for row in try await store.auditEntries(after: after, limit: 10_000) {
                     print(Audit.describe(row))
                     after = row.seq
                 }
@@ -125,7 +125,7 @@ struct Audit: AsyncParsableCommand {
             guard let signer = try configuration.auditSigner() else {
                 throw ValidationError("the configuration has no audit section")
             }
-            let store = try configuration.openStore()
+            let store = try await configuration.openStore()
             // The raw signing rate of the algorithm, one core, nothing else.
             let samples = 20_000
             var previous: String?
@@ -180,7 +180,7 @@ struct Audit: AsyncParsableCommand {
     }
 
     /// `seq  time  event  client  {data}` from the entry's payload (not verified here: use verify).
-    static func describe(_ row: SQLiteGateStore.AuditRow) -> String {
+    static func describe(_ row: AuditLogRow) -> String {
         let parts = row.jws.split(separator: ".")
         var payload = ""
         if parts.count == 3 {

@@ -11,7 +11,7 @@ struct Grants: AsyncParsableCommand {
         @OptionGroup var options: ConfigOption
 
         func run() async throws {
-            let context = try CLIContext(options)
+            let context = try await CLIContext(options)
             let grants = try await context.store.allActiveGrants(at: Date())
             if grants.isEmpty { print("no grants"); return }
             for grant in grants {
@@ -29,7 +29,7 @@ struct Grants: AsyncParsableCommand {
         @Option(name: .customLong("as"), help: "Who revokes (defaults to the login name).") var actor: String?
 
         func run() async throws {
-            let context = try CLIContext(options)
+            let context = try await CLIContext(options)
             guard try await context.service.revokeGrant(clientID: client, scope: scope, actor: "cli:\(actor ?? CLIContext.userName)")
             else {
                 throw ValidationError("client \(client) holds no grant for \(scope)")

@@ -31,7 +31,7 @@ struct Keys: AsyncParsableCommand {
             if let retired { print("retired \(retired.kid); it stays in \(AuditKeyring.jwksFile)") }
             guard let config else { return }
             let configuration = try ConfigOption.load(config)
-            let store = try configuration.openStore()
+            let store = try await configuration.openStore()
             try await store.recordAudit(
                 AuditEvent(
                     "key.rotated",
@@ -39,7 +39,7 @@ struct Keys: AsyncParsableCommand {
                         ("kid", .string(key.publicKey.kid)), ("alg", .string(algorithm.rawValue)),
                         ("retired_kid", retired.map { .string($0.kid) } ?? .null),
                     ]), at: Date())
-            print("recorded in the audit log of \(configuration.storePath)")
+            print("recorded in the audit log of \(configuration.storeDescription)")
         }
     }
 }

@@ -26,7 +26,7 @@ struct PolicyCommand: AsyncParsableCommand {
             var granted = Set<String>()
             var firstRequest: Date?
             if withGrants {
-                let store = try configuration.openStore()
+                let store = try await configuration.openStore()
                 granted = Set(try await store.activeGrants(clientID: client, among: permissions, at: Date()).map(\.scope))
                 // A client never held before would be known from this request on: age 0.
                 firstRequest = try await store.firstRequestDate(clientID: client) ?? Date()

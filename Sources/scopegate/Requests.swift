@@ -82,7 +82,7 @@ struct Requests: AsyncParsableCommand {
                 print("\(decided.id) \(decided.state)")
                 return
             }
-            let context = try CLIContext(options)
+            let context = try await CLIContext(options)
             var chosen: Duration?
             if let duration {
                 guard let parsed = ScopeGateConfiguration.duration(duration) else { throw ValidationError("--for must be a duration such as 1d or 30d") }
@@ -120,7 +120,7 @@ struct Requests: AsyncParsableCommand {
                 print("\(decided.id) \(decided.state)")
                 return
             }
-            let context = try CLIContext(options)
+            let context = try await CLIContext(options)
             let decided = try await context.decide { () async throws(GateError) in
                 try await context.service.deny(id, actor: "cli:\(actor ?? CLIContext.userName)", reason: reason)
             }
@@ -132,12 +132,12 @@ struct Requests: AsyncParsableCommand {
 /// What the store-facing commands share: the configuration, the store and the service over them.
 struct CLIContext {
     let configuration: ScopeGateConfiguration
-    let store: SQLiteGateStore
+    let store: any ScopeGateStorage
     let service: GateService
 
-    init(_ options: ConfigOption) throws {
+    init(_ options: ConfigOption) async throws {
         configuration = try options.load()
-        store = try configuration.openStore()
+        store = try await configuration.openStore()
         service = GateService(
             policy: configuration.policy, store: store, observer: GateObservers([]), logger: Logs.make())
     }

@@ -8,9 +8,9 @@ import Testing
 /// What apps' owners are told, read from the audit log: one notice per approval's grants, one per
 /// revocation, only for clients whose owner asked, on the platform they named.
 @Suite struct ChatNoticesTests {
-    static func row(_ seq: Int64, _ event: String, client: String, _ data: [String: Any]) throws -> SQLiteGateStore.AuditRow {
+    static func row(_ seq: Int64, _ event: String, client: String, _ data: [String: Any]) throws -> AuditLogRow {
         let payload = try JSONSerialization.data(withJSONObject: ["seq": seq, "event": event, "client_id": client, "data": data])
-        return SQLiteGateStore.AuditRow(
+        return AuditLogRow(
             seq: seq, jws: "e30." + Base64URL.encode(payload) + ".c2ln", event: event, clientID: client, at: Date())
     }
 

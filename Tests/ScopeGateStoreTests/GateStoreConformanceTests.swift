@@ -53,7 +53,7 @@ enum StoreKind: String, CaseIterable, CustomTestStringConvertible, Sendable {
     }
 
     /// The entries of the audit log, whichever store keeps it.
-    static func auditEntries(_ store: Store) async throws -> [SQLiteGateStore.AuditRow] {
+    static func auditEntries(_ store: Store) async throws -> [AuditLogRow] {
         if let sqlite = store as? SQLiteGateStore { return try await sqlite.auditEntries() }
         if let postgres = store as? PostgresGateStore { return try await postgres.auditEntries() }
         return []

@@ -18,9 +18,12 @@ extension ScopeGateConfiguration {
         return AuditSigner(key: key, issuer: publicURL.absoluteString)
     }
 
-    /// Opens the store, signing audit entries when the audit log is configured.
-    public func openStore() throws -> SQLiteGateStore {
-        try SQLiteGateStore(path: storePath, audit: try auditSigner())
+    /// Opens the store (SQLite or PostgreSQL), signing audit entries when the audit log is configured;
+    /// `sign: false` opens it for reading the log without the signing key.
+    public func openStore(sign: Bool = true) async throws -> any ScopeGateStorage {
+        let signer = sign ? try auditSigner() : nil
+        if let postgresURL { return try await PostgresGateStore(url: postgresURL, audit: signer) }
+        return try SQLiteGateStore(path: storePath, audit: signer)
     }
 
     /// SHA-256 (hex) of the effective policy: tiers, rules, clients and routes as validated, one
@@ -121,7 +124,7 @@ struct AuditJWKSEndpoint: Sendable {
 /// happened), stores it, and hands it to the configured sinks. A sink that fails is logged; the
 /// checkpoint stays in the store and the next one carries the chain on.
 struct AuditCheckpointService: Service {
-    let store: SQLiteGateStore
+    let store: any AuditLogStore
     let signer: AuditSigner
     let settings: ScopeGateConfiguration.AuditSettings
     let httpClient: HTTPClient

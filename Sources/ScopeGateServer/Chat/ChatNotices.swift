@@ -11,7 +11,7 @@ import Synchronization
 /// kept in the store and moved past a notice only once it is delivered (a crash between the two
 /// repeats that one notice). Grants written together (one approval) make one notice.
 final class ChatNotices: Sendable {
-    let store: SQLiteGateStore
+    let store: any GateStore & AuditLogStore
     let live: LivePolicy
     var policy: Policy { live.policy }
     let logger: Logger
@@ -22,7 +22,7 @@ final class ChatNotices: Sendable {
     /// over nothing new then reads the log's tail and writes nothing.
     private let cursor = Mutex<Int64?>(nil)
 
-    init(store: SQLiteGateStore, live: LivePolicy, logger: Logger, now: @escaping @Sendable () -> Date) {
+    init(store: any GateStore & AuditLogStore, live: LivePolicy, logger: Logger, now: @escaping @Sendable () -> Date) {
         self.store = store
         self.live = live
         self.logger = logger
@@ -136,7 +136,7 @@ final class ChatNotices: Sendable {
 
     /// The notices `entries` make for owners on `platform`: one per approval's grants (consecutive
     /// `grant.created` entries of one request), one per revocation.
-    static func notices(from entries: [SQLiteGateStore.AuditRow], policy: Policy, platform: String) -> [Notice] {
+    static func notices(from entries: [AuditLogRow], policy: Policy, platform: String) -> [Notice] {
         var notices: [Notice] = []
         var group: (request: String, client: String, scopes: [String], by: String, expires: Int64?, through: Int64)?
         func flush() {

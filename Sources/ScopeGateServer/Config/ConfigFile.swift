@@ -29,6 +29,8 @@ struct ConfigFile: Codable {
 
     struct Store: Codable {
         var path: String?
+        var postgres_url_env: String?
+        var postgres_url_file: String?
     }
 
     struct Admin: Codable {

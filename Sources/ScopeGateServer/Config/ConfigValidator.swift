@@ -81,7 +81,16 @@ struct ConfigValidator {
         ] {
             if let value, !value.hasPrefix("/") { throw fail(key, "must be a path starting with '/'") }
         }
-        guard let storePath = file.store?.path, !storePath.isEmpty else { throw fail("store.path", "is missing") }
+        let postgresURL = try secret(env: file.store?.postgres_url_env, file: file.store?.postgres_url_file, key: "store.postgres_url")
+        let storePath = file.store?.path ?? ""
+        switch (storePath.isEmpty, postgresURL) {
+        case (true, nil): throw fail("store.path", "is missing (or store.postgres_url_env for PostgreSQL)")
+        case (false, _?): throw fail("store", "names both a SQLite path and a PostgreSQL URL: choose one")
+        default: break
+        }
+        if let postgresURL, postgresURL != Self.missingSecret, !postgresURL.hasPrefix("postgres://"), !postgresURL.hasPrefix("postgresql://") {
+            throw fail(file.store?.postgres_url_env != nil ? "store.postgres_url_env" : "store.postgres_url_file", "must give a postgres:// URL")
+        }
         var tls: (String, String)?
         if let files = file.tls {
             for (key, path) in [("tls.certificate", files.certificate), ("tls.key", files.key)]
@@ -102,13 +111,14 @@ struct ConfigValidator {
             connectTimeout: try duration(file.upstream?.connect_timeout ?? "5s", key: "upstream.connect_timeout"),
             responseTimeout: try duration(file.upstream?.response_timeout ?? "60s", key: "upstream.response_timeout"),
             trustedProxies: Set(file.upstream?.trusted_proxies ?? []),
-            tls: tls, storePath: resolve(storePath), adminToken: try adminToken(),
+            tls: tls, storePath: storePath.isEmpty ? "" : resolve(storePath), adminToken: try adminToken(),
             adminTokenName: file.admin?.token_name ?? "admin", policy: policy, slack: try slack(),
             teams: try teams(), signIn: try signIn(policy: policy), routing: try routing(policy: policy),
             confirmTiers: confirmTiers(),
             audit: try audit(), holdRates: try holdRates(), metricsToken: try metricsToken(),
             idpRevocation: try idpRevocation(upstreamURL: upstreamURL))
         configuration.http2 = file.tls?.http2 ?? false
+        configuration.postgresURL = postgresURL
         return configuration
     }
 

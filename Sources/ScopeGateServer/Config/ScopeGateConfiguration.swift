@@ -68,8 +68,18 @@ public struct ScopeGateConfiguration: Sendable {
     public typealias TLSFiles = (certificatePath: String, keyPath: String)
     /// Whether the public listener offers HTTP/2 (by ALPN, over TLS only) beside HTTP/1.1.
     public var http2 = false
-    /// The SQLite file.
+    /// The SQLite file (empty with PostgreSQL).
     public var storePath: String
+    /// The PostgreSQL database (`postgres://…`, a secret: it holds the password), instead of SQLite.
+    public var postgresURL: String?
+    /// The store as people read it: the SQLite file, or PostgreSQL's host and database (no password).
+    public var storeDescription: String {
+        guard let postgresURL, var url = URLComponents(string: postgresURL) else { return storePath }
+        url.password = nil
+        url.user = nil
+        url.query = nil
+        return url.string ?? "PostgreSQL"
+    }
     /// The admin API's bearer token; `nil` disables the admin API.
     public var adminToken: String?
     /// The name recorded as the actor of admin API decisions.

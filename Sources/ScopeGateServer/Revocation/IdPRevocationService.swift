@@ -19,7 +19,7 @@ final class IdPRevocationService: Service, Sendable {
     /// Entries read per pass.
     static let batch = 200
 
-    let store: SQLiteGateStore
+    let store: any GateStore & AuditLogStore
     let revoker: any IdPTokenRevoker
     let settings: ScopeGateConfiguration.IdPRevocationSettings
     let interval: Duration
@@ -33,7 +33,7 @@ final class IdPRevocationService: Service, Sendable {
     private let progress = Mutex(Progress())
 
     init(
-        store: SQLiteGateStore, revoker: any IdPTokenRevoker, settings: ScopeGateConfiguration.IdPRevocationSettings,
+        store: any GateStore & AuditLogStore, revoker: any IdPTokenRevoker, settings: ScopeGateConfiguration.IdPRevocationSettings,
         interval: Duration = .seconds(1), logger: Logger, now: @escaping @Sendable () -> Date
     ) {
         self.store = store
@@ -59,7 +59,7 @@ final class IdPRevocationService: Service, Sendable {
     }
 
     /// The revocations `entries` call for: revoked grants, and lapsed ones when `onExpiry`.
-    static func revocations(from entries: [SQLiteGateStore.AuditRow], onExpiry: Bool) -> [Revocation] {
+    static func revocations(from entries: [AuditLogRow], onExpiry: Bool) -> [Revocation] {
         var found: [Revocation] = []
         for entry in entries where entry.event == "grant.revoked" || (onExpiry && entry.event == "grant.expired") {
             guard let payload = ChatNotices.payload(of: entry.jws), let client = payload["client_id"] as? String else { continue }
