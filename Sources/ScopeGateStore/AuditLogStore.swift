@@ -37,6 +37,12 @@ public protocol AuditLogStore: Sendable {
     ) async throws -> (jws: String, count: Int64)
     /// Every checkpoint, oldest first.
     func auditCheckpoints() async throws -> [String]
+    /// Whether several ScopeGate processes may act on this log at once (PostgreSQL replicas): readers
+    /// then claim their place before acting on what follows it (`claimAuditReader`).
+    var sharedByProcesses: Bool { get }
+    /// Takes `reader`'s place in the log for this process until `until`, so that of several processes
+    /// one acts on each entry; returns the place, or `nil` while another process holds it.
+    func claimAuditReader(_ reader: String, until: Date, at now: Date) async throws -> Int64?
     /// Tells `observer` how long each durable write took (for `/metrics`).
     func observeDurableWrites(_ observer: @escaping @Sendable (Duration) -> Void)
 }

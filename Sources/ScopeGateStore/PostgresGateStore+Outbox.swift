@@ -174,6 +174,27 @@ extension PostgresGateStore {
         }
     }
 
+    /// Replicas share the database.
+    public var sharedByProcesses: Bool { true }
+
+    public func claimAuditReader(_ reader: String, until: Date, at now: Date) async throws -> Int64? {
+        try await write(audited: false) { connection in
+            try await connection.query(
+                """
+                INSERT INTO owner_notice_cursor (platform, seq) SELECT \(reader), COALESCE(MAX(seq), 0) FROM audit_entry
+                ON CONFLICT DO NOTHING
+                """, logger: logger)
+            return try await rows(
+                """
+                UPDATE owner_notice_cursor SET claimed_by = \(processID), claimed_until = \(until.timeIntervalSince1970)
+                WHERE platform = \(reader)
+                  AND (claimed_until IS NULL OR claimed_until < \(now.timeIntervalSince1970) OR claimed_by = \(processID))
+                RETURNING seq
+                """, on: connection
+            ).first?["seq"].decode(Int64.self)
+        }
+    }
+
     /// Moves `reader` past `seq` (never back).
     public func advanceAuditReadCursor(_ reader: String, to seq: Int64) async throws {
         try await client.query("UPDATE owner_notice_cursor SET seq = \(seq) WHERE platform = \(reader) AND seq < \(seq)", logger: logger)

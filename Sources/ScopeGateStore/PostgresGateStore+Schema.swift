@@ -174,7 +174,15 @@ extension PostgresGateStore {
                 """,
                 "CREATE TABLE owner_notice_cursor (platform text PRIMARY KEY, seq bigint NOT NULL)",
             ]
-        )
+        ),
+        (
+            2,
+            [
+                // A reader of the audit log (owners' notices per platform, revocations at the IdP) is
+                // claimed by one replica at a time, so each notice and revocation is made once.
+                "ALTER TABLE owner_notice_cursor ADD COLUMN claimed_by text, ADD COLUMN claimed_until double precision"
+            ]
+        ),
     ]
 
     /// Brings the schema up to date, once even when several processes start together.

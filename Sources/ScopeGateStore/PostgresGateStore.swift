@@ -21,6 +21,8 @@ public final class PostgresGateStore: GateStore, ChatOutboxStore, AuditLogStore,
     private let runner: Task<Void, Never>
     /// Told how long each write transaction took, when set.
     let writeObserver = Mutex<(@Sendable (Duration) -> Void)?>(nil)
+    /// This process, as claims in the database name it.
+    let processID = RandomID.make(prefix: "p_", bytes: 8)
 
     /// The advisory lock that serializes audited writes and decision events across processes.
     static let writeLock: Int64 = 0x5C09_E6A7_E000_0001

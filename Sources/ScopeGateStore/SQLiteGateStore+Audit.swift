@@ -151,6 +151,14 @@ extension SQLiteGateStore {
         }
     }
 
+    /// One process serves a SQLite file.
+    public var sharedByProcesses: Bool { false }
+
+    /// The reader's place: one process serves a SQLite file, so there is nobody to claim it from.
+    public func claimAuditReader(_ reader: String, until: Date, at now: Date) async throws -> Int64? {
+        try await auditReadCursor(reader)
+    }
+
     /// Moves `reader` past `seq` (never back).
     public func advanceAuditReadCursor(_ reader: String, to seq: Int64) async throws {
         try await commits.write { db in

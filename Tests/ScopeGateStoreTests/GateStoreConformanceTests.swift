@@ -245,6 +245,29 @@ enum StoreKind: String, CaseIterable, CustomTestStringConvertible, Sendable {
         try await verify(store)
     }
 
+    /// A reader of the log (owners' notices, revocations at the IdP) acts in one process at a time
+    /// where several share the store; its place moves only forward.
+    @Test(arguments: StoreKind.available)
+    func oneProcessAtATimeReadsTheLogForAReader(_ kind: StoreKind) async throws {
+        let (store, another) = try await kind.make(signer: signer)
+        let other = try await another()
+        let audited = try #require(store as? any AuditLogStore)
+        let second = try #require(other as? any AuditLogStore)
+        _ = try await store.openHold(draft(), at: now, expiresAt: now.addingTimeInterval(600))
+        let start = try #require(try await audited.claimAuditReader("slack", until: now.addingTimeInterval(30), at: now))
+        #expect(start == 2, "a new reader starts at the newest entry")
+        try await audited.advanceAuditReadCursor("slack", to: 5)
+        try await audited.advanceAuditReadCursor("slack", to: 3)
+        if audited.sharedByProcesses {
+            #expect(try await second.claimAuditReader("slack", until: now.addingTimeInterval(60), at: now.addingTimeInterval(10)) == nil)
+            #expect(try await audited.claimAuditReader("slack", until: now.addingTimeInterval(40), at: now.addingTimeInterval(10)) == 5)
+            #expect(try await second.claimAuditReader("slack", until: now.addingTimeInterval(90), at: now.addingTimeInterval(41)) == 5)
+            #expect(try await audited.claimAuditReader("slack", until: now.addingTimeInterval(90), at: now.addingTimeInterval(42)) == nil)
+        } else {
+            #expect(try await second.claimAuditReader("slack", until: now.addingTimeInterval(60), at: now.addingTimeInterval(10)) == 5)
+        }
+    }
+
     /// Two processes writing at once keep one audit chain: every entry follows the one before, none
     /// is lost and none forks.
     @Test(arguments: StoreKind.available)

@@ -65,7 +65,12 @@ final class ChatNotices: Sendable {
         guard now() >= retryAt.withLock({ $0 }) else { return nil }
         do {
             let start: Int64
-            if let known = cursor.withLock({ $0 }) {
+            if store.sharedByProcesses {
+                // Replicas: one of them tells each notice; the others skip while it holds the claim.
+                guard let claimed = try await store.claimAuditReader(platform.name, until: now().addingTimeInterval(30), at: now())
+                else { return nil }
+                start = claimed
+            } else if let known = cursor.withLock({ $0 }) {
                 start = known
             } else {
                 start = try await store.auditReadCursor(platform.name)

@@ -83,7 +83,12 @@ final class IdPRevocationService: Service, Sendable {
         guard current >= progress.withLock({ $0.retryAt }) else { return }
         do {
             let start: Int64
-            if let known = progress.withLock({ $0.cursor }) {
+            if store.sharedByProcesses {
+                // Replicas: one of them revokes each; the others skip while it holds the claim.
+                guard let claimed = try await store.claimAuditReader(Self.reader, until: current.addingTimeInterval(30), at: current)
+                else { return }
+                start = claimed
+            } else if let known = progress.withLock({ $0.cursor }) {
                 start = known
             } else {
                 start = try await store.auditReadCursor(Self.reader)
