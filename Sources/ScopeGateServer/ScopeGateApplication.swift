@@ -43,7 +43,7 @@ public struct ScopeGateApplication: Sendable {
     /// Records malformed requests in the audit log, within a budget shared by every endpoint.
     let refusals: RefusalAudit
     /// The authorization codes ScopeGate relayed, with what their requests asked for.
-    let issuedCodes = IssuedCodes()
+    let issuedCodes: IssuedCodes
 
     init(
         configuration: ScopeGateConfiguration, store: any GateStore, httpClient: HTTPClient,
@@ -51,6 +51,7 @@ public struct ScopeGateApplication: Sendable {
         auditSigner: AuditSigner? = nil, now: @escaping @Sendable () -> Date = { Date() }
     ) {
         self.auditSigner = auditSigner
+        self.issuedCodes = IssuedCodes(shared: store as? any SharedCodeStore, logger: logger)
         let hub = DecisionHub()
         let snapshot = GrantSnapshot()
         let refresher = GrantSnapshotRefresher(snapshot: snapshot, store: store, interval: .milliseconds(500), logger: logger)

@@ -56,3 +56,12 @@ extension AuditLogStore {
 
 /// Everything ScopeGate's server needs of a store: the gate, the chat outbox and the audit log.
 public typealias ScopeGateStorage = GateStore & ChatOutboxStore & AuditLogStore
+
+/// State that replicas must share beyond the gate's records: the authorization codes ScopeGate relayed
+/// (so that the token endpoint of any replica knows what a code's request asked for).
+public protocol SharedCodeStore: Sendable {
+    /// Records what the request that the code with SHA-256 `hash` answered asked for (as JSON).
+    func recordIssuedCode(hash: String, authorization: String, expiresAt: Date) async throws
+    /// What was recorded for `hash`, unless it expired by `date`.
+    func issuedCode(hash: String, at date: Date) async throws -> String?
+}

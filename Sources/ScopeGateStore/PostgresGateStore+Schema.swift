@@ -183,6 +183,21 @@ extension PostgresGateStore {
                 "ALTER TABLE owner_notice_cursor ADD COLUMN claimed_by text, ADD COLUMN claimed_until double precision"
             ]
         ),
+        (
+            3,
+            [
+                // The authorization codes a replica relayed, by SHA-256 (never the code), for the token
+                // endpoint of every replica.
+                """
+                CREATE TABLE issued_code (
+                    code_hash text PRIMARY KEY,
+                    request text NOT NULL,
+                    expires_at double precision NOT NULL
+                )
+                """,
+                "CREATE INDEX issued_code_by_expiry ON issued_code (expires_at)",
+            ]
+        ),
     ]
 
     /// Brings the schema up to date, once even when several processes start together.

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import Hummingbird
 import ScopeGateCore
+import ScopeGateStore
 import Testing
 
 @testable import ScopeGateServer
@@ -292,5 +293,40 @@ import Testing
             }
             #expect(h.upstream.received.filter { $0.path.hasPrefix("/o/") && $0.path.contains("oken") }.isEmpty)
         }
+    }
+}
+
+/// Replicas share the codes they relay: the token endpoint of one knows what the request behind a code
+/// relayed by another asked for, waiting a moment for a code relayed just now; a code nobody relayed
+/// stays unknown (its token is withheld).
+@Suite struct SharedIssuedCodesTests {
+    actor MemoryCodes: SharedCodeStore {
+        var records: [String: (String, Date)] = [:]
+        var delayedUntil: ContinuousClock.Instant?
+        func recordIssuedCode(hash: String, authorization: String, expiresAt: Date) async throws {
+            records[hash] = (authorization, expiresAt)
+        }
+        func issuedCode(hash: String, at date: Date) async throws -> String? {
+            if let delayedUntil, ContinuousClock.now < delayedUntil { return nil }
+            guard let (json, expires) = records[hash], expires > date else { return nil }
+            return json
+        }
+        func delay(_ duration: Duration) { delayedUntil = .now + duration }
+    }
+
+    @Test func aCodeRelayedByOneReplicaIsKnownToAnother() async throws {
+        let shared = MemoryCodes()
+        let relaying = IssuedCodes(shared: shared)
+        let exchanging = IssuedCodes(shared: shared)
+        let asked = IssuedCodes.Authorization(
+            clientID: "app", permissions: ScopeSet(["openid", "orders:read"]), approvedOnce: ScopeSet(["orders:read"]),
+            onceHoldID: "h1", redirectURI: "https://app.example/cb")
+        await shared.delay(.milliseconds(300))
+        relaying.record("the-code", asked)
+        #expect(exchanging.authorization(of: "the-code") == nil, "not in this process's memory")
+        let found = await exchanging.sharedAuthorization(of: "the-code")
+        #expect(found == asked, "waited for the code to be shared")
+        #expect(await exchanging.sharedAuthorization(of: "another-code") == nil)
+        #expect(await shared.records.keys.allSatisfy { $0.count == 64 && !$0.contains("the-code") }, "only a hash is stored")
     }
 }

@@ -1,6 +1,8 @@
 import Crypto
 import Foundation
+import Logging
 import ScopeGateCore
+import ScopeGateStore
 import Synchronization
 
 /// Authorization codes the IdP issued in answer to authorization requests ScopeGate admitted, each
@@ -13,7 +15,7 @@ import Synchronization
 /// admitted; the second gate reads them from here, and withholds a token whose code it never saw.
 final class IssuedCodes: Sendable {
     /// What an admitted authorization request asked for.
-    struct Authorization: Sendable, Equatable {
+    struct Authorization: Sendable, Equatable, Codable {
         var clientID: String
         /// What the request asked for, as the gate admitted it.
         var permissions: ScopeSet {
@@ -47,6 +49,35 @@ final class IssuedCodes: Sendable {
             self.plainScope = plainScope
         }
 
+        private enum CodingKeys: String, CodingKey {
+            case clientID = "client_id", permissions, approvedOnce = "approved_once", onceHoldID = "once_hold_id"
+            case redirectURI = "redirect_uri"
+        }
+
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            self.init(
+                clientID: try container.decode(String.self, forKey: .clientID),
+                permissions: try container.decode(ScopeSet.self, forKey: .permissions),
+                approvedOnce: try container.decode(ScopeSet.self, forKey: .approvedOnce),
+                onceHoldID: try container.decodeIfPresent(String.self, forKey: .onceHoldID),
+                redirectURI: try container.decodeIfPresent(String.self, forKey: .redirectURI))
+        }
+
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(clientID, forKey: .clientID)
+            try container.encode(permissions, forKey: .permissions)
+            try container.encode(approvedOnce, forKey: .approvedOnce)
+            try container.encodeIfPresent(onceHoldID, forKey: .onceHoldID)
+            try container.encodeIfPresent(redirectURI, forKey: .redirectURI)
+        }
+
+        static func == (lhs: Self, rhs: Self) -> Bool {
+            lhs.clientID == rhs.clientID && lhs.permissions == rhs.permissions && lhs.approvedOnce == rhs.approvedOnce
+                && lhs.onceHoldID == rhs.onceHoldID && lhs.redirectURI == rhs.redirectURI
+        }
+
         /// Whether `location`, an answer to the request, is a redirect to the client that may carry its code.
         func isRedirectToClient(_ location: String) -> Bool {
             guard let redirectURI else { return true }
@@ -62,6 +93,15 @@ final class IssuedCodes: Sendable {
     static let capacity = 100_000
 
     private let codes = Mutex<[String: (authorization: Authorization, expires: ContinuousClock.Instant)]>([:])
+    /// Where replicas share the codes they relayed (PostgreSQL), so that a code relayed by one is known
+    /// at the token endpoint of every other; `nil` for one process.
+    let shared: (any SharedCodeStore)?
+    let logger: Logger?
+
+    init(shared: (any SharedCodeStore)? = nil, logger: Logger? = nil) {
+        self.shared = shared
+        self.logger = logger
+    }
 
     /// Notes that `code` answered a request that asked for `authorization`.
     func record(_ code: Substring, _ authorization: Authorization, now: ContinuousClock.Instant = .now) {
@@ -75,6 +115,40 @@ final class IssuedCodes: Sendable {
                 }
             }
             codes[key] = (authorization, now + Self.lifetime)
+        }
+        guard let shared, let json = try? JSONEncoder().encode(authorization) else { return }
+        // The event loop relaying the IdP's redirect does not wait for the database; the token
+        // endpoint of another replica waits for it a little (`sharedAuthorization`).
+        let expires = Date().addingTimeInterval(Double(Self.lifetime.components.seconds))
+        let logger = self.logger
+        Task {
+            do {
+                try await shared.recordIssuedCode(hash: key, authorization: String(decoding: json, as: UTF8.self), expiresAt: expires)
+            } catch {
+                logger?.error("a relayed code could not be shared with the other replicas", metadata: ["sg.error": "\(type(of: error))"])
+            }
+        }
+    }
+
+    /// How long the token endpoint waits for a code another replica relayed a moment ago to reach the
+    /// shared store.
+    static let sharingDelay: Duration = .seconds(2)
+
+    /// What the request that `code` answered asked for: from this process, or, with replicas, from the
+    /// shared store (waiting up to `sharingDelay` for a code relayed just now). `nil` withholds the token.
+    func sharedAuthorization(of code: String) async -> Authorization? {
+        if let known = authorization(of: code) { return known }
+        guard let shared else { return nil }
+        let key = Self.key(Substring(code))
+        let deadline = ContinuousClock.now + Self.sharingDelay
+        while true {
+            if let json = try? await shared.issuedCode(hash: key, at: Date()),
+                let found = try? JSONDecoder().decode(Authorization.self, from: Data(json.utf8))
+            {
+                return found
+            }
+            guard ContinuousClock.now < deadline else { return nil }
+            try? await Task.sleep(for: .milliseconds(50))
         }
     }
 

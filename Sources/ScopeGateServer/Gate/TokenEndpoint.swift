@@ -98,7 +98,7 @@ struct TokenEndpoint: Sendable {
         var flow: IssuedCodes.Authorization?
         if grantType == Self.authorizationCodeGrant || grantType == Self.deviceCodeGrant {
             let code = parameters[grantType == Self.authorizationCodeGrant ? "code" : "device_code"]
-            flow = code.flatMap { codes.authorization(of: $0) }.flatMap { $0.clientID == clientID ? $0 : nil }
+            if let code { flow = await codes.sharedAuthorization(of: code).flatMap { $0.clientID == clientID ? $0 : nil } }
         }
         if continuesGrant, !others.isEmpty {
             // These grants continue an authorization gated before: what they name must be approved already.
