@@ -38,7 +38,7 @@ public struct ScopeGateApplication: Sendable {
     /// The audit log's signer, when the audit log is configured.
     let auditSigner: AuditSigner?
     /// `request_uri` values of pushed requests that passed the gate.
-    let pushedRequests = PushedRequests()
+    let pushedRequests: PushedRequests
     let deviceRegistry = DeviceRegistry()
     /// Records malformed requests in the audit log, within a budget shared by every endpoint.
     let refusals: RefusalAudit
@@ -51,7 +51,8 @@ public struct ScopeGateApplication: Sendable {
         auditSigner: AuditSigner? = nil, now: @escaping @Sendable () -> Date = { Date() }
     ) {
         self.auditSigner = auditSigner
-        self.issuedCodes = IssuedCodes(shared: store as? any SharedCodeStore, logger: logger)
+        self.issuedCodes = IssuedCodes(shared: store as? any SharedStateStore, logger: logger)
+        self.pushedRequests = PushedRequests(shared: store as? any SharedStateStore, logger: logger)
         let hub = DecisionHub()
         let snapshot = GrantSnapshot()
         let refresher = GrantSnapshotRefresher(snapshot: snapshot, store: store, interval: .milliseconds(500), logger: logger)

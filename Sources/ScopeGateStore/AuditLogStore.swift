@@ -57,11 +57,14 @@ extension AuditLogStore {
 /// Everything ScopeGate's server needs of a store: the gate, the chat outbox and the audit log.
 public typealias ScopeGateStorage = GateStore & ChatOutboxStore & AuditLogStore
 
-/// State that replicas must share beyond the gate's records: the authorization codes ScopeGate relayed
-/// (so that the token endpoint of any replica knows what a code's request asked for).
-public protocol SharedCodeStore: Sendable {
-    /// Records what the request that the code with SHA-256 `hash` answered asked for (as JSON).
-    func recordIssuedCode(hash: String, authorization: String, expiresAt: Date) async throws
-    /// What was recorded for `hash`, unless it expired by `date`.
-    func issuedCode(hash: String, at date: Date) async throws -> String?
+/// Short-lived state that replicas share beyond the gate's records, each entry a kind, the SHA-256 of
+/// its key (never the key: codes and request URIs are bearer values) and a JSON value: the
+/// authorization codes ScopeGate relayed (`code`), so the token endpoint of any replica knows what a
+/// code's request asked for, and the request URIs of pushed requests (`par`), so any replica's
+/// authorization endpoint admits them.
+public protocol SharedStateStore: Sendable {
+    /// Records `value` under `kind` and `keyHash` until `expiresAt`.
+    func putShared(kind: String, keyHash: String, value: String, expiresAt: Date) async throws
+    /// What was recorded under `kind` and `keyHash`, unless it expired by `date`.
+    func shared(kind: String, keyHash: String, at date: Date) async throws -> String?
 }

@@ -227,27 +227,31 @@ extension PostgresGateStore {
         try await rows("SELECT jws FROM audit_checkpoint ORDER BY id").map { try $0["jws"].decode(String.self) }
     }
 
-    // MARK: Codes
+    // MARK: Shared state
 
-    public func recordIssuedCode(hash: String, authorization: String, expiresAt: Date) async throws {
+    public func putShared(kind: String, keyHash: String, value: String, expiresAt: Date) async throws {
         try await write(audited: false) { connection in
             try await connection.query(
                 """
-                INSERT INTO issued_code (code_hash, request, expires_at) VALUES (\(hash), \(authorization), \(expiresAt.timeIntervalSince1970))
-                ON CONFLICT (code_hash) DO UPDATE SET request = EXCLUDED.request, expires_at = EXCLUDED.expires_at
+                INSERT INTO shared_entry (kind, key_hash, value, expires_at)
+                VALUES (\(kind), \(keyHash), \(value), \(expiresAt.timeIntervalSince1970))
+                ON CONFLICT (kind, key_hash) DO UPDATE SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at
                 """, logger: logger)
-            // Expired codes go as new ones come, a few at a time.
+            // Lapsed entries go as new ones come, a few at a time.
             try await connection.query(
                 """
-                DELETE FROM issued_code WHERE code_hash IN (
-                    SELECT code_hash FROM issued_code WHERE expires_at < \(expiresAt.timeIntervalSince1970 - 1200) LIMIT 100)
+                DELETE FROM shared_entry WHERE (kind, key_hash) IN (
+                    SELECT kind, key_hash FROM shared_entry WHERE expires_at < \(expiresAt.timeIntervalSince1970 - 1200) LIMIT 100)
                 """, logger: logger)
         }
     }
 
-    public func issuedCode(hash: String, at date: Date) async throws -> String? {
+    public func shared(kind: String, keyHash: String, at date: Date) async throws -> String? {
         try await rows(
-            "SELECT request FROM issued_code WHERE code_hash = \(hash) AND expires_at > \(date.timeIntervalSince1970)"
-        ).first?["request"].decode(String.self)
+            """
+            SELECT value FROM shared_entry
+            WHERE kind = \(kind) AND key_hash = \(keyHash) AND expires_at > \(date.timeIntervalSince1970)
+            """
+        ).first?["value"].decode(String.self)
     }
 }

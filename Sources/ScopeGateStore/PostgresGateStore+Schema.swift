@@ -186,16 +186,18 @@ extension PostgresGateStore {
         (
             3,
             [
-                // The authorization codes a replica relayed, by SHA-256 (never the code), for the token
-                // endpoint of every replica.
+                // Short-lived state every replica reads (relayed codes, pushed request URIs), by the
+                // SHA-256 of its key.
                 """
-                CREATE TABLE issued_code (
-                    code_hash text PRIMARY KEY,
-                    request text NOT NULL,
-                    expires_at double precision NOT NULL
+                CREATE TABLE shared_entry (
+                    kind text NOT NULL,
+                    key_hash text NOT NULL,
+                    value text NOT NULL,
+                    expires_at double precision NOT NULL,
+                    PRIMARY KEY (kind, key_hash)
                 )
                 """,
-                "CREATE INDEX issued_code_by_expiry ON issued_code (expires_at)",
+                "CREATE INDEX shared_entry_by_expiry ON shared_entry (expires_at)",
             ]
         ),
     ]

@@ -300,15 +300,15 @@ import Testing
 /// relayed by another asked for, waiting a moment for a code relayed just now; a code nobody relayed
 /// stays unknown (its token is withheld).
 @Suite struct SharedIssuedCodesTests {
-    actor MemoryCodes: SharedCodeStore {
+    actor MemoryCodes: SharedStateStore {
         var records: [String: (String, Date)] = [:]
         var delayedUntil: ContinuousClock.Instant?
-        func recordIssuedCode(hash: String, authorization: String, expiresAt: Date) async throws {
-            records[hash] = (authorization, expiresAt)
+        func putShared(kind: String, keyHash: String, value: String, expiresAt: Date) async throws {
+            records[kind + "/" + keyHash] = (value, expiresAt)
         }
-        func issuedCode(hash: String, at date: Date) async throws -> String? {
+        func shared(kind: String, keyHash: String, at date: Date) async throws -> String? {
             if let delayedUntil, ContinuousClock.now < delayedUntil { return nil }
-            guard let (json, expires) = records[hash], expires > date else { return nil }
+            guard let (json, expires) = records[kind + "/" + keyHash], expires > date else { return nil }
             return json
         }
         func delay(_ duration: Duration) { delayedUntil = .now + duration }
@@ -327,6 +327,22 @@ import Testing
         let found = await exchanging.sharedAuthorization(of: "the-code")
         #expect(found == asked, "waited for the code to be shared")
         #expect(await exchanging.sharedAuthorization(of: "another-code") == nil)
-        #expect(await shared.records.keys.allSatisfy { $0.count == 64 && !$0.contains("the-code") }, "only a hash is stored")
+        #expect(await shared.records.keys.allSatisfy { $0.count == "code/".count + 64 && !$0.contains("the-code") }, "only a hash is stored")
+    }
+
+    @Test func aRequestURIPushedThroughOneReplicaIsAdmittedByAnotherForItsClientOnly() async throws {
+        let shared = MemoryCodes()
+        let pushing = PushedRequests(shared: shared)
+        let authorizing = PushedRequests(shared: shared)
+        let pushed = try FormParameters(parsing: "response_type=code&client_id=app&scope=orders%3Aread&state=s")
+        await pushing.record("urn:ietf:params:oauth:request_uri:abc", clientID: "app", parameters: pushed, lifetime: .seconds(60))
+        #expect(authorizing.admitted("urn:ietf:params:oauth:request_uri:abc", clientID: "app") == nil, "not in this process's memory")
+        #expect(await authorizing.sharedAdmitted("urn:ietf:params:oauth:request_uri:abc", clientID: "app") == pushed)
+        #expect(await authorizing.sharedAdmitted("urn:ietf:params:oauth:request_uri:abc", clientID: "other") == nil)
+        #expect(
+            await authorizing.sharedAdmitted(
+                "urn:ietf:params:oauth:request_uri:abc", clientID: "app", outer: [.init("scope", "admin:all")]) == nil,
+            "a parameter sent with the reference must repeat the pushed one")
+        #expect(await shared.records.keys.allSatisfy { !$0.contains("request_uri") }, "only a hash is stored")
     }
 }

@@ -44,7 +44,7 @@ final class AuthorizationEndpoint: Sendable {
         if request.method == .get || request.method == .head, let query = request.uri.query, query.contains("request_uri"),
             let form = try? FormParameters(parsing: Substring(query)), form.contains("request_uri")
         {
-            return pushedRequest(form)
+            return await pushedRequest(form)
         }
         let parsed: AuthorizationRequest
         do {
@@ -88,7 +88,7 @@ final class AuthorizationEndpoint: Sendable {
 
     /// An authorization request by reference to a pushed request (RFC 9126 §4): only `client_id` and
     /// a `request_uri` the IdP issued through ScopeGate for that client are admitted, forwarded as they are.
-    private func pushedRequest(_ form: FormParameters) -> GateAnswer {
+    private func pushedRequest(_ form: FormParameters) async -> GateAnswer {
         if form.contains("request") {
             return .respond(
                 ErrorResponses.page(
@@ -96,7 +96,7 @@ final class AuthorizationEndpoint: Sendable {
                     title: "This sign-in request is malformed"))
         }
         guard let clientID = form["client_id"], let uri = form["request_uri"], form.values("request_uri").count == 1,
-            let request = pushed.admitted(uri, clientID: clientID, outer: form.pairs.filter { $0.known != .requestURI })
+            let request = await pushed.sharedAdmitted(uri, clientID: clientID, outer: form.pairs.filter { $0.known != .requestURI })
         else {
             return .respond(
                 ErrorResponses.page(

@@ -95,10 +95,10 @@ final class IssuedCodes: Sendable {
     private let codes = Mutex<[String: (authorization: Authorization, expires: ContinuousClock.Instant)]>([:])
     /// Where replicas share the codes they relayed (PostgreSQL), so that a code relayed by one is known
     /// at the token endpoint of every other; `nil` for one process.
-    let shared: (any SharedCodeStore)?
+    let shared: (any SharedStateStore)?
     let logger: Logger?
 
-    init(shared: (any SharedCodeStore)? = nil, logger: Logger? = nil) {
+    init(shared: (any SharedStateStore)? = nil, logger: Logger? = nil) {
         self.shared = shared
         self.logger = logger
     }
@@ -123,7 +123,7 @@ final class IssuedCodes: Sendable {
         let logger = self.logger
         Task {
             do {
-                try await shared.recordIssuedCode(hash: key, authorization: String(decoding: json, as: UTF8.self), expiresAt: expires)
+                try await shared.putShared(kind: "code", keyHash: key, value: String(decoding: json, as: UTF8.self), expiresAt: expires)
             } catch {
                 logger?.error("a relayed code could not be shared with the other replicas", metadata: ["sg.error": "\(type(of: error))"])
             }
@@ -142,7 +142,7 @@ final class IssuedCodes: Sendable {
         let key = Self.key(Substring(code))
         let deadline = ContinuousClock.now + Self.sharingDelay
         while true {
-            if let json = try? await shared.issuedCode(hash: key, at: Date()),
+            if let json = try? await shared.shared(kind: "code", keyHash: key, at: Date()),
                 let found = try? JSONDecoder().decode(Authorization.self, from: Data(json.utf8))
             {
                 return found

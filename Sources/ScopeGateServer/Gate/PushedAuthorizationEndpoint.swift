@@ -63,7 +63,7 @@ struct PushedAuthorizationEndpoint: Sendable {
             {
                 let lifetime = (object["expires_in"] as? Int).map { Duration.seconds($0) } ?? .seconds(60)
                 let pushed = (try? FormParameters(ClientForm.withoutCredentials(parameters, clientID: clientID))) ?? parameters
-                issued.record(uri, clientID: clientID, parameters: pushed, lifetime: lifetime)
+                await issued.record(uri, clientID: clientID, parameters: pushed, lifetime: lifetime)
             }
             return answer.response
         } catch {
