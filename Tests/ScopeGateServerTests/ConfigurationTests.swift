@@ -70,6 +70,31 @@ import Testing
         #expect(message(base + "\nclients:\n  - id: a\n    registration: unlisted").contains("clients[0].registration must be a lower-case label"))
     }
 
+    /// The example deployment (deploy/compose) is a valid configuration for both replicas, on
+    /// PostgreSQL, and its load balancer checks the admin listener the configuration opens.
+    @Test func theComposeExampleIsValidAndItsHealthChecksMatchIt() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let example = root.appendingPathComponent("deploy/compose")
+        let copy = FileManager.default.temporaryDirectory.appendingPathComponent("sg-compose-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: copy, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(at: example.appendingPathComponent("scopegate.yaml"), to: copy.appendingPathComponent("scopegate.yaml"))
+        try AuditKeyring(directory: copy.appendingPathComponent("audit")).generate(.es256)
+        let configuration = try ScopeGateConfiguration.load(
+            path: copy.appendingPathComponent("scopegate.yaml").path,
+            environment: [
+                "SCOPEGATE_POSTGRES_URL": "postgres://scopegate:secret@postgres:5432/scopegate?sslmode=disable",
+                "SCOPEGATE_ADMIN_TOKEN": String(repeating: "a", count: 32), "SCOPEGATE_METRICS_TOKEN": String(repeating: "m", count: 32),
+            ])
+        #expect(configuration.postgresURL != nil && configuration.storeDescription == "postgres://postgres:5432/scopegate")
+        #expect(configuration.warnings.isEmpty, "\(configuration.warnings)")
+        let haproxy = try String(contentsOf: example.appendingPathComponent("haproxy.cfg"), encoding: .utf8)
+        #expect(haproxy.contains("option httpchk GET /readyz"))
+        #expect(haproxy.contains("check port \(configuration.adminAddress.port)"))
+        #expect(haproxy.contains("scopegate-a:\(configuration.publicAddress.port)") && haproxy.contains("scopegate-b:\(configuration.publicAddress.port)"))
+        let compose = try String(contentsOf: example.appendingPathComponent("compose.yaml"), encoding: .utf8)
+        #expect(compose.contains("SCOPEGATE_POSTGRES_URL:") && compose.contains("./audit:/etc/scopegate/audit:ro"))
+    }
+
     /// Every mistake names its key and the line it is on (or, for a missing key, the line of the section
     /// it belongs in).
     @Test func mistakesNameTheirLine() {
