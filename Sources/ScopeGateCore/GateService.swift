@@ -137,7 +137,7 @@ public struct GateService: Sendable {
         clientID: String, binderHash: String, method: AuthorizationRequest.Method, encodedParameters: String, scopes: ScopeSet,
         unapproved: ScopeSet, alreadyGranted: ScopeSet, source: String?, at date: Date
     ) async throws -> (Hold, ApprovalRequest) {
-        guard limits.take(clientID: clientID, source: source, at: date) else { throw HoldLimits.refusal }
+        guard try await limits.admit(clientID: clientID, source: source, at: date) else { throw HoldLimits.refusal }
         let draft = HoldDraft(
             clientID: clientID, binderHash: binderHash, method: method, encodedParameters: encodedParameters,
             requestedScopes: scopes, unapproved: unapproved, alreadyGranted: alreadyGranted,

@@ -8,6 +8,9 @@ import Foundation
 /// identical asks already collapse into one approval request. A request over a limit is refused
 /// (`slow_down`) before anything is stored; nothing is forwarded either way.
 public final class HoldLimits: @unchecked Sendable {
+    /// Where replicas count together (PostgreSQL); `nil` counts in this process.
+    public let shared: (any HoldLimitStore)?
+
     /// The limits, each a count of new holds per minute.
     public struct Rates: Sendable, Equatable {
         public var perSource: Int
@@ -28,8 +31,20 @@ public final class HoldLimits: @unchecked Sendable {
     private let lock = NSLock()
     private var windows: [String: (start: Date, count: Int)] = [:]
 
-    public init(_ rates: Rates = .standard) {
+    public init(_ rates: Rates = .standard, shared: (any HoldLimitStore)? = nil) {
         self.rates = rates
+        self.shared = shared
+    }
+
+    /// Counts one new hold for `clientID` from `source` at `date`, in this process or, with replicas,
+    /// in the shared store (per calendar minute); returns whether it may be opened. Throws when the
+    /// shared count cannot be read: the hold is then not opened.
+    public func admit(clientID: String, source: String?, at date: Date) async throws -> Bool {
+        guard let shared else { return take(clientID: clientID, source: source, at: date) }
+        var keys = [(key: "*", limit: rates.total), (key: "client " + clientID, limit: rates.perClient)]
+        if let source { keys.append((key: "source " + source, limit: rates.perSource)) }
+        let minute = Date(timeIntervalSince1970: (date.timeIntervalSince1970 / 60).rounded(.down) * 60)
+        return try await shared.countHold(under: keys, window: minute)
     }
 
     /// Counts one new hold for `clientID` from `source` at `date`, when no limit is reached; returns
@@ -55,4 +70,11 @@ public final class HoldLimits: @unchecked Sendable {
     /// The error for a request over a limit.
     static let refusal = GateError(
         .slowDown, "too many requests are waiting for approval (from this address, for this client, or in all); try again in a minute")
+}
+
+/// Counts of new holds that replicas share, per calendar minute.
+public protocol HoldLimitStore: Sendable {
+    /// Counts one new hold under every key for the minute starting at `window`, unless one of them has
+    /// reached its limit already (then nothing is counted); returns whether it was counted.
+    func countHold(under keys: [(key: String, limit: Int)], window: Date) async throws -> Bool
 }

@@ -127,7 +127,7 @@ public struct ScopeGateApplication: Sendable {
         }
         let service = GateService(
             live: live, store: store, observer: GateObservers(observers), logger: logger,
-            routeName: routeName, limits: HoldLimits(configuration.holdRates), now: now)
+            routeName: routeName, limits: HoldLimits(configuration.holdRates, shared: store as? any HoldLimitStore), now: now)
         self.service = service
         self.refusals = RefusalAudit(service: service)
         if let slack = configuration.slack, let slackAPI, configuration.routing != nil, let outbox {

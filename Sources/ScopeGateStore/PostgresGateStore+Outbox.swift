@@ -254,4 +254,35 @@ extension PostgresGateStore {
             """
         ).first?["value"].decode(String.self)
     }
+
+    // MARK: Limits on new holds
+
+    /// Thrown inside the counting transaction to roll it back when a limit is reached.
+    private struct LimitReached: Error {}
+
+    public func countHold(under keys: [(key: String, limit: Int)], window: Date) async throws -> Bool {
+        do {
+            return try await write(audited: false) { connection in
+                for (key, limit) in keys {
+                    let count = try await rows(
+                        """
+                        INSERT INTO hold_count (key, minute, count) VALUES (\(key), \(window.timeIntervalSince1970), 1)
+                        ON CONFLICT (key, minute) DO UPDATE SET count = hold_count.count + 1
+                        RETURNING count
+                        """, on: connection
+                    ).first?["count"].decode(Int64.self) ?? 0
+                    if count > Int64(limit) { throw LimitReached() }
+                }
+                // Old minutes go as new ones are counted, a few at a time.
+                try await connection.query(
+                    """
+                    DELETE FROM hold_count WHERE (key, minute) IN (
+                        SELECT key, minute FROM hold_count WHERE minute < \(window.timeIntervalSince1970 - 120) LIMIT 100)
+                    """, logger: logger)
+                return true
+            }
+        } catch let error as PostgresTransactionError where error.closureError is LimitReached {
+            return false
+        }
+    }
 }

@@ -198,6 +198,15 @@ extension PostgresGateStore {
                 )
                 """,
                 "CREATE INDEX shared_entry_by_expiry ON shared_entry (expires_at)",
+                // New holds counted per key (all, per client, per source address) and minute.
+                """
+                CREATE TABLE hold_count (
+                    key text NOT NULL,
+                    minute double precision NOT NULL,
+                    count bigint NOT NULL,
+                    PRIMARY KEY (key, minute)
+                )
+                """,
             ]
         ),
     ]

@@ -14,7 +14,7 @@ import Synchronization
 /// advisory lock: audited writes from every replica are serialized, so the chain stays one chain
 /// (no two entries with one predecessor) and decision events commit in the order of their cursor.
 /// Times are stored as seconds since 1970 (`double precision`), as in the SQLite store.
-public final class PostgresGateStore: GateStore, ChatOutboxStore, AuditLogStore, SharedStateStore, Sendable {
+public final class PostgresGateStore: GateStore, ChatOutboxStore, AuditLogStore, SharedStateStore, HoldLimitStore, Sendable {
     let client: PostgresClient
     let audit: (any AuditSealing)?
     let logger: Logger

@@ -296,6 +296,38 @@ enum StoreKind: String, CaseIterable, CustomTestStringConvertible, Sendable {
     }
 }
 
+/// What only replicas need: limits on new holds counted together, and short-lived shared state.
+@Suite struct PostgresSharedStateTests {
+    @Test(.enabled(if: StoreKind.baseURL != nil))
+    func newHoldsAreCountedTogetherAcrossProcessesPerMinute() async throws {
+        let url = try await StoreKind.freshDatabase()
+        let first = try await PostgresGateStore(url: url)
+        let second = try await PostgresGateStore(url: url)
+        let minute = Date(timeIntervalSince1970: 1_800_000_000)
+        let limits = HoldLimits(.init(perSource: 2, perClient: 3, total: 4), shared: first)
+        let other = HoldLimits(.init(perSource: 2, perClient: 3, total: 4), shared: second)
+        #expect(try await limits.admit(clientID: "a", source: "1.1.1.1", at: minute))
+        #expect(try await other.admit(clientID: "a", source: "1.1.1.1", at: minute.addingTimeInterval(10)))
+        #expect(try await !limits.admit(clientID: "a", source: "1.1.1.1", at: minute.addingTimeInterval(20)), "per source, across both")
+        #expect(try await other.admit(clientID: "a", source: "2.2.2.2", at: minute.addingTimeInterval(30)))
+        #expect(try await !limits.admit(clientID: "a", source: "3.3.3.3", at: minute.addingTimeInterval(40)), "per client")
+        #expect(try await other.admit(clientID: "b", source: "3.3.3.3", at: minute.addingTimeInterval(50)))
+        #expect(try await !limits.admit(clientID: "c", source: "4.4.4.4", at: minute.addingTimeInterval(55)), "in all")
+        #expect(try await limits.admit(clientID: "a", source: "1.1.1.1", at: minute.addingTimeInterval(61)), "a new minute")
+    }
+
+    @Test(.enabled(if: StoreKind.baseURL != nil))
+    func sharedEntriesAreReadByKindAndHashUntilTheyExpire() async throws {
+        let url = try await StoreKind.freshDatabase()
+        let store = try await PostgresGateStore(url: url)
+        let now = Date(timeIntervalSince1970: 1_800_000_000)
+        try await store.putShared(kind: "code", keyHash: "abc", value: "{}", expiresAt: now.addingTimeInterval(600))
+        #expect(try await store.shared(kind: "code", keyHash: "abc", at: now) == "{}")
+        #expect(try await store.shared(kind: "par", keyHash: "abc", at: now) == nil)
+        #expect(try await store.shared(kind: "code", keyHash: "abc", at: now.addingTimeInterval(601)) == nil)
+    }
+}
+
 @Suite struct PostgresAvailabilityTests {
     /// The PostgreSQL half of the store tests must run in CI: a server that did not start fails here,
     /// not silently.
