@@ -39,7 +39,7 @@ public struct ScopeGateApplication: Sendable {
     let auditSigner: AuditSigner?
     /// `request_uri` values of pushed requests that passed the gate.
     let pushedRequests: PushedRequests
-    let deviceRegistry = DeviceRegistry()
+    let deviceRegistry: DeviceRegistry
     /// Records malformed requests in the audit log, within a budget shared by every endpoint.
     let refusals: RefusalAudit
     /// The authorization codes ScopeGate relayed, with what their requests asked for.
@@ -53,6 +53,7 @@ public struct ScopeGateApplication: Sendable {
         self.auditSigner = auditSigner
         self.issuedCodes = IssuedCodes(shared: store as? any SharedStateStore, logger: logger)
         self.pushedRequests = PushedRequests(shared: store as? any SharedStateStore, logger: logger)
+        self.deviceRegistry = DeviceRegistry(shared: store as? any SharedStateStore, logger: logger)
         let hub = DecisionHub()
         let snapshot = GrantSnapshot()
         let refresher = GrantSnapshotRefresher(snapshot: snapshot, store: store, interval: .milliseconds(500), logger: logger)

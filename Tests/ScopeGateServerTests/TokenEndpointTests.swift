@@ -330,6 +330,23 @@ import Testing
         #expect(await shared.records.keys.allSatisfy { $0.count == "code/".count + 64 && !$0.contains("the-code") }, "only a hash is stored")
     }
 
+    @Test func aDeviceFlowReleasedByOneReplicaContinuesOnAnother() async throws {
+        let shared = MemoryCodes()
+        let releasing = DeviceRegistry(shared: shared)
+        let polled = DeviceRegistry(shared: shared)
+        await releasing.setUpstream(
+            .init(
+                deviceCode: "idp-device-code", userCode: "WDJB-MJHT", verificationURI: "https://login.example/device",
+                verificationURIComplete: nil, expires: .now + .seconds(600)),
+            for: "hold-1")
+        #expect(polled.upstream(of: "hold-1", at: .now) == nil, "not in this process's memory")
+        let found = try #require(await polled.sharedUpstream(of: "hold-1"))
+        #expect(found.deviceCode == "idp-device-code" && found.userCode == "WDJB-MJHT")
+        #expect(found.expires > .now + .seconds(590))
+        #expect(await polled.sharedUpstream(of: "hold-2") == nil)
+        #expect(await shared.records.keys.allSatisfy { !$0.contains("hold-1") }, "keyed by a hash")
+    }
+
     @Test func aRequestURIPushedThroughOneReplicaIsAdmittedByAnotherForItsClientOnly() async throws {
         let shared = MemoryCodes()
         let pushing = PushedRequests(shared: shared)

@@ -123,7 +123,7 @@ struct DeviceAuthorizationEndpoint: Sendable {
                 .form(notice: "No request waits with that code. Check the code on the device."),
                 status: barred ? .tooManyRequests : .notFound)
         }
-        return render(.hold(hold, approval, upstream: registry.upstream(of: hold.id, at: .now)))
+        return render(.hold(hold, approval, upstream: await registry.sharedUpstream(of: hold.id)))
     }
 
     /// A user code no device hold uses yet.
@@ -185,7 +185,7 @@ struct DeviceAuthorizationEndpoint: Sendable {
             _ = try? await service.recordRejection(of: hold)
             return .respond(OAuthError.response(.badRequest, "expired_token", "nobody approved this request in time"))
         case .approved, .approvedOnce:
-            if let upstream = registry.upstream(of: hold.id, at: .now) {
+            if let upstream = await registry.sharedUpstream(of: hold.id) {
                 let replaced = parameters.pairs.map { $0.name == "device_code" ? .init("device_code", upstream.deviceCode) : $0 }
                 guard let form = try? FormParameters(replaced) else {
                     return .respond(OAuthError.response(.badRequest, "invalid_request", "the request cannot be read"))
@@ -246,7 +246,7 @@ struct DeviceAuthorizationEndpoint: Sendable {
             .init(
                 clientID: hold.clientID, permissions: hold.requestedScopes.subtracting(approval.withheldScopes),
                 approvedOnce: approval.state == .approvedOnce ? approval.approvedScopes : ScopeSet([String]())))
-        registry.setUpstream(
+        await registry.setUpstream(
             .init(
                 deviceCode: deviceCode, userCode: userCode, verificationURI: proxy.rewriter.rewrite(url: uri),
                 verificationURIComplete: (object["verification_uri_complete"] as? String).map(proxy.rewriter.rewrite(url:)),

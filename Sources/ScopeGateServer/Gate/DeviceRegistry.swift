@@ -1,18 +1,63 @@
+import Crypto
 import Foundation
+import Logging
 import NIOConcurrencyHelpers
 import ScopeGateCore
+import ScopeGateStore
 import Synchronization
 
 /// What ScopeGate remembers of held devices between polls, in memory: when each last polled and at what
-/// interval, and the IdP's device flow once a request is released. Lost on restart, which costs at most
-/// a second device authorization at the IdP (the next poll releases again) and a reset interval.
+/// interval, and the IdP's device flow once a request is released. With replicas the IdP's device flow
+/// is also in the shared store, so a device polling, or a person opening the verification page at,
+/// another replica continues the same flow; poll intervals and failed user-code lookups stay per
+/// replica. On one process, a restart costs at most a second device authorization at the IdP (the next
+/// poll releases again) and a reset interval.
 final class DeviceRegistry: Sendable {
-    struct Upstream: Sendable {
+    let shared: (any SharedStateStore)?
+    let logger: Logger?
+
+    init(shared: (any SharedStateStore)? = nil, logger: Logger? = nil) {
+        self.shared = shared
+        self.logger = logger
+    }
+
+    struct Upstream: Sendable, Codable {
         var deviceCode: String
         var userCode: String
         var verificationURI: String
         var verificationURIComplete: String?
         var expires: ContinuousClock.Instant
+
+        private enum CodingKeys: String, CodingKey {
+            case deviceCode = "device_code", userCode = "user_code", verificationURI = "verification_uri"
+            case verificationURIComplete = "verification_uri_complete", expiresIn = "expires_in"
+        }
+
+        init(deviceCode: String, userCode: String, verificationURI: String, verificationURIComplete: String?, expires: ContinuousClock.Instant) {
+            self.deviceCode = deviceCode
+            self.userCode = userCode
+            self.verificationURI = verificationURI
+            self.verificationURIComplete = verificationURIComplete
+            self.expires = expires
+        }
+
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            deviceCode = try container.decode(String.self, forKey: .deviceCode)
+            userCode = try container.decode(String.self, forKey: .userCode)
+            verificationURI = try container.decode(String.self, forKey: .verificationURI)
+            verificationURIComplete = try container.decodeIfPresent(String.self, forKey: .verificationURIComplete)
+            expires = .now + .seconds(try container.decode(Int.self, forKey: .expiresIn))
+        }
+
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(deviceCode, forKey: .deviceCode)
+            try container.encode(userCode, forKey: .userCode)
+            try container.encode(verificationURI, forKey: .verificationURI)
+            try container.encodeIfPresent(verificationURIComplete, forKey: .verificationURIComplete)
+            try container.encode(max(0, (expires - .now).components.seconds), forKey: .expiresIn)
+        }
     }
 
     private struct State {
@@ -46,12 +91,33 @@ final class DeviceRegistry: Sendable {
         }
     }
 
-    func setUpstream(_ upstream: Upstream, for deviceCode: String) {
+    func setUpstream(_ upstream: Upstream, for deviceCode: String) async {
         state.withLock { state in
             let now = ContinuousClock.now
             state.upstream = state.upstream.filter { $0.value.expires > now }
             state.upstream[deviceCode] = upstream
         }
+        guard let shared, let json = try? JSONEncoder().encode(upstream) else { return }
+        do {
+            try await shared.putShared(
+                kind: "device", keyHash: Self.hash(deviceCode), value: String(decoding: json, as: UTF8.self),
+                expiresAt: Date().addingTimeInterval(Double((upstream.expires - .now).components.seconds)))
+        } catch {
+            logger?.error("a released device flow could not be shared with the other replicas", metadata: ["sg.error": "\(type(of: error))"])
+        }
+    }
+
+    /// The IdP's device flow for a released hold: from this process, or from the shared store.
+    func sharedUpstream(of deviceCode: String) async -> Upstream? {
+        if let local = upstream(of: deviceCode, at: .now) { return local }
+        guard let shared, let json = try? await shared.shared(kind: "device", keyHash: Self.hash(deviceCode), at: Date()),
+            let found = try? JSONDecoder().decode(Upstream.self, from: Data(json.utf8))
+        else { return nil }
+        return found
+    }
+
+    private static func hash(_ key: String) -> String {
+        SHA256.hash(data: Array(key.utf8)).map { String(format: "%02x", $0) }.joined()
     }
 
     /// The IdP's device flow for a released hold, while it lasts.
