@@ -29,9 +29,7 @@ extension PostgresGateStore {
             let removed = try await rows(
                 "DELETE FROM scope_grant WHERE client_id = \(clientID) AND scope = \(scope) RETURNING scope", on: connection)
             guard !removed.isEmpty else { return false }
-            try await appendAudit(
-                connection, [AuditEvent("grant.revoked", clientID: clientID, [("scope", .string(scope)), ("actor", .string(actor))])],
-                at: date)
+            try await appendAudit(connection, [.grantRevoked(clientID: clientID, scope: scope, actor: actor)], at: date)
             return true
         }
     }
@@ -80,18 +78,9 @@ extension PostgresGateStore {
                 """, logger: logger)
             var events: [AuditEvent] = []
             if opened {
-                events.append(
-                    AuditEvent(
-                        "approval_request.opened", clientID: draft.clientID,
-                        [
-                            ("request_id", .string(request.id)), ("scopes", .strings(draft.unapproved.tokens)),
-                            ("already_granted", .strings(draft.alreadyGranted.tokens)), ("rules", .strings(draft.rules)),
-                            ("route", draft.route.map { .string($0) } ?? .null),
-                            ("expires_at", .int(Int64(expiresAt.timeIntervalSince1970))),
-                        ]))
+                events.append(.requestOpened(draft, requestID: request.id, expiresAt: expiresAt))
             }
-            events.append(
-                AuditEvent("hold.created", clientID: draft.clientID, [("hold_id", .string(hold.id)), ("request_id", .string(request.id))]))
+            events.append(.holdCreated(clientID: draft.clientID, holdID: hold.id, requestID: request.id))
             try await appendAudit(connection, events, at: date)
             return (hold, request, opened)
         }
@@ -159,16 +148,7 @@ extension PostgresGateStore {
             }
             let votes = try await self.votes(connection, requestID)
             try await appendAudit(
-                connection,
-                [
-                    AuditEvent(
-                        "vote", clientID: request.clientID,
-                        [
-                            ("request_id", .string(requestID)), ("choice", .string(vote.choice.rawValue)),
-                            ("voter", .string(vote.voter)), ("reason", vote.reason.map { .string($0) } ?? .null),
-                            ("approvals", .int(Int64(votes.filter(\.approves).count))), ("quorum", .int(Int64(quorum.approve))),
-                        ] + (vote.scopes.map { [("approved_scopes", .strings($0.tokens))] } ?? []))
-                ], at: vote.at)
+                connection, [.vote(vote, on: request, approvals: votes.filter(\.approves).count, quorum: quorum)], at: vote.at)
             guard let decision = quorum.decision(of: votes) else { return .counted(request, votes: votes) }
             return .decided(try await record(connection, decision, on: requestID, grants: Quorum.covered(grants, by: decision)))
         }
@@ -197,10 +177,7 @@ extension PostgresGateStore {
                         """, logger: logger)
                 }
             }
-            try await appendAudit(
-                connection,
-                [AuditEvent("approval_request.escalated", clientID: request.clientID, [("request_id", .string(requestID)), ("route", .string(route))])],
-                at: date)
+            try await appendAudit(connection, [.escalated(clientID: request.clientID, requestID: requestID, route: route)], at: date)
             return true
         }
     }
@@ -216,9 +193,7 @@ extension PostgresGateStore {
                 ).first
             else { return false }
             try await appendAudit(
-                connection,
-                [AuditEvent("approval_request.reminded", clientID: try row["client_id"].decode(String.self), [("request_id", .string(requestID))])],
-                at: date)
+                connection, [.reminded(clientID: try row["client_id"].decode(String.self), requestID: requestID)], at: date)
             return true
         }
     }
@@ -272,25 +247,8 @@ extension PostgresGateStore {
         try await connection.query(
             "INSERT INTO decision_event (approval_request_id, at) VALUES (\(requestID), \(decision.at.timeIntervalSince1970))",
             logger: logger)
-        var events = [
-            AuditEvent(
-                "decision", clientID: decided.clientID,
-                [
-                    ("request_id", .string(requestID)), ("outcome", .string(decision.outcome.rawValue)),
-                    ("actor", .string(decision.actor)), ("reason", decision.reason.map { .string($0) } ?? .null),
-                    ("scopes", .strings(decided.scopes.tokens)),
-                ] + (decided.decision?.scopes.map { [("approved_scopes", .strings($0.tokens))] } ?? []))
-        ]
-        for grant in grants {
-            events.append(
-                AuditEvent(
-                    "grant.created", clientID: grant.clientID,
-                    [
-                        ("scope", .string(grant.scope)), ("request_id", .string(requestID)), ("approved_by", .string(grant.approvedBy)),
-                        ("expires_at", grant.expiresAt.map { .int(Int64($0.timeIntervalSince1970)) } ?? .null),
-                    ]))
-        }
-        try await appendAudit(connection, events, at: decision.at)
+        try await appendAudit(
+            connection, [.decision(decision, on: decided)] + grants.map { .grantCreated($0, requestID: requestID) }, at: decision.at)
         return decided
     }
 
@@ -303,17 +261,7 @@ extension PostgresGateStore {
                 ).first
             else { return false }
             let hold = try Self.hold(row)
-            try await appendAudit(
-                connection,
-                [
-                    AuditEvent(
-                        "hold.identified", clientID: hold.clientID,
-                        [
-                            ("request_id", .string(hold.approvalRequestID)), ("hold_id", .string(holdID)),
-                            ("subject", .string(requester.subject)), ("email", requester.email.map { .string($0) } ?? .null),
-                            ("email_verified", .bool(requester.emailVerified)), ("groups", .strings(requester.groups)),
-                        ])
-                ], at: date)
+            try await appendAudit(connection, [.holdIdentified(hold, as: requester)], at: date)
             return true
         }
     }
@@ -363,9 +311,9 @@ extension PostgresGateStore {
             try await appendAudit(
                 connection,
                 [
-                    AuditEvent(
-                        event(try row["state"].decode(String.self)), clientID: try row["client_id"].decode(String.self),
-                        [("hold_id", .string(id)), ("request_id", .string(try row["approval_request_id"].decode(String.self)))])
+                    .holdFinished(
+                        event(try row["state"].decode(String.self)), clientID: try row["client_id"].decode(String.self), holdID: id,
+                        requestID: try row["approval_request_id"].decode(String.self))
                 ], at: date)
             return true
         }
@@ -390,13 +338,9 @@ extension PostgresGateStore {
                 let client = try row["client_id"].decode(String.self)
                 let scope = try row["scope"].decode(String.self)
                 events.append(
-                    AuditEvent(
-                        "grant.expired", clientID: client,
-                        [
-                            ("scope", .string(scope)),
-                            ("request_id", try row["approval_request_id"].decode(String?.self).map { .string($0) } ?? .null),
-                            ("expired_at", .int(Int64(try row["expires_at"].decode(Double.self)))),
-                        ]))
+                    .grantExpired(
+                        clientID: client, scope: scope, requestID: try row["approval_request_id"].decode(String?.self),
+                        expiredAt: try row["expires_at"].decode(Double.self)))
                 try await connection.query(
                     "UPDATE scope_grant SET lapse_recorded_at = \(date.timeIntervalSince1970) WHERE client_id = \(client) AND scope = \(scope)",
                     logger: logger)

@@ -90,16 +90,7 @@ extension PostgresGateStore {
                 WHERE approval_request_id = \(message.approvalRequestID) AND platform = \(message.platform) AND channel = \(message.channel)
                 """, logger: logger)
             if firstPost {
-                try await appendAudit(
-                    connection,
-                    [
-                        AuditEvent(
-                            "notification.sent",
-                            [
-                                ("request_id", .string(message.approvalRequestID)), ("platform", .string(message.platform)),
-                                ("channel", .string(message.channel)), ("message_id", .string(messageID)),
-                            ])
-                    ], at: date)
+                try await appendAudit(connection, [.notificationSent(message, messageID: messageID)], at: date)
             }
         }
     }
@@ -113,17 +104,7 @@ extension PostgresGateStore {
                     next_attempt_at = \(retryAt.timeIntervalSince1970)
                 WHERE approval_request_id = \(message.approvalRequestID) AND platform = \(message.platform) AND channel = \(message.channel)
                 """, logger: logger)
-            try await appendAudit(
-                connection,
-                [
-                    AuditEvent(
-                        "notification.failed",
-                        [
-                            ("request_id", .string(message.approvalRequestID)), ("platform", .string(message.platform)),
-                            ("channel", .string(message.channel)), ("error", .string(error)), ("permanent", .bool(permanent)),
-                            ("attempt", .int(Int64(message.attempts + 1))),
-                        ])
-                ], at: date)
+            try await appendAudit(connection, [.notificationFailed(message, error: error, permanent: permanent)], at: date)
         }
     }
 

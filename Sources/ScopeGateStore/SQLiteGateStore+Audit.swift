@@ -79,12 +79,8 @@ extension SQLiteGateStore {
             try appendAudit(
                 db,
                 rows.map { row in
-                    AuditEvent(
-                        "grant.expired", clientID: row["client_id"],
-                        [
-                            ("scope", .string(row["scope"])), ("request_id", (row["approval_request_id"] as String?).map { .string($0) } ?? .null),
-                            ("expired_at", .int(Int64(row["expires_at"] as Double))),
-                        ])
+                    .grantExpired(
+                        clientID: row["client_id"], scope: row["scope"], requestID: row["approval_request_id"], expiredAt: row["expires_at"])
                 }, at: date)
             for row in rows {
                 try db.execute(

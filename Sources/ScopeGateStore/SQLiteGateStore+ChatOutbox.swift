@@ -89,16 +89,7 @@ extension SQLiteGateStore: ChatOutboxStore {
                     message.platform, message.channel,
                 ])
             if firstPost {
-                try appendAudit(
-                    db,
-                    [
-                        AuditEvent(
-                            "notification.sent",
-                            [
-                                ("request_id", .string(message.approvalRequestID)), ("platform", .string(message.platform)),
-                                ("channel", .string(message.channel)), ("message_id", .string(messageID)),
-                            ])
-                    ], at: date)
+                try appendAudit(db, [.notificationSent(message, messageID: messageID)], at: date)
             }
         }
     }
@@ -117,17 +108,7 @@ extension SQLiteGateStore: ChatOutboxStore {
                     error, permanent, retryAt.timeIntervalSince1970, message.approvalRequestID, message.platform,
                     message.channel,
                 ])
-            try appendAudit(
-                db,
-                [
-                    AuditEvent(
-                        "notification.failed",
-                        [
-                            ("request_id", .string(message.approvalRequestID)), ("platform", .string(message.platform)),
-                            ("channel", .string(message.channel)), ("error", .string(error)), ("permanent", .bool(permanent)),
-                            ("attempt", .int(Int64(message.attempts + 1))),
-                        ])
-                ], at: date)
+            try appendAudit(db, [.notificationFailed(message, error: error, permanent: permanent)], at: date)
         }
     }
 

@@ -71,7 +71,7 @@ public final class SQLiteGateStore: GateStore, AuditLogStore {
             guard db.changesCount > 0 else { return false }
             try appendAudit(
                 db,
-                [AuditEvent("grant.revoked", clientID: clientID, [("scope", .string(scope)), ("actor", .string(actor))])],
+                [.grantRevoked(clientID: clientID, scope: scope, actor: actor)],
                 at: date)
             return true
         }
@@ -120,20 +120,9 @@ public final class SQLiteGateStore: GateStore, AuditLogStore {
                 ])
             var events: [AuditEvent] = []
             if opened {
-                events.append(
-                    AuditEvent(
-                        "approval_request.opened", clientID: draft.clientID,
-                        [
-                            ("request_id", .string(request.id)), ("scopes", .strings(draft.unapproved.tokens)),
-                            ("already_granted", .strings(draft.alreadyGranted.tokens)), ("rules", .strings(draft.rules)),
-                            ("route", draft.route.map { .string($0) } ?? .null),
-                            ("expires_at", .int(Int64(expiresAt.timeIntervalSince1970))),
-                        ]))
+                events.append(.requestOpened(draft, requestID: request.id, expiresAt: expiresAt))
             }
-            events.append(
-                AuditEvent(
-                    "hold.created", clientID: draft.clientID,
-                    [("hold_id", .string(hold.id)), ("request_id", .string(request.id))]))
+            events.append(.holdCreated(clientID: draft.clientID, holdID: hold.id, requestID: request.id))
             try appendAudit(db, events, at: date)
             return (hold, request, opened)
         }
@@ -225,17 +214,7 @@ public final class SQLiteGateStore: GateStore, AuditLogStore {
                 throw GateError(.alreadyVoted, "\(vote.voter) already voted on approval request \(requestID)")
             }
             let votes = try Self.votes(db, requestID)
-            try appendAudit(
-                db,
-                [
-                    AuditEvent(
-                        "vote", clientID: request.clientID,
-                        [
-                            ("request_id", .string(requestID)), ("choice", .string(vote.choice.rawValue)),
-                            ("voter", .string(vote.voter)), ("reason", vote.reason.map { .string($0) } ?? .null),
-                            ("approvals", .int(Int64(votes.filter(\.approves).count))), ("quorum", .int(Int64(quorum.approve))),
-                        ] + (vote.scopes.map { [("approved_scopes", .strings($0.tokens))] } ?? []))
-                ], at: vote.at)
+            try appendAudit(db, [.vote(vote, on: request, approvals: votes.filter(\.approves).count, quorum: quorum)], at: vote.at)
             guard let decision = quorum.decision(of: votes) else { return .counted(request, votes: votes) }
             return .decided(try record(db, decision, on: requestID, grants: Quorum.covered(grants, by: decision)))
         }
@@ -265,13 +244,7 @@ public final class SQLiteGateStore: GateStore, AuditLogStore {
                         arguments: [requestID, platform, channel, date.timeIntervalSince1970, date.timeIntervalSince1970])
                 }
             }
-            try appendAudit(
-                db,
-                [
-                    AuditEvent(
-                        "approval_request.escalated", clientID: request.clientID,
-                        [("request_id", .string(requestID)), ("route", .string(route))])
-                ], at: date)
+            try appendAudit(db, [.escalated(clientID: request.clientID, requestID: requestID, route: route)], at: date)
             return true
         }
     }
@@ -285,8 +258,7 @@ public final class SQLiteGateStore: GateStore, AuditLogStore {
                 let request = try Row.fetchOne(db, sql: "SELECT * FROM approval_request WHERE id = ?", arguments: [requestID])
                     .map(Self.approvalRequest)
             else { return false }
-            try appendAudit(
-                db, [AuditEvent("approval_request.reminded", clientID: request.clientID, [("request_id", .string(requestID))])], at: date)
+            try appendAudit(db, [.reminded(clientID: request.clientID, requestID: requestID)], at: date)
             return true
         }
     }
@@ -344,26 +316,7 @@ public final class SQLiteGateStore: GateStore, AuditLogStore {
         try db.execute(
             sql: "INSERT INTO decision_event (approval_request_id, at) VALUES (?, ?)",
             arguments: [requestID, decision.at.timeIntervalSince1970])
-        var events = [
-            AuditEvent(
-                "decision", clientID: decided.clientID,
-                [
-                    ("request_id", .string(requestID)), ("outcome", .string(decision.outcome.rawValue)),
-                    ("actor", .string(decision.actor)), ("reason", decision.reason.map { .string($0) } ?? .null),
-                    ("scopes", .strings(decided.scopes.tokens)),
-                ] + (decided.decision?.scopes.map { [("approved_scopes", .strings($0.tokens))] } ?? []))
-        ]
-        for grant in grants {
-            events.append(
-                AuditEvent(
-                    "grant.created", clientID: grant.clientID,
-                    [
-                        ("scope", .string(grant.scope)), ("request_id", .string(requestID)),
-                        ("approved_by", .string(grant.approvedBy)),
-                        ("expires_at", grant.expiresAt.map { .int(Int64($0.timeIntervalSince1970)) } ?? .null),
-                    ]))
-        }
-        try appendAudit(db, events, at: decision.at)
+        try appendAudit(db, [.decision(decision, on: decided)] + grants.map { .grantCreated($0, requestID: requestID) }, at: decision.at)
         return decided
     }
 
@@ -374,17 +327,7 @@ public final class SQLiteGateStore: GateStore, AuditLogStore {
             guard db.changesCount == 1, let hold = try Row.fetchOne(db, sql: "SELECT * FROM hold WHERE id = ?", arguments: [holdID])
                 .map(Self.hold)
             else { return false }
-            try appendAudit(
-                db,
-                [
-                    AuditEvent(
-                        "hold.identified", clientID: hold.clientID,
-                        [
-                            ("request_id", .string(hold.approvalRequestID)), ("hold_id", .string(holdID)),
-                            ("subject", .string(requester.subject)), ("email", requester.email.map { .string($0) } ?? .null),
-                            ("email_verified", .bool(requester.emailVerified)), ("groups", .strings(requester.groups)),
-                        ])
-                ], at: date)
+            try appendAudit(db, [.holdIdentified(hold, as: requester)], at: date)
             return true
         }
     }
@@ -439,12 +382,8 @@ public final class SQLiteGateStore: GateStore, AuditLogStore {
                     """, arguments: [id])
             {
                 try appendAudit(
-                    db,
-                    [
-                        AuditEvent(
-                            event(row["state"]), clientID: row["client_id"],
-                            [("hold_id", .string(id)), ("request_id", .string(row["approval_request_id"]))])
-                    ], at: date)
+                    db, [.holdFinished(event(row["state"]), clientID: row["client_id"], holdID: id, requestID: row["approval_request_id"])],
+                    at: date)
             }
             return true
         }

@@ -94,7 +94,7 @@ extension ScopeGateConfiguration {
             }
             lines.append("default_route \(routing.defaultRoute.name) team \(slack?.teamID ?? "-") tenant \(teams?.bot?.tenantID ?? "-") webhooks \(teams?.webhooks.keys.sorted().joined(separator: ",") ?? "-") sign_in \(signIn.map { "\($0.clientID) \($0.scopes.tokens.joined(separator: ","))" } ?? "-")")
         }
-        return SHA256.hash(data: Data(lines.joined(separator: "\n").utf8)).map { String(format: "%02x", $0) }.joined()
+        return Digest.sha256Hex(lines.joined(separator: "\n"))
     }
 }
 

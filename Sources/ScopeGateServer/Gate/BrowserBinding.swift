@@ -1,4 +1,3 @@
-import Crypto
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -44,6 +43,6 @@ struct BrowserBinding: Sendable {
 
     /// What the store keeps: SHA-256 of the value, hex.
     static func hash(_ value: String) -> String {
-        SHA256.hash(data: Data(value.utf8)).map { String(format: "%02x", $0) }.joined()
+        Digest.sha256Hex(value)
     }
 }

@@ -1,4 +1,3 @@
-import Crypto
 import Foundation
 import Logging
 import NIOConcurrencyHelpers
@@ -117,7 +116,7 @@ final class DeviceRegistry: Sendable {
     }
 
     private static func hash(_ key: String) -> String {
-        SHA256.hash(data: Array(key.utf8)).map { String(format: "%02x", $0) }.joined()
+        Digest.sha256Hex(key)
     }
 
     /// The IdP's device flow for a released hold, while it lasts.

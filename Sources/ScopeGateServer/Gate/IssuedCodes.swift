@@ -1,4 +1,3 @@
-import Crypto
 import Foundation
 import Logging
 import ScopeGateCore
@@ -173,10 +172,5 @@ final class IssuedCodes: Sendable {
         return nil
     }
 
-    private static func key(_ code: Substring) -> String {
-        SHA256.hash(data: Array(code.utf8)).map { byte in
-            let hex = String(byte, radix: 16)
-            return byte < 16 ? "0" + hex : hex
-        }.joined()
-    }
+    private static func key(_ code: Substring) -> String { Digest.sha256Hex(code) }
 }

@@ -1,4 +1,3 @@
-import Crypto
 import Foundation
 import Logging
 import ScopeGateCore
@@ -54,7 +53,7 @@ final class PushedRequests: Sendable {
     }
 
     private static func hash(_ uri: String) -> String {
-        SHA256.hash(data: Array(uri.utf8)).map { String(format: "%02x", $0) }.joined()
+        Digest.sha256Hex(uri)
     }
 
     /// Whether every parameter sent with the reference repeats the pushed request's value.
