@@ -67,19 +67,7 @@ final class FakeIdPAdmin: Sendable {
         let fake = FakeIdPAdmin(port: port)
         let app = Application(
             responder: fake.responder(), configuration: .init(address: .hostname("127.0.0.1", port: port)), logger: logger)
-        let group = ServiceGroup(services: [app], logger: logger)
-        let task = Task { try await group.run() }
-        try await FreePorts.waitUntilListening(port)
-        let outcome: Result<Void, any Error>
-        do {
-            try await body(fake)
-            outcome = .success(())
-        } catch {
-            outcome = .failure(error)
-        }
-        await group.triggerGracefulShutdown()
-        _ = await task.result
-        try outcome.get()
+        try await LoopbackServer.run(app, port: port, logger: logger) { try await body(fake) }
     }
 
     private static func json(_ status: HTTPResponse.Status, _ object: Any) -> Response {

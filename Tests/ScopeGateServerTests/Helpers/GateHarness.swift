@@ -288,3 +288,23 @@ enum FreePorts {
         return nil
     }
 }
+
+/// A fake service on loopback for the length of a test.
+enum LoopbackServer {
+    /// Runs `app` (listening on `port`) while `body` runs, then shuts it down, whatever `body` threw.
+    static func run(_ app: some Service, port: Int, logger: Logger, _ body: () async throws -> Void) async throws {
+        let group = ServiceGroup(services: [app], logger: logger)
+        let task = Task { try await group.run() }
+        try await FreePorts.waitUntilListening(port)
+        let outcome: Result<Void, any Error>
+        do {
+            try await body()
+            outcome = .success(())
+        } catch {
+            outcome = .failure(error)
+        }
+        await group.triggerGracefulShutdown()
+        _ = await task.result
+        try outcome.get()
+    }
+}
