@@ -77,6 +77,12 @@ public final class PostgresGateStore: GateStore, ChatOutboxStore, AuditLogStore,
             host: host, port: url.port ?? 5432, username: user.removingPercentEncoding ?? user,
             password: url.password.map { $0.removingPercentEncoding ?? $0 }, database: database?.removingPercentEncoding, tls: tls)
         configuration.options.maximumConnections = 20
+        // Nothing waits forever: a statement (or a wait for the write lock) that takes longer fails,
+        // and the request it served fails closed; a transaction left idle by a process that hung
+        // mid-way (a network partition) is ended, so its lock does not stop every replica's writes.
+        configuration.options.additionalStartupParameters = [
+            ("statement_timeout", "30s"), ("idle_in_transaction_session_timeout", "30s"), ("application_name", "scopegate"),
+        ]
         return configuration
     }
 
