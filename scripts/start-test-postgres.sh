@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Starts a throwaway PostgreSQL server for the test suite (Debian's postgresql package, run as its
 # `postgres` user on loopback), creates a database with a role whose password is made anew each run,
-# and prints the connection URL for SCOPEGATE_TEST_POSTGRES_URL (the role may create databases: each
+# (the databases of a previous run go first) and prints the connection URL for SCOPEGATE_TEST_POSTGRES_URL (the role may create databases: each
 # store test makes its own). Usage:
 #   export SCOPEGATE_TEST_POSTGRES_URL=$(bash scripts/start-test-postgres.sh)
 set -euo pipefail
@@ -31,7 +31,8 @@ if ! run "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1; then
 fi
 password=$(openssl rand -hex 16)
 run env PGOPTIONS="-c client_min_messages=warning" "$bin/psql" -h "$data" -p "$port" -U postgres -q -v ON_ERROR_STOP=1 <<SQL >/dev/null
-DROP DATABASE IF EXISTS scopegate_test;
+SELECT format('DROP DATABASE %I WITH (FORCE)', datname) FROM pg_database
+  WHERE datname = 'scopegate_test' OR datname LIKE 'sg\_%' \gexec
 DROP ROLE IF EXISTS scopegate_test;
 CREATE ROLE scopegate_test LOGIN CREATEDB PASSWORD '$password';
 CREATE DATABASE scopegate_test OWNER scopegate_test;
