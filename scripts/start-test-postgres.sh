@@ -15,7 +15,10 @@ bin=/usr/lib/postgresql/$version/bin
 data=${SCOPEGATE_TEST_POSTGRES_DIR:-/tmp/scopegate-test-postgres}
 port=${SCOPEGATE_TEST_POSTGRES_PORT:-55432}
 run() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-if ! run "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+# A server left from an earlier run is used if it answers; anything else there (a server that was
+# killed, a half-made folder) is cleared and made anew.
+if ! "$bin/pg_isready" -q -h "$data" -p "$port" >/dev/null 2>&1; then
+  run "$bin/pg_ctl" -D "$data" stop -m immediate >/dev/null 2>&1 || true
   rm -rf "$data"
   mkdir -p "$data"
   [ "$(id -u)" = 0 ] && chown postgres: "$data"
