@@ -199,10 +199,10 @@ extension PostgresGateStore {
     }
 
     public func votes(approvalRequestID: String) async throws -> [Vote] {
-        try await client.withConnection { connection in try await self.votes(connection, approvalRequestID) }
+        try await votes(nil, approvalRequestID)
     }
 
-    func votes(_ connection: PostgresConnection, _ requestID: String) async throws -> [Vote] {
+    func votes(_ connection: PostgresConnection?, _ requestID: String) async throws -> [Vote] {
         try await rows("SELECT * FROM approval_vote WHERE approval_request_id = \(requestID) ORDER BY at, ordinal", on: connection)
             .compactMap { row in
                 guard let choice = Vote.Choice(rawValue: try row["choice"].decode(String.self)) else { return nil }

@@ -178,7 +178,7 @@ extension PostgresGateStore {
 
     /// Moves `reader` past `seq` (never back).
     public func advanceAuditReadCursor(_ reader: String, to seq: Int64) async throws {
-        try await client.query("UPDATE owner_notice_cursor SET seq = \(seq) WHERE platform = \(reader) AND seq < \(seq)", logger: logger)
+        _ = try await rows("UPDATE owner_notice_cursor SET seq = \(seq) WHERE platform = \(reader) AND seq < \(seq)")
     }
 
     /// The number of entries and the newest one.
@@ -238,9 +238,6 @@ extension PostgresGateStore {
 
     // MARK: Limits on new holds
 
-    /// Thrown inside the counting transaction to roll it back when a limit is reached.
-    private struct LimitReached: Error {}
-
     public func countHold(under keys: [(key: String, limit: Int)], window: Date) async throws -> Bool {
         do {
             return try await write(audited: false) { connection in
@@ -252,7 +249,7 @@ extension PostgresGateStore {
                         RETURNING count
                         """, on: connection
                     ).first?["count"].decode(Int64.self) ?? 0
-                    if count > Int64(limit) { throw LimitReached() }
+                    if count > Int64(limit) { throw HoldLimitReached() }
                 }
                 // Old minutes go as new ones are counted, a few at a time.
                 try await connection.query(
@@ -262,7 +259,7 @@ extension PostgresGateStore {
                     """, logger: logger)
                 return true
             }
-        } catch let error as PostgresTransactionError where error.closureError is LimitReached {
+        } catch is HoldLimitReached {
             return false
         }
     }

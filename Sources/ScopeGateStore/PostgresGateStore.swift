@@ -32,6 +32,9 @@ public final class PostgresGateStore: GateStore, ChatOutboxStore, AuditLogStore,
     /// to date. `audit` seals the audit log's entries; without it the store keeps no audit log.
     public init(url: String, audit: (any AuditSealing)? = nil, logger: Logger = Logger(label: "scopegate.postgres")) async throws {
         let configuration = try Self.configuration(url)
+        // One connection first, on its own: the pool would keep retrying a server that refuses
+        // ScopeGate (a wrong password, a missing database) for a minute before saying so.
+        try await Self.checkConnection(url, parameters: Self.sessionParameters, logger: logger)
         // The client's own chatter (a lease asked for before its run loop started, reconnects) stays
         // below errors.
         var clientLogger = logger
@@ -56,41 +59,98 @@ public final class PostgresGateStore: GateStore, ChatOutboxStore, AuditLogStore,
 
     deinit { runner.cancel() }
 
+    /// Opens and closes one connection to the database `url` names, within ten seconds.
+    static func checkConnection(_ url: String, parameters: [(String, String)], logger: Logger) async throws {
+        let endpoint = try Endpoint(url)
+        let tls: PostgresConnection.Configuration.TLS
+        do {
+            switch endpoint.mode {
+            case .disable: tls = .disable
+            case .prefer: tls = .prefer(try NIOSSLContext(configuration: .makeClientConfiguration()))
+            case .require: tls = .require(try NIOSSLContext(configuration: .makeClientConfiguration()))
+            }
+        } catch {
+            throw GateError(.invalidConfiguration, "the PostgreSQL connection's TLS cannot be set up")
+        }
+        var connection = PostgresConnection.Configuration(
+            host: endpoint.host, port: endpoint.port, username: endpoint.user, password: endpoint.password,
+            database: endpoint.database, tls: tls)
+        connection.options.connectTimeout = .seconds(10)
+        connection.options.additionalStartupParameters = parameters
+        do {
+            try await PostgresConnection.connect(configuration: connection, id: 0, logger: logger).close()
+        } catch {
+            throw storeFailure(error)
+        }
+    }
+
+    /// What a `postgres://` URL names.
+    struct Endpoint {
+        enum Mode { case disable, prefer, require }
+        var host: String
+        var port: Int
+        var user: String
+        var password: String?
+        var database: String?
+        var mode: Mode
+
+        init(_ text: String) throws {
+            guard let url = URLComponents(string: text), url.scheme == "postgres" || url.scheme == "postgresql",
+                let host = url.host, !host.isEmpty, let user = url.user, !user.isEmpty
+            else {
+                throw GateError(.invalidConfiguration, "the PostgreSQL URL must be postgres://user:password@host:port/database")
+            }
+            self.host = host
+            self.port = url.port ?? 5432
+            self.user = user.removingPercentEncoding ?? user
+            self.password = url.password.map { $0.removingPercentEncoding ?? $0 }
+            self.database = url.path.hasPrefix("/") ? String(url.path.dropFirst()).removingPercentEncoding : nil
+            switch url.queryItems?.first(where: { $0.name == "sslmode" })?.value
+                ?? (["127.0.0.1", "localhost", "::1"].contains(host) ? "disable" : "require")
+            {
+            case "disable": mode = .disable
+            case "prefer": mode = .prefer
+            case "require", "verify-full": mode = .require
+            default: throw GateError(.invalidConfiguration, "the PostgreSQL URL's sslmode must be disable, prefer or require")
+            }
+        }
+    }
+
+    /// Settings of every session: nothing waits forever (a statement, or a wait for the write lock,
+    /// that takes longer fails, and the request it served fails closed); a transaction left idle by a
+    /// process that hung mid-way (a network partition) is ended, so its lock does not stop every
+    /// replica's writes.
+    static let sessionParameters = [
+        ("statement_timeout", "30s"), ("idle_in_transaction_session_timeout", "30s"), ("application_name", "scopegate"),
+    ]
+
     /// The client configuration of a `postgres://` URL.
     static func configuration(_ text: String) throws -> PostgresClient.Configuration {
-        guard let url = URLComponents(string: text), url.scheme == "postgres" || url.scheme == "postgresql",
-            let host = url.host, !host.isEmpty, let user = url.user, !user.isEmpty
-        else {
-            throw GateError(.invalidConfiguration, "the PostgreSQL URL must be postgres://user:password@host:port/database")
-        }
-        let database = url.path.hasPrefix("/") ? String(url.path.dropFirst()) : nil
-        let mode = url.queryItems?.first { $0.name == "sslmode" }?.value
-            ?? (["127.0.0.1", "localhost", "::1"].contains(host) ? "disable" : "require")
+        let endpoint = try Endpoint(text)
         let tls: PostgresClient.Configuration.TLS
-        switch mode {
-        case "disable": tls = .disable
-        case "prefer": tls = .prefer(.makeClientConfiguration())
-        case "require", "verify-full": tls = .require(.makeClientConfiguration())
-        default: throw GateError(.invalidConfiguration, "the PostgreSQL URL's sslmode must be disable, prefer or require")
+        switch endpoint.mode {
+        case .disable: tls = .disable
+        case .prefer: tls = .prefer(.makeClientConfiguration())
+        case .require: tls = .require(.makeClientConfiguration())
         }
         var configuration = PostgresClient.Configuration(
-            host: host, port: url.port ?? 5432, username: user.removingPercentEncoding ?? user,
-            password: url.password.map { $0.removingPercentEncoding ?? $0 }, database: database?.removingPercentEncoding, tls: tls)
+            host: endpoint.host, port: endpoint.port, username: endpoint.user, password: endpoint.password,
+            database: endpoint.database, tls: tls)
         configuration.options.maximumConnections = 20
-        // Nothing waits forever: a statement (or a wait for the write lock) that takes longer fails,
-        // and the request it served fails closed; a transaction left idle by a process that hung
-        // mid-way (a network partition) is ended, so its lock does not stop every replica's writes.
-        configuration.options.additionalStartupParameters = [
-            ("statement_timeout", "30s"), ("idle_in_transaction_session_timeout", "30s"), ("application_name", "scopegate"),
-        ]
+        configuration.options.additionalStartupParameters = sessionParameters
         return configuration
     }
 
     // MARK: Transactions
 
+    /// Thrown inside a transaction to roll it back when a limit on new holds is reached.
+    struct HoldLimitReached: Error {}
+
     /// Runs `body` in one transaction; with `audited`, after taking the write lock.
     /// A `GateError` thrown by `body` (already decided, already voted, not found) comes out as it is; the
-    /// transaction is rolled back.
+    /// transaction is rolled back. Any database error comes out as `storeFailure`, without the query or
+    /// its values.
+    @discardableResult
     func write<T: Sendable>(audited: Bool = true, _ body: (PostgresConnection) async throws -> T) async throws -> T {
         let start = ContinuousClock.now
         defer { if let observe = writeObserver.withLock({ $0 }) { observe(ContinuousClock.now - start) } }
@@ -100,9 +160,23 @@ public final class PostgresGateStore: GateStore, ChatOutboxStore, AuditLogStore,
                 return try await body(connection)
             }
         } catch let error as PostgresTransactionError {
-            if let gate = error.closureError as? GateError, error.rollbackError == nil { throw gate }
-            throw error
+            if error.rollbackError == nil, let closure = error.closureError, closure is GateError || closure is HoldLimitReached {
+                throw closure
+            }
+            throw Self.storeFailure(error.closureError ?? error.commitError ?? error.beginError ?? error)
+        } catch {
+            throw Self.storeFailure(error)
         }
+    }
+
+    /// A database error as ScopeGate reports it: the kind and PostgreSQL's message, never the query or
+    /// the values bound to it (holds, codes and audit entries travel in them).
+    static func storeFailure(_ error: any Error) -> GateError {
+        if let gate = error as? GateError { return gate }
+        if let psql = error as? PSQLError {
+            return GateError(.storeFailure, "PostgreSQL \(psql.code)" + (psql.serverInfo?[.message].map { ": " + $0 } ?? ""))
+        }
+        return GateError(.storeFailure, "PostgreSQL: \(type(of: error))")
     }
 
     public func observeDurableWrites(_ observer: @escaping @Sendable (Duration) -> Void) {
@@ -111,15 +185,19 @@ public final class PostgresGateStore: GateStore, ChatOutboxStore, AuditLogStore,
 
     /// The rows of `query`, for reading by column name.
     func rows(_ query: PostgresQuery, on connection: PostgresConnection? = nil) async throws -> [PostgresRandomAccessRow] {
-        let sequence: PostgresRowSequence
-        if let connection {
-            sequence = try await connection.query(query, logger: logger)
-        } else {
-            sequence = try await client.query(query, logger: logger)
+        do {
+            let sequence: PostgresRowSequence
+            if let connection {
+                sequence = try await connection.query(query, logger: logger)
+            } else {
+                sequence = try await client.query(query, logger: logger)
+            }
+            var rows: [PostgresRandomAccessRow] = []
+            for try await row in sequence { rows.append(row.makeRandomAccess()) }
+            return rows
+        } catch where connection == nil {
+            throw Self.storeFailure(error)
         }
-        var rows: [PostgresRandomAccessRow] = []
-        for try await row in sequence { rows.append(row.makeRandomAccess()) }
-        return rows
     }
 
     /// Appends `events` to the audit log in the caller's transaction, which holds the write lock.

@@ -337,6 +337,21 @@ enum StoreKind: String, CaseIterable, CustomTestStringConvertible, Sendable {
         }
     }
 
+    /// A database that refuses ScopeGate is a store failure whose message names the failure, never
+    /// the credentials.
+    @Test(.enabled(if: StoreKind.baseURL != nil))
+    func aRefusedConnectionFailsWithoutTheCredentials() async throws {
+        var url = try #require(URLComponents(string: StoreKind.baseURL!))
+        url.password = "wrong-password-0123456789"
+        do {
+            _ = try await PostgresGateStore(url: url.string!)
+            Issue.record("the store opened with a wrong password")
+        } catch let error as GateError {
+            #expect(error.code == .storeFailure)
+            #expect(!error.message.contains("wrong-password-0123456789") && error.message.hasPrefix("PostgreSQL"), "\(error.message)")
+        }
+    }
+
     @Test func urlsAreReadAsPostgresDocumentsThem() throws {
         #expect(throws: GateError.self) { try PostgresGateStore.configuration("mysql://u@h/db") }
         #expect(throws: GateError.self) { try PostgresGateStore.configuration("postgres://h/db") }
