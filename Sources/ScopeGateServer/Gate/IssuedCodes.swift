@@ -139,15 +139,19 @@ final class IssuedCodes: Sendable {
         if let known = authorization(of: code) { return known }
         guard let shared else { return nil }
         let key = Self.key(Substring(code))
+        // A few reads with growing pauses, not a busy poll: a code nobody relayed (a guess, a
+        // replay) costs the store six reads, not forty.
         let deadline = ContinuousClock.now + Self.sharingDelay
+        var pause = Duration.milliseconds(50)
         while true {
             if let json = try? await shared.shared(kind: "code", keyHash: key, at: Date()),
                 let found = try? JSONDecoder().decode(Authorization.self, from: Data(json.utf8))
             {
                 return found
             }
-            guard ContinuousClock.now < deadline else { return nil }
-            try? await Task.sleep(for: .milliseconds(50))
+            guard ContinuousClock.now + pause < deadline else { return nil }
+            try? await Task.sleep(for: pause)
+            pause *= 2
         }
     }
 
