@@ -21,8 +21,12 @@ import Testing
         let upstream: EmbeddedChannel
         let pool: UpstreamPool
         let httpClient: HTTPClient
+        /// Reads the bytes the IdP was sent with NIO's request parser, as an HTTP server would.
+        let idpParser = EmbeddedChannel(handler: ByteToMessageHandler(HTTPRequestDecoder()))
 
-        init(limits: ProxyConnectionHandler.StateMachine.Limits = .init()) throws {
+        /// `http1`: the client connection has NIO's HTTP/1 server codec, as on the public listener, and
+        /// speaks bytes (`send`, `clientBytes`); otherwise it speaks NIO's HTTP parts.
+        init(limits: ProxyConnectionHandler.StateMachine.Limits = .init(), http1: Bool = false) throws {
             let yaml = GateHarness.configYAML(
                 upstreamPort: 9, publicPort: 8443, adminPort: 8444, storePath: "/nonexistent/gate.sqlite", extra: "",
                 unreachableUpstream: true)
@@ -40,12 +44,32 @@ import Testing
             pool = pools.pool(for: loop)!
             let shared = ProxyShared(
                 responder: app.responder(), pools: pools, codes: app.issuedCodes, configuration: configuration, logger: logger)
-            upstream = EmbeddedChannel(handler: UpstreamRelay(pool: pool), loop: loop)
+            let relay = UpstreamRelay(pool: pool)
+            upstream = EmbeddedChannel(handler: relay, loop: loop)
             try upstream.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 9)).wait()
-            pool.release(upstream)
+            pool.release(UpstreamConnection(channel: upstream, relay: relay))
             client = EmbeddedChannel(loop: loop)
             try client.connect(to: SocketAddress(ipAddress: "192.0.2.7", port: 50000)).wait()
+            if http1 {
+                try client.pipeline.syncOperations.configureHTTPServerPipeline(
+                    withPipeliningAssistance: false, withErrorHandling: false, withOutboundHeaderValidation: false)
+            }
             try client.pipeline.syncOperations.addHandler(ProxyConnectionHandler(shared: shared, limits: limits))
+        }
+
+        /// The client sends `bytes` (an `http1` wire).
+        func send(_ bytes: String) throws {
+            try client.writeInbound(ByteBuffer(string: bytes))
+        }
+
+        /// Every byte the client was sent so far (an `http1` wire).
+        func clientBytes() throws -> String {
+            var text = ""
+            while let buffer = try client.readOutbound(as: IOData.self) {
+                guard case .byteBuffer(let bytes) = buffer else { continue }
+                text += String(buffer: bytes)
+            }
+            return text
         }
 
         deinit { try? httpClient.syncShutdown() }
@@ -57,11 +81,23 @@ import Testing
             try client.writeInbound(HTTPServerRequestPart.end(nil))
         }
 
-        /// Everything the IdP was sent so far.
+        /// Everything the IdP was sent so far, as a server parses it.
         func upstreamReceived() throws -> [HTTPClientRequestPart] {
+            while let bytes = try upstream.readOutbound(as: ByteBuffer.self) { try idpParser.writeInbound(bytes) }
             var parts: [HTTPClientRequestPart] = []
-            while let part = try upstream.readOutbound(as: HTTPClientRequestPart.self) { parts.append(part) }
+            while let part = try idpParser.readInbound(as: HTTPServerRequestPart.self) {
+                switch part {
+                case .head(let head): parts.append(.head(head))
+                case .body(let body): parts.append(.body(.byteBuffer(body)))
+                case .end(let trailers): parts.append(.end(trailers))
+                }
+            }
             return parts
+        }
+
+        /// The IdP answers with `bytes`.
+        func upstreamSends(_ bytes: String) throws {
+            try upstream.writeInbound(ByteBuffer(string: bytes))
         }
 
         /// Everything the client was sent so far.
@@ -72,11 +108,9 @@ import Testing
         }
 
         func respond(_ status: HTTPResponseStatus = .ok, body: String = "hello", headers: HTTPHeaders = [:]) throws {
-            var headers = headers
-            headers.add(name: "Content-Length", value: String(body.utf8.count))
-            try upstream.writeInbound(HTTPClientResponsePart.head(.init(version: .http1_1, status: status, headers: headers)))
-            try upstream.writeInbound(HTTPClientResponsePart.body(ByteBuffer(string: body)))
-            try upstream.writeInbound(HTTPClientResponsePart.end(nil))
+            var head = "HTTP/1.1 \(status.code) \(status.reasonPhrase)\r\n"
+            for (name, value) in headers { head += "\(name): \(value)\r\n" }
+            try upstreamSends(head + "Content-Length: \(body.utf8.count)\r\n\r\n" + body)
         }
     }
 
@@ -108,7 +142,7 @@ import Testing
         #expect(String(buffer: body) == "hello")
         #expect(received.count == 3)
         // The upstream connection is idle in the pool again, and the client's stays open.
-        #expect(wire.pool.takeIdle() === wire.upstream)
+        #expect(wire.pool.takeIdle()?.channel === wire.upstream)
         #expect(wire.client.isActive)
     }
 
@@ -152,8 +186,7 @@ import Testing
         try wire.request("/big")
         _ = try wire.upstreamReceived()
         wire.client.isWritable = false
-        try wire.upstream.writeInbound(
-            HTTPClientResponsePart.head(.init(version: .http1_1, status: .ok, headers: ["Content-Length": "10"])))
+        try wire.upstreamSends("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n")
         #expect(Self.autoRead(wire.upstream) == false)
         wire.client.isWritable = true
         wire.client.pipeline.fireChannelWritabilityChanged()
@@ -201,6 +234,52 @@ import Testing
         }
         #expect(head.headers["Connection"] == ["close"])
         #expect(!wire.client.isActive)
-        #expect(wire.pool.takeIdle() === wire.upstream)
+        #expect(wire.pool.takeIdle()?.channel === wire.upstream)
+    }
+
+    @Test func onAnHTTP1ConnectionTheIdPsResponseIsRelayedFromItsBytes() throws {
+        let wire = try Wire(http1: true)
+        try wire.send("GET /a HTTP/1.1\r\nHost: gate.example\r\n\r\nHEAD /b HTTP/1.1\r\nHost: gate.example\r\n\r\n")
+        let first = try wire.upstreamReceived()
+        if case .head(let head) = first.first { #expect(head.uri == "/a") }
+        // A chunked answer, in two reads, with a hop-by-hop field and one its Connection field names.
+        try wire.upstreamSends("HTTP/1.1 200 OK\r\nConnection: X-Hop\r\nX-Hop: 1\r\nKeep-Alive: timeout=5\r\nX-Kept: yes\r\n")
+        try wire.upstreamSends("Transfer-Encoding: chunked\r\n\r\n3\r\none\r\n0\r\n\r\n")
+        #expect(
+            try wire.clientBytes()
+                == "HTTP/1.1 200 OK\r\nX-Kept: yes\r\nTransfer-Encoding: chunked\r\n\r\n3\r\none\r\n0\r\n\r\n")
+        // The HEAD request went out next on the same upstream connection; its answer has no body.
+        let second = try wire.upstreamReceived()
+        if case .head(let head) = second.first { #expect(head.method == .HEAD && head.uri == "/b") }
+        try wire.upstreamSends("HTTP/1.1 200 OK\r\nContent-Length: 42\r\n\r\n")
+        #expect(try wire.clientBytes() == "HTTP/1.1 200 OK\r\nContent-Length: 42\r\n\r\n")
+        #expect(wire.pool.takeIdle()?.channel === wire.upstream)
+        #expect(wire.client.isActive)
+    }
+
+    @Test func anIdPResponseThatCannotBeReadIsA502AndItsConnectionIsNotReused() throws {
+        let wire = try Wire(http1: true)
+        try wire.send("GET /a HTTP/1.1\r\nHost: gate.example\r\n\r\n")
+        _ = try wire.upstreamReceived()
+        try wire.upstreamSends("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok")
+        #expect(try wire.clientBytes().hasPrefix("HTTP/1.1 502 Bad Gateway\r\n"))
+        #expect(!wire.upstream.isActive)
+        #expect(wire.pool.takeIdle() == nil)
+    }
+
+    @Test func aChunkedRequestBodyIsChunkedAgainForTheIdP() throws {
+        let wire = try Wire(http1: true)
+        try wire.send("POST /form HTTP/1.1\r\nHost: gate.example\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nab=c\r\n0\r\n\r\n")
+        let sent = try wire.upstreamReceived()
+        let body = sent.compactMap { part -> String? in
+            if case .body(.byteBuffer(let bytes)) = part { return String(buffer: bytes) }
+            return nil
+        }
+        #expect(body.joined() == "ab=c")
+        if case .head(let head) = sent.first { #expect(head.headers["Transfer-Encoding"] == ["chunked"]) }
+        guard case .end = sent.last else {
+            Issue.record("the IdP did not see the body end: \(sent)")
+            return
+        }
     }
 }

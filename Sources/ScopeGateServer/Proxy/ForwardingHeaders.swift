@@ -64,10 +64,13 @@ enum ForwardingHeaders {
     /// Classifies `name` without allocating: header names are ASCII and compared case-insensitively.
     static func disposition(of name: String) -> Disposition {
         var name = name
-        return name.withUTF8 { bytes in
-            for entry in table where matches(bytes, entry.name) { return entry.disposition }
-            return .keep
-        }
+        return name.withUTF8(disposition(of:))
+    }
+
+    /// Classifies the header name in `bytes`.
+    static func disposition(of bytes: UnsafeBufferPointer<UInt8>) -> Disposition {
+        for entry in table where matches(bytes, entry.name) { return entry.disposition }
+        return .keep
     }
 
     /// Whether `bytes` equals the lower-case ASCII `name`, ignoring ASCII case.

@@ -23,11 +23,7 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
     typealias OutboundOut = HTTPServerResponsePart
 
     /// An upstream connection serving this client connection, and its relay handler.
-    struct Upstream {
-        let channel: any Channel
-        let relay: UpstreamRelay
-    }
-
+    typealias Upstream = UpstreamConnection
     typealias StateMachine = ProxyConnectionStateMachine<Upstream>
 
     private let shared: ProxyShared
@@ -38,6 +34,12 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
     private var peer = ForwardingHeaders.Peer(address: nil, trusted: false, scheme: "http")
     /// When the current exchange's head went to the IdP, until its response head comes back.
     private var exchangeStarted: NIODeadline?
+    /// On an HTTP/1 connection, the context of NIO's response encoder: relayed responses are written
+    /// below it, as bytes (`HTTP1Writer`); ScopeGate's own answers go through it. `nil` on a stream
+    /// of an HTTP/2 connection, where every response goes through the stream's codec.
+    private var rawOutput: ChannelHandlerContext?
+    /// How the relayed response being written is framed, while one is (`rawOutput` only).
+    private var rawFraming: HTTP1Writer.Framing?
 
     init(shared: ProxyShared, limits: StateMachine.Limits = .init()) {
         self.shared = shared
@@ -48,9 +50,13 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
         self.context = context
         self.pool = shared.pools.pool(for: context.eventLoop)
         self.peer = shared.peer(context.channel)
+        self.rawOutput = try? context.pipeline.syncOperations.context(handlerType: HTTPResponseEncoder.self)
     }
 
-    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+        self.rawOutput = nil
+    }
 
     // MARK: - Events
 
@@ -94,11 +100,11 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
         context.fireUserInboundEventTriggered(event)
     }
 
-    func upstreamRead(_ part: HTTPClientResponsePart) {
+    func upstreamRead(_ part: UpstreamResponsePart) {
         guard let context else { return }
         switch part {
         case .head(let head):
-            if let started = exchangeStarted, head.status.code >= 200 {
+            if let started = exchangeStarted {
                 exchangeStarted = nil
                 shared.upstreamLatency?.record(.nanoseconds((NIODeadline.now() - started).nanoseconds))
             }
@@ -106,6 +112,11 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
         case .body(let buffer): run(machine.upstreamResponseBody(buffer), context: context)
         case .end: run(machine.upstreamResponseEnd(), context: context)
         }
+    }
+
+    /// The IdP's response could not be read; the upstream connection closes next (`upstreamClosed`).
+    func upstreamMalformed(_ reason: String) {
+        shared.logger.warning("the identity provider's response cannot be read", metadata: ["sg.upstream.error": "\(reason)"])
     }
 
     func upstreamReadComplete() {
@@ -139,15 +150,15 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
         case .connectUpstream:
             connectUpstream(context: context)
         case .writeUpstream(let upstream, let part):
-            upstream.channel.write(part, promise: nil)
+            upstream.relay.write(part)
         case .startExchange(let upstream, let parts, let flush, let readClient):
             if shared.upstreamLatency != nil { exchangeStarted = .now() }
             upstream.relay.front = self
-            for part in parts { upstream.channel.write(part, promise: nil) }
+            for part in parts { upstream.relay.write(part) }
             if flush { upstream.channel.flush() }
             if let readClient { setAutoRead(context.channel, readClient) }
         case .returnUpstream(let upstream):
-            pool?.release(upstream.channel)
+            pool?.release(upstream)
         case .flushUpstream(let upstream, let readClient):
             upstream.channel.flush()
             if let readClient { setAutoRead(context.channel, readClient) }
@@ -161,12 +172,12 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
         case .writeResponseHead(let head, let close, let authorization):
             writeResponseHead(head, close: close, authorization: authorization, context: context)
         case .writeResponseBody(let buffer):
-            context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+            writeResponseBody(buffer, context: context)
         case .finishExchange(let upstream, let reuse, let resumeRead, let keepAlive):
             if let upstream {
                 upstream.relay.front = nil
                 if resumeRead { setAutoRead(upstream.channel, true) }
-                if reuse, let pool { pool.release(upstream.channel) } else { upstream.channel.close(promise: nil) }
+                if reuse, let pool { pool.release(upstream) } else { upstream.channel.close(promise: nil) }
             }
             endResponse(keepAlive: keepAlive, context: context)
         case .abandonExchange(let upstream, let closeUpstream, let then):
@@ -207,13 +218,31 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
 
     /// Ends the response: the connection then takes its next request, or closes once the end is written.
     private func endResponse(keepAlive: Bool, context: ChannelHandlerContext) {
-        if keepAlive {
-            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
-            takeQueued(context: context)
-        } else {
-            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { [channel = context.channel] _ in
-                channel.close(promise: nil)
+        let ended: EventLoopFuture<Void>?
+        if let framing = rawFraming, let rawOutput {
+            // A relayed response, written below NIO's encoder: its end is ScopeGate's to write.
+            rawFraming = nil
+            if case .chunked = framing {
+                rawOutput.write(NIOAny(HTTP1Writer.lastChunk), promise: nil)
             }
+            if keepAlive {
+                rawOutput.flush()
+                ended = nil
+            } else {
+                let promise = context.eventLoop.makePromise(of: Void.self)
+                rawOutput.writeAndFlush(NIOAny(ByteBuffer()), promise: promise)
+                ended = promise.futureResult
+            }
+        } else if keepAlive {
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            ended = nil
+        } else {
+            ended = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+        }
+        if let ended {
+            ended.whenComplete { [channel = context.channel] _ in channel.close(promise: nil) }
+        } else {
+            takeQueued(context: context)
         }
     }
 
@@ -315,29 +344,24 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
         }
     }
 
-    private func connected(_ result: Result<any Channel, any Error>, pool: UpstreamPool) {
+    private func connected(_ result: Result<UpstreamConnection, any Error>, pool: UpstreamPool) {
         guard let context else {
-            if case .success(let channel) = result { pool.release(channel) }
+            if case .success(let connection) = result { pool.release(connection) }
             return
         }
         switch result {
         case .failure(let error):
             shared.logger.warning("upstream unreachable", metadata: ["sg.upstream.error": "\(error)"])
             run(machine.upstreamUnavailable(), context: context)
-        case .success(let channel):
-            guard let relay = try? channel.pipeline.syncOperations.handler(type: UpstreamRelay.self) else {
-                channel.close(promise: nil)
-                run(machine.upstreamUnavailable(), context: context)
-                return
-            }
-            run(machine.upstreamConnected(Upstream(channel: channel, relay: relay), writable: channel.isWritable), context: context)
+        case .success(let connection):
+            run(machine.upstreamConnected(connection, writable: connection.channel.isWritable), context: context)
         }
     }
 
     private func writeResponseHead(
-        _ response: HTTPResponseHead, close: Bool, authorization: AdmittedAuthorization?, context: ChannelHandlerContext
+        _ response: UpstreamResponseHead, close: Bool, authorization: AdmittedAuthorization?, context: ChannelHandlerContext
     ) {
-        if let authorization = authorization?.value, let location = response.headers.first(name: "location"),
+        if let authorization = authorization?.value, let location = response.first("location"),
             authorization.isRedirectToClient(location), let code = IssuedCodes.code(inLocation: location)
         {
             shared.codes.record(code, authorization)
@@ -345,9 +369,32 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
                 shared.responder.authorization.service.spentReleases.spend(hold, at: Date())
             }
         }
-        var headers = ForwardingHeaders.downstreamResponse(from: response.headers, rewriteLocation: shared.rewriter.rewrite(url:))
+        if let rawOutput {
+            let (head, framing) = HTTP1Writer.responseHead(
+                response, close: close, rewriteLocation: shared.rewriter.rewrite(url:), allocator: context.channel.allocator)
+            rawFraming = framing
+            rawOutput.write(NIOAny(head), promise: nil)
+            return
+        }
+        var headers = ForwardingHeaders.downstreamResponse(from: response.head.headers, rewriteLocation: shared.rewriter.rewrite(url:))
         if close { headers.replaceOrAdd(name: "Connection", value: "close") }
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: response.status, headers: headers))), promise: nil)
+    }
+
+    private func writeResponseBody(_ buffer: ByteBuffer, context: ChannelHandlerContext) {
+        guard let framing = rawFraming, let rawOutput else {
+            context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+            return
+        }
+        switch framing {
+        case .identity:
+            rawOutput.write(NIOAny(buffer), promise: nil)
+        case .chunked:
+            guard buffer.readableBytes > 0 else { return }  // an empty chunk would end the body
+            rawOutput.write(NIOAny(HTTP1Writer.chunkLine(buffer.readableBytes, allocator: context.channel.allocator)), promise: nil)
+            rawOutput.write(NIOAny(buffer), promise: nil)
+            rawOutput.write(NIOAny(HTTP1Writer.crlf), promise: nil)
+        }
     }
 
     // MARK: - Answers

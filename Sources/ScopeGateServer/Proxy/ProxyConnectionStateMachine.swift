@@ -96,7 +96,7 @@ struct ProxyConnectionStateMachine<Upstream> {
         /// Flush what was written to the client; when the client cannot take more, pause `upstream`.
         case flushClient(pauseUpstream: Upstream?)
         /// Send the IdP's response head on, with `Connection: close` when `close`.
-        case writeResponseHead(HTTPResponseHead, close: Bool, authorization: AdmittedAuthorization?)
+        case writeResponseHead(UpstreamResponseHead, close: Bool, authorization: AdmittedAuthorization?)
         case writeResponseBody(ByteBuffer)
         /// The IdP's response ended: detach the upstream (resuming its reading when it was paused),
         /// keep it for reuse or close it, then end the client's response (`endResponse`).
@@ -458,7 +458,7 @@ struct ProxyConnectionStateMachine<Upstream> {
     }
 
     /// The IdP's response head arrived.
-    mutating func upstreamResponseHead(_ head: HTTPResponseHead) -> Action {
+    mutating func upstreamResponseHead(_ head: UpstreamResponseHead) -> Action {
         modifyExchange { exchange in
             exchange.upstreamKeepAlive = head.isKeepAlive
             exchange.responseStarted = true

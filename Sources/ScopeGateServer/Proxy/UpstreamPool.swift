@@ -54,11 +54,17 @@ struct UpstreamTarget: Sendable {
     }
 }
 
+/// An open connection to the IdP and the handler that relays its responses.
+struct UpstreamConnection {
+    let channel: any Channel
+    let relay: UpstreamRelay
+}
+
 /// One event loop's idle upstream connections. Used only on its event loop.
 final class UpstreamPool: @unchecked Sendable {
     let eventLoop: any EventLoop
     let target: UpstreamTarget
-    private var idle: [any Channel] = []
+    private var idle: [UpstreamConnection] = []
     private let sslContext: NIOSSLContext?
 
     init(eventLoop: any EventLoop, target: UpstreamTarget) {
@@ -68,44 +74,44 @@ final class UpstreamPool: @unchecked Sendable {
     }
 
     /// An idle connection, if one is open.
-    func takeIdle() -> (any Channel)? {
+    func takeIdle() -> UpstreamConnection? {
         eventLoop.assertInEventLoop()
-        while let channel = idle.popLast() {
-            if channel.isActive { return channel }
+        while let connection = idle.popLast() {
+            if connection.channel.isActive { return connection }
         }
         return nil
     }
 
     /// An idle connection, or a new one.
-    func acquire() -> EventLoopFuture<any Channel> {
-        if let channel = takeIdle() { return eventLoop.makeSucceededFuture(channel) }
+    func acquire() -> EventLoopFuture<UpstreamConnection> {
+        if let connection = takeIdle() { return eventLoop.makeSucceededFuture(connection) }
         return connect()
     }
 
     /// Takes back a connection whose exchange ended cleanly; closes it when the pool is full.
-    func release(_ channel: any Channel) {
+    func release(_ connection: UpstreamConnection) {
         eventLoop.assertInEventLoop()
-        guard channel.isActive, idle.count < target.maximumIdle else {
-            channel.close(promise: nil)
+        guard connection.channel.isActive, idle.count < target.maximumIdle else {
+            connection.channel.close(promise: nil)
             return
         }
-        idle.append(channel)
+        idle.append(connection)
     }
 
     /// Forgets a connection that closed while idle.
     func forget(_ channel: any Channel) {
-        idle.removeAll { $0 === channel }
+        idle.removeAll { $0.channel === channel }
     }
 
     func closeIdle() {
-        for channel in idle { channel.close(promise: nil) }
+        for connection in idle { connection.channel.close(promise: nil) }
         idle.removeAll()
     }
 
-    private func connect() -> EventLoopFuture<any Channel> {
+    private func connect() -> EventLoopFuture<UpstreamConnection> {
         let target = self.target
         let sslContext = self.sslContext
-        let pool = self
+        let relay = UpstreamRelay(pool: self)
         return ClientBootstrap(group: eventLoop)
             .connectTimeout(target.connectTimeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
@@ -115,36 +121,87 @@ final class UpstreamPool: @unchecked Sendable {
                     if let sslContext {
                         try sync.addHandler(NIOSSLClientHandler(context: sslContext, serverHostname: target.serverHostname))
                     }
-                    // Outbound header validation is off here: every header sent upstream is either the
-                    // client's, as NIO's parser accepted it (no CR, LF or NUL can be in it), or ScopeGate's own.
-                    try sync.addHTTPClientHandlers(enableOutboundHeaderValidation: false)
+                    // No HTTP codec of NIO's: the relay writes requests and reads responses itself.
                     try sync.addHandler(IdleStateHandler(readTimeout: target.responseTimeout))
-                    try sync.addHandler(UpstreamRelay(pool: pool))
+                    try sync.addHandler(relay)
                 }
             }
             .connect(host: target.host, port: target.port)
+            .map { UpstreamConnection(channel: $0, relay: relay) }
     }
 }
 
-/// The upstream end of an exchange: hands the IdP's response to the client connection it serves.
+/// The upstream end of an exchange: writes the client's request to the IdP and hands the IdP's
+/// response, read by `UpstreamResponseParser`, to the client connection it serves.
 final class UpstreamRelay: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPClientResponsePart
-    typealias OutboundOut = HTTPClientRequestPart
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
     let pool: UpstreamPool
     /// The client connection this upstream connection currently serves; `nil` while idle in the pool.
     var front: ProxyConnectionHandler?
+    private var context: ChannelHandlerContext?
+    private var parser = UpstreamResponseParser()
+    /// Bytes of a response part that has not all arrived.
+    private var received: ByteBuffer?
+    /// Whether the request being written has a chunked body.
+    private var requestChunked = false
 
     init(pool: UpstreamPool) { self.pool = pool }
 
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+
+    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+
+    // MARK: - The request
+
+    /// Writes a part of the client's request to the IdP (flushed by the caller).
+    func write(_ part: HTTPClientRequestPart) {
+        guard let context else { return }
+        switch part {
+        case .head(let head):
+            parser.requestSent(method: head.method)
+            // ScopeGate sets the framing itself (`ForwardingHeaders`): a Transfer-Encoding it sends is `chunked`.
+            requestChunked = head.headers.contains(name: "transfer-encoding")
+            context.write(wrapOutboundOut(HTTP1Writer.requestHead(head, allocator: context.channel.allocator)), promise: nil)
+        case .body(let data):
+            guard case .byteBuffer(let bytes) = data, bytes.readableBytes > 0 else { return }
+            if requestChunked {
+                context.write(wrapOutboundOut(HTTP1Writer.chunkLine(bytes.readableBytes, allocator: context.channel.allocator)), promise: nil)
+                context.write(wrapOutboundOut(bytes), promise: nil)
+                context.write(wrapOutboundOut(HTTP1Writer.crlf), promise: nil)
+            } else {
+                context.write(wrapOutboundOut(bytes), promise: nil)
+            }
+        case .end:
+            if requestChunked { context.write(wrapOutboundOut(HTTP1Writer.lastChunk), promise: nil) }
+        }
+    }
+
+    // MARK: - The response
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let part = unwrapInboundIn(data)
-        guard let front else {
-            // The IdP spoke without being asked: the connection is in an unknown state.
+        var buffer = unwrapInboundIn(data)
+        if var earlier = received {
+            received = nil
+            earlier.writeBuffer(&buffer)
+            buffer = earlier
+        }
+        do {
+            while let part = try parser.next(&buffer) {
+                guard let front else {
+                    // The IdP spoke without being asked: the connection is in an unknown state.
+                    context.close(promise: nil)
+                    return
+                }
+                front.upstreamRead(part)
+            }
+        } catch {
+            front?.upstreamMalformed(error.reason)
             context.close(promise: nil)
             return
         }
-        front.upstreamRead(part)
+        if buffer.readableBytes > 0 { received = buffer }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -170,6 +227,8 @@ final class UpstreamRelay: ChannelInboundHandler, RemovableChannelHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         pool.forget(context.channel)
+        // A body that runs until the IdP closes has ended now.
+        if parser.readsUntilClose, let front { front.upstreamRead(.end) }
         let front = self.front
         self.front = nil
         front?.upstreamClosed()

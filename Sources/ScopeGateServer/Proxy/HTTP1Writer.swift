@@ -1,0 +1,116 @@
+import NIOCore
+import NIOHTTP1
+
+/// The bytes ScopeGate writes on the pass-through path itself, each head in one buffer: the request to
+/// the IdP, and the IdP's response to an HTTP/1.1 client, from the bytes it arrived in.
+enum HTTP1Writer {
+
+    /// How a relayed body is framed towards the client.
+    enum Framing {
+        /// As it came: a `Content-Length`, or no body at all.
+        case identity
+        /// Chunked by ScopeGate (the IdP's own chunks, or a body it ended by closing).
+        case chunked
+    }
+
+    /// A request head as it goes to the IdP (HTTP/1.1). Its fields were checked by NIO's parser (no CR,
+    /// LF or NUL) or are ScopeGate's own.
+    static func requestHead(_ head: HTTPRequestHead, allocator: ByteBufferAllocator) -> ByteBuffer {
+        var buffer = allocator.buffer(capacity: 256 + head.uri.utf8.count + head.headers.count * 48)
+        buffer.writeString(head.method.rawValue)
+        buffer.writeInteger(UInt8(ascii: " "))
+        buffer.writeString(head.uri)
+        buffer.writeStaticString(" HTTP/1.1\r\n")
+        for (name, value) in head.headers {
+            buffer.writeString(name)
+            buffer.writeStaticString(": ")
+            buffer.writeString(value)
+            buffer.writeStaticString("\r\n")
+        }
+        buffer.writeStaticString("\r\n")
+        return buffer
+    }
+
+    /// The size line of a chunk of `count` bytes.
+    static func chunkLine(_ count: Int, allocator: ByteBufferAllocator) -> ByteBuffer {
+        var buffer = allocator.buffer(capacity: 20)
+        buffer.writeString(String(count, radix: 16))
+        buffer.writeStaticString("\r\n")
+        return buffer
+    }
+
+    static let crlf = ByteBuffer(staticString: "\r\n")
+    static let lastChunk = ByteBuffer(staticString: "0\r\n\r\n")
+
+    /// The IdP's response head as it goes to an HTTP/1.1 client: its status line and fields as they
+    /// came, less the hop-by-hop ones (and any a `Connection` field names); a `Location` on the IdP's
+    /// origin moved to ScopeGate's; `Connection: close` when the client's connection ends after it;
+    /// chunked framing when the IdP's body has no length.
+    static func responseHead(
+        _ head: UpstreamResponseHead, close: Bool, rewriteLocation: (String) -> String, allocator: ByteBufferAllocator
+    ) -> (ByteBuffer, Framing) {
+        var buffer = allocator.buffer(capacity: head.bytes.readableBytes + 64)
+        buffer.writeStaticString("HTTP/1.1 ")
+        buffer.writeBytes(head.statusLine)
+        buffer.writeStaticString("\r\n")
+        let options = connectionOptions(head)
+        let code = head.status.code
+        let bodiless = code < 200 || code == 204 || code == 304
+        for field in head.fields {
+            let name = head.name(field)
+            let disposition =
+                name.withContiguousStorageIfAvailable(ForwardingHeaders.disposition(of:))
+                ?? ForwardingHeaders.disposition(of: String(decoding: name, as: UTF8.self))
+            switch disposition {
+            case .hopByHop:
+                continue
+            case .replaced where bodiless:
+                continue  // no Content-Length on a response that cannot have a body
+            default:
+                break
+            }
+            if !options.isEmpty, options.contains(where: { UpstreamResponseHead.equalsIgnoringCase(name, $0) }) { continue }
+            buffer.writeBytes(name)
+            buffer.writeStaticString(": ")
+            if name.count == 8, UpstreamResponseHead.equals(name, "location") {
+                let location = String(decoding: head.value(field), as: UTF8.self)
+                buffer.writeString(rewriteLocation(location))
+            } else {
+                buffer.writeBytes(head.value(field))
+            }
+            buffer.writeStaticString("\r\n")
+        }
+        if close { buffer.writeStaticString("Connection: close\r\n") }
+        var framing = Framing.identity
+        switch head.framing {
+        case .chunked, .untilClose:
+            buffer.writeStaticString("Transfer-Encoding: chunked\r\n")
+            framing = .chunked
+        case .none, .length:
+            break
+        }
+        buffer.writeStaticString("\r\n")
+        return (buffer, framing)
+    }
+
+    /// The extra field names the head's `Connection` fields list (rare: most list only `keep-alive` or
+    /// `close`, or there is none).
+    private static func connectionOptions(_ head: UpstreamResponseHead) -> [ByteBufferView] {
+        var names: [ByteBufferView] = []
+        for field in head.fields where UpstreamResponseHead.equals(head.name(field), "connection") {
+            UpstreamResponseHead.forEachToken(head.value(field)) { token in
+                if !UpstreamResponseHead.equals(token, "close") && !UpstreamResponseHead.equals(token, "keep-alive") {
+                    names.append(token)
+                }
+            }
+        }
+        return names
+    }
+}
+
+extension UpstreamResponseHead {
+    /// Whether two header names are equal, ignoring ASCII case.
+    static func equalsIgnoringCase(_ a: ByteBufferView, _ b: ByteBufferView) -> Bool {
+        a.count == b.count && zip(a, b).allSatisfy { $0 | 0x20 == $1 | 0x20 }
+    }
+}
