@@ -16,7 +16,7 @@ import Testing
     }
 
     static func forward(_ uri: String = "/x", keepAlive: Bool = true, body: Machine.Forward.Body = .streamed) -> Machine.Route {
-        .forward(.init(head: head(uri, keepAlive: keepAlive), body: body, keepAlive: keepAlive, authorization: nil))
+        .forward(.init(head: .init(head(uri, keepAlive: keepAlive)), body: body, keepAlive: keepAlive, authorization: nil))
     }
 
     static func bytes(_ count: Int) -> ByteBuffer { ByteBuffer(repeating: 0x61, count: count) }
@@ -313,15 +313,15 @@ import Testing
     }
 
     static func forwardValue(_ uri: String, body: Machine.Forward.Body) -> Machine.Forward {
-        .init(head: head(uri), body: body, keepAlive: true, authorization: nil)
+        .init(head: .init(head(uri)), body: body, keepAlive: true, authorization: nil)
     }
 }
 
 /// One line per action, so a sequence of events reads as a transcript.
 private func summary(_ action: ProxyConnectionStateMachine<Int>.Action) -> String {
-    func part(_ part: HTTPClientRequestPart) -> String {
+    func part(_ part: UpstreamRequestPart) -> String {
         switch part {
-        case .head(let head): "head \(head.uri)"
+        case .head(let head): "head \(String(buffer: head.bytes).split(separator: " ")[1])"
         case .body(let data): "body \(data.readableBytes)"
         case .end: "end"
         }

@@ -200,4 +200,25 @@ import Testing
         let (toHead, _) = try Self.written("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n", method: .HEAD)
         #expect(toHead == "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n")
     }
+
+    @Test func theRequestHeadForTheIdPHasTheSameFieldsAsTheHeadersAndScopeGatesOwnFormType() {
+        let headers: HTTPHeaders = [
+            "Host": "gate.example", "Content-Type": "text/plain", "Connection": "keep-alive, X-Drop", "X-Drop": "1",
+            "X-HTTP-Method-Override": "DELETE", "Accept": "*/*",
+        ]
+        let peer = ForwardingHeaders.Peer(address: "192.0.2.7", trusted: false, scheme: "https")
+        let fields = ForwardingHeaders.upstreamRequest(
+            from: headers, peer: peer, host: "idp:8080", publicHost: "gate.example", bodyFraming: .length(4))
+        let written = ForwardingHeaders.upstreamRequestHead(
+            method: .POST, target: "/token", from: headers, peer: peer, host: "idp:8080", publicHost: "gate.example",
+            bodyFraming: .length(4), allocator: .init())
+        let expected = "POST /token HTTP/1.1\r\n" + fields.map { "\($0.name): \($0.value)\r\n" }.joined() + "\r\n"
+        #expect(String(buffer: written) == expected)
+        #expect(!expected.contains("X-Drop") && !expected.contains("Override") && expected.contains("Content-Type: text/plain"))
+        let form = ForwardingHeaders.upstreamRequestHead(
+            method: .POST, target: "/token", from: headers, peer: peer, host: "idp:8080", publicHost: "gate.example",
+            bodyFraming: .length(4), contentType: "application/x-www-form-urlencoded", allocator: .init())
+        #expect(!String(buffer: form).contains("text/plain"))
+        #expect(String(buffer: form).hasSuffix("Content-Type: application/x-www-form-urlencoded\r\n\r\n"))
+    }
 }

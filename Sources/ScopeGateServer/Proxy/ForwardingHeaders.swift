@@ -1,3 +1,4 @@
+import NIOCore
 import NIOHTTP1
 
 /// The headers that cross ScopeGate in each direction.
@@ -119,10 +120,50 @@ enum ForwardingHeaders {
     static func upstreamRequest(
         from headers: HTTPHeaders, peer: Peer, host: String, publicHost: String, bodyFraming: BodyFraming
     ) -> HTTPHeaders {
-        let options = headers.contains(name: "connection") ? connectionOptions(headers) : []
         var result = HTTPHeaders()
         result.reserveCapacity(headers.count + 5)
-        result.add(name: "Host", value: host)
+        forEachUpstreamField(from: headers, peer: peer, host: host, publicHost: publicHost, bodyFraming: bodyFraming) {
+            result.add(name: $0, value: $1)
+        }
+        return result
+    }
+
+    /// The upstream request's head, written straight into one buffer (the pass-through path): the
+    /// fields of `upstreamRequest`, with `contentType` in place of the client's when given.
+    static func upstreamRequestHead(
+        method: HTTPMethod, target: String, from headers: HTTPHeaders, peer: Peer, host: String, publicHost: String,
+        bodyFraming: BodyFraming, contentType: String? = nil, allocator: ByteBufferAllocator
+    ) -> ByteBuffer {
+        var buffer = allocator.buffer(capacity: 320 + target.utf8.count + headers.count * 48)
+        buffer.writeString(method.rawValue)
+        buffer.writeInteger(UInt8(ascii: " "))
+        buffer.writeString(target)
+        buffer.writeStaticString(" HTTP/1.1\r\n")
+        forEachUpstreamField(from: headers, peer: peer, host: host, publicHost: publicHost, bodyFraming: bodyFraming) {
+            name, value in
+            if contentType != nil, name.utf8.count == 12, equalsIgnoringCase(name, "content-type") { return }
+            buffer.writeString(name)
+            buffer.writeStaticString(": ")
+            buffer.writeString(value)
+            buffer.writeStaticString("\r\n")
+        }
+        if let contentType {
+            buffer.writeStaticString("Content-Type: ")
+            buffer.writeString(contentType)
+            buffer.writeStaticString("\r\n")
+        }
+        buffer.writeStaticString("\r\n")
+        return buffer
+    }
+
+    /// Calls `emit` with each field of the upstream request, in order: `Host`, the client's fields that
+    /// pass, the framing, then the forwarding fields.
+    private static func forEachUpstreamField(
+        from headers: HTTPHeaders, peer: Peer, host: String, publicHost: String, bodyFraming: BodyFraming,
+        _ emit: (String, String) -> Void
+    ) {
+        let options = headers.contains(name: "connection") ? connectionOptions(headers) : []
+        emit("Host", host)
         var priorForwardedFor: [String] = []
         var priorForwarded: [String] = []
         var keptProto = false
@@ -146,19 +187,17 @@ enum ForwardingHeaders {
             case .keep:
                 if !options.isEmpty, options.contains(name.lowercased()) { continue }
             }
-            result.add(name: name, value: value)
+            emit(name, value)
         }
         switch bodyFraming {
-        case .length(let length): result.add(name: "Content-Length", value: String(length))
-        case .chunked: result.add(name: "Transfer-Encoding", value: "chunked")
+        case .length(let length): emit("Content-Length", String(length))
+        case .chunked: emit("Transfer-Encoding", "chunked")
         case .none: break
         }
         let address = peer.address ?? "unknown"
-        result.add(
-            name: "X-Forwarded-For",
-            value: priorForwardedFor.isEmpty ? address : (priorForwardedFor + [address]).joined(separator: ", "))
-        if !keptProto { result.add(name: "X-Forwarded-Proto", value: peer.scheme) }
-        result.add(name: "X-Forwarded-Host", value: publicHost)
+        emit("X-Forwarded-For", priorForwardedFor.isEmpty ? address : (priorForwardedFor + [address]).joined(separator: ", "))
+        if !keptProto { emit("X-Forwarded-Proto", peer.scheme) }
+        emit("X-Forwarded-Host", publicHost)
         // Built in one string: this runs for every forwarded request.
         var element = ""
         element.reserveCapacity(peer.node.utf8.count + publicHost.utf8.count + 24)
@@ -169,8 +208,7 @@ enum ForwardingHeaders {
         element += ";host=\""
         element += publicHost
         element += "\""
-        result.add(name: "Forwarded", value: priorForwarded.isEmpty ? element : (priorForwarded + [element]).joined(separator: ", "))
-        return result
+        emit("Forwarded", priorForwarded.isEmpty ? element : (priorForwarded + [element]).joined(separator: ", "))
     }
 
     /// How a forwarded request's body is framed.

@@ -1,6 +1,35 @@
 import NIOCore
 import NIOHTTP1
 
+/// A request head as it goes to the IdP, already written (`ForwardingHeaders.upstreamRequestHead`).
+struct UpstreamRequestHead {
+    var method: HTTPMethod
+    var bytes: ByteBuffer
+    /// Whether its body is sent chunked.
+    var chunked: Bool
+
+    /// `head` as it is, written (ScopeGate's own requests and tests; the pass-through path writes the
+    /// head with its forwarding fields in one go).
+    init(_ head: HTTPRequestHead, allocator: ByteBufferAllocator = .init()) {
+        self.method = head.method
+        self.bytes = HTTP1Writer.requestHead(head, allocator: allocator)
+        self.chunked = head.headers.contains(name: "transfer-encoding")
+    }
+
+    init(method: HTTPMethod, bytes: ByteBuffer, chunked: Bool) {
+        self.method = method
+        self.bytes = bytes
+        self.chunked = chunked
+    }
+}
+
+/// A part of a request on its way to the IdP.
+enum UpstreamRequestPart {
+    case head(UpstreamRequestHead)
+    case body(ByteBuffer)
+    case end
+}
+
 /// The bytes ScopeGate writes on the pass-through path itself, each head in one buffer: the request to
 /// the IdP, and the IdP's response to an HTTP/1.1 client, from the bytes it arrived in.
 enum HTTP1Writer {

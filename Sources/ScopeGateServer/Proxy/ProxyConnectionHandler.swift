@@ -316,14 +316,14 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
         _ head: HTTPRequestHead, target: String, framing: ForwardingHeaders.BodyFraming, body: StateMachine.Forward.Body,
         authorization: IssuedCodes.Authorization? = nil
     ) -> StateMachine.Forward {
-        var headers = ForwardingHeaders.upstreamRequest(
-            from: head.headers, peer: peer, host: shared.upstreamHost, publicHost: shared.publicHost, bodyFraming: framing)
-        if case .complete(.some) = body {
+        let bytes = ForwardingHeaders.upstreamRequestHead(
+            method: head.method, target: target, from: head.headers, peer: peer, host: shared.upstreamHost,
+            publicHost: shared.publicHost, bodyFraming: framing,
             // A form ScopeGate wrote: plain form encoding, whatever the client declared.
-            headers.replaceOrAdd(name: "Content-Type", value: "application/x-www-form-urlencoded")
-        }
+            contentType: { if case .complete(.some) = body { "application/x-www-form-urlencoded" } else { nil } }(),
+            allocator: context?.channel.allocator ?? ByteBufferAllocator())
         return .init(
-            head: HTTPRequestHead(version: .http1_1, method: head.method, uri: target, headers: headers), body: body,
+            head: UpstreamRequestHead(method: head.method, bytes: bytes, chunked: framing == .chunked), body: body,
             keepAlive: head.isKeepAlive, authorization: authorization.map(AdmittedAuthorization.init))
     }
 

@@ -46,7 +46,7 @@ struct ProxyConnectionStateMachine<Upstream> {
         }
 
         /// The head as the IdP receives it (target and headers rewritten).
-        var head: HTTPRequestHead
+        var head: UpstreamRequestHead
         var body: Body
         /// Whether the client keeps the connection open after this exchange.
         var keepAlive: Bool
@@ -80,10 +80,10 @@ struct ProxyConnectionStateMachine<Upstream> {
         /// Take an idle upstream connection or open one, then call `upstreamConnected` or `upstreamUnavailable`.
         case connectUpstream
         /// Write a part of the client's request to the upstream; the end of the read burst flushes it.
-        case writeUpstream(Upstream, HTTPClientRequestPart)
+        case writeUpstream(Upstream, UpstreamRequestPart)
         /// Serve the exchange with this connection: attach it, write what waited, flush when asked,
         /// and resume or pause reading from the client when `readClient` says so.
-        case startExchange(Upstream, [HTTPClientRequestPart], flush: Bool, readClient: Bool?)
+        case startExchange(Upstream, [UpstreamRequestPart], flush: Bool, readClient: Bool?)
         /// A connection that arrived when no exchange wanted it: back to the pool.
         case returnUpstream(Upstream)
         /// Flush what was written to the upstream; resume or pause reading from the client when
@@ -116,7 +116,7 @@ struct ProxyConnectionStateMachine<Upstream> {
     private struct Exchange {
         var upstream: Upstream?
         /// Parts written before the upstream connection was there.
-        var pending: [HTTPClientRequestPart]
+        var pending: [UpstreamRequestPart]
         var pendingBytes = 0
         var requestEnded: Bool
         var responseStarted = false
@@ -301,9 +301,9 @@ struct ProxyConnectionStateMachine<Upstream> {
                 var overflow = false
                 let maximum = limits.maximumPendingBody
                 let action = modifyExchange { exchange in
-                    if let upstream = exchange.upstream { return .writeUpstream(upstream, .body(.byteBuffer(buffer))) }
+                    if let upstream = exchange.upstream { return .writeUpstream(upstream, .body(buffer)) }
                     exchange.pendingBytes += buffer.readableBytes
-                    exchange.pending.append(.body(.byteBuffer(buffer)))
+                    exchange.pending.append(.body(buffer))
                     overflow = exchange.pendingBytes > maximum
                     return .none
                 }
@@ -311,8 +311,8 @@ struct ProxyConnectionStateMachine<Upstream> {
             case .end:
                 return modifyExchange { exchange in
                     exchange.requestEnded = true
-                    if let upstream = exchange.upstream { return .writeUpstream(upstream, .end(nil)) }
-                    exchange.pending.append(.end(nil))
+                    if let upstream = exchange.upstream { return .writeUpstream(upstream, .end) }
+                    exchange.pending.append(.end)
                     return .none
                 }
             }
@@ -393,8 +393,8 @@ struct ProxyConnectionStateMachine<Upstream> {
             upstream: nil, pending: [.head(forward.head)], requestEnded: false, clientKeepAlive: forward.keepAlive,
             authorization: forward.authorization)
         if case .complete(let body) = forward.body {
-            if let body { exchange.pending.append(.body(.byteBuffer(body))) }
-            exchange.pending.append(.end(nil))
+            if let body { exchange.pending.append(.body(body)) }
+            exchange.pending.append(.end)
             exchange.requestEnded = true
         }
         state = .forwarding(exchange)

@@ -156,16 +156,15 @@ final class UpstreamRelay: ChannelInboundHandler, RemovableChannelHandler {
     // MARK: - The request
 
     /// Writes a part of the client's request to the IdP (flushed by the caller).
-    func write(_ part: HTTPClientRequestPart) {
+    func write(_ part: UpstreamRequestPart) {
         guard let context else { return }
         switch part {
         case .head(let head):
             parser.requestSent(method: head.method)
-            // ScopeGate sets the framing itself (`ForwardingHeaders`): a Transfer-Encoding it sends is `chunked`.
-            requestChunked = head.headers.contains(name: "transfer-encoding")
-            context.write(wrapOutboundOut(HTTP1Writer.requestHead(head, allocator: context.channel.allocator)), promise: nil)
-        case .body(let data):
-            guard case .byteBuffer(let bytes) = data, bytes.readableBytes > 0 else { return }
+            requestChunked = head.chunked
+            context.write(wrapOutboundOut(head.bytes), promise: nil)
+        case .body(let bytes):
+            guard bytes.readableBytes > 0 else { return }
             if requestChunked {
                 context.write(wrapOutboundOut(HTTP1Writer.chunkLine(bytes.readableBytes, allocator: context.channel.allocator)), promise: nil)
                 context.write(wrapOutboundOut(bytes), promise: nil)
