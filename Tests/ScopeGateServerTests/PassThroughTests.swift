@@ -107,6 +107,22 @@ import Testing
         }
     }
 
+    @Test func theIdPsTimeToAnswerCountsFromTheRequestNotFromTheConnectionsLastRead() async throws {
+        // The response timeout is 2 s. The second request goes out on the upstream connection the first
+        // left in the pool 1.5 s earlier, and the IdP takes 1 s: within its time.
+        try await GateHarness.with { h in
+            #expect(try await h.send(.GET, "/first").status == 200)
+            try await Task.sleep(for: .milliseconds(1500))
+            h.upstream.behaviour.withLock {
+                $0 = { _, _ in
+                    try? await Task.sleep(for: .seconds(1))
+                    return Response(status: .ok)
+                }
+            }
+            #expect(try await h.send(.GET, "/second").status == 200)
+        }
+    }
+
     @Test func anUnreachableUpstreamIs502AndNeverSkipsTheGate() async throws {
         try await GateHarness.with(unreachableUpstream: true) { h in
             let passThrough = try await h.send(.GET, "/realms/acme/account")

@@ -44,7 +44,7 @@ import Testing
             pool = pools.pool(for: loop)!
             let shared = ProxyShared(
                 responder: app.responder(), pools: pools, codes: app.issuedCodes, configuration: configuration, logger: logger)
-            let relay = UpstreamRelay(pool: pool)
+            let relay = UpstreamRelay(pool: pool, responseTimeout: .seconds(30))
             upstream = EmbeddedChannel(handler: relay, loop: loop)
             try upstream.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 9)).wait()
             pool.release(UpstreamConnection(channel: upstream, relay: relay))

@@ -41,13 +41,19 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
     /// How the relayed response being written is framed, while one is (`rawOutput` only).
     private var rawFraming: HTTP1Writer.Framing?
 
-    init(shared: ProxyShared, limits: StateMachine.Limits = .init()) {
+    /// Closes the connection when it sits idle between requests (`listen.idle_timeout`; HTTP/1 only:
+    /// an HTTP/2 connection's idle time is its connection manager's).
+    private let idleTimer: ReadTimer?
+
+    init(shared: ProxyShared, limits: StateMachine.Limits = .init(), idleTimeout: TimeAmount? = nil) {
         self.shared = shared
         self.machine = StateMachine(limits: limits)
+        self.idleTimer = idleTimeout.map(ReadTimer.init(timeout:))
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        if context.channel.isActive { startIdleTimer(context) }
         self.pool = shared.pools.pool(for: context.eventLoop)
         self.peer = shared.peer(context.channel)
         self.rawOutput = try? context.pipeline.syncOperations.context(handlerType: HTTPResponseEncoder.self)
@@ -56,6 +62,22 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
     func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
         self.rawOutput = nil
+        idleTimer?.stop()
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        startIdleTimer(context)
+        context.fireChannelActive()
+    }
+
+    /// Reads alone mark a connection as busy (as NIO's `IdleStateHandler` with a read timeout): a
+    /// response still being written when the timer fires is not cut, since only a connection with no
+    /// request in progress is closed.
+    private func startIdleTimer(_ context: ChannelHandlerContext) {
+        idleTimer?.start(on: context.eventLoop) { [weak self] in
+            guard let self, let context = self.context else { return }
+            self.run(self.machine.idleTimeout(), context: context)
+        }
     }
 
     // MARK: - Events
@@ -65,6 +87,7 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
+        idleTimer?.restart()
         run(machine.readComplete(), context: context)
         context.fireChannelReadComplete()
     }
@@ -75,6 +98,7 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        idleTimer?.stop()
         run(machine.clientClosed(), context: context)
         context.fireChannelInactive()
     }
@@ -87,12 +111,6 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        // Close connections that sit idle between requests; a request in progress (an upload, a slow
-        // IdP, a long-poll) is governed by its own timeouts.
-        if event is IdleStateHandler.IdleStateEvent {
-            run(machine.idleTimeout(), context: context)
-            return
-        }
         if event is ChannelShouldQuiesceEvent {
             run(machine.quiesce(), context: context)
             return
@@ -242,6 +260,8 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
         if let ended {
             ended.whenComplete { [channel = context.channel] _ in channel.close(promise: nil) }
         } else {
+            // Idle from now: a long exchange does not count towards the idle timeout.
+            idleTimer?.restart()
             takeQueued(context: context)
         }
     }

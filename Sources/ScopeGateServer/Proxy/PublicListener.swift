@@ -97,9 +97,8 @@ struct PublicListener: Service {
                             },
                             http1ChannelConfigurator: { connection in
                                 connection.eventLoop.makeCompletedFuture {
-                                    let sync = connection.pipeline.syncOperations
-                                    try sync.addHandler(IdleStateHandler(readTimeout: idleTimeout))
-                                    try Self.addHTTP1Handlers(sync, shared: shared)
+                                    try Self.addHTTP1Handlers(
+                                        connection.pipeline.syncOperations, shared: shared, idleTimeout: idleTimeout)
                                 }
                             })
                     }
@@ -107,11 +106,7 @@ struct PublicListener: Service {
                 return channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
                     if let tls { try sync.addHandler(NIOSSLServerHandler(context: tls.current)) }
-                    // Reads alone mark a connection as busy: tracking writes would cost a promise per write.
-                    // A response still being written when the timer fires is not cut: only a connection
-                    // with no request in progress is closed.
-                    try sync.addHandler(IdleStateHandler(readTimeout: idleTimeout))
-                    try Self.addHTTP1Handlers(sync, shared: shared)
+                    try Self.addHTTP1Handlers(sync, shared: shared, idleTimeout: idleTimeout)
                 }
             }
             .bind(host: address.host, port: address.port)
@@ -143,8 +138,11 @@ struct PublicListener: Service {
         try sync.addHandler(manager)
     }
 
-    /// An HTTP/1.1 connection's handlers after TLS and the idle timer.
-    static func addHTTP1Handlers(_ sync: ChannelPipeline.SynchronousOperations, shared: ProxyShared) throws {
+    /// An HTTP/1.1 connection's handlers after TLS; the connection closes after `idleTimeout` without a
+    /// request.
+    static func addHTTP1Handlers(
+        _ sync: ChannelPipeline.SynchronousOperations, shared: ProxyShared, idleTimeout: TimeAmount
+    ) throws {
         // NIO's protocol error handler is not added: a request NIO cannot parse is answered by the
         // connection's state machine, which knows whether a response is under way. Nor is the outbound
         // header validator: every response header is either the IdP's, as NIO's strict parser accepted
@@ -152,7 +150,7 @@ struct PublicListener: Service {
         // such bytes), or a constant.
         try sync.configureHTTPServerPipeline(
             withPipeliningAssistance: false, withErrorHandling: false, withOutboundHeaderValidation: false)
-        try sync.addHandler(ProxyConnectionHandler(shared: shared))
+        try sync.addHandler(ProxyConnectionHandler(shared: shared, idleTimeout: idleTimeout))
     }
 
     private func serve(_ channel: any Channel, quiesce: ServerQuiescingHelper) async throws {

@@ -111,7 +111,7 @@ final class UpstreamPool: @unchecked Sendable {
     private func connect() -> EventLoopFuture<UpstreamConnection> {
         let target = self.target
         let sslContext = self.sslContext
-        let relay = UpstreamRelay(pool: self)
+        let relay = UpstreamRelay(pool: self, responseTimeout: target.responseTimeout)
         return ClientBootstrap(group: eventLoop)
             .connectTimeout(target.connectTimeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
@@ -121,8 +121,8 @@ final class UpstreamPool: @unchecked Sendable {
                     if let sslContext {
                         try sync.addHandler(NIOSSLClientHandler(context: sslContext, serverHostname: target.serverHostname))
                     }
-                    // No HTTP codec of NIO's: the relay writes requests and reads responses itself.
-                    try sync.addHandler(IdleStateHandler(readTimeout: target.responseTimeout))
+                    // No HTTP codec of NIO's: the relay writes requests and reads responses itself, and
+                    // keeps the response timeout.
                     try sync.addHandler(relay)
                 }
             }
@@ -146,12 +146,39 @@ final class UpstreamRelay: ChannelInboundHandler, RemovableChannelHandler {
     private var received: ByteBuffer?
     /// Whether the request being written has a chunked body.
     private var requestChunked = false
+    /// The response timeout while serving an exchange; the idle timeout while in the pool.
+    private let timer: ReadTimer
 
-    init(pool: UpstreamPool) { self.pool = pool }
+    init(pool: UpstreamPool, responseTimeout: TimeAmount) {
+        self.pool = pool
+        self.timer = ReadTimer(timeout: responseTimeout)
+    }
 
-    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        if context.channel.isActive { startTimer(context) }
+    }
 
-    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+    func channelActive(context: ChannelHandlerContext) {
+        startTimer(context)
+        context.fireChannelActive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+        timer.stop()
+    }
+
+    private func startTimer(_ context: ChannelHandlerContext) {
+        timer.start(on: context.eventLoop) { [weak self] in
+            guard let self else { return }
+            if let front {
+                front.upstreamTimedOut()
+            } else {
+                self.context?.close(promise: nil)
+            }
+        }
+    }
 
     // MARK: - The request
 
@@ -160,6 +187,8 @@ final class UpstreamRelay: ChannelInboundHandler, RemovableChannelHandler {
         guard let context else { return }
         switch part {
         case .head(let head):
+            // The IdP's time to answer counts from the request, not from the connection's last read.
+            timer.restart()
             parser.requestSent(method: head.method)
             requestChunked = head.chunked
             context.write(wrapOutboundOut(head.bytes), promise: nil)
@@ -204,6 +233,7 @@ final class UpstreamRelay: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
+        timer.restart()
         front?.upstreamReadComplete()
     }
 
@@ -212,19 +242,8 @@ final class UpstreamRelay: ChannelInboundHandler, RemovableChannelHandler {
         context.fireChannelWritabilityChanged()
     }
 
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is IdleStateHandler.IdleStateEvent {
-            if let front {
-                front.upstreamTimedOut()
-            } else {
-                context.close(promise: nil)
-            }
-            return
-        }
-        context.fireUserInboundEventTriggered(event)
-    }
-
     func channelInactive(context: ChannelHandlerContext) {
+        timer.stop()
         pool.forget(context.channel)
         // A body that runs until the IdP closes has ended now.
         if parser.readsUntilClose, let front { front.upstreamRead(.end) }
