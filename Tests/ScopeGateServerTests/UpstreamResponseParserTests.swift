@@ -218,6 +218,13 @@ import Testing
         let form = ForwardingHeaders.upstreamRequestHead(
             method: .POST, target: "/token", from: headers, peer: peer, host: "idp:8080", publicHost: "gate.example",
             bodyFraming: .length(4), contentType: "application/x-www-form-urlencoded", allocator: .init())
+        // The forwarding fields made once per connection are the same as those made per request.
+        let cached = ForwardingHeaders.upstreamRequestHead(
+            method: .POST, target: "/token", from: headers, peer: peer, host: "idp:8080", publicHost: "gate.example",
+            bodyFraming: .length(4),
+            forwardingFields: ForwardingHeaders.forwardingFields(peer: peer, publicHost: "gate.example", allocator: .init()),
+            allocator: .init())
+        #expect(cached == written)
         #expect(!String(buffer: form).contains("text/plain"))
         #expect(String(buffer: form).hasSuffix("Content-Type: application/x-www-form-urlencoded\r\n\r\n"))
     }

@@ -62,6 +62,13 @@ enum ForwardingHeaders {
         ("x-method-override", .methodOverride), ("x-original-method", .methodOverride),
     ]
 
+    /// Bit `n` is set when some hop-by-hop name is `n` bytes long: most names are passed over by their
+    /// length alone.
+    static let hopByHopLengths: UInt64 = table.reduce(0) { mask, entry in
+        guard case .hopByHop = entry.disposition else { return mask }
+        return mask | (1 << UInt64(entry.name.utf8CodeUnitCount))
+    }
+
     /// Classifies `name` without allocating: header names are ASCII and compared case-insensitively.
     static func disposition(of name: String) -> Disposition {
         var name = name
@@ -130,17 +137,24 @@ enum ForwardingHeaders {
 
     /// The upstream request's head, written straight into one buffer (the pass-through path): the
     /// fields of `upstreamRequest`, with `contentType` in place of the client's when given.
+    ///
+    /// `forwardingFields` is `forwardingFields(peer:publicHost:)`, made once per connection: from a peer
+    /// that is not a trusted proxy, the forwarding fields never depend on the request.
     static func upstreamRequestHead(
         method: HTTPMethod, target: String, from headers: HTTPHeaders, peer: Peer, host: String, publicHost: String,
-        bodyFraming: BodyFraming, contentType: String? = nil, allocator: ByteBufferAllocator
+        bodyFraming: BodyFraming, contentType: String? = nil, forwardingFields: ByteBuffer? = nil,
+        allocator: ByteBufferAllocator
     ) -> ByteBuffer {
         var buffer = allocator.buffer(capacity: 320 + target.utf8.count + headers.count * 48)
         buffer.writeString(method.rawValue)
         buffer.writeInteger(UInt8(ascii: " "))
         buffer.writeString(target)
         buffer.writeStaticString(" HTTP/1.1\r\n")
-        forEachUpstreamField(from: headers, peer: peer, host: host, publicHost: publicHost, bodyFraming: bodyFraming) {
-            name, value in
+        let cached = peer.trusted ? nil : forwardingFields
+        forEachUpstreamField(
+            from: headers, peer: peer, host: host, publicHost: publicHost, bodyFraming: bodyFraming,
+            forwarding: cached == nil
+        ) { name, value in
             if contentType != nil, name.utf8.count == 12, equalsIgnoringCase(name, "content-type") { return }
             buffer.writeString(name)
             buffer.writeStaticString(": ")
@@ -152,15 +166,28 @@ enum ForwardingHeaders {
             buffer.writeString(contentType)
             buffer.writeStaticString("\r\n")
         }
+        if var cached { buffer.writeBuffer(&cached) }
         buffer.writeStaticString("\r\n")
         return buffer
     }
 
+    /// The forwarding fields ScopeGate sends for a peer that is not a trusted proxy, written.
+    static func forwardingFields(peer: Peer, publicHost: String, allocator: ByteBufferAllocator) -> ByteBuffer {
+        var buffer = allocator.buffer(capacity: 160)
+        forEachForwardingField(peer: peer, publicHost: publicHost, priorForwardedFor: [], priorForwarded: [], keptProto: false) {
+            buffer.writeString($0)
+            buffer.writeStaticString(": ")
+            buffer.writeString($1)
+            buffer.writeStaticString("\r\n")
+        }
+        return buffer
+    }
+
     /// Calls `emit` with each field of the upstream request, in order: `Host`, the client's fields that
-    /// pass, the framing, then the forwarding fields.
+    /// pass, the framing, then (unless `forwarding` is false) the forwarding fields.
     private static func forEachUpstreamField(
         from headers: HTTPHeaders, peer: Peer, host: String, publicHost: String, bodyFraming: BodyFraming,
-        _ emit: (String, String) -> Void
+        forwarding: Bool = true, _ emit: (String, String) -> Void
     ) {
         let options = headers.contains(name: "connection") ? connectionOptions(headers) : []
         emit("Host", host)
@@ -194,6 +221,17 @@ enum ForwardingHeaders {
         case .chunked: emit("Transfer-Encoding", "chunked")
         case .none: break
         }
+        guard forwarding else { return }
+        forEachForwardingField(
+            peer: peer, publicHost: publicHost, priorForwardedFor: priorForwardedFor, priorForwarded: priorForwarded,
+            keptProto: keptProto, emit)
+    }
+
+    /// The forwarding fields, after what a trusted proxy said before (`prior…`, `keptProto`).
+    private static func forEachForwardingField(
+        peer: Peer, publicHost: String, priorForwardedFor: [String], priorForwarded: [String], keptProto: Bool,
+        _ emit: (String, String) -> Void
+    ) {
         let address = peer.address ?? "unknown"
         emit("X-Forwarded-For", priorForwardedFor.isEmpty ? address : (priorForwardedFor + [address]).joined(separator: ", "))
         if !keptProto { emit("X-Forwarded-Proto", peer.scheme) }

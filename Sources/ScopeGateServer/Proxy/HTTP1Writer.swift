@@ -74,40 +74,47 @@ enum HTTP1Writer {
     /// The IdP's response head as it goes to an HTTP/1.1 client: its status line and fields as they
     /// came, less the hop-by-hop ones (and any a `Connection` field names); a `Location` on the IdP's
     /// origin moved to ScopeGate's; `Connection: close` when the client's connection ends after it;
-    /// chunked framing when the IdP's body has no length.
+    /// chunked framing when the IdP's body has no length. Lines kept as they are copied in runs.
     static func responseHead(
         _ head: UpstreamResponseHead, close: Bool, rewriteLocation: (String) -> String, allocator: ByteBufferAllocator
     ) -> (ByteBuffer, Framing) {
         var buffer = allocator.buffer(capacity: head.bytes.readableBytes + 64)
-        buffer.writeStaticString("HTTP/1.1 ")
-        buffer.writeBytes(head.statusLine)
-        buffer.writeStaticString("\r\n")
-        let options = connectionOptions(head)
+        let options = head.hasConnectionOptions ? connectionOptions(head) : []
         let code = head.status.code
         let bodiless = code < 200 || code == 204 || code == 304
-        for field in head.fields {
-            let name = head.name(field)
-            let disposition =
-                name.withContiguousStorageIfAvailable(ForwardingHeaders.disposition(of:))
-                ?? ForwardingHeaders.disposition(of: String(decoding: name, as: UTF8.self))
-            switch disposition {
-            case .hopByHop:
-                continue
-            case .replaced where bodiless:
-                continue  // no Content-Length on a response that cannot have a body
-            default:
-                break
+        buffer.writeStaticString("HTTP/1.1 ")
+        head.bytes.withUnsafeReadableBytes { raw in
+            // The first run: the status code and reason phrase with their CRLF.
+            var runStart = 9
+            func flush(to end: Int) {
+                if end > runStart { buffer.writeBytes(UnsafeRawBufferPointer(rebasing: raw[runStart..<end])) }
             }
-            if !options.isEmpty, options.contains(where: { UpstreamResponseHead.equalsIgnoringCase(name, $0) }) { continue }
-            buffer.writeBytes(name)
-            buffer.writeStaticString(": ")
-            if name.count == 8, UpstreamResponseHead.equals(name, "location") {
-                let location = String(decoding: head.value(field), as: UTF8.self)
-                buffer.writeString(rewriteLocation(location))
-            } else {
-                buffer.writeBytes(head.value(field))
+            for field in head.fields {
+                let start = Int(field.nameStart)
+                var replacement: String?
+                switch field.kind {
+                case .other:
+                    guard !options.isEmpty, options.contains(where: { UpstreamResponseHead.equalsIgnoringCase(head.name(field), $0) })
+                    else { continue }
+                case .hopByHop, .connection, .transferEncoding:
+                    break
+                case .contentLength:
+                    guard bodiless else { continue }
+                case .location:
+                    let location = String(decoding: head.value(field), as: UTF8.self)
+                    let rewritten = rewriteLocation(location)
+                    guard rewritten != location else { continue }
+                    replacement = rewritten
+                }
+                flush(to: start)
+                runStart = Int(field.lineEnd)
+                if let replacement {
+                    buffer.writeBytes(UnsafeRawBufferPointer(rebasing: raw[start..<Int(field.valueStart)]))
+                    buffer.writeString(replacement)
+                    buffer.writeStaticString("\r\n")
+                }
             }
-            buffer.writeStaticString("\r\n")
+            flush(to: raw.count - 2)
         }
         if close { buffer.writeStaticString("Connection: close\r\n") }
         var framing = Framing.identity
@@ -122,11 +129,10 @@ enum HTTP1Writer {
         return (buffer, framing)
     }
 
-    /// The extra field names the head's `Connection` fields list (rare: most list only `keep-alive` or
-    /// `close`, or there is none).
+    /// The extra field names the head's `Connection` fields list.
     private static func connectionOptions(_ head: UpstreamResponseHead) -> [ByteBufferView] {
         var names: [ByteBufferView] = []
-        for field in head.fields where UpstreamResponseHead.equals(head.name(field), "connection") {
+        for field in head.fields where field.kind == .connection {
             UpstreamResponseHead.forEachToken(head.value(field)) { token in
                 if !UpstreamResponseHead.equals(token, "close") && !UpstreamResponseHead.equals(token, "keep-alive") {
                     names.append(token)

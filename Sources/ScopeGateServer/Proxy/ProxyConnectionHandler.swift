@@ -32,6 +32,8 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
     /// This connection's event loop's upstream pool, and its peer: fixed for the connection's life.
     private var pool: UpstreamPool?
     private var peer = ForwardingHeaders.Peer(address: nil, trusted: false, scheme: "http")
+    /// The forwarding fields of every request on this connection, unless its peer is a trusted proxy.
+    private var forwardingFields: ByteBuffer?
     /// When the current exchange's head went to the IdP, until its response head comes back.
     private var exchangeStarted: NIODeadline?
     /// On an HTTP/1 connection, the context of NIO's response encoder: relayed responses are written
@@ -56,6 +58,10 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
         if context.channel.isActive { startIdleTimer(context) }
         self.pool = shared.pools.pool(for: context.eventLoop)
         self.peer = shared.peer(context.channel)
+        if !peer.trusted {
+            forwardingFields = ForwardingHeaders.forwardingFields(
+                peer: peer, publicHost: shared.publicHost, allocator: context.channel.allocator)
+        }
         self.rawOutput = try? context.pipeline.syncOperations.context(handlerType: HTTPResponseEncoder.self)
     }
 
@@ -341,7 +347,7 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
             publicHost: shared.publicHost, bodyFraming: framing,
             // A form ScopeGate wrote: plain form encoding, whatever the client declared.
             contentType: { if case .complete(.some) = body { "application/x-www-form-urlencoded" } else { nil } }(),
-            allocator: context?.channel.allocator ?? ByteBufferAllocator())
+            forwardingFields: forwardingFields, allocator: context?.channel.allocator ?? ByteBufferAllocator())
         return .init(
             head: UpstreamRequestHead(method: head.method, bytes: bytes, chunked: framing == .chunked), body: body,
             keepAlive: head.isKeepAlive, authorization: authorization.map(AdmittedAuthorization.init))

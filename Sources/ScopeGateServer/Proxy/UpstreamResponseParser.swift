@@ -7,12 +7,27 @@ import NIOHTTP1
 /// once (status line, every field's name and value, the framing), and its fields are written to the
 /// client from these bytes, less the hop-by-hop ones (`ResponseHeadWriter`).
 struct UpstreamResponseHead {
-    /// One field: where its name and its value (without surrounding whitespace) are in `bytes`.
+    /// One field: where its line, its name and its value (without surrounding whitespace) are in
+    /// `bytes`, and what kind of field it is to a proxy.
     struct Field {
         var nameStart: Int32
         var nameLength: Int32
         var valueStart: Int32
         var valueLength: Int32
+        /// Just past the line's CRLF.
+        var lineEnd: Int32
+        var kind: Kind
+    }
+
+    /// The fields a relay treats apart from the others.
+    enum Kind: UInt8 {
+        case other
+        /// Hop-by-hop (RFC 9110 §7.6.1), other than the two below.
+        case hopByHop
+        case connection
+        case transferEncoding
+        case contentLength
+        case location
     }
 
     /// How the response's body is delimited on the wire (RFC 9112 §6.3).
@@ -33,6 +48,8 @@ struct UpstreamResponseHead {
     var framing: Framing
     /// Whether the IdP keeps the connection open after this response.
     var isKeepAlive: Bool
+    /// Whether a `Connection` field names fields other than `close` and `keep-alive` (to be dropped).
+    var hasConnectionOptions = false
 
     /// The name of `field`.
     func name(_ field: Field) -> ByteBufferView {
@@ -371,7 +388,8 @@ struct UpstreamResponseParser {
                 fields.append(
                     .init(
                         nameStart: Int32(nameStart), nameLength: Int32(nameEnd - nameStart), valueStart: Int32(valueStart),
-                        valueLength: Int32(valueEnd - valueStart)))
+                        valueLength: Int32(valueEnd - valueStart), lineEnd: Int32(index),
+                        kind: kind(UnsafeRawBufferPointer(rebasing: raw[nameStart..<nameEnd]))))
             }
             return (HTTPVersion(major: 1, minor: minor), status)
         }
@@ -392,28 +410,38 @@ struct UpstreamResponseParser {
         var chunked = false
         var connectionClose = false
         var connectionKeepAlive = false
-        for field in head.fields {
-            let name = head.name(field)
-            switch name.count {
-            case 14 where UpstreamResponseHead.equals(name, "content-length"):
-                let value = head.value(field)
+        for field in head.fields where field.kind != .other && field.kind != .hopByHop && field.kind != .location {
+            let value = head.value(field)
+            switch field.kind {
+            case .contentLength:
                 guard !value.isEmpty, value.count <= 15, value.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else {
                     throw Malformed(reason: "bad Content-Length")
                 }
                 let parsed = value.reduce(0) { $0 * 10 + Int($1 - 0x30) }
                 guard length == nil || length == parsed else { throw Malformed(reason: "two different Content-Lengths") }
                 length = parsed
-            case 17 where UpstreamResponseHead.equals(name, "transfer-encoding"):
-                guard !chunked, UpstreamResponseHead.equals(head.value(field), "chunked") else {
+            case .transferEncoding:
+                guard !chunked, UpstreamResponseHead.equals(value, "chunked") else {
                     throw Malformed(reason: "a transfer coding other than chunked")
                 }
                 chunked = true
-            case 10 where UpstreamResponseHead.equals(name, "connection"):
-                UpstreamResponseHead.forEachToken(head.value(field)) { token in
-                    if UpstreamResponseHead.equals(token, "close") { connectionClose = true }
-                    if UpstreamResponseHead.equals(token, "keep-alive") { connectionKeepAlive = true }
+            case .connection:
+                if UpstreamResponseHead.equals(value, "keep-alive") {
+                    connectionKeepAlive = true
+                } else if UpstreamResponseHead.equals(value, "close") {
+                    connectionClose = true
+                } else {
+                    UpstreamResponseHead.forEachToken(value) { token in
+                        if UpstreamResponseHead.equals(token, "close") {
+                            connectionClose = true
+                        } else if UpstreamResponseHead.equals(token, "keep-alive") {
+                            connectionKeepAlive = true
+                        } else {
+                            head.hasConnectionOptions = true
+                        }
+                    }
                 }
-            default:
+            case .other, .hopByHop, .location:
                 break
             }
         }
@@ -430,6 +458,22 @@ struct UpstreamResponseParser {
         }
         head.isKeepAlive = head.version.minor == 1 ? !connectionClose : (connectionKeepAlive && !connectionClose)
         if case .untilClose = head.framing { head.isKeepAlive = false }
+    }
+
+    /// What kind of field the name in `name` is. Most names are told apart by their length alone.
+    static func kind(_ name: UnsafeRawBufferPointer) -> UpstreamResponseHead.Kind {
+        let bytes = name.bindMemory(to: UInt8.self)
+        switch bytes.count {
+        case 8 where ForwardingHeaders.matches(bytes, "location"): return .location
+        case 10 where ForwardingHeaders.matches(bytes, "connection"): return .connection
+        case 14 where ForwardingHeaders.matches(bytes, "content-length"): return .contentLength
+        case 17 where ForwardingHeaders.matches(bytes, "transfer-encoding"): return .transferEncoding
+        default:
+            guard bytes.count < 64, ForwardingHeaders.hopByHopLengths & (1 << UInt64(bytes.count)) != 0,
+                case .hopByHop = ForwardingHeaders.disposition(of: bytes)
+            else { return .other }
+            return .hopByHop
+        }
     }
 
     /// RFC 9110 §5.6.2 `tchar`.
