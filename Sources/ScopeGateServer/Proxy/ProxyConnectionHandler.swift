@@ -42,6 +42,11 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
     private var rawOutput: ChannelHandlerContext?
     /// How the relayed response being written is framed, while one is (`rawOutput` only).
     private var rawFraming: HTTP1Writer.Framing?
+    /// The relayed response's head and what followed it, not yet written: a small response goes out
+    /// as one buffer, in one write.
+    private var rawPending: ByteBuffer?
+    /// The most a response is gathered into `rawPending`.
+    static let gatheredResponseLimit = 16 * 1024
 
     /// Closes the connection when it sits idle between requests (`listen.idle_timeout`; HTTP/1 only:
     /// an HTTP/2 connection's idle time is its connection manager's).
@@ -191,6 +196,7 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
         case .readUpstream(let upstream, let on):
             setAutoRead(upstream.channel, on)
         case .flushClient(let pauseUpstream):
+            writeRawPending()
             context.flush()
             if let pauseUpstream { setAutoRead(pauseUpstream.channel, false) }
         case .writeResponseHead(let head, let close, let authorization):
@@ -205,6 +211,8 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
             }
             endResponse(keepAlive: keepAlive, context: context)
         case .abandonExchange(let upstream, let closeUpstream, let then):
+            rawPending = nil
+            rawFraming = nil
             if let upstream {
                 upstream.relay.front = nil
                 if closeUpstream { upstream.channel.close(promise: nil) }
@@ -246,7 +254,11 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
         if let framing = rawFraming, let rawOutput {
             // A relayed response, written below NIO's encoder: its end is ScopeGate's to write.
             rawFraming = nil
-            if case .chunked = framing {
+            if var pending = rawPending {
+                rawPending = nil
+                if case .chunked = framing { pending.writeStaticString("0\r\n\r\n") }
+                rawOutput.write(NIOAny(pending), promise: nil)
+            } else if case .chunked = framing {
                 rawOutput.write(NIOAny(HTTP1Writer.lastChunk), promise: nil)
             }
             if keepAlive {
@@ -399,7 +411,7 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
             let (head, framing) = HTTP1Writer.responseHead(
                 response, close: close, rewriteLocation: shared.rewriter.rewrite(url:), allocator: context.channel.allocator)
             rawFraming = framing
-            rawOutput.write(NIOAny(head), promise: nil)
+            rawPending = head
             return
         }
         var headers = ForwardingHeaders.downstreamResponse(from: response.head.headers, rewriteLocation: shared.rewriter.rewrite(url:))
@@ -407,10 +419,36 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: response.status, headers: headers))), promise: nil)
     }
 
+    /// Writes what was gathered of a relayed response.
+    private func writeRawPending() {
+        guard let pending = rawPending, let rawOutput else { return }
+        rawPending = nil
+        rawOutput.write(NIOAny(pending), promise: nil)
+    }
+
     private func writeResponseBody(_ buffer: ByteBuffer, context: ChannelHandlerContext) {
         guard let framing = rawFraming, let rawOutput else {
             context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
             return
+        }
+        if var pending = rawPending {
+            rawPending = nil  // `pending` the buffer's only owner: appended to in place
+            if pending.readableBytes + buffer.readableBytes <= Self.gatheredResponseLimit {
+                var buffer = buffer
+                switch framing {
+                case .identity:
+                    pending.writeBuffer(&buffer)
+                case .chunked:
+                    guard buffer.readableBytes > 0 else { return }  // an empty chunk would end the body
+                    pending.writeString(String(buffer.readableBytes, radix: 16))
+                    pending.writeStaticString("\r\n")
+                    pending.writeBuffer(&buffer)
+                    pending.writeStaticString("\r\n")
+                }
+                rawPending = pending
+                return
+            }
+            rawOutput.write(NIOAny(pending), promise: nil)
         }
         switch framing {
         case .identity:

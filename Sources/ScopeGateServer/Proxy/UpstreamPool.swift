@@ -54,10 +54,16 @@ struct UpstreamTarget: Sendable {
     }
 }
 
-/// An open connection to the IdP and the handler that relays its responses.
-struct UpstreamConnection {
+/// An open connection to the IdP and the handler that relays its responses. A class: it is handed
+/// through the client connection's state machine on every event, one reference to count.
+final class UpstreamConnection {
     let channel: any Channel
     let relay: UpstreamRelay
+
+    init(channel: any Channel, relay: UpstreamRelay) {
+        self.channel = channel
+        self.relay = relay
+    }
 }
 
 /// One event loop's idle upstream connections. Used only on its event loop.
