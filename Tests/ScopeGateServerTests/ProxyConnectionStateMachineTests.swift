@@ -335,7 +335,8 @@ private func summary(_ action: ProxyConnectionStateMachine<Int>.Action) -> Strin
     case .route(let head): return "route \(head.uri)"
     case .connectUpstream: return "connect"
     case .writeUpstream(let upstream, let value): return "write \(upstream) \(part(value))"
-    case .startExchange(let upstream, let parts, let flush, let readClient):
+    case .startExchange(let upstream, let pending, let flush, let readClient):
+        let parts = [UpstreamRequestPart.head(pending.head)] + pending.body.map { .body($0) } + (pending.ended ? [.end] : [])
         return "start \(upstream) [\(parts.map(part).joined(separator: ", "))] flush:\(flush) read:\(read(readClient))"
     case .returnUpstream(let upstream): return "return \(upstream)"
     case .flushUpstream(let upstream, let readClient): return "flush \(upstream) read:\(read(readClient))"

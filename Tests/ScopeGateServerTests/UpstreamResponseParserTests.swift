@@ -166,9 +166,10 @@ import Testing
         var parser = UpstreamResponseParser()
         parser.requestSent(method: method)
         guard case .head(let head) = try parser.next(&buffer) else { throw UpstreamResponseParser.Malformed(reason: "no head") }
-        let (bytes, framing) = HTTP1Writer.responseHead(
-            head, close: close, rewriteLocation: { $0.replacingOccurrences(of: "http://idp:8080", with: "https://gate.example") },
-            allocator: .init())
+        var bytes = ByteBuffer()
+        let framing = HTTP1Writer.responseHead(
+            head, into: &bytes, close: close,
+            rewriteLocation: { $0.replacingOccurrences(of: "http://idp:8080", with: "https://gate.example") })
         return (String(buffer: bytes), framing)
     }
 

@@ -145,7 +145,20 @@ enum ForwardingHeaders {
         bodyFraming: BodyFraming, contentType: String? = nil, forwardingFields: ByteBuffer? = nil,
         allocator: ByteBufferAllocator
     ) -> ByteBuffer {
-        var buffer = allocator.buffer(capacity: 320 + target.utf8.count + headers.count * 48)
+        var buffer = allocator.buffer(capacity: 0)
+        writeUpstreamRequestHead(
+            into: &buffer, method: method, target: target, from: headers, peer: peer, host: host, publicHost: publicHost,
+            bodyFraming: bodyFraming, contentType: contentType, forwardingFields: forwardingFields)
+        return buffer
+    }
+
+    /// `upstreamRequestHead`, written at the end of `buffer`.
+    static func writeUpstreamRequestHead(
+        into buffer: inout ByteBuffer, method: HTTPMethod, target: String, from headers: HTTPHeaders, peer: Peer,
+        host: String, publicHost: String, bodyFraming: BodyFraming, contentType: String? = nil,
+        forwardingFields: ByteBuffer? = nil
+    ) {
+        buffer.reserveCapacity(minimumWritableBytes: 320 + target.utf8.count + headers.count * 48)
         buffer.writeString(method.rawValue)
         buffer.writeInteger(UInt8(ascii: " "))
         buffer.writeString(target)
@@ -168,7 +181,6 @@ enum ForwardingHeaders {
         }
         if var cached { buffer.writeBuffer(&cached) }
         buffer.writeStaticString("\r\n")
-        return buffer
     }
 
     /// The forwarding fields ScopeGate sends for a peer that is not a trusted proxy, written.

@@ -76,9 +76,9 @@ enum HTTP1Writer {
     /// origin moved to ScopeGate's; `Connection: close` when the client's connection ends after it;
     /// chunked framing when the IdP's body has no length. Lines kept as they are copied in runs.
     static func responseHead(
-        _ head: UpstreamResponseHead, close: Bool, rewriteLocation: (String) -> String, allocator: ByteBufferAllocator
-    ) -> (ByteBuffer, Framing) {
-        var buffer = allocator.buffer(capacity: head.bytes.readableBytes + 64)
+        _ head: UpstreamResponseHead, into buffer: inout ByteBuffer, close: Bool, rewriteLocation: (String) -> String
+    ) -> Framing {
+        buffer.reserveCapacity(minimumWritableBytes: head.bytes.readableBytes + 64)
         let options = head.hasConnectionOptions ? connectionOptions(head) : []
         let code = head.status.code
         let bodiless = code < 200 || code == 204 || code == 304
@@ -126,7 +126,7 @@ enum HTTP1Writer {
             break
         }
         buffer.writeStaticString("\r\n")
-        return (buffer, framing)
+        return framing
     }
 
     /// The extra field names the head's `Connection` fields list.

@@ -36,20 +36,22 @@ struct PathGuard: Sendable {
 
     /// The gated paths as they are spelled: a handful, compared in place (no string is built per request).
     private let exact: [(path: String, endpoint: GatedEndpoint)]
-    private let normalized: [String: GatedEndpoint]
+    /// The normalized forms of the endpoints that carry permissions (a handful: compared byte by byte).
+    private let normalized: [[UInt8]]
 
     init(_ endpoints: [String: GatedEndpoint]) {
         self.exact = endpoints.map { ($0.key, $0.value) }
-        self.normalized = Dictionary(
-            endpoints.filter(\.value.carriesPermissions).map { (Self.normalize($0.key), $0.value) },
-            uniquingKeysWith: { first, _ in first })
+        self.normalized = Array(Set(endpoints.filter(\.value.carriesPermissions).map { Array(Self.normalize($0.key).utf8) }))
     }
 
     func classify(_ rawPath: Substring) -> Match {
         let length = rawPath.utf8.count
         for entry in exact where entry.path.utf8.count == length && rawPath == entry.path { return .gated(entry.endpoint) }
         if normalized.isEmpty { return .other }
-        return normalized[Self.normalize(rawPath)] == nil ? .other : .ambiguous
+        let ambiguous = Self.withNormalized(rawPath) { path in
+            normalized.contains { $0.count == path.count && $0.elementsEqual(path) }
+        }
+        return ambiguous ? .ambiguous : .other
     }
 
     /// A deliberately lossy form: decoded (up to three times), ASCII lower-cased, without `;`
@@ -57,13 +59,33 @@ struct PathGuard: Sendable {
     /// in the last segment, and with `\\` read as `/`. Two paths an IdP might confuse share it.
     /// Byte-level: it runs for every proxied request.
     static func normalize(_ path: some StringProtocol) -> String {
+        withNormalized(path) { String(decoding: $0, as: UTF8.self) }
+    }
+
+    /// Calls `body` with the normalized form of `path`, built in scratch space (nothing is allocated
+    /// unless the path holds a `%`).
+    static func withNormalized<Result>(
+        _ path: some StringProtocol, _ body: (UnsafeBufferPointer<UInt8>) -> Result
+    ) -> Result {
+        if let result = path.utf8.withContiguousStorageIfAvailable({ bytes -> Result? in
+            guard !bytes.contains(UInt8(ascii: "%")) else { return nil }
+            return withNormalizedBytes(bytes, body)
+        }), let result {
+            return result
+        }
         var bytes = Array(path.utf8)
         for _ in 0..<3 where bytes.contains(UInt8(ascii: "%")) {
             bytes = percentDecodedLossy(bytes)
         }
+        return bytes.withUnsafeBufferPointer { withNormalizedBytes($0, body) }
+    }
+
+    private static func withNormalizedBytes<Result>(
+        _ input: UnsafeBufferPointer<UInt8>, _ body: (UnsafeBufferPointer<UInt8>) -> Result
+    ) -> Result {
         // The output is never longer than the input plus a leading slash: build it in scratch space.
-        return bytes.withUnsafeBufferPointer { input in
-            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: input.count + 1) { output in
+        do {
+            return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: input.count + 1) { output in
                 var count = 0
                 var index = 0
                 while index <= input.count {
@@ -104,8 +126,11 @@ struct PathGuard: Sendable {
                     while dot < count, output[dot] != UInt8(ascii: ".") { dot += 1 }
                     if dot < count { count = dot == slash + 1 ? slash : dot }
                 }
-                if count == 0 { return "/" }
-                return String(decoding: UnsafeBufferPointer(rebasing: output[..<count]), as: UTF8.self)
+                if count == 0 {
+                    output[0] = UInt8(ascii: "/")
+                    count = 1
+                }
+                return body(UnsafeBufferPointer(rebasing: output[..<count]))
             }
         }
     }

@@ -47,6 +47,24 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
     private var rawPending: ByteBuffer?
     /// The most a response is gathered into `rawPending`.
     static let gatheredResponseLimit = 16 * 1024
+    /// The last request head written for the IdP and the last response written to the client, kept to
+    /// write the next ones into: once NIO has written them, their storage is this handler's alone and is
+    /// reused (`clear`), not allocated again. (A buffer still being written is copied on write, as ever.)
+    private var requestScratch: ByteBuffer?
+    private var responseScratch: ByteBuffer?
+    /// A buffer larger than this is not kept for reuse.
+    static let scratchLimit = 4 * 1024
+
+    private static func reuse(_ scratch: inout ByteBuffer?, allocator: ByteBufferAllocator) -> ByteBuffer {
+        guard var buffer = scratch else { return allocator.buffer(capacity: 512) }
+        scratch = nil
+        buffer.clear()
+        return buffer
+    }
+
+    private static func keep(_ buffer: ByteBuffer, as scratch: inout ByteBuffer?) {
+        if buffer.capacity <= scratchLimit { scratch = buffer }
+    }
 
     /// Closes the connection when it sits idle between requests (`listen.idle_timeout`; HTTP/1 only:
     /// an HTTP/2 connection's idle time is its connection manager's).
@@ -180,10 +198,13 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
             connectUpstream(context: context)
         case .writeUpstream(let upstream, let part):
             upstream.relay.write(part)
-        case .startExchange(let upstream, let parts, let flush, let readClient):
+        case .startExchange(let upstream, let pending, let flush, let readClient):
             if shared.upstreamLatency != nil { exchangeStarted = .now() }
             upstream.relay.front = self
-            for part in parts { upstream.relay.write(part) }
+            upstream.relay.write(.head(pending.head))
+            Self.keep(pending.head.bytes, as: &requestScratch)
+            for part in pending.body { upstream.relay.write(.body(part)) }
+            if pending.ended { upstream.relay.write(.end) }
             if flush { upstream.channel.flush() }
             if let readClient { setAutoRead(context.channel, readClient) }
         case .returnUpstream(let upstream):
@@ -258,6 +279,7 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
                 rawPending = nil
                 if case .chunked = framing { pending.writeStaticString("0\r\n\r\n") }
                 rawOutput.write(NIOAny(pending), promise: nil)
+                Self.keep(pending, as: &responseScratch)
             } else if case .chunked = framing {
                 rawOutput.write(NIOAny(HTTP1Writer.lastChunk), promise: nil)
             }
@@ -354,12 +376,13 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
         _ head: HTTPRequestHead, target: String, framing: ForwardingHeaders.BodyFraming, body: StateMachine.Forward.Body,
         authorization: IssuedCodes.Authorization? = nil
     ) -> StateMachine.Forward {
-        let bytes = ForwardingHeaders.upstreamRequestHead(
-            method: head.method, target: target, from: head.headers, peer: peer, host: shared.upstreamHost,
+        var bytes = Self.reuse(&requestScratch, allocator: context?.channel.allocator ?? ByteBufferAllocator())
+        ForwardingHeaders.writeUpstreamRequestHead(
+            into: &bytes, method: head.method, target: target, from: head.headers, peer: peer, host: shared.upstreamHost,
             publicHost: shared.publicHost, bodyFraming: framing,
             // A form ScopeGate wrote: plain form encoding, whatever the client declared.
             contentType: { if case .complete(.some) = body { "application/x-www-form-urlencoded" } else { nil } }(),
-            forwardingFields: forwardingFields, allocator: context?.channel.allocator ?? ByteBufferAllocator())
+            forwardingFields: forwardingFields)
         return .init(
             head: UpstreamRequestHead(method: head.method, bytes: bytes, chunked: framing == .chunked), body: body,
             keepAlive: head.isKeepAlive, authorization: authorization.map(AdmittedAuthorization.init))
@@ -407,10 +430,10 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
                 shared.responder.authorization.service.spentReleases.spend(hold, at: Date())
             }
         }
-        if let rawOutput {
-            let (head, framing) = HTTP1Writer.responseHead(
-                response, close: close, rewriteLocation: shared.rewriter.rewrite(url:), allocator: context.channel.allocator)
-            rawFraming = framing
+        if rawOutput != nil {
+            var head = Self.reuse(&responseScratch, allocator: context.channel.allocator)
+            rawFraming = HTTP1Writer.responseHead(
+                response, into: &head, close: close, rewriteLocation: shared.rewriter.rewrite(url:))
             rawPending = head
             return
         }
@@ -424,6 +447,7 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
         guard let pending = rawPending, let rawOutput else { return }
         rawPending = nil
         rawOutput.write(NIOAny(pending), promise: nil)
+        Self.keep(pending, as: &responseScratch)
     }
 
     private func writeResponseBody(_ buffer: ByteBuffer, context: ChannelHandlerContext) {
@@ -449,6 +473,7 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
                 return
             }
             rawOutput.write(NIOAny(pending), promise: nil)
+            Self.keep(pending, as: &responseScratch)
         }
         switch framing {
         case .identity:

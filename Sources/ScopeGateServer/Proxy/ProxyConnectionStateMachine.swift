@@ -83,7 +83,7 @@ struct ProxyConnectionStateMachine<Upstream> {
         case writeUpstream(Upstream, UpstreamRequestPart)
         /// Serve the exchange with this connection: attach it, write what waited, flush when asked,
         /// and resume or pause reading from the client when `readClient` says so.
-        case startExchange(Upstream, [UpstreamRequestPart], flush: Bool, readClient: Bool?)
+        case startExchange(Upstream, Pending, flush: Bool, readClient: Bool?)
         /// A connection that arrived when no exchange wanted it: back to the pool.
         case returnUpstream(Upstream)
         /// Flush what was written to the upstream; resume or pause reading from the client when
@@ -113,10 +113,18 @@ struct ProxyConnectionStateMachine<Upstream> {
         case close
     }
 
+    /// What of a request was there before its upstream connection: the head, the body parts that
+    /// came (most requests: none), and whether its end came.
+    struct Pending {
+        var head: UpstreamRequestHead
+        var body: [ByteBuffer] = []
+        var ended = false
+    }
+
     private struct Exchange {
         var upstream: Upstream?
-        /// Parts written before the upstream connection was there.
-        var pending: [UpstreamRequestPart]
+        /// What to write once the upstream connection is there (`nil` once written).
+        var pending: Pending?
         var pendingBytes = 0
         var requestEnded: Bool
         var responseStarted = false
@@ -303,7 +311,7 @@ struct ProxyConnectionStateMachine<Upstream> {
                 let action = modifyExchange { exchange in
                     if let upstream = exchange.upstream { return .writeUpstream(upstream, .body(buffer)) }
                     exchange.pendingBytes += buffer.readableBytes
-                    exchange.pending.append(.body(buffer))
+                    exchange.pending?.body.append(buffer)
                     overflow = exchange.pendingBytes > maximum
                     return .none
                 }
@@ -312,7 +320,7 @@ struct ProxyConnectionStateMachine<Upstream> {
                 return modifyExchange { exchange in
                     exchange.requestEnded = true
                     if let upstream = exchange.upstream { return .writeUpstream(upstream, .end) }
-                    exchange.pending.append(.end)
+                    exchange.pending?.ended = true
                     return .none
                 }
             }
@@ -390,11 +398,11 @@ struct ProxyConnectionStateMachine<Upstream> {
 
     private mutating func startExchange(_ forward: Forward) -> Action {
         var exchange = Exchange(
-            upstream: nil, pending: [.head(forward.head)], requestEnded: false, clientKeepAlive: forward.keepAlive,
+            upstream: nil, pending: Pending(head: forward.head), requestEnded: false, clientKeepAlive: forward.keepAlive,
             authorization: forward.authorization)
         if case .complete(let body) = forward.body {
-            if let body { exchange.pending.append(.body(body)) }
-            exchange.pending.append(.end)
+            if let body { exchange.pending?.body.append(body) }
+            exchange.pending?.ended = true
             exchange.requestEnded = true
         }
         state = .forwarding(exchange)
@@ -403,11 +411,12 @@ struct ProxyConnectionStateMachine<Upstream> {
 
     /// An upstream connection is ready for the exchange; `writable` is its writability.
     mutating func upstreamConnected(_ upstream: Upstream, writable: Bool) -> Action {
-        guard case .forwarding(var exchange) = state, exchange.upstream == nil else { return .returnUpstream(upstream) }
+        guard case .forwarding(var exchange) = state, exchange.upstream == nil, let pending = exchange.pending else {
+            return .returnUpstream(upstream)
+        }
         state = .modifying
         exchange.upstream = upstream
-        let pending = exchange.pending
-        exchange.pending = []
+        exchange.pending = nil
         exchange.pendingBytes = 0
         let requestEnded = exchange.requestEnded
         state = .forwarding(exchange)
