@@ -103,8 +103,10 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
     /// response still being written when the timer fires is not cut, since only a connection with no
     /// request in progress is closed.
     private func startIdleTimer(_ context: ChannelHandlerContext) {
-        idleTimer?.start(on: context.eventLoop) { [weak self] in
-            guard let self, let context = self.context else { return }
+        // A strong reference, dropped by `stop` when the handler leaves the pipeline: a weak one would
+        // give the handler a side table and slow every retain and release of it.
+        idleTimer?.start(on: context.eventLoop) {
+            guard let context = self.context else { return }
             self.run(self.machine.idleTimeout(), context: context)
         }
     }

@@ -176,9 +176,10 @@ final class UpstreamRelay: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     private func startTimer(_ context: ChannelHandlerContext) {
-        timer.start(on: context.eventLoop) { [weak self] in
-            guard let self else { return }
-            if let front {
+        // A strong reference, dropped by `stop` when the handler leaves the pipeline (a weak one would
+        // slow every retain and release of the relay).
+        timer.start(on: context.eventLoop) {
+            if let front = self.front {
                 front.upstreamTimedOut()
             } else {
                 self.context?.close(promise: nil)
