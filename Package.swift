@@ -7,6 +7,8 @@ let package = Package(
     products: [
         .executable(name: "scopegate", targets: ["scopegate"]),
         .library(name: "ScopeGateCore", targets: ["ScopeGateCore"]),
+        // The floor of `benchmarks/proxy.py`: a byte relay on SwiftNIO, no HTTP.
+        .executable(name: "relay-floor", targets: ["RelayFloor"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
@@ -113,6 +115,13 @@ let package = Package(
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
             ],
             exclude: ["Vectors"]
+        ),
+        .executableTarget(
+            name: "RelayFloor",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
         ),
     ]
 )

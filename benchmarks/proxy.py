@@ -7,6 +7,7 @@ upstream. wrk measures each target in turn, for several interleaved rounds, so t
 all of them alike; the medians and the ratios are printed as a Markdown table.
 
     swift build -c release --product scopegate
+    swift build -c release --product relay-floor    # optional: the NIO byte-relay floor
     python3 benchmarks/proxy.py [--rounds 10] [--duration 3] [--connections 64] [--layout shared|pinned|both]
 
 Two layouts: *shared*, everything on every core; *pinned*, the proxy under test (ScopeGate, or the
@@ -136,12 +137,17 @@ def run(args, layout):
         }}
     }}""",
         }))
+        # The floor: a byte relay on SwiftNIO (no HTTP), when built, on the proxy's core like the others.
+        floor = Path(args.binary).parent / "relay-floor"
+        floor_port = free_ports(1)[0] if floor.exists() else None
+        if floor_port:
+            processes.append(subprocess.Popen(proxy_core + [str(floor), str(floor_port), str(up)]))
         config = work / "scopegate.yaml"
         config.write_text(scopegate_config(work, gate, admin, up, "s*"))
         env = dict(os.environ, SCOPEGATE_LOG_LEVEL="warning")
         server = subprocess.Popen(proxy_core + [args.binary, "serve", "--config", str(config)], env=env)
         processes.append(server)
-        for port in (up, ref, gate):
+        for port in (up, ref, gate) + ((floor_port,) if floor_port else ()):
             wait_for(port)
         # 10,000 standing grants: 100 clients with 100 scopes each, the benchmark client among them.
         with sqlite3.connect(work / "scopegate.sqlite", timeout=30) as db:
@@ -162,10 +168,14 @@ def run(args, layout):
             "ScopeGate pass-through, same query": f"http://127.0.0.1:{gate}/realms/acme/account?{gated_query}",
             "ScopeGate gated (all granted)": f"http://127.0.0.1:{gate}/authorize?{gated_query}",
         }
+        if floor_port:
+            targets["NIO byte relay, no HTTP (floor)"] = f"http://127.0.0.1:{floor_port}/realms/acme/account"
         # Whose CPU time each target costs: the proxy under test (none for the upstream alone).
         pids = {name: [server.pid] for name in targets}
         pids["upstream directly"] = []
         pids["nginx reverse proxy"] = [processes[1].pid]
+        if floor_port:
+            pids["NIO byte relay, no HTTP (floor)"] = [processes[2].pid]
         for url in targets.values():  # warm up, and fail early if a target answers errors
             wrk(url, 2, args.connections, args.threads, load_core)
         results = {name: [] for name in targets}
@@ -203,6 +213,10 @@ def run(args, layout):
              ratio("ScopeGate gated (all granted)", "ScopeGate pass-through, same query"), "—", None),
             ("pass-through CPU per request / nginx", ratio("ScopeGate pass-through", "nginx reverse proxy", 3), "at most 1.35", lambda v: v <= 1.35),
         ]
+        if floor_port:
+            rows.append((
+                "NIO byte relay (floor) CPU per request / nginx",
+                ratio("NIO byte relay, no HTTP (floor)", "nginx reverse proxy", 3), "—", None))
         print()
         print("| ratio (median of the rounds' ratios) | value | range over rounds | target | met |")
         print("|---|---:|---|---|---|")
