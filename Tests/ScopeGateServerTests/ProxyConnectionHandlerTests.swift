@@ -282,4 +282,16 @@ import Testing
             return
         }
     }
+
+    @Test func anUpstreamConnectionWithBytesNobodyAskedForIsNotReused() throws {
+        let wire = try Wire(http1: true)
+        try wire.send("GET /a HTTP/1.1\r\nHost: gate.example\r\n\r\n")
+        _ = try wire.upstreamReceived()
+        // The answer, and the start of another one in the same read.
+        try wire.upstreamSends("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 2")
+        #expect(try wire.clientBytes() == "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        #expect(wire.pool.takeIdle() == nil)
+        #expect(!wire.upstream.isActive)
+        #expect(wire.client.isActive)
+    }
 }

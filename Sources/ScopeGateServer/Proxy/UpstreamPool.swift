@@ -97,7 +97,8 @@ final class UpstreamPool: @unchecked Sendable {
     /// Takes back a connection whose exchange ended cleanly; closes it when the pool is full.
     func release(_ connection: UpstreamConnection) {
         eventLoop.assertInEventLoop()
-        guard connection.channel.isActive, idle.count < target.maximumIdle else {
+        // A connection holding bytes of an answer nobody asked for yet is not reused.
+        guard connection.channel.isActive, connection.relay.isIdle, idle.count < target.maximumIdle else {
             connection.channel.close(promise: nil)
             return
         }
@@ -187,6 +188,9 @@ final class UpstreamRelay: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
+    /// Whether the connection is between exchanges with nothing unread.
+    var isIdle: Bool { parser.isIdle && received == nil }
+
     // MARK: - The request
 
     /// Writes a part of the client's request to the IdP (flushed by the caller).
@@ -236,7 +240,13 @@ final class UpstreamRelay: ChannelInboundHandler, RemovableChannelHandler {
             context.close(promise: nil)
             return
         }
-        if buffer.readableBytes > 0 { received = buffer }
+        guard buffer.readableBytes > 0 else { return }
+        guard front != nil else {
+            // Bytes after the answer, with no exchange waiting: the IdP spoke without being asked.
+            context.close(promise: nil)
+            return
+        }
+        received = buffer
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {

@@ -166,9 +166,9 @@ struct UpstreamResponseParser {
         return false
     }
 
-    /// Whether the parser is between responses.
+    /// Whether the parser is between responses, none of them awaited.
     var isIdle: Bool {
-        if case .head(let scanned) = state { return scanned == 0 }
+        if case .head(let scanned) = state { return scanned == 0 && expectingHEAD.isEmpty }
         return false
     }
 
