@@ -16,7 +16,12 @@ import Testing
     }
 
     static func forward(_ uri: String = "/x", keepAlive: Bool = true, body: Machine.Forward.Body = .streamed) -> Machine.Route {
-        .forward(.init(head: .init(head(uri, keepAlive: keepAlive)), body: body, keepAlive: keepAlive, authorization: nil))
+        .forward(.init(head: written(uri), body: body, keepAlive: keepAlive, authorization: nil))
+    }
+
+    /// A request head as the IdP is sent it.
+    static func written(_ uri: String) -> UpstreamRequestHead {
+        UpstreamRequestHead(method: .GET, bytes: ByteBuffer(string: "GET \(uri) HTTP/1.1\r\n\r\n"), chunked: false)
     }
 
     static func bytes(_ count: Int) -> ByteBuffer { ByteBuffer(repeating: 0x61, count: count) }
@@ -313,7 +318,7 @@ import Testing
     }
 
     static func forwardValue(_ uri: String, body: Machine.Forward.Body) -> Machine.Forward {
-        .init(head: .init(head(uri)), body: body, keepAlive: true, authorization: nil)
+        .init(head: written(uri), body: body, keepAlive: true, authorization: nil)
     }
 }
 

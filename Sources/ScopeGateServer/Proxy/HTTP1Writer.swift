@@ -8,14 +8,6 @@ struct UpstreamRequestHead {
     /// Whether its body is sent chunked.
     var chunked: Bool
 
-    /// `head` as it is, written (ScopeGate's own requests and tests; the pass-through path writes the
-    /// head with its forwarding fields in one go).
-    init(_ head: HTTPRequestHead, allocator: ByteBufferAllocator = .init()) {
-        self.method = head.method
-        self.bytes = HTTP1Writer.requestHead(head, allocator: allocator)
-        self.chunked = head.headers.contains(name: "transfer-encoding")
-    }
-
     init(method: HTTPMethod, bytes: ByteBuffer, chunked: Bool) {
         self.method = method
         self.bytes = bytes
@@ -40,24 +32,6 @@ enum HTTP1Writer {
         case identity
         /// Chunked by ScopeGate (the IdP's own chunks, or a body it ended by closing).
         case chunked
-    }
-
-    /// A request head as it goes to the IdP (HTTP/1.1). Its fields were checked by NIO's parser (no CR,
-    /// LF or NUL) or are ScopeGate's own.
-    static func requestHead(_ head: HTTPRequestHead, allocator: ByteBufferAllocator) -> ByteBuffer {
-        var buffer = allocator.buffer(capacity: 256 + head.uri.utf8.count + head.headers.count * 48)
-        buffer.writeString(head.method.rawValue)
-        buffer.writeInteger(UInt8(ascii: " "))
-        buffer.writeString(head.uri)
-        buffer.writeStaticString(" HTTP/1.1\r\n")
-        for (name, value) in head.headers {
-            buffer.writeString(name)
-            buffer.writeStaticString(": ")
-            buffer.writeString(value)
-            buffer.writeStaticString("\r\n")
-        }
-        buffer.writeStaticString("\r\n")
-        return buffer
     }
 
     /// The size line of a chunk of `count` bytes.

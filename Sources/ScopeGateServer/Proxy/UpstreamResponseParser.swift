@@ -104,14 +104,8 @@ struct UpstreamResponseHead {
 
     /// Whether `bytes` equals the lower-case ASCII `name`, ignoring ASCII case.
     static func equals(_ bytes: ByteBufferView, _ name: StaticString) -> Bool {
-        guard bytes.count == name.utf8CodeUnitCount else { return false }
-        let expected = name.utf8Start
-        var index = 0
-        for byte in bytes {
-            if byte | 0x20 != expected[index] | 0x20 { return false }
-            index += 1
-        }
-        return true
+        bytes.withContiguousStorageIfAvailable { ForwardingHeaders.matches($0, name) }
+            ?? ForwardingHeaders.equalsIgnoringCase(String(decoding: bytes, as: UTF8.self), name)
     }
 }
 
