@@ -71,7 +71,11 @@ let package = Package(
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
-            ]
+            ],
+            // Every request crosses this module's proxy on the event loop: its release build leaves
+            // exclusive access to memory to the compiler's static checks, without the run-time check on
+            // every access to a class's stored property. Debug builds, which every test runs, keep both.
+            swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
         ),
         .target(
             name: "ScopeGateDemo",
