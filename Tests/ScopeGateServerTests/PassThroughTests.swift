@@ -148,6 +148,48 @@ import Testing
         }
     }
 
+    @Test func scopeGatesOwnAnswerAfterARelayedHEADCarriesItsBody() async throws {
+        // A relayed HEAD, then one of ScopeGate's own answers on the same connection: the own answer is
+        // framed for its own request (a GET, with its body), never for a request relayed before it.
+        try await GateHarness.with { h in
+            h.upstream.behaviour.withLock {
+                $0 = { _, _ in Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: "hello"))) }
+            }
+            let reply = try await RawHTTP.send(
+                port: h.publicPort,
+                "HEAD /resource HTTP/1.1\r\nHost: x\r\n\r\nGET /_scopegate/no-such-page HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                readUntilClose: true)
+            #expect(reply.status == 200)
+            let second = reply.body.components(separatedBy: "\r\n\r\n")
+            #expect(second.count == 2, "the own answer's head follows the HEAD response's: \(reply.body)")
+            let declared = second.first?.split(separator: "\r\n")
+                .first { $0.lowercased().hasPrefix("content-length:") }
+                .flatMap { Int($0.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) }
+            #expect(second.first?.hasPrefix("HTTP/1.1 404") == true)
+            #expect(declared != nil && declared! > 0)
+            #expect(second.last?.utf8.count == declared, "the own answer's body is all there")
+        }
+    }
+
+    @Test func scopeGatesOwnAnswerToHEADHasTheGETsLengthAndNoBody() async throws {
+        try await GateHarness.with { h in
+            let reply = try await RawHTTP.send(
+                port: h.publicPort,
+                "HEAD /_scopegate/no-such-page HTTP/1.1\r\nHost: x\r\n\r\nGET /_scopegate/no-such-page HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                readUntilClose: true)
+            func length(_ head: Substring) -> Int? {
+                head.split(separator: "\r\n").first { $0.lowercased().hasPrefix("content-length:") }
+                    .flatMap { Int($0.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) }
+            }
+            // The HEAD answer's head, then straight away the GET answer's head: no body between them.
+            let parts = (reply.head + "\r\n\r\n" + reply.body).components(separatedBy: "\r\n\r\n")
+            #expect(parts.count == 3, "\(parts)")
+            #expect(parts[0].hasPrefix("HTTP/1.1 404") && parts[1].hasPrefix("HTTP/1.1 404"))
+            #expect(length(Substring(parts[0])) != nil && length(Substring(parts[0])) == length(Substring(parts[1])))
+            #expect(parts[2].utf8.count == length(Substring(parts[1])))
+        }
+    }
+
     @Test func closesConnectionsLeftIdle() async throws {
         try await GateHarness.with(listenExtra: "\n  idle_timeout: 1s") { h in
             let started = ContinuousClock.now

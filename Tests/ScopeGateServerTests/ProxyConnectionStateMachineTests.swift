@@ -7,7 +7,7 @@ import Testing
 /// The client connection's state machine, event by event, without I/O: the handler's every side effect
 /// is one of these actions, so what the connection does is what these tests read.
 @Suite struct ProxyConnectionStateMachineTests {
-    typealias Machine = ProxyConnectionStateMachine<Int>
+    typealias Machine = ProxyConnectionStateMachine<TestUpstream>
 
     static func head(_ uri: String = "/x", keepAlive: Bool = true) -> HTTPRequestHead {
         var head = HTTPRequestHead(version: .http1_1, method: .GET, uri: uri)
@@ -323,7 +323,7 @@ import Testing
 }
 
 /// One line per action, so a sequence of events reads as a transcript.
-private func summary(_ action: ProxyConnectionStateMachine<Int>.Action) -> String {
+private func summary(_ action: ProxyConnectionStateMachine<TestUpstream>.Action) -> String {
     func part(_ part: UpstreamRequestPart) -> String {
         switch part {
         case .head(let head): "head \(String(buffer: head.bytes).split(separator: " ")[1])"
@@ -332,7 +332,7 @@ private func summary(_ action: ProxyConnectionStateMachine<Int>.Action) -> Strin
         }
     }
     func read(_ value: Bool?) -> String { value.map { "\($0)" } ?? "-" }
-    func refusal(_ refusal: ProxyConnectionStateMachine<Int>.Refusal) -> String {
+    func refusal(_ refusal: ProxyConnectionStateMachine<TestUpstream>.Refusal) -> String {
         "\(refusal.status.code)" + (refusal.counting.map { " counting \($0.label)" } ?? "")
     }
     switch action {
@@ -376,4 +376,11 @@ private func summary(_ action: ProxyConnectionStateMachine<Int>.Action) -> Strin
 /// A response head from the IdP, as the relay's parser reads it.
 private func response(_ status: HTTPResponseStatus, fields: String = "Content-Length: 0\r\n") -> UpstreamResponseHead {
     try! UpstreamResponseParser.parseHead(ByteBuffer(string: "HTTP/1.1 \(status.code) \(status.reasonPhrase)\r\n\(fields)\r\n"))
+}
+
+/// An upstream connection as the tests name it: `1`, `2`, … (the machine holds its upstreams as objects).
+final class TestUpstream: ExpressibleByIntegerLiteral, CustomStringConvertible {
+    let number: Int
+    init(integerLiteral number: Int) { self.number = number }
+    var description: String { "\(number)" }
 }

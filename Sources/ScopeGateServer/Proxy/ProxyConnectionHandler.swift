@@ -552,13 +552,7 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
             case .respond(let response):
                 requests?.count(.init(destination), .init(status: response.status.code))
                 do {
-                    var responseHead = HTTPResponseHead(response.head)
-                    if let length = response.body.contentLength, responseHead.headers.first(name: "content-length") == nil {
-                        responseHead.headers.add(name: "Content-Length", value: String(length))
-                    }
-                    if !keepAlive { responseHead.headers.replaceOrAdd(name: "Connection", value: "close") }
-                    try await channel.writeAndFlush(HTTPServerResponsePart.head(responseHead))
-                    if !isHead { try await response.body.write(ChannelBodyWriter(channel: channel)) }
+                    try await ProxyConnectionHandler.write(response, to: channel, keepAlive: keepAlive, isHead: isHead)
                     channel.eventLoop.execute {
                         let handler = bound.value
                         guard let context = handler.context else { return }
@@ -570,6 +564,43 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
             }
         }
     }
+}
+
+extension ProxyConnectionHandler {
+    /// The length of the body a `GET` would have been answered with, for the `Content-Length` of an
+    /// answer to `HEAD` (RFC 9110 §9.3.2): NIO's encoder would otherwise frame a body of unknown length
+    /// as chunked and end it with a last chunk, a body the client does not read. `nil` for a status
+    /// without a body.
+    /// Writes one of ScopeGate's own answers: its head (with `Content-Length` whenever it is known, and
+    /// always for an answer to `HEAD`), then its body unless it answers `HEAD`.
+    static func write(_ response: Response, to channel: any Channel, keepAlive: Bool, isHead: Bool) async throws {
+        var responseHead = HTTPResponseHead(response.head)
+        if responseHead.headers.first(name: "content-length") == nil {
+            let length = isHead ? await length(of: response) : response.body.contentLength
+            if let length { responseHead.headers.add(name: "Content-Length", value: String(length)) }
+        }
+        if !keepAlive { responseHead.headers.replaceOrAdd(name: "Connection", value: "close") }
+        try await channel.writeAndFlush(HTTPServerResponsePart.head(responseHead))
+        if !isHead { try await response.body.write(ChannelBodyWriter(channel: channel)) }
+    }
+
+    static func length(of response: Response) async -> Int? {
+        guard response.status.code >= 200, response.status != .noContent, response.status != .notModified else { return nil }
+        if let length = response.body.contentLength { return length }
+        let counter = CountingBodyWriter()
+        try? await response.body.write(counter)
+        return counter.count.value
+    }
+}
+
+/// Counts the bytes of a response body, writing nothing.
+struct CountingBodyWriter: ResponseBodyWriter {
+    final class Count: @unchecked Sendable { var value = 0 }  // used by one task at a time
+    let count = Count()
+
+    mutating func write(_ buffer: ByteBuffer) async throws { count.value += buffer.readableBytes }
+
+    consuming func finish(_ trailingHeaders: HTTPFields?) async throws {}
 }
 
 /// Writes a Hummingbird response body to a channel, waiting for each write (backpressure).

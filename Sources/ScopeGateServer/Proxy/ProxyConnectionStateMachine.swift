@@ -7,13 +7,15 @@ import NIOHTTP1
 /// response, a change of writability, the gate's answer — is a mutating call that returns the one
 /// `Action` the channel handler then carries out. Nothing here does I/O, so every transition is tested
 /// directly (`ProxyConnectionStateMachineTests`); `ProxyConnectionHandler` only executes actions.
-/// `Upstream` is the handler's handle on an upstream connection (the tests use plain values).
+/// `Upstream` is the handler's handle on an upstream connection (the tests use numbered objects). It
+/// is a class: every state and action then has one layout whatever the handle, so the handler's
+/// specialized code copies and destroys them directly, without the generic value witnesses.
 ///
 /// One request is in progress at a time (HTTP/1.1 §9.3.2): parts of pipelined requests that arrive
 /// meanwhile wait in a bounded queue, and reading from the client pauses while it is full. Reading
 /// pauses in both directions for backpressure: from the client while the upstream cannot take more (or
 /// too much body waits for an upstream connection), from the upstream while the client cannot.
-struct ProxyConnectionStateMachine<Upstream> {
+struct ProxyConnectionStateMachine<Upstream: AnyObject> {
 
     /// The bounds that keep one connection's memory small.
     struct Limits: Sendable {
