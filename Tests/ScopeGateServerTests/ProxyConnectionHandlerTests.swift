@@ -24,7 +24,7 @@ import Testing
         /// Reads the bytes the IdP was sent with NIO's request parser, as an HTTP server would.
         let idpParser = EmbeddedChannel(handler: ByteToMessageHandler(HTTPRequestDecoder()))
 
-        /// `http1`: the client connection has NIO's HTTP/1 server codec, as on the public listener, and
+        /// `http1`: the client connection has the public listener's HTTP/1 codec (`addHTTP1Codec`), and
         /// speaks bytes (`send`, `clientBytes`); otherwise it speaks NIO's HTTP parts.
         init(limits: ProxyConnectionHandler.StateMachine.Limits = .init(), http1: Bool = false) throws {
             let yaml = GateHarness.configYAML(
@@ -51,8 +51,7 @@ import Testing
             client = EmbeddedChannel(loop: loop)
             try client.connect(to: SocketAddress(ipAddress: "192.0.2.7", port: 50000)).wait()
             if http1 {
-                try client.pipeline.syncOperations.configureHTTPServerPipeline(
-                    withPipeliningAssistance: false, withErrorHandling: false, withOutboundHeaderValidation: false)
+                try PublicListener.addHTTP1Codec(client.pipeline.syncOperations)
             }
             try client.pipeline.syncOperations.addHandler(ProxyConnectionHandler(shared: shared, limits: limits))
         }

@@ -143,18 +143,24 @@ struct PublicListener: Service {
     static func addHTTP1Handlers(
         _ sync: ChannelPipeline.SynchronousOperations, shared: ProxyShared, idleTimeout: TimeAmount
     ) throws {
-        // NIO's encoder and decoder, not linked: a linked decoder queues every request's method in the
-        // encoder, which only ScopeGate's own answers pass through (relayed responses are written below
-        // it), so the queue would grow with every relayed request and an own answer would be framed for
-        // a request relayed before it (a `HEAD`'s empty body for a `GET`). The handler frames answers to
-        // `HEAD` itself. NIO's protocol error handler is not added: a request NIO cannot parse is
-        // answered by the connection's state machine, which knows whether a response is under way. Nor
-        // is the outbound header validator: every response header is either the IdP's, as ScopeGate's
-        // strict parser accepted it (no CR, LF or NUL can be in it), ScopeGate's own answers'
-        // (HTTPFields, which never holds such bytes), or a constant.
-        try sync.addHandler(HTTPResponseEncoder())
-        try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
+        // ScopeGate's own request decoder and NIO's response encoder. The encoder is told no request's
+        // method: only ScopeGate's own answers pass through it (relayed responses are written below
+        // it), so NIO's queue of methods, which its own decoder fills, would grow with every relayed
+        // request and an own answer would be framed for a request relayed before it (a `HEAD`'s empty
+        // body for a `GET`); the handler frames answers to `HEAD` itself. NIO's protocol error handler
+        // is not added: a request that cannot be read is answered by the connection's state machine,
+        // which knows whether a response is under way. Nor is the outbound header validator: every
+        // response header is either the IdP's, as ScopeGate's strict parser accepted it (no CR, LF or
+        // NUL can be in it), ScopeGate's own answers' (HTTPFields, which never holds such bytes), or a
+        // constant.
+        try addHTTP1Codec(sync)
         try sync.addHandler(ProxyConnectionHandler(shared: shared, idleTimeout: idleTimeout))
+    }
+
+    /// The HTTP/1.1 codec of a client connection: ScopeGate's request decoder, NIO's response encoder.
+    static func addHTTP1Codec(_ sync: ChannelPipeline.SynchronousOperations) throws {
+        try sync.addHandler(HTTPResponseEncoder())
+        try sync.addHandler(HTTP1RequestDecoder())
     }
 
     private func serve(_ channel: any Channel, quiesce: ServerQuiescingHelper) async throws {

@@ -253,7 +253,7 @@ struct UpstreamResponseParser {
     // MARK: - Reading lines
 
     /// The length of the head in `buffer` (through the empty line), if it is all there.
-    private static func headLength(_ buffer: ByteBuffer, from scanned: Int) -> Int? {
+    static func headLength(_ buffer: ByteBuffer, from scanned: Int) -> Int? {
         buffer.withUnsafeReadableBytes { bytes -> Int? in
             var index = scanned
             while index + 3 < bytes.count {
@@ -270,7 +270,7 @@ struct UpstreamResponseParser {
     }
 
     /// The length of the line at the start of `buffer` without its CRLF, if its CRLF is there.
-    private static func lineLength(_ buffer: ByteBuffer, limit: Int) throws(Malformed) -> Int? {
+    static func lineLength(_ buffer: ByteBuffer, limit: Int) throws(Malformed) -> Int? {
         let found = buffer.withUnsafeReadableBytes { bytes -> Int? in
             var index = 0
             let end = min(bytes.count, limit + 2)
@@ -288,7 +288,7 @@ struct UpstreamResponseParser {
     }
 
     /// A chunk's size from its line: hexadecimal digits, then optional extensions (ignored).
-    private static func chunkSize(_ buffer: ByteBuffer, lineLength: Int) throws(Malformed) -> Int {
+    static func chunkSize(_ buffer: ByteBuffer, lineLength: Int) throws(Malformed) -> Int {
         let result = buffer.withUnsafeReadableBytes { bytes -> Int? in
             var size = 0
             var index = 0
@@ -323,7 +323,7 @@ struct UpstreamResponseParser {
         }
     }
 
-    private static func checkTrailer(_ line: ByteBuffer) throws(Malformed) {
+    static func checkTrailer(_ line: ByteBuffer) throws(Malformed) {
         let fine = line.withUnsafeReadableBytes { bytes -> Bool in
             guard let colon = bytes.firstIndex(of: UInt8(ascii: ":")), colon > 0 else { return false }
             return bytes[..<colon].allSatisfy(isTokenByte) && bytes[(colon + 1)...].allSatisfy(isValueByte)

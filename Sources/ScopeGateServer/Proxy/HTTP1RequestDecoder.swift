@@ -1,0 +1,313 @@
+import NIOCore
+import NIOHTTP1
+
+/// Reads clients' HTTP/1.1 requests, strictly, as parts for `ProxyConnectionHandler`.
+///
+/// What NIO's request decoder does for this listener, without its C parser's per-byte callbacks and
+/// the cumulation of `ByteToMessageHandler`: the head is found with one scan for its empty line and
+/// checked once. Whatever an IdP framework could frame or name differently is refused (RFC 9112): a
+/// method other than the standard ones (case matters: `get` is refused, never forwarded for an IdP that
+/// upper-cases it), a request target with anything but visible ASCII, a version other than 1.0 and 1.1,
+/// whitespace before a field's colon, obsolete line folding, control characters in a value, bare LF
+/// line ends, `Content-Length` with anything but digits or given twice, `Transfer-Encoding` whose last
+/// coding is not `chunked` or together with `Content-Length`, heads over `maximumHeadLength`. A refusal
+/// reaches the handler as an `HTTPParserError` (answered `400` when nothing else is under way) and
+/// nothing more of the connection is read. An upgrade or `CONNECT` request ends with its head: nothing
+/// after it is read as HTTP (the handler refuses or forwards the head alone).
+final class HTTP1RequestDecoder: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = HTTPServerRequestPart
+
+    private var parser = HTTP1RequestParser()
+    /// Bytes received and not read yet (a part of a head, a chunk line, …).
+    private var pending: ByteBuffer?
+    private var failed = false
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !failed else { return }
+        var buffer = unwrapInboundIn(data)
+        if var earlier = pending {
+            pending = nil
+            earlier.writeBuffer(&buffer)
+            buffer = earlier
+        }
+        do {
+            while let part = try parser.next(&buffer) {
+                context.fireChannelRead(wrapInboundOut(part))
+            }
+        } catch {
+            failed = true
+            pending = nil
+            context.fireErrorCaught(error.parserError)
+            return
+        }
+        if buffer.readableBytes > 0 {
+            if buffer.readerIndex > 4096 { buffer.discardReadBytes() }
+            pending = buffer
+        }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        pending = nil
+    }
+}
+
+/// The request parser of `HTTP1RequestDecoder`, as a value: bytes in, parts out.
+struct HTTP1RequestParser {
+    struct Malformed: Error, Equatable {
+        let reason: String
+        /// The error NIO's decoder would have raised for it.
+        let parserError: HTTPParserError
+    }
+
+    /// The largest head read (NIO's decoder's default).
+    static let maximumHeadLength = 80 * 1024
+
+    private enum State {
+        /// Waiting for a request head; `scanned` bytes of the pending head have no empty line.
+        case head(scanned: Int)
+        case length(remaining: Int)
+        case chunkLine
+        case chunkData(remaining: Int)
+        case chunkDataEnd
+        case trailers(length: Int)
+        /// The body ended: its end is the next part.
+        case end
+        /// After an upgrade or `CONNECT`: nothing more is HTTP to read.
+        case stopped
+    }
+
+    private var state = State.head(scanned: 0)
+    /// Whether the request whose head was read ends the HTTP on this connection.
+    private var stopsAfterEnd = false
+
+    /// The next part from `buffer`, consuming what it reads; `nil` when more bytes are needed.
+    mutating func next(_ buffer: inout ByteBuffer) throws(Malformed) -> HTTPServerRequestPart? {
+        do {
+            return try read(&buffer)
+        } catch let error as UpstreamResponseParser.Malformed {
+            throw Malformed(reason: error.reason, parserError: .invalidChunkSize)
+        } catch let error as Malformed {
+            throw error
+        } catch {
+            throw Malformed(reason: "\(error)", parserError: .unknown)
+        }
+    }
+
+    private mutating func read(_ buffer: inout ByteBuffer) throws -> HTTPServerRequestPart? {
+        while true {
+            switch state {
+            case .head(let scanned):
+                // Empty lines before a request line are ignored (RFC 9112 §2.2).
+                if scanned == 0 {
+                    while buffer.readableBytes >= 2, buffer.getInteger(at: buffer.readerIndex, as: UInt16.self) == 0x0D0A {
+                        buffer.moveReaderIndex(forwardBy: 2)
+                    }
+                }
+                guard let headLength = UpstreamResponseParser.headLength(buffer, from: scanned) else {
+                    guard buffer.readableBytes <= Self.maximumHeadLength else {
+                        throw Malformed(reason: "request head too long", parserError: .headerOverflow)
+                    }
+                    state = .head(scanned: max(0, buffer.readableBytes - 3))
+                    return nil
+                }
+                guard headLength <= Self.maximumHeadLength else {
+                    throw Malformed(reason: "request head too long", parserError: .headerOverflow)
+                }
+                let parsed = try Self.parseHead(buffer.readSlice(length: headLength)!)
+                stopsAfterEnd = parsed.stops
+                switch parsed.framing {
+                case .length(let length) where length > 0 && !parsed.stops: state = .length(remaining: length)
+                case .chunked where !parsed.stops: state = .chunkLine
+                default: state = .end
+                }
+                return .head(parsed.head)
+
+            case .length(let remaining):
+                guard buffer.readableBytes > 0 else { return nil }
+                let count = min(remaining, buffer.readableBytes)
+                state = count == remaining ? .end : .length(remaining: remaining - count)
+                return .body(buffer.readSlice(length: count)!)
+
+            case .chunkLine:
+                let limit = UpstreamResponseParser.maximumChunkLineLength
+                guard let lineLength = try UpstreamResponseParser.lineLength(buffer, limit: limit) else {
+                    guard buffer.readableBytes < limit else { throw Malformed(reason: "chunk line too long", parserError: .invalidChunkSize) }
+                    return nil
+                }
+                let size = try UpstreamResponseParser.chunkSize(buffer, lineLength: lineLength)
+                buffer.moveReaderIndex(forwardBy: lineLength + 2)
+                state = size == 0 ? .trailers(length: 0) : .chunkData(remaining: size)
+
+            case .chunkData(let remaining):
+                guard buffer.readableBytes > 0 else { return nil }
+                let count = min(remaining, buffer.readableBytes)
+                state = count == remaining ? .chunkDataEnd : .chunkData(remaining: remaining - count)
+                return .body(buffer.readSlice(length: count)!)
+
+            case .chunkDataEnd:
+                guard buffer.readableBytes >= 2 else { return nil }
+                guard buffer.readInteger(as: UInt16.self) == 0x0D0A else {
+                    throw Malformed(reason: "chunk without CRLF", parserError: .invalidChunkSize)
+                }
+                state = .chunkLine
+
+            case .trailers(let length):
+                // Trailer fields are read and dropped (never forwarded: a proxy may not know their meaning).
+                let limit = UpstreamResponseParser.maximumTrailerLength - length
+                guard let lineLength = try UpstreamResponseParser.lineLength(buffer, limit: limit) else {
+                    guard buffer.readableBytes < limit else { throw Malformed(reason: "trailers too long", parserError: .headerOverflow) }
+                    return nil
+                }
+                if lineLength > 0 { try UpstreamResponseParser.checkTrailer(buffer.getSlice(at: buffer.readerIndex, length: lineLength)!) }
+                buffer.moveReaderIndex(forwardBy: lineLength + 2)
+                state = lineLength == 0 ? .end : .trailers(length: length + lineLength + 2)
+
+            case .end:
+                state = stopsAfterEnd ? .stopped : .head(scanned: 0)
+                return .end(nil)
+
+            case .stopped:
+                buffer.moveReaderIndex(forwardBy: buffer.readableBytes)
+                return nil
+            }
+        }
+    }
+
+    enum Framing: Equatable {
+        case length(Int)
+        case chunked
+    }
+
+    /// Reads a request head: its request line, its fields, and from them its framing.
+    static func parseHead(_ bytes: ByteBuffer) throws(Malformed) -> (head: HTTPRequestHead, framing: Framing, stops: Bool) {
+        var headers = HTTPHeaders()
+        var contentLength: Int?
+        var contentLengths = 0
+        var lastCoding: ByteBufferView?
+        var codings = 0
+        var connectionUpgrade = false
+        var upgrade = false
+        var failure: Malformed?
+        let line = bytes.withUnsafeReadableBytes { raw -> (HTTPMethod, String, HTTPVersion)? in
+            let count = raw.count - 2  // the final CRLF of the empty line
+            // The request line: method SP request-target SP HTTP-version CRLF.
+            var index = 0
+            while index < count, UpstreamResponseParser.isTokenByte(raw[index]) { index += 1 }
+            guard index > 0, index < count, raw[index] == 0x20,
+                let method = method(UnsafeRawBufferPointer(rebasing: raw[0..<index]))
+            else {
+                failure = Malformed(reason: "unknown or malformed method", parserError: .invalidMethod)
+                return nil
+            }
+            index += 1
+            let targetStart = index
+            while index < count, raw[index] > 0x20, raw[index] < 0x7F { index += 1 }
+            guard index > targetStart, index + 10 <= count, raw[index] == 0x20 else {
+                failure = Malformed(reason: "malformed request target", parserError: .invalidURL)
+                return nil
+            }
+            let target = String(decoding: UnsafeRawBufferPointer(rebasing: raw[targetStart..<index]), as: UTF8.self)
+            index += 1
+            guard raw[index] == UInt8(ascii: "H"), raw[index + 1] == UInt8(ascii: "T"), raw[index + 2] == UInt8(ascii: "T"),
+                raw[index + 3] == UInt8(ascii: "P"), raw[index + 4] == UInt8(ascii: "/"), raw[index + 5] == UInt8(ascii: "1"),
+                raw[index + 6] == UInt8(ascii: "."), raw[index + 7] == UInt8(ascii: "1") || raw[index + 7] == UInt8(ascii: "0"),
+                raw[index + 8] == 0x0D, raw[index + 9] == 0x0A
+            else {
+                failure = Malformed(reason: "unsupported HTTP version", parserError: .invalidVersion)
+                return nil
+            }
+            let version = HTTPVersion(major: 1, minor: Int(raw[index + 7] - UInt8(ascii: "0")))
+            index += 10
+            // The fields, each: token ":" OWS value OWS CRLF.
+            while index < count {
+                let nameStart = index
+                while index < count, UpstreamResponseParser.isTokenByte(raw[index]) { index += 1 }
+                guard index > nameStart, index < count, raw[index] == UInt8(ascii: ":") else {
+                    failure = Malformed(reason: "malformed field name", parserError: .invalidHeaderToken)
+                    return nil
+                }
+                let nameEnd = index
+                index += 1
+                while index < count, raw[index] == 0x20 || raw[index] == 0x09 { index += 1 }
+                let valueStart = index
+                var valueEnd = index
+                while index < count, raw[index] != 0x0D {
+                    let byte = raw[index]
+                    guard UpstreamResponseParser.isValueByte(byte) else {
+                        failure = Malformed(reason: "control character in a field value", parserError: .invalidHeaderToken)
+                        return nil
+                    }
+                    index += 1
+                    if byte != 0x20 && byte != 0x09 { valueEnd = index }
+                }
+                guard index + 1 < raw.count, raw[index] == 0x0D, raw[index + 1] == 0x0A else {
+                    failure = Malformed(reason: "bare LF", parserError: .lfExpected)
+                    return nil
+                }
+                index += 2
+                let name = UnsafeRawBufferPointer(rebasing: raw[nameStart..<nameEnd])
+                let value = UnsafeRawBufferPointer(rebasing: raw[valueStart..<valueEnd])
+                if name.count == 7, ForwardingHeaders.matches(name.bindMemory(to: UInt8.self), "upgrade") { upgrade = true }
+                switch UpstreamResponseParser.kind(name) {
+                case .contentLength:
+                    guard !value.isEmpty, value.count <= 15, value.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else {
+                        failure = Malformed(reason: "bad Content-Length", parserError: .unexpectedContentLength)
+                        return nil
+                    }
+                    contentLength = value.reduce(0) { $0 * 10 + Int($1 - 0x30) }
+                    contentLengths += 1
+                case .transferEncoding:
+                    codings += 1
+                    let field = bytes.readableBytesView[
+                        bytes.readerIndex + valueStart..<bytes.readerIndex + valueEnd]
+                    UpstreamResponseHead.forEachToken(field) { lastCoding = $0 }
+                case .connection:
+                    let field = bytes.readableBytesView[bytes.readerIndex + valueStart..<bytes.readerIndex + valueEnd]
+                    UpstreamResponseHead.forEachToken(field) { token in
+                        if UpstreamResponseHead.equals(token, "upgrade") { connectionUpgrade = true }
+                    }
+                default:
+                    break
+                }
+                headers.add(name: String(decoding: name, as: UTF8.self), value: String(decoding: value, as: UTF8.self))
+            }
+            return (method, target, version)
+        }
+        guard let (method, target, version) = line else {
+            throw failure ?? Malformed(reason: "malformed request head", parserError: .unknown)
+        }
+        guard contentLengths <= 1 else {
+            throw Malformed(reason: "Content-Length given twice", parserError: .unexpectedContentLength)
+        }
+        var framing = Framing.length(contentLength ?? 0)
+        if codings > 0 {
+            guard contentLengths == 0 else {
+                throw Malformed(reason: "both Transfer-Encoding and Content-Length", parserError: .unexpectedContentLength)
+            }
+            guard let lastCoding, UpstreamResponseHead.equals(lastCoding, "chunked") else {
+                throw Malformed(reason: "the last transfer coding is not chunked", parserError: .invalidConstant)
+            }
+            framing = .chunked
+        }
+        let head = HTTPRequestHead(version: version, method: method, uri: target, headers: headers)
+        return (head, framing, method == .CONNECT || (connectionUpgrade && upgrade))
+    }
+
+    /// The standard methods (RFC 9110 §9, RFC 5789), exactly as written there.
+    static func method(_ bytes: UnsafeRawBufferPointer) -> HTTPMethod? {
+        func equals(_ name: StaticString) -> Bool {
+            guard name.utf8CodeUnitCount == bytes.count else { return false }
+            let expected = UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount)
+            return bytes.elementsEqual(expected)
+        }
+        switch bytes.count {
+        case 3: return equals("GET") ? .GET : equals("PUT") ? .PUT : nil
+        case 4: return equals("POST") ? .POST : equals("HEAD") ? .HEAD : nil
+        case 5: return equals("PATCH") ? .PATCH : equals("TRACE") ? .TRACE : nil
+        case 6: return equals("DELETE") ? .DELETE : nil
+        case 7: return equals("OPTIONS") ? .OPTIONS : equals("CONNECT") ? .CONNECT : nil
+        default: return nil
+        }
+    }
+}
