@@ -56,12 +56,12 @@ import Testing
         let parts = Self.readBothWays(
             "\r\nGET /a?x=1 HTTP/1.1\r\nHost: idp\r\n\r\n"
                 + "POST /t HTTP/1.1\r\nHost: idp\r\nContent-Length: 5\r\n\r\nhello"
-                + "POST /c HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n3;ext=1\r\nabc\r\n2\r\nde\r\n0\r\nTrailer: x\r\n\r\n")
+                + "POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3;ext=1\r\nabc\r\n2\r\nde\r\n0\r\nTrailer: x\r\n\r\n")
         #expect(
             parts == [
                 "head GET /a?x=1 1.1 [Host=idp]", "end",
                 "head POST /t 1.1 [Host=idp,Content-Length=5]", "body hello", "end",
-                "head POST /c 1.0 [Transfer-Encoding=chunked]", "body abcde", "end",
+                "head POST /c 1.1 [Transfer-Encoding=chunked]", "body abcde", "end",
             ])
     }
 
@@ -87,6 +87,7 @@ import Testing
         ("POST / HTTP/1.1\r\nContent-Length: 5, 5\r\n\r\nhello", "bad Content-Length"),
         ("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n", "both Transfer-Encoding and Content-Length"),
         ("POST / HTTP/1.1\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", "the last transfer coding is not chunked"),
+        ("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", "Transfer-Encoding in an HTTP/1.0 request"),
         ("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "bad chunk size"),
         ("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcX\r\n", "chunk without CRLF"),
         ("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\nabc\r\n", "bare LF"),
@@ -107,10 +108,10 @@ import Testing
     @Test func nothingAfterAnUpgradeOrCONNECTIsReadAsHTTP() {
         #expect(
             Self.read(["GET /ws HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\nGET /next HTTP/1.1\r\n\r\n"])
-                == ["head GET /ws 1.1 [Connection=Upgrade,Upgrade=websocket]", "end"])
+                == ["head GET /ws 1.1 [Connection=Upgrade,Upgrade=websocket,Connection=close]", "end"])
         #expect(
             Self.read(["CONNECT idp:443 HTTP/1.1\r\nContent-Length: 4\r\n\r\nGET /next HTTP/1.1\r\n\r\n"])
-                == ["head CONNECT idp:443 1.1 [Content-Length=4]", "end"])
+                == ["head CONNECT idp:443 1.1 [Content-Length=4,Connection=close]", "end"])
     }
 
     @Test func aHeadLongerThanTheLimitIsRefusedBeforeItsEnd() {

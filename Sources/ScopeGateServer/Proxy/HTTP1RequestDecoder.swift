@@ -13,7 +13,9 @@ import NIOHTTP1
 /// coding is not `chunked` or together with `Content-Length`, heads over `maximumHeadLength`. A refusal
 /// reaches the handler as an `HTTPParserError` (answered `400` when nothing else is under way) and
 /// nothing more of the connection is read. An upgrade or `CONNECT` request ends with its head: nothing
-/// after it is read as HTTP (the handler refuses or forwards the head alone).
+/// after it is read as HTTP (the handler refuses or forwards the head alone, then closes the connection:
+/// the head is handed on with `Connection: close`). An HTTP/1.0 request with a transfer coding is
+/// refused (RFC 9112 §6.1).
 final class HTTP1RequestDecoder: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = HTTPServerRequestPart
@@ -285,13 +287,20 @@ struct HTTP1RequestParser {
             guard contentLengths == 0 else {
                 throw Malformed(reason: "both Transfer-Encoding and Content-Length", parserError: .unexpectedContentLength)
             }
+            // An HTTP/1.0 message with a transfer coding is framed faultily (RFC 9112 §6.1).
+            guard version.minor == 1 else {
+                throw Malformed(reason: "Transfer-Encoding in an HTTP/1.0 request", parserError: .invalidVersion)
+            }
             guard let lastCoding, UpstreamResponseHead.equals(lastCoding, "chunked") else {
                 throw Malformed(reason: "the last transfer coding is not chunked", parserError: .invalidConstant)
             }
             framing = .chunked
         }
+        let stops = method == .CONNECT || (connectionUpgrade && upgrade)
+        // Nothing after such a request is read: the connection closes once it is answered.
+        if stops { headers.add(name: "Connection", value: "close") }
         let head = HTTPRequestHead(version: version, method: method, uri: target, headers: headers)
-        return (head, framing, method == .CONNECT || (connectionUpgrade && upgrade))
+        return (head, framing, stops)
     }
 
     /// The standard methods (RFC 9110 §9, RFC 5789), exactly as written there.
