@@ -24,7 +24,7 @@ import Testing
         /// Reads the bytes the IdP was sent with NIO's request parser, as an HTTP server would.
         let idpParser = EmbeddedChannel(handler: ByteToMessageHandler(HTTPRequestDecoder()))
 
-        /// `http1`: the client connection has the public listener's HTTP/1 codec (`addHTTP1Codec`), and
+        /// `http1`: the client connection has the public listener's HTTP/1 codec (`addHTTP1Handlers`), and
         /// speaks bytes (`send`, `clientBytes`); otherwise it speaks NIO's HTTP parts.
         init(limits: ProxyConnectionHandler.StateMachine.Limits = .init(), http1: Bool = false) throws {
             let yaml = GateHarness.configYAML(
@@ -50,10 +50,12 @@ import Testing
             pool.release(UpstreamConnection(channel: upstream, relay: relay))
             client = EmbeddedChannel(loop: loop)
             try client.connect(to: SocketAddress(ipAddress: "192.0.2.7", port: 50000)).wait()
+            let handler = ProxyConnectionHandler(shared: shared, limits: limits)
             if http1 {
-                try PublicListener.addHTTP1Codec(client.pipeline.syncOperations)
+                try PublicListener.addHTTP1Handlers(client.pipeline.syncOperations, handler: handler)
+            } else {
+                try client.pipeline.syncOperations.addHandler(handler)
             }
-            try client.pipeline.syncOperations.addHandler(ProxyConnectionHandler(shared: shared, limits: limits))
         }
 
         /// The client sends `bytes` (an `http1` wire).

@@ -16,14 +16,22 @@ import NIOHTTP1
 /// after it is read as HTTP (the handler refuses or forwards the head alone, then closes the connection:
 /// the head is handed on with `Connection: close`). An HTTP/1.0 request with a transfer coding is
 /// refused (RFC 9112 §6.1).
+///
+/// Parts go straight to the connection's `ProxyConnectionHandler` (the next handler), not through the
+/// pipeline: no boxing and casting of each part on its way.
 final class HTTP1RequestDecoder: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = HTTPServerRequestPart
 
+    private let receiver: ProxyConnectionHandler
     private var parser = HTTP1RequestParser()
     /// Bytes received and not read yet (a part of a head, a chunk line, …).
     private var pending: ByteBuffer?
     private var failed = false
+
+    init(delivering receiver: ProxyConnectionHandler) {
+        self.receiver = receiver
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !failed else { return }
@@ -35,7 +43,7 @@ final class HTTP1RequestDecoder: ChannelInboundHandler, RemovableChannelHandler 
         }
         do {
             while let part = try parser.next(&buffer) {
-                context.fireChannelRead(wrapInboundOut(part))
+                receiver.received(part)
             }
         } catch {
             failed = true

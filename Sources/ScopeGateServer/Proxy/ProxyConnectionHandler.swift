@@ -117,6 +117,12 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
         run(machine.read(unwrapInboundIn(data)), context: context)
     }
 
+    /// A part of a request from the HTTP/1 decoder before this handler (`HTTP1RequestDecoder`).
+    func received(_ part: HTTPServerRequestPart) {
+        guard let context else { return }
+        run(machine.read(part), context: context)
+    }
+
     func channelReadComplete(context: ChannelHandlerContext) {
         idleTimer?.restart()
         run(machine.readComplete(), context: context)

@@ -153,14 +153,15 @@ struct PublicListener: Service {
         // response header is either the IdP's, as ScopeGate's strict parser accepted it (no CR, LF or
         // NUL can be in it), ScopeGate's own answers' (HTTPFields, which never holds such bytes), or a
         // constant.
-        try addHTTP1Codec(sync)
-        try sync.addHandler(ProxyConnectionHandler(shared: shared, idleTimeout: idleTimeout))
+        try addHTTP1Handlers(sync, handler: ProxyConnectionHandler(shared: shared, idleTimeout: idleTimeout))
     }
 
-    /// The HTTP/1.1 codec of a client connection: ScopeGate's request decoder, NIO's response encoder.
-    static func addHTTP1Codec(_ sync: ChannelPipeline.SynchronousOperations) throws {
+    /// NIO's response encoder, ScopeGate's request decoder, which hands its parts to `handler`, and
+    /// `handler`.
+    static func addHTTP1Handlers(_ sync: ChannelPipeline.SynchronousOperations, handler: ProxyConnectionHandler) throws {
         try sync.addHandler(HTTPResponseEncoder())
-        try sync.addHandler(HTTP1RequestDecoder())
+        try sync.addHandler(HTTP1RequestDecoder(delivering: handler))
+        try sync.addHandler(handler)
     }
 
     private func serve(_ channel: any Channel, quiesce: ServerQuiescingHelper) async throws {
