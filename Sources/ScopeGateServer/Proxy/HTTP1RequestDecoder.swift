@@ -315,8 +315,9 @@ struct HTTP1RequestParser {
     static func method(_ bytes: UnsafeRawBufferPointer) -> HTTPMethod? {
         func equals(_ name: StaticString) -> Bool {
             guard name.utf8CodeUnitCount == bytes.count else { return false }
-            let expected = UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount)
-            return bytes.elementsEqual(expected)
+            let expected = name.utf8Start
+            for index in 0..<bytes.count where bytes[index] != expected[index] { return false }
+            return true
         }
         switch bytes.count {
         case 3: return equals("GET") ? .GET : equals("PUT") ? .PUT : nil

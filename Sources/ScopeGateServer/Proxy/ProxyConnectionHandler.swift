@@ -430,7 +430,7 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
     private func writeResponseHead(
         _ response: UpstreamResponseHead, close: Bool, authorization: AdmittedAuthorization?, context: ChannelHandlerContext
     ) {
-        if let authorization = authorization?.value, let location = response.first("location"),
+        if let authorization = authorization?.value, let location = response.location,
             authorization.isRedirectToClient(location), let code = IssuedCodes.code(inLocation: location)
         {
             shared.codes.record(code, authorization)

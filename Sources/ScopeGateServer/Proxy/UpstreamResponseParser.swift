@@ -69,6 +69,12 @@ struct UpstreamResponseHead {
         return nil
     }
 
+    /// The first `Location` field's value, as text (its kind was noted when the head was read).
+    var location: String? {
+        for field in fields where field.kind == .location { return String(decoding: value(field), as: UTF8.self) }
+        return nil
+    }
+
     /// The head as NIO's type, for the places that need one (a stream of an HTTP/2 connection).
     var head: HTTPResponseHead {
         var headers = HTTPHeaders()
