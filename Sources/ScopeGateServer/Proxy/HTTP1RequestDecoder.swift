@@ -21,7 +21,6 @@ import NIOHTTP1
 /// pipeline: no boxing and casting of each part on its way.
 final class HTTP1RequestDecoder: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
-    typealias InboundOut = HTTPServerRequestPart
 
     private let receiver: ProxyConnectionHandler
     private var parser = HTTP1RequestParser()
@@ -76,13 +75,7 @@ struct HTTP1RequestParser {
     private enum State {
         /// Waiting for a request head; `scanned` bytes of the pending head have no empty line.
         case head(scanned: Int)
-        case length(remaining: Int)
-        case chunkLine
-        case chunkData(remaining: Int)
-        case chunkDataEnd
-        case trailers(length: Int)
-        /// The body ended: its end is the next part.
-        case end
+        case body(HTTP1BodyReader)
         /// After an upgrade or `CONNECT`: nothing more is HTTP to read.
         case stopped
     }
@@ -93,94 +86,53 @@ struct HTTP1RequestParser {
 
     /// The next part from `buffer`, consuming what it reads; `nil` when more bytes are needed.
     mutating func next(_ buffer: inout ByteBuffer) throws(Malformed) -> HTTPServerRequestPart? {
-        do {
-            return try read(&buffer)
-        } catch let error as UpstreamResponseParser.Malformed {
-            throw Malformed(reason: error.reason, parserError: .invalidChunkSize)
-        } catch let error as Malformed {
-            throw error
-        } catch {
-            throw Malformed(reason: "\(error)", parserError: .unknown)
-        }
-    }
-
-    private mutating func read(_ buffer: inout ByteBuffer) throws -> HTTPServerRequestPart? {
-        while true {
-            switch state {
-            case .head(let scanned):
-                // Empty lines before a request line are ignored (RFC 9112 §2.2).
-                if scanned == 0 {
-                    while buffer.readableBytes >= 2, buffer.getInteger(at: buffer.readerIndex, as: UInt16.self) == 0x0D0A {
-                        buffer.moveReaderIndex(forwardBy: 2)
-                    }
+        switch state {
+        case .head(var scanned):
+            // Empty lines before a request line are ignored (RFC 9112 §2.2).
+            if scanned == 0 {
+                while buffer.readableBytes >= 2, buffer.getInteger(at: buffer.readerIndex, as: UInt16.self) == 0x0D0A {
+                    buffer.moveReaderIndex(forwardBy: 2)
                 }
-                guard let headLength = UpstreamResponseParser.headLength(buffer, from: scanned) else {
-                    guard buffer.readableBytes <= Self.maximumHeadLength else {
-                        throw Malformed(reason: "request head too long", parserError: .headerOverflow)
-                    }
-                    state = .head(scanned: max(0, buffer.readableBytes - 3))
-                    return nil
-                }
-                guard headLength <= Self.maximumHeadLength else {
+            }
+            guard let headLength = HTTP1Syntax.headLength(buffer, from: scanned), headLength <= Self.maximumHeadLength else {
+                guard buffer.readableBytes <= Self.maximumHeadLength else {
                     throw Malformed(reason: "request head too long", parserError: .headerOverflow)
                 }
-                let parsed = try Self.parseHead(buffer.readSlice(length: headLength)!)
-                stopsAfterEnd = parsed.stops
-                switch parsed.framing {
-                case .length(let length) where length > 0 && !parsed.stops: state = .length(remaining: length)
-                case .chunked where !parsed.stops: state = .chunkLine
-                default: state = .end
-                }
-                return .head(parsed.head)
-
-            case .length(let remaining):
-                guard buffer.readableBytes > 0 else { return nil }
-                let count = min(remaining, buffer.readableBytes)
-                state = count == remaining ? .end : .length(remaining: remaining - count)
-                return .body(buffer.readSlice(length: count)!)
-
-            case .chunkLine:
-                let limit = UpstreamResponseParser.maximumChunkLineLength
-                guard let lineLength = try UpstreamResponseParser.lineLength(buffer, limit: limit) else {
-                    guard buffer.readableBytes < limit else { throw Malformed(reason: "chunk line too long", parserError: .invalidChunkSize) }
-                    return nil
-                }
-                let size = try UpstreamResponseParser.chunkSize(buffer, lineLength: lineLength)
-                buffer.moveReaderIndex(forwardBy: lineLength + 2)
-                state = size == 0 ? .trailers(length: 0) : .chunkData(remaining: size)
-
-            case .chunkData(let remaining):
-                guard buffer.readableBytes > 0 else { return nil }
-                let count = min(remaining, buffer.readableBytes)
-                state = count == remaining ? .chunkDataEnd : .chunkData(remaining: remaining - count)
-                return .body(buffer.readSlice(length: count)!)
-
-            case .chunkDataEnd:
-                guard buffer.readableBytes >= 2 else { return nil }
-                guard buffer.readInteger(as: UInt16.self) == 0x0D0A else {
-                    throw Malformed(reason: "chunk without CRLF", parserError: .invalidChunkSize)
-                }
-                state = .chunkLine
-
-            case .trailers(let length):
-                // Trailer fields are read and dropped (never forwarded: a proxy may not know their meaning).
-                let limit = UpstreamResponseParser.maximumTrailerLength - length
-                guard let lineLength = try UpstreamResponseParser.lineLength(buffer, limit: limit) else {
-                    guard buffer.readableBytes < limit else { throw Malformed(reason: "trailers too long", parserError: .headerOverflow) }
-                    return nil
-                }
-                if lineLength > 0 { try UpstreamResponseParser.checkTrailer(buffer.getSlice(at: buffer.readerIndex, length: lineLength)!) }
-                buffer.moveReaderIndex(forwardBy: lineLength + 2)
-                state = lineLength == 0 ? .end : .trailers(length: length + lineLength + 2)
-
-            case .end:
-                state = stopsAfterEnd ? .stopped : .head(scanned: 0)
-                return .end(nil)
-
-            case .stopped:
-                buffer.moveReaderIndex(forwardBy: buffer.readableBytes)
+                scanned = max(0, buffer.readableBytes - 3)
+                state = .head(scanned: scanned)
                 return nil
             }
+            let parsed = try Self.parseHead(buffer.readSlice(length: headLength)!)
+            stopsAfterEnd = parsed.stops
+            switch parsed.framing {
+            case .length(let length) where !parsed.stops: state = .body(.length(length))
+            case .chunked where !parsed.stops: state = .body(.chunked)
+            default: state = .body(.length(0))
+            }
+            return .head(parsed.head)
+
+        case .body(var reader):
+            let part: HTTP1BodyReader.Part?
+            do {
+                part = try reader.next(&buffer)
+            } catch {
+                throw Malformed(reason: error.reason, parserError: .invalidChunkSize)
+            }
+            switch part {
+            case nil:
+                state = .body(reader)
+                return nil
+            case .body(let bytes)?:
+                state = .body(reader)
+                return .body(bytes)
+            case .end?:
+                state = stopsAfterEnd ? .stopped : .head(scanned: 0)
+                return .end(nil)
+            }
+
+        case .stopped:
+            buffer.moveReaderIndex(forwardBy: buffer.readableBytes)
+            return nil
         }
     }
 
@@ -198,12 +150,13 @@ struct HTTP1RequestParser {
         var codings = 0
         var connectionUpgrade = false
         var upgrade = false
+        var badContentLength = false
         var failure: Malformed?
         let line = bytes.withUnsafeReadableBytes { raw -> (HTTPMethod, String, HTTPVersion)? in
             let count = raw.count - 2  // the final CRLF of the empty line
             // The request line: method SP request-target SP HTTP-version CRLF.
             var index = 0
-            while index < count, UpstreamResponseParser.isTokenByte(raw[index]) { index += 1 }
+            while index < count, HTTP1Syntax.isTokenByte(raw[index]) { index += 1 }
             guard index > 0, index < count, raw[index] == 0x20,
                 let method = method(UnsafeRawBufferPointer(rebasing: raw[0..<index]))
             else {
@@ -230,50 +183,23 @@ struct HTTP1RequestParser {
             let version = HTTPVersion(major: 1, minor: Int(raw[index + 7] - UInt8(ascii: "0")))
             index += 10
             // The fields, each: token ":" OWS value OWS CRLF.
-            while index < count {
-                let nameStart = index
-                while index < count, UpstreamResponseParser.isTokenByte(raw[index]) { index += 1 }
-                guard index > nameStart, index < count, raw[index] == UInt8(ascii: ":") else {
-                    failure = Malformed(reason: "malformed field name", parserError: .invalidHeaderToken)
-                    return nil
-                }
-                let nameEnd = index
-                index += 1
-                while index < count, raw[index] == 0x20 || raw[index] == 0x09 { index += 1 }
-                let valueStart = index
-                var valueEnd = index
-                while index < count, raw[index] != 0x0D {
-                    let byte = raw[index]
-                    guard UpstreamResponseParser.isValueByte(byte) else {
-                        failure = Malformed(reason: "control character in a field value", parserError: .invalidHeaderToken)
-                        return nil
-                    }
-                    index += 1
-                    if byte != 0x20 && byte != 0x09 { valueEnd = index }
-                }
-                guard index + 1 < raw.count, raw[index] == 0x0D, raw[index + 1] == 0x0A else {
-                    failure = Malformed(reason: "bare LF", parserError: .lfExpected)
-                    return nil
-                }
-                index += 2
-                let name = UnsafeRawBufferPointer(rebasing: raw[nameStart..<nameEnd])
-                let value = UnsafeRawBufferPointer(rebasing: raw[valueStart..<valueEnd])
+            let malformedField = HTTP1Syntax.forEachField(in: raw, from: index, to: count) { nameRange, valueRange, _ in
+                let name = UnsafeRawBufferPointer(rebasing: raw[nameRange])
+                let value = UnsafeRawBufferPointer(rebasing: raw[valueRange])
+                let field = bytes.readableBytesView[bytes.readerIndex + valueRange.lowerBound..<bytes.readerIndex + valueRange.upperBound]
                 if name.count == 7, ForwardingHeaders.matches(name.bindMemory(to: UInt8.self), "upgrade") { upgrade = true }
                 switch UpstreamResponseParser.kind(name) {
                 case .contentLength:
+                    contentLengths += 1
                     guard !value.isEmpty, value.count <= 15, value.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else {
-                        failure = Malformed(reason: "bad Content-Length", parserError: .unexpectedContentLength)
-                        return nil
+                        badContentLength = true
+                        return
                     }
                     contentLength = value.reduce(0) { $0 * 10 + Int($1 - 0x30) }
-                    contentLengths += 1
                 case .transferEncoding:
                     codings += 1
-                    let field = bytes.readableBytesView[
-                        bytes.readerIndex + valueStart..<bytes.readerIndex + valueEnd]
                     UpstreamResponseHead.forEachToken(field) { lastCoding = $0 }
                 case .connection:
-                    let field = bytes.readableBytesView[bytes.readerIndex + valueStart..<bytes.readerIndex + valueEnd]
                     UpstreamResponseHead.forEachToken(field) { token in
                         if UpstreamResponseHead.equals(token, "upgrade") { connectionUpgrade = true }
                     }
@@ -281,6 +207,14 @@ struct HTTP1RequestParser {
                     break
                 }
                 headers.add(name: String(decoding: name, as: UTF8.self), value: String(decoding: value, as: UTF8.self))
+            }
+            if let malformedField {
+                failure = Malformed(reason: malformedField, parserError: .invalidHeaderToken)
+                return nil
+            }
+            if badContentLength {
+                failure = Malformed(reason: "bad Content-Length", parserError: .unexpectedContentLength)
+                return nil
             }
             return (method, target, version)
         }

@@ -573,10 +573,6 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
 }
 
 extension ProxyConnectionHandler {
-    /// The length of the body a `GET` would have been answered with, for the `Content-Length` of an
-    /// answer to `HEAD` (RFC 9110 §9.3.2): NIO's encoder would otherwise frame a body of unknown length
-    /// as chunked and end it with a last chunk, a body the client does not read. `nil` for a status
-    /// without a body.
     /// Writes one of ScopeGate's own answers: its head (with `Content-Length` whenever it is known, and
     /// always for an answer to `HEAD`), then its body unless it answers `HEAD`.
     static func write(_ response: Response, to channel: any Channel, keepAlive: Bool, isHead: Bool) async throws {
@@ -590,6 +586,10 @@ extension ProxyConnectionHandler {
         if !isHead { try await response.body.write(ChannelBodyWriter(channel: channel)) }
     }
 
+    /// The length of the body a `GET` would have been answered with, for the `Content-Length` of an
+    /// answer to `HEAD` (RFC 9110 §9.3.2): NIO's encoder would otherwise frame a body of unknown length
+    /// as chunked and end it with a last chunk, a body the client does not read. `nil` for a status
+    /// without a body.
     static func length(of response: Response) async -> Int? {
         guard response.status.code >= 200, response.status != .noContent, response.status != .notModified else { return nil }
         if let length = response.body.contentLength { return length }

@@ -63,12 +63,6 @@ struct UpstreamResponseHead {
             bytes.readerIndex + Int(field.valueStart)..<bytes.readerIndex + Int(field.valueStart + field.valueLength)]
     }
 
-    /// The first value of the field `name` (lower-case ASCII), as text.
-    func first(_ name: StaticString) -> String? {
-        for field in fields where Self.equals(self.name(field), name) { return String(decoding: value(field), as: UTF8.self) }
-        return nil
-    }
-
     /// The first `Location` field's value, as text (its kind was noted when the head was read).
     var location: String? {
         for field in fields where field.kind == .location { return String(decoding: value(field), as: UTF8.self) }
@@ -131,29 +125,19 @@ enum UpstreamResponsePart {
 /// together with `Content-Length`, `101` (no upgrade is ever asked for), heads over `maximumHeadLength`.
 /// Informational (1xx) responses are read and dropped: the final response follows.
 struct UpstreamResponseParser {
-    struct Malformed: Error, Equatable {
-        let reason: String
-    }
+    typealias Malformed = HTTP1Malformed
 
     static let maximumHeadLength = 96 * 1024
-    static let maximumChunkLineLength = 1024
-    static let maximumTrailerLength = 16 * 1024
 
     private enum State {
         /// Waiting for a response head; `scanned` bytes of the pending head have no empty line.
         case head(scanned: Int)
-        case length(remaining: Int)
-        case chunkLine
-        case chunkData(remaining: Int)
-        case chunkDataEnd
-        case trailers(length: Int)
-        case untilClose
+        case body(HTTP1BodyReader)
     }
 
     private var state = State.head(scanned: 0)
     /// Whether the responses still to come answer `HEAD` requests, oldest first.
     private var expectingHEAD: [Bool] = []
-    private var answeringHEAD = false
 
     /// Notes a request sent on this connection (its response to a `HEAD` has no body).
     mutating func requestSent(method: HTTPMethod) {
@@ -162,7 +146,7 @@ struct UpstreamResponseParser {
 
     /// Whether a response's body is being read until the connection closes.
     var readsUntilClose: Bool {
-        if case .untilClose = state { return true }
+        if case .body(let reader) = state { return reader.readsUntilClose }
         return false
     }
 
@@ -177,7 +161,7 @@ struct UpstreamResponseParser {
         while true {
             switch state {
             case .head(let scanned):
-                guard let headLength = Self.headLength(buffer, from: scanned) else {
+                guard let headLength = HTTP1Syntax.headLength(buffer, from: scanned) else {
                     guard buffer.readableBytes <= Self.maximumHeadLength else { throw Malformed(reason: "response head too long") }
                     state = .head(scanned: max(0, buffer.readableBytes - 3))
                     return nil
@@ -191,150 +175,32 @@ struct UpstreamResponseParser {
                     continue
                 }
                 guard !expectingHEAD.isEmpty else { throw Malformed(reason: "a response nobody asked for") }
-                answeringHEAD = expectingHEAD.removeFirst()
-                if answeringHEAD { head.framing = .none }
+                if expectingHEAD.removeFirst() { head.framing = .none }
                 switch head.framing {
-                case .none: state = .length(remaining: 0)
-                case .length(let length): state = .length(remaining: length)
-                case .chunked: state = .chunkLine
+                case .none: state = .body(.length(0))
+                case .length(let length): state = .body(.length(length))
+                case .chunked: state = .body(.chunked)
                 case .untilClose:
                     head.isKeepAlive = false
-                    state = .untilClose
+                    state = .body(.untilClose)
                 }
                 return .head(head)
 
-            case .length(let remaining):
-                if remaining == 0 {
+            case .body(var reader):
+                let part = try reader.next(&buffer)
+                switch part {
+                case nil:
+                    state = .body(reader)
+                    return nil
+                case .body(let bytes)?:
+                    state = .body(reader)
+                    return .body(bytes)
+                case .end?:
                     state = .head(scanned: 0)
                     return .end
                 }
-                guard buffer.readableBytes > 0 else { return nil }
-                let count = min(remaining, buffer.readableBytes)
-                state = .length(remaining: remaining - count)
-                return .body(buffer.readSlice(length: count)!)
-
-            case .chunkLine:
-                guard let lineLength = try Self.lineLength(buffer, limit: Self.maximumChunkLineLength) else {
-                    guard buffer.readableBytes < Self.maximumChunkLineLength else { throw Malformed(reason: "chunk line too long") }
-                    return nil
-                }
-                let size = try Self.chunkSize(buffer, lineLength: lineLength)
-                buffer.moveReaderIndex(forwardBy: lineLength + 2)
-                state = size == 0 ? .trailers(length: 0) : .chunkData(remaining: size)
-
-            case .chunkData(let remaining):
-                guard buffer.readableBytes > 0 else { return nil }
-                let count = min(remaining, buffer.readableBytes)
-                state = count == remaining ? .chunkDataEnd : .chunkData(remaining: remaining - count)
-                return .body(buffer.readSlice(length: count)!)
-
-            case .chunkDataEnd:
-                guard buffer.readableBytes >= 2 else { return nil }
-                guard buffer.readInteger(as: UInt16.self) == 0x0D0A else { throw Malformed(reason: "chunk without CRLF") }
-                state = .chunkLine
-
-            case .trailers(let length):
-                // Trailer fields are read and dropped (never relayed: a proxy may not know their meaning).
-                guard let lineLength = try Self.lineLength(buffer, limit: Self.maximumTrailerLength - length) else {
-                    guard buffer.readableBytes < Self.maximumTrailerLength - length else {
-                        throw Malformed(reason: "trailers too long")
-                    }
-                    return nil
-                }
-                if lineLength > 0 { try Self.checkTrailer(buffer.getSlice(at: buffer.readerIndex, length: lineLength)!) }
-                buffer.moveReaderIndex(forwardBy: lineLength + 2)
-                if lineLength == 0 {
-                    state = .head(scanned: 0)
-                    return .end
-                }
-                state = .trailers(length: length + lineLength + 2)
-
-            case .untilClose:
-                guard buffer.readableBytes > 0 else { return nil }
-                return .body(buffer.readSlice(length: buffer.readableBytes)!)
             }
         }
-    }
-
-    // MARK: - Reading lines
-
-    /// The length of the head in `buffer` (through the empty line), if it is all there.
-    static func headLength(_ buffer: ByteBuffer, from scanned: Int) -> Int? {
-        buffer.withUnsafeReadableBytes { bytes -> Int? in
-            var index = scanned
-            while index + 3 < bytes.count {
-                if bytes[index + 3] != 0x0A {
-                    // Skip ahead: no CRLFCRLF can end before the next LF.
-                    index += 1
-                    continue
-                }
-                if bytes[index] == 0x0D, bytes[index + 1] == 0x0A, bytes[index + 2] == 0x0D { return index + 4 }
-                index += 1
-            }
-            return nil
-        }
-    }
-
-    /// The length of the line at the start of `buffer` without its CRLF, if its CRLF is there.
-    static func lineLength(_ buffer: ByteBuffer, limit: Int) throws(Malformed) -> Int? {
-        let found = buffer.withUnsafeReadableBytes { bytes -> Int? in
-            var index = 0
-            let end = min(bytes.count, limit + 2)
-            while index < end {
-                if bytes[index] == 0x0A { return index }
-                index += 1
-            }
-            return nil
-        }
-        guard let found else { return nil }
-        guard found > 0, buffer.getInteger(at: buffer.readerIndex + found - 1, as: UInt8.self) == 0x0D else {
-            throw Malformed(reason: "bare LF")
-        }
-        return found - 1
-    }
-
-    /// A chunk's size from its line: hexadecimal digits, then optional extensions (ignored).
-    static func chunkSize(_ buffer: ByteBuffer, lineLength: Int) throws(Malformed) -> Int {
-        let result = buffer.withUnsafeReadableBytes { bytes -> Int? in
-            var size = 0
-            var index = 0
-            while index < lineLength, let digit = hexValue(bytes[index]) {
-                guard size < (1 << 52) else { return nil }
-                size = size << 4 | digit
-                index += 1
-            }
-            guard index > 0 else { return nil }
-            // Only whitespace before an extension, and an extension's bytes are visible or tab/space.
-            while index < lineLength, bytes[index] == 0x20 || bytes[index] == 0x09 { index += 1 }
-            if index < lineLength {
-                guard bytes[index] == UInt8(ascii: ";") else { return nil }
-                while index < lineLength {
-                    let byte = bytes[index]
-                    guard byte == 0x09 || (byte >= 0x20 && byte != 0x7F) else { return nil }
-                    index += 1
-                }
-            }
-            return size
-        }
-        guard let result else { throw Malformed(reason: "bad chunk size") }
-        return result
-    }
-
-    private static func hexValue(_ byte: UInt8) -> Int? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): Int(byte - UInt8(ascii: "0"))
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): Int(byte - UInt8(ascii: "a") + 10)
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): Int(byte - UInt8(ascii: "A") + 10)
-        default: nil
-        }
-    }
-
-    static func checkTrailer(_ line: ByteBuffer) throws(Malformed) {
-        let fine = line.withUnsafeReadableBytes { bytes -> Bool in
-            guard let colon = bytes.firstIndex(of: UInt8(ascii: ":")), colon > 0 else { return false }
-            return bytes[..<colon].allSatisfy(isTokenByte) && bytes[(colon + 1)...].allSatisfy(isValueByte)
-        }
-        guard fine else { throw Malformed(reason: "bad trailer field") }
     }
 
     // MARK: - The head
@@ -368,29 +234,13 @@ struct UpstreamResponseParser {
             guard index + 1 < count + 2, raw[index] == 0x0D, raw[index + 1] == 0x0A else { return nil }
             index += 2
             // The fields, each: token ":" OWS value OWS CRLF.
-            while index < count {
-                let nameStart = index
-                while index < count, isTokenByte(raw[index]) { index += 1 }
-                guard index > nameStart, index < count, raw[index] == UInt8(ascii: ":") else { return nil }
-                let nameEnd = index
-                index += 1
-                while index < count, raw[index] == 0x20 || raw[index] == 0x09 { index += 1 }
-                let valueStart = index
-                var valueEnd = index
-                while index < count, raw[index] != 0x0D {
-                    let byte = raw[index]
-                    guard isValueByte(byte) else { return nil }
-                    index += 1
-                    if byte != 0x20 && byte != 0x09 { valueEnd = index }
-                }
-                guard index + 1 < raw.count, raw[index] == 0x0D, raw[index + 1] == 0x0A else { return nil }
-                index += 2
+            let failure = HTTP1Syntax.forEachField(in: raw, from: index, to: count) { name, value, lineEnd in
                 fields.append(
                     .init(
-                        nameStart: Int32(nameStart), nameLength: Int32(nameEnd - nameStart), valueStart: Int32(valueStart),
-                        valueLength: Int32(valueEnd - valueStart), lineEnd: Int32(index),
-                        kind: kind(UnsafeRawBufferPointer(rebasing: raw[nameStart..<nameEnd]))))
+                        nameStart: Int32(name.lowerBound), nameLength: Int32(name.count), valueStart: Int32(value.lowerBound),
+                        valueLength: Int32(value.count), lineEnd: Int32(lineEnd), kind: kind(UnsafeRawBufferPointer(rebasing: raw[name]))))
             }
+            guard failure == nil else { return nil }
             return (HTTPVersion(major: 1, minor: minor), status)
         }
         guard let (version, code) = parsed else { throw Malformed(reason: "malformed response head") }
@@ -474,24 +324,5 @@ struct UpstreamResponseParser {
             else { return .other }
             return .hopByHop
         }
-    }
-
-    /// RFC 9110 §5.6.2 `tchar`.
-    static func isTokenByte(_ byte: UInt8) -> Bool {
-        switch byte {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
-            true
-        case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"), UInt8(ascii: "'"),
-            UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "^"), UInt8(ascii: "_"),
-            UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
-            true
-        default:
-            false
-        }
-    }
-
-    /// A byte a field value may hold: visible ASCII, space, tab, or obs-text (RFC 9110 §5.5).
-    static func isValueByte(_ byte: UInt8) -> Bool {
-        byte == 0x09 || (byte >= 0x20 && byte != 0x7F)
     }
 }
