@@ -36,9 +36,10 @@ def main():
         sys.exit(f"{BINARY} is missing: swift build -c release --product gate-cost")
     if shutil.which("valgrind") is None:
         sys.exit("valgrind is missing (apt-get install valgrind)")
-    # `plain`: as the proxy admits the common shape (read in place); `strict`: through the strict parser,
-    # as it admits a query of any other shape.
-    for mode in ("plain", "strict"):
+    # `plain`: as the proxy admits the common shape (read in place, the answer remembered by the snapshot);
+    # `evaluated`: the same with every request's scopes evaluated (a scope value not seen since grants
+    # last changed); `strict`: through the strict parser, as it admits a query of any other shape.
+    for mode in ("plain", "evaluated", "strict"):
         with tempfile.TemporaryDirectory() as work:
             short, long = 2_000, 22_000
             per_decision = (instructions(long, work, mode) - instructions(short, work, mode)) / (long - short)

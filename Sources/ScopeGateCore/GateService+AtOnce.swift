@@ -8,6 +8,25 @@ public protocol GrantSnapshotPort: Sendable {
     /// The grants `clientID` holds, or `nil` when the view cannot vouch for them (not fresh): the
     /// request then takes the full path, through the store.
     func grants(of clientID: String, now: @escaping @Sendable () -> Date) -> Grants?
+
+    /// The answer given earlier to `clientID` asking for exactly `scope` under the policy `generation`,
+    /// while it still holds: the view is fresh, no grant changed since, and no grant the client holds
+    /// has expired (`now`, read only when one has an expiry). `nil`: nothing remembered, ask again.
+    func rememberedAnswer(clientID: String, scope: String, under generation: LivePolicy.Generation, now: () -> Date) -> Bool?
+
+    /// Remembers `admitted`, the gate service's answer to `clientID` asking for `scope` under
+    /// `generation`, evaluated against `grants`; a view that has changed since `grants` were read
+    /// forgets it.
+    func remember(_ admitted: Bool, clientID: String, scope: String, under generation: LivePolicy.Generation, from grants: Grants)
+}
+
+extension GrantSnapshotPort {
+    /// A view that remembers nothing: every request is evaluated.
+    public func rememberedAnswer(clientID: String, scope: String, under generation: LivePolicy.Generation, now: () -> Date) -> Bool? {
+        nil
+    }
+
+    public func remember(_ admitted: Bool, clientID: String, scope: String, under generation: LivePolicy.Generation, from grants: Grants) {}
 }
 
 /// One client's grants in a `GrantSnapshotPort`.
@@ -19,10 +38,20 @@ public protocol GrantedScopes {
 extension GateService {
     /// Whether a request of the common shape (read in place) passes at once: every scope allowed by the
     /// policy or granted, per the snapshot. `false` means "ask the full path", never "refuse".
+    ///
+    /// The answer depends only on the client, the scope value, the policy and the client's grants: an
+    /// application asks for the same scopes on every sign-in, so the snapshot remembers it until any of
+    /// those changes (or a grant may have expired), and most requests are answered by one lookup.
     @inlinable
     public func admitsAtOnce(_ request: PlainAuthorizationQuery, snapshot: some GrantSnapshotPort) -> Bool {
+        let generation = live.generation
+        if let answer = snapshot.rememberedAnswer(clientID: request.clientID, scope: request.scope, under: generation, now: now) {
+            return answer
+        }
         guard let grants = snapshot.grants(of: request.clientID, now: now) else { return false }
-        return live.generation.policy.allows(request, isGranted: grants.contains)
+        let admitted = generation.policy.allows(request, isGranted: grants.contains)
+        snapshot.remember(admitted, clientID: request.clientID, scope: request.scope, under: generation, from: grants)
+        return admitted
     }
 
     /// The effective permissions of a parsed request that passes at once (everything allowed by the

@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// An authorization request's query in its plainest, most common shape, read in place.
 ///
 /// Most authorization requests a browser brings are a canonical query of the common parameters:
@@ -135,7 +141,12 @@ public struct PlainAuthorizationQuery: Sendable {
         }
         // Values of these shapes decode to themselves (an escape or a `+` would not match).
         func text(_ range: Range<Int>) -> String { String(decoding: UnsafeBufferPointer(rebasing: bytes[range]), as: UTF8.self) }
-        guard let clientID, let responseType, let scope, text(responseType) == "code",
+        // `code` compared in place: a `String` built for it showed in the instruction counts.
+        let code: StaticString = "code"
+        func isCode(_ range: Range<Int>) -> Bool {
+            range.count == code.utf8CodeUnitCount && memcmp(bytes.baseAddress! + range.lowerBound, code.utf8Start, range.count) == 0
+        }
+        guard let clientID, let responseType, let scope, isCode(responseType),
             responseMode.map({ ResponseMode(rawValue: text($0)) != nil }) ?? true,
             let decodedScope = decodeScope(UnsafeBufferPointer(rebasing: bytes[scope]))
         else { return nil }

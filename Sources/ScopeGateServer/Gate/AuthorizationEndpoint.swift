@@ -14,6 +14,8 @@ final class AuthorizationEndpoint: Sendable {
     let binding: BrowserBinding
     let redirect: ClientRedirect
     let path: String
+    /// `path`'s bytes, for the comparison every request at the endpoint makes.
+    private let pathBytes: [UInt8]
     /// `request_uri` values issued for pushed requests that passed the gate.
     let pushed: PushedRequests
     /// Where malformed requests are recorded.
@@ -32,6 +34,7 @@ final class AuthorizationEndpoint: Sendable {
         self.binding = binding
         self.redirect = redirect
         self.path = path
+        self.pathBytes = Array(path.utf8)
         self.pushed = pushed
         self.refusals = refusals
         self.logger = logger
@@ -121,7 +124,7 @@ final class AuthorizationEndpoint: Sendable {
         guard let query = target.query else { return nil }
         // The common shape, read in place: forwarded (as it came, or with `%20` for `+`) when its scopes
         // are all allowed, left to the full path otherwise (a decision to wait for, or a stale snapshot).
-        if target.path.utf8.elementsEqual(path.utf8), let plain = PlainAuthorizationQuery(query) {
+        if isExactPath(target.path), let plain = PlainAuthorizationQuery(query) {
             guard service.admitsAtOnce(plain, snapshot: snapshot) else { return nil }
             return UpstreamForward(
                 target: plain.isCanonical ? target.text : path + "?" + plain.serialized, body: nil,
@@ -132,10 +135,20 @@ final class AuthorizationEndpoint: Sendable {
         else { return nil }
         // Canonical parameters re-serialize to the query as it came: the target is then forwarded as it
         // is (when its path is the endpoint's exact spelling), without building it again.
-        if parsed.parameters.isCanonical, target.path.utf8.elementsEqual(path.utf8) {
+        if parsed.parameters.isCanonical, isExactPath(target.path) {
             return UpstreamForward(target: target.text, body: nil, authorization: .init(clientID: parsed.clientID, permissions: scopes))
         }
         return forward(parsed)
+    }
+
+    /// Whether `candidate` is the endpoint's path, byte for byte (a generic `elementsEqual` over the
+    /// two UTF-8 views showed in profiles of the gated path).
+    private func isExactPath(_ candidate: Substring) -> Bool {
+        var candidate = candidate
+        return candidate.withUTF8 { bytes in
+            bytes.count == pathBytes.count
+                && (bytes.isEmpty || pathBytes.withUnsafeBufferPointer { memcmp($0.baseAddress!, bytes.baseAddress!, bytes.count) == 0 })
+        }
     }
 
     /// An admitted request as it goes to the IdP: re-serialized from what was parsed, the query as the
