@@ -90,12 +90,11 @@ public struct PlainAuthorizationQuery: Sendable {
         var hasPlus = false
         var start = 0
         while start < bytes.count {
-            // The name: unreserved bytes up to the `=`.
-            var equals = start
-            while equals < bytes.count, classes[Int(bytes[equals])] == UInt8(ascii: "1") { equals += 1 }
-            guard equals < bytes.count, bytes[equals] == UInt8(ascii: "="),
-                let known = KnownParameter.named(UnsafeBufferPointer(rebasing: bytes[start..<equals]))
-            else { return nil }
+            // The name: everything up to the next `=`, which must spell a known parameter exactly (their
+            // spellings are unreserved bytes only, so a name with any other byte, a `&` included, is none).
+            guard let found = memchr(bytes.baseAddress! + start, Int32(UInt8(ascii: "=")), bytes.count - start) else { return nil }
+            let equals = start + (bytes.baseAddress! + start).distance(to: found.assumingMemoryBound(to: UInt8.self))
+            guard let known = KnownParameter.named(UnsafeBufferPointer(rebasing: bytes[start..<equals])) else { return nil }
             let bit: UInt64 = 1 << known.rawValue
             guard seen & bit == 0 else { return nil }
             seen |= bit
@@ -103,6 +102,15 @@ public struct PlainAuthorizationQuery: Sendable {
             var end = equals + 1
             var escaped = false
             while end < bytes.count {
+                // Runs of unreserved bytes, most of a value, four at a time (one branch for the four).
+                let unreserved = UInt8(ascii: "1")
+                while end + 4 <= bytes.count,
+                    (classes[Int(bytes[end])] ^ unreserved) | (classes[Int(bytes[end + 1])] ^ unreserved)
+                        | (classes[Int(bytes[end + 2])] ^ unreserved) | (classes[Int(bytes[end + 3])] ^ unreserved) == 0
+                {
+                    end += 4
+                }
+                guard end < bytes.count else { break }
                 let byteClass = classes[Int(bytes[end])]
                 if byteClass == UInt8(ascii: "1") {
                     end += 1
@@ -160,30 +168,30 @@ public struct PlainAuthorizationQuery: Sendable {
         return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: bytes.count) { out -> String? in
             var count = 0
             var tokens = 1
+            var atTokenStart = true
             var index = 0
             while index < bytes.count {
                 var byte = bytes[index]
+                index += 1
                 if byte == UInt8(ascii: "%") {
                     // Checked by `read`: two upper-case hex digits.
-                    byte = FormParameters.upperHexValue(bytes[index + 1])! << 4 | FormParameters.upperHexValue(bytes[index + 2])!
-                    index += 3
+                    byte = FormParameters.upperHexValue(bytes[index])! << 4 | FormParameters.upperHexValue(bytes[index + 1])!
+                    index += 2
                 } else if byte == UInt8(ascii: "+") {
                     byte = UInt8(ascii: " ")
-                    index += 1
-                } else {
-                    index += 1
                 }
-                let tokenStart = count == 0 || out[count - 1] == UInt8(ascii: " ")
                 if byte == UInt8(ascii: " ") {
-                    guard !tokenStart, tokens < ScopeSet.maximumCount else { return nil }
+                    guard !atTokenStart, tokens < ScopeSet.maximumCount else { return nil }
                     tokens += 1
+                    atTokenStart = true
                 } else {
-                    guard ScopeSet.isScopeTokenByte(byte), !(tokenStart && byte == UInt8(ascii: "@")) else { return nil }
+                    guard ScopeSet.isScopeTokenByte(byte), !(atTokenStart && byte == UInt8(ascii: "@")) else { return nil }
+                    atTokenStart = false
                 }
                 out[count] = byte
                 count += 1
             }
-            guard out[count - 1] != UInt8(ascii: " ") else { return nil }
+            guard !atTokenStart else { return nil }
             return String(decoding: UnsafeBufferPointer(rebasing: out[..<count]), as: UTF8.self)
         }
     }
