@@ -49,6 +49,10 @@ public final class GrantSnapshot: GrantSnapshotPort {
     /// How many answers are remembered at most between two changes (distinct scope values are few per
     /// application; past the limit, requests are evaluated as if nothing were remembered).
     public static let maximumAnswers = 4096
+    /// The longest client id and scope value, together in bytes, whose answer is remembered: a request
+    /// target may be 8 KiB, and 4,096 answers to long made-up values would hold tens of megabytes
+    /// until the next change. Longer ones are evaluated every time.
+    public static let maximumRememberedLength = 512
 
     private let state = Mutex(State())
     /// How long a snapshot may be used after its last successful refresh.
@@ -81,6 +85,7 @@ public final class GrantSnapshot: GrantSnapshotPort {
     }
 
     public func remember(_ admitted: Bool, clientID: String, scope: String, under generation: LivePolicy.Generation, from grants: ClientGrants) {
+        guard clientID.utf8.count + scope.utf8.count <= Self.maximumRememberedLength else { return }
         state.withLock { state in
             guard state.epoch == grants.epoch else { return }
             if state.answers.generation !== generation { state.answers = Answers(generation: generation) }

@@ -153,6 +153,15 @@ import Testing
         #expect(!admits("orders:read"))
     }
 
+    @Test func longValuesAreNotRemembered() {
+        snapshot.replace(with: [grant("orders:read")], readStartedAt: .now)
+        let long = "openid " + String(repeating: "x", count: GrantSnapshot.maximumRememberedLength)
+        #expect(!admits(long))
+        #expect(remembered(long) == nil)
+        #expect(admits("openid"))
+        #expect(remembered("openid") == true)
+    }
+
     @Test func rememberingStopsAtItsLimit() {
         snapshot.replace(with: [grant("orders:read")], readStartedAt: .now)
         for index in 0..<GrantSnapshot.maximumAnswers { _ = admits("openid x\(index):read") }
