@@ -9,24 +9,24 @@ public protocol GrantSnapshotPort: Sendable {
     /// request then takes the full path, through the store.
     func grants(of clientID: String, now: @escaping @Sendable () -> Date) -> Grants?
 
-    /// The answer given earlier to `clientID` asking for exactly `scope` under the policy `generation`,
-    /// while it still holds: the view is fresh, no grant changed since, and no grant the client holds
-    /// has expired (`now`, read only when one has an expiry). `nil`: nothing remembered, ask again.
-    func rememberedAnswer(clientID: String, scope: String, under generation: LivePolicy.Generation, now: () -> Date) -> Bool?
+    /// The answer given earlier to the same client asking for the same scope value (`request`'s
+    /// `client_id` and `scope` as they came) under the policy `generation`, while it still holds: the
+    /// view is fresh, no grant changed since, and no grant the client holds has expired (`now`, read
+    /// only when one has an expiry). `nil`: nothing remembered, ask again.
+    func rememberedAnswer(to request: PlainAuthorizationQuery, under generation: LivePolicy.Generation, now: () -> Date) -> Bool?
 
-    /// Remembers `admitted`, the gate service's answer to `clientID` asking for `scope` under
-    /// `generation`, evaluated against `grants`; a view that has changed since `grants` were read
-    /// forgets it.
-    func remember(_ admitted: Bool, clientID: String, scope: String, under generation: LivePolicy.Generation, from grants: Grants)
+    /// Remembers `admitted`, the gate service's answer to `request` under `generation`, evaluated
+    /// against `grants`; a view that has changed since `grants` were read forgets it.
+    func remember(_ admitted: Bool, to request: PlainAuthorizationQuery, under generation: LivePolicy.Generation, from grants: Grants)
 }
 
 extension GrantSnapshotPort {
     /// A view that remembers nothing: every request is evaluated.
-    public func rememberedAnswer(clientID: String, scope: String, under generation: LivePolicy.Generation, now: () -> Date) -> Bool? {
+    public func rememberedAnswer(to request: PlainAuthorizationQuery, under generation: LivePolicy.Generation, now: () -> Date) -> Bool? {
         nil
     }
 
-    public func remember(_ admitted: Bool, clientID: String, scope: String, under generation: LivePolicy.Generation, from grants: Grants) {}
+    public func remember(_ admitted: Bool, to request: PlainAuthorizationQuery, under generation: LivePolicy.Generation, from grants: Grants) {}
 }
 
 /// One client's grants in a `GrantSnapshotPort`.
@@ -45,12 +45,10 @@ extension GateService {
     @inlinable
     public func admitsAtOnce(_ request: PlainAuthorizationQuery, snapshot: some GrantSnapshotPort) -> Bool {
         let generation = live.generation
-        if let answer = snapshot.rememberedAnswer(clientID: request.clientID, scope: request.scope, under: generation, now: now) {
-            return answer
-        }
+        if let answer = snapshot.rememberedAnswer(to: request, under: generation, now: now) { return answer }
         guard let grants = snapshot.grants(of: request.clientID, now: now) else { return false }
         let admitted = generation.policy.allows(request, isGranted: grants.contains)
-        snapshot.remember(admitted, clientID: request.clientID, scope: request.scope, under: generation, from: grants)
+        snapshot.remember(admitted, to: request, under: generation, from: grants)
         return admitted
     }
 

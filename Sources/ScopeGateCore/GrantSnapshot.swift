@@ -33,17 +33,13 @@ public final class GrantSnapshot: GrantSnapshotPort {
 
     /// The answers remembered under one policy generation (held, so that its identity is not reused).
     private struct Answers {
-        struct Key: Hashable {
-            let clientID: String
-            let scope: String
-        }
-        struct Answer {
-            let admitted: Bool
-            /// For an admission: the earliest expiry among the client's grants, when one has one.
-            let until: Date?
-        }
         var generation: LivePolicy.Generation?
-        var byRequest: [Key: Answer] = [:]
+        var remembered: RememberedAnswers
+
+        init(generation: LivePolicy.Generation? = nil) {
+            self.generation = generation
+            self.remembered = RememberedAnswers(capacity: GrantSnapshot.maximumAnswers, seed: .random(in: .min ... .max))
+        }
     }
 
     /// How many answers are remembered at most between two changes (distinct scope values are few per
@@ -73,27 +69,33 @@ public final class GrantSnapshot: GrantSnapshotPort {
         }
     }
 
-    public func rememberedAnswer(clientID: String, scope: String, under generation: LivePolicy.Generation, now: () -> Date) -> Bool? {
+    public func rememberedAnswer(to request: PlainAuthorizationQuery, under generation: LivePolicy.Generation, now: () -> Date) -> Bool? {
         let instant = ContinuousClock.now
-        let answer = state.withLock { state -> Answers.Answer? in
-            guard isFresh(state, at: instant), state.answers.generation === generation else { return nil }
-            return state.answers.byRequest[Answers.Key(clientID: clientID, scope: scope)]
+        let answer = request.withValues { clientID, scope in
+            state.withLock { state -> RememberedAnswers.Answer? in
+                guard isFresh(state, at: instant), state.answers.generation === generation else { return nil }
+                return state.answers.remembered.answer(clientID: clientID, scope: scope)
+            }
         }
         guard let answer else { return nil }
         if let until = answer.until, now() >= until { return nil }
         return answer.admitted
     }
 
-    public func remember(_ admitted: Bool, clientID: String, scope: String, under generation: LivePolicy.Generation, from grants: ClientGrants) {
-        guard clientID.utf8.count + scope.utf8.count <= Self.maximumRememberedLength else { return }
-        state.withLock { state in
-            guard state.epoch == grants.epoch else { return }
-            if state.answers.generation !== generation { state.answers = Answers(generation: generation) }
-            guard state.answers.byRequest.count < Self.maximumAnswers else { return }
-            state.answers.byRequest[Answers.Key(clientID: clientID, scope: scope)] = Answers.Answer(
-                admitted: admitted, until: admitted ? grants.earliestExpiry : nil)
+    public func remember(_ admitted: Bool, to request: PlainAuthorizationQuery, under generation: LivePolicy.Generation, from grants: ClientGrants) {
+        request.withValues { clientID, scope in
+            guard clientID.count + scope.count <= Self.maximumRememberedLength else { return }
+            let answer = RememberedAnswers.Answer(admitted: admitted, until: admitted ? grants.earliestExpiry : nil)
+            state.withLock { state in
+                guard state.epoch == grants.epoch else { return }
+                if state.answers.generation !== generation { state.answers = Answers(generation: generation) }
+                state.answers.remembered.remember(answer, clientID: clientID, scope: scope)
+            }
         }
     }
+
+    /// How many answers are remembered now.
+    var rememberedAnswerCount: Int { state.withLock { $0.answers.remembered.count } }
 
     private func isFresh(_ state: State, at instant: ContinuousClock.Instant) -> Bool {
         guard let refreshedAt = state.refreshedAt else { return false }

@@ -30,22 +30,52 @@ import Darwin
 /// The tests hold it to that: on every query of a generated corpus, a query it reads is one
 /// `AuthorizationRequest` parses to the same client and scopes and re-serializes to `serialized`.
 public struct PlainAuthorizationQuery: Sendable {
-    /// The `client_id`.
-    public let clientID: String
-    /// The `scope` value, decoded: tokens separated by one space.
-    public let scope: String
     /// Whether the query is forwarded as it came: it has no `+`.
     public let isCanonical: Bool
     private let query: Substring
+    /// Where the `client_id` and `scope` values are, in the query's UTF-8 bytes.
+    private let clientIDRange: Range<Int>
+    private let scopeRange: Range<Int>
 
     /// Reads `query` (without the leading `?`), or returns `nil` when it is not of the plain shape.
+    ///
+    /// Nothing is copied out of the query: the values are read (and checked) in place, and made
+    /// `String`s only when asked for (an answer the snapshot remembers needs neither).
     public init?(_ query: Substring) {
         var text = query
         guard let (clientID, scope, hasPlus) = text.withUTF8({ Self.read($0) }) else { return nil }
-        self.clientID = clientID
-        self.scope = scope
+        self.clientIDRange = clientID
+        self.scopeRange = scope
         self.isCanonical = !hasPlus
-        self.query = query
+        self.query = text
+    }
+
+    /// The `client_id`.
+    public var clientID: String {
+        withValues { clientID, _ in String(decoding: clientID, as: UTF8.self) }
+    }
+
+    /// The `scope` value, decoded: tokens separated by one space.
+    public var scope: String {
+        withValues { _, scope in
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: scope.count) { out in
+                // Checked by `read`: this decodes.
+                let count = Self.decodeScope(scope, into: out.baseAddress)!
+                return String(decoding: UnsafeBufferPointer(rebasing: out[..<count]), as: UTF8.self)
+            }
+        }
+    }
+
+    /// Calls `body` with the `client_id` value and the `scope` value as they came (escapes and `+`
+    /// undecoded): equal bytes are the same request to the gate, which is what remembered answers are
+    /// keyed by.
+    public func withValues<Result>(
+        _ body: (_ clientID: UnsafeBufferPointer<UInt8>, _ scope: UnsafeBufferPointer<UInt8>) throws -> Result
+    ) rethrows -> Result {
+        var text = query
+        return try text.withUTF8 { bytes in
+            try body(UnsafeBufferPointer(rebasing: bytes[clientIDRange]), UnsafeBufferPointer(rebasing: bytes[scopeRange]))
+        }
     }
 
     /// The query as the IdP receives it: as it came, each `+` written `%20` (what the strict parser's
@@ -80,7 +110,7 @@ public struct PlainAuthorizationQuery: Sendable {
         }
     }
 
-    private static func read(_ bytes: UnsafeBufferPointer<UInt8>) -> (clientID: String, scope: String, hasPlus: Bool)? {
+    private static func read(_ bytes: UnsafeBufferPointer<UInt8>) -> (clientID: Range<Int>, scope: Range<Int>, hasPlus: Bool)? {
         let classes = FormParameters.byteClasses.utf8Start
         var seen: UInt64 = 0
         var clientID: Range<Int>?
@@ -147,52 +177,49 @@ public struct PlainAuthorizationQuery: Sendable {
             start = end + 1
             if start == bytes.count { return nil }
         }
-        // Values of these shapes decode to themselves (an escape or a `+` would not match).
-        func text(_ range: Range<Int>) -> String { String(decoding: UnsafeBufferPointer(rebasing: bytes[range]), as: UTF8.self) }
         // `code` compared in place: a `String` built for it showed in the instruction counts.
         let code: StaticString = "code"
         func isCode(_ range: Range<Int>) -> Bool {
             range.count == code.utf8CodeUnitCount && memcmp(bytes.baseAddress! + range.lowerBound, code.utf8Start, range.count) == 0
         }
         guard let clientID, let responseType, let scope, isCode(responseType),
-            responseMode.map({ ResponseMode(rawValue: text($0)) != nil }) ?? true,
-            let decodedScope = decodeScope(UnsafeBufferPointer(rebasing: bytes[scope]))
+            responseMode.map({ ResponseMode(rawValue: String(decoding: UnsafeBufferPointer(rebasing: bytes[$0]), as: UTF8.self)) != nil })
+                ?? true,
+            decodeScope(UnsafeBufferPointer(rebasing: bytes[scope]), into: nil) != nil
         else { return nil }
-        return (text(clientID), decodedScope, hasPlus)
+        return (clientID, scope, hasPlus)
     }
 
-    /// A `scope` value (canonical, checked above) decoded, when its tokens are plain: 1 to
+    /// Decodes a `scope` value (canonical, checked above) into `out` (at most as many bytes as it has),
+    /// or only checks it when `out` is `nil`; returns the decoded length when its tokens are plain: 1 to
     /// `ScopeSet.maximumCount` of them, single spaces between, RFC 6749 §3.3 characters, no leading `@`.
-    private static func decodeScope(_ bytes: UnsafeBufferPointer<UInt8>) -> String? {
+    private static func decodeScope(_ bytes: UnsafeBufferPointer<UInt8>, into out: UnsafeMutablePointer<UInt8>?) -> Int? {
         guard !bytes.isEmpty else { return nil }
-        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: bytes.count) { out -> String? in
-            var count = 0
-            var tokens = 1
-            var atTokenStart = true
-            var index = 0
-            while index < bytes.count {
-                var byte = bytes[index]
-                index += 1
-                if byte == UInt8(ascii: "%") {
-                    // Checked by `read`: two upper-case hex digits.
-                    byte = FormParameters.upperHexValue(bytes[index])! << 4 | FormParameters.upperHexValue(bytes[index + 1])!
-                    index += 2
-                } else if byte == UInt8(ascii: "+") {
-                    byte = UInt8(ascii: " ")
-                }
-                if byte == UInt8(ascii: " ") {
-                    guard !atTokenStart, tokens < ScopeSet.maximumCount else { return nil }
-                    tokens += 1
-                    atTokenStart = true
-                } else {
-                    guard ScopeSet.isScopeTokenByte(byte), !(atTokenStart && byte == UInt8(ascii: "@")) else { return nil }
-                    atTokenStart = false
-                }
-                out[count] = byte
-                count += 1
+        var count = 0
+        var tokens = 1
+        var atTokenStart = true
+        var index = 0
+        while index < bytes.count {
+            var byte = bytes[index]
+            index += 1
+            if byte == UInt8(ascii: "%") {
+                // Checked by `read`: two upper-case hex digits.
+                byte = FormParameters.upperHexValue(bytes[index])! << 4 | FormParameters.upperHexValue(bytes[index + 1])!
+                index += 2
+            } else if byte == UInt8(ascii: "+") {
+                byte = UInt8(ascii: " ")
             }
-            guard !atTokenStart else { return nil }
-            return String(decoding: UnsafeBufferPointer(rebasing: out[..<count]), as: UTF8.self)
+            if byte == UInt8(ascii: " ") {
+                guard !atTokenStart, tokens < ScopeSet.maximumCount else { return nil }
+                tokens += 1
+                atTokenStart = true
+            } else {
+                guard ScopeSet.isScopeTokenByte(byte), !(atTokenStart && byte == UInt8(ascii: "@")) else { return nil }
+                atTokenStart = false
+            }
+            out?[count] = byte
+            count += 1
         }
+        return atTokenStart ? nil : count
     }
 }

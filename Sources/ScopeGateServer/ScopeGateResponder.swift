@@ -21,7 +21,7 @@ struct UpstreamForward: Sendable {
     var body: ByteBuffer?
     /// For an admitted authorization request: what it asked for, noted with the code the IdP answers
     /// with (see `IssuedCodes`).
-    var authorization: IssuedCodes.Authorization? = nil
+    var authorization: AdmittedAuthorization? = nil
 }
 
 /// Answers the requests ScopeGate handles itself: the gated authorization endpoint, discovery, and

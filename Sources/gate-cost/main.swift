@@ -54,11 +54,12 @@ let iterations = Int(CommandLine.arguments.dropFirst().first ?? "") ?? 200_000
 // parameter) is admitted.
 let mode = CommandLine.arguments.dropFirst(2).first ?? "plain"
 let strict = mode == "strict"
+let one = CommandLine.arguments.count > 3
 
 var forwarded = 0
 let start = ContinuousClock.now
 for index in 0..<iterations {
-    let query = requests[index % requests.count]
+    let query = requests[one ? 0 : index % requests.count]
     // As the proxy does: a query of the plain shape is read in place and forwarded as it came.
     if !strict, let plain = PlainAuthorizationQuery(query) {
         let admitted =

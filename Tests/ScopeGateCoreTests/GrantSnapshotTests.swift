@@ -65,14 +65,25 @@ import Testing
         Grant(clientID: client, scope: scope, approvedBy: "t", grantedAt: clock.now, expiresAt: expiresAt, approvalRequestID: nil)
     }
 
-    func admits(_ scope: String, client: String = "app") -> Bool {
-        let query = "response_type=code&client_id=\(client)&scope=\(scope.replacingOccurrences(of: " ", with: "%20").replacingOccurrences(of: ":", with: "%3A"))&state=x"
-        guard let plain = PlainAuthorizationQuery(Substring(query)) else { Issue.record("not of the plain shape: \(query)"); return false }
+    /// The request the proxy would read for `client` asking for `scope` (spaces written `separator`).
+    func request(_ scope: String, client: String = "app", separator: String = "%20") -> PlainAuthorizationQuery? {
+        let query =
+            "response_type=code&client_id=\(client)&scope=\(scope.replacingOccurrences(of: " ", with: separator).replacingOccurrences(of: ":", with: "%3A"))&state=x"
+        guard let plain = PlainAuthorizationQuery(Substring(query)) else {
+            Issue.record("not of the plain shape: \(query)")
+            return nil
+        }
+        return plain
+    }
+
+    func admits(_ scope: String, client: String = "app", separator: String = "%20") -> Bool {
+        guard let plain = request(scope, client: client, separator: separator) else { return false }
         return service.admitsAtOnce(plain, snapshot: snapshot)
     }
 
-    func remembered(_ scope: String, client: String = "app") -> Bool? {
-        snapshot.rememberedAnswer(clientID: client, scope: scope, under: live.generation, now: { clock.now })
+    func remembered(_ scope: String, client: String = "app", separator: String = "%20") -> Bool? {
+        guard let plain = request(scope, client: client, separator: separator) else { return nil }
+        return snapshot.rememberedAnswer(to: plain, under: live.generation, now: { clock.now })
     }
 
     @Test func anAnswerIsRememberedPerClientAndScopeValue() {
@@ -140,7 +151,7 @@ import Testing
         let plain = PlainAuthorizationQuery("response_type=code&client_id=app&scope=orders%3Aread")!
         #expect(service.admitsAtOnce(plain, snapshot: snapshot))
         try await Task.sleep(for: .milliseconds(150))
-        #expect(snapshot.rememberedAnswer(clientID: "app", scope: "orders:read", under: live.generation, now: { clock.now }) == nil)
+        #expect(snapshot.rememberedAnswer(to: plain, under: live.generation, now: { clock.now }) == nil)
         #expect(!service.admitsAtOnce(plain, snapshot: snapshot))
     }
 
@@ -148,7 +159,7 @@ import Testing
         snapshot.replace(with: [grant("orders:read")], readStartedAt: .now)
         let before = snapshot.grants(of: "app", now: { clock.now })!
         snapshot.replace(with: [], readStartedAt: .now)
-        snapshot.remember(true, clientID: "app", scope: "orders:read", under: live.generation, from: before)
+        snapshot.remember(true, to: request("orders:read")!, under: live.generation, from: before)
         #expect(remembered("orders:read") == nil)
         #expect(!admits("orders:read"))
     }
@@ -164,9 +175,75 @@ import Testing
 
     @Test func rememberingStopsAtItsLimit() {
         snapshot.replace(with: [grant("orders:read")], readStartedAt: .now)
-        for index in 0..<GrantSnapshot.maximumAnswers { _ = admits("openid x\(index):read") }
-        #expect(remembered("openid x0:read") == false)
+        for index in 0..<GrantSnapshot.maximumAnswers + 100 {
+            #expect(!admits("openid x\(index):read"))
+            #expect(remembered("openid x\(index):read") != true)
+        }
+        #expect(snapshot.rememberedAnswerCount <= GrantSnapshot.maximumAnswers)
+        #expect(snapshot.rememberedAnswerCount > GrantSnapshot.maximumAnswers / 2)
+        // Past the limit a request is evaluated every time, and still answered right.
         #expect(admits("orders:read"))
-        #expect(remembered("orders:read") == nil)
+        #expect(!admits("openid x0:read"))
+    }
+
+    @Test func spellingsOfOneScopeValueAreAnsweredAlike() {
+        snapshot.replace(with: [grant("orders:read"), grant("stock:read")], readStartedAt: .now)
+        #expect(admits("orders:read stock:read", separator: "+"))
+        #expect(remembered("orders:read stock:read", separator: "+") == true)
+        #expect(admits("orders:read stock:read", separator: "%20"))
+        #expect(!admits("orders:read admin:write", separator: "+"))
+        #expect(remembered("orders:read admin:write", separator: "%20") == nil)
+        #expect(!admits("orders:read admin:write", separator: "%20"))
+        #expect(remembered("orders:read admin:write", separator: "%20") == false)
+    }
+}
+
+/// The table remembered answers are kept in: found by the bytes of both values, never another's.
+@Suite struct RememberedAnswersTableTests {
+    func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
+
+    func answer(_ table: RememberedAnswers, _ clientID: String, _ scope: String) -> RememberedAnswers.Answer? {
+        bytes(clientID).withUnsafeBufferPointer { client in bytes(scope).withUnsafeBufferPointer { table.answer(clientID: client, scope: $0) } }
+    }
+
+    func remember(_ table: inout RememberedAnswers, _ admitted: Bool, _ clientID: String, _ scope: String) {
+        bytes(clientID).withUnsafeBufferPointer { client in
+            bytes(scope).withUnsafeBufferPointer { table.remember(.init(admitted: admitted, until: nil), clientID: client, scope: $0) }
+        }
+    }
+
+    @Test func theBoundaryBetweenClientAndScopeCounts() {
+        var table = RememberedAnswers(capacity: 16, seed: 1)
+        remember(&table, true, "ab", "c")
+        #expect(answer(table, "ab", "c")?.admitted == true)
+        #expect(answer(table, "a", "bc") == nil)
+        #expect(answer(table, "abc", "") == nil)
+        remember(&table, false, "a", "bc")
+        #expect(answer(table, "a", "bc")?.admitted == false)
+        #expect(answer(table, "ab", "c")?.admitted == true)
+    }
+
+    @Test func manyKeysAreEachFoundWithTheirOwnAnswer() {
+        for seed: UInt64 in [0, 42, .max] {
+            var table = RememberedAnswers(capacity: 4096, seed: seed)
+            for index in 0..<4096 { remember(&table, index % 3 == 0, "client-\(index % 7)", "scope \(index)") }
+            #expect(table.count > 4000)
+            var found = 0
+            for index in 0..<4096 {
+                guard let remembered = answer(table, "client-\(index % 7)", "scope \(index)") else { continue }
+                #expect(remembered.admitted == (index % 3 == 0))
+                found += 1
+            }
+            #expect(found == table.count)
+            #expect(answer(table, "client-0", "scope 1") == nil)  // 1 % 7 is 1
+        }
+    }
+
+    @Test func anAnswerForTheSameKeyIsReplaced() {
+        var table = RememberedAnswers(capacity: 4, seed: 7)
+        remember(&table, true, "app", "openid")
+        remember(&table, false, "app", "openid")
+        #expect(answer(table, "app", "openid")?.admitted == false)
+        #expect(table.count == 1)
     }
 }

@@ -114,7 +114,7 @@ final class AuthorizationEndpoint: Sendable {
         return .forward(
             UpstreamForward(
                 target: path + "?" + form.encoded, body: nil,
-                authorization: permissions.map { .init(clientID: clientID, permissions: $0) }))
+                authorization: permissions.map { AdmittedAuthorization(.init(clientID: clientID, permissions: $0)) }))
     }
 
     /// Admits a `GET` (its request target given) whose scopes are all granted or approved by policy,
@@ -128,7 +128,7 @@ final class AuthorizationEndpoint: Sendable {
             guard service.admitsAtOnce(plain, snapshot: snapshot) else { return nil }
             return UpstreamForward(
                 target: plain.isCanonical ? target.text : path + "?" + plain.serialized, body: nil,
-                authorization: .init(clientID: plain.clientID, plainScope: plain.scope))
+                authorization: AdmittedAuthorization(plain: plain))
         }
         guard let parsed = try? AuthorizationRequest(method: .get, query: query),
             let scopes = service.admitsAtOnce(parsed, snapshot: snapshot)
@@ -136,7 +136,7 @@ final class AuthorizationEndpoint: Sendable {
         // Canonical parameters re-serialize to the query as it came: the target is then forwarded as it
         // is (when its path is the endpoint's exact spelling), without building it again.
         if parsed.parameters.isCanonical, isExactPath(target.path) {
-            return UpstreamForward(target: target.text, body: nil, authorization: .init(clientID: parsed.clientID, permissions: scopes))
+            return UpstreamForward(target: target.text, body: nil, authorization: AdmittedAuthorization(.init(clientID: parsed.clientID, permissions: scopes)))
         }
         return forward(parsed)
     }
@@ -162,9 +162,10 @@ final class AuthorizationEndpoint: Sendable {
         return UpstreamForward(
             target: target, body: parsed.body.map { ByteBuffer(string: $0.encoded) },
             authorization: permissions.map {
-                .init(
-                    clientID: parsed.clientID, permissions: $0, approvedOnce: approvedOnce, onceHoldID: holdID,
-                    redirectURI: parsed.redirectURI)
+                AdmittedAuthorization(
+                    .init(
+                        clientID: parsed.clientID, permissions: $0, approvedOnce: approvedOnce, onceHoldID: holdID,
+                        redirectURI: parsed.redirectURI))
             })
     }
 

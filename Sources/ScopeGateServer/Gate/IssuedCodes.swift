@@ -178,3 +178,27 @@ final class IssuedCodes: Sendable {
 
     private static func key(_ code: Substring) -> String { Digest.sha256Hex(code) }
 }
+
+/// An admitted authorization request, noted with the code the IdP answers (see `IssuedCodes`). A class:
+/// an exchange is moved through the state machine on every event, and most carry none.
+///
+/// A request admitted on the fast path keeps its query, read in place: its client id and scope
+/// become `String`s only if the IdP answers with a code (most answers to a gated request are the
+/// IdP's sign-in page).
+final class AdmittedAuthorization: Sendable {
+    private enum Source {
+        case built(IssuedCodes.Authorization)
+        case plain(PlainAuthorizationQuery)
+    }
+    private let source: Source
+
+    init(_ value: IssuedCodes.Authorization) { self.source = .built(value) }
+    init(plain query: PlainAuthorizationQuery) { self.source = .plain(query) }
+
+    var value: IssuedCodes.Authorization {
+        switch source {
+        case .built(let value): value
+        case .plain(let query): .init(clientID: query.clientID, plainScope: query.scope)
+        }
+    }
+}

@@ -382,7 +382,7 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
     /// wrote), its headers rewritten for the hop.
     private func forward(
         _ head: HTTPRequestHead, target: String, framing: ForwardingHeaders.BodyFraming, body: StateMachine.Forward.Body,
-        authorization: IssuedCodes.Authorization? = nil
+        authorization: AdmittedAuthorization? = nil
     ) -> StateMachine.Forward {
         var bytes = Self.reuse(&requestScratch, allocator: context?.channel.allocator ?? ByteBufferAllocator())
         ForwardingHeaders.writeUpstreamRequestHead(
@@ -393,7 +393,7 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
             forwardingFields: forwardingFields)
         return .init(
             head: UpstreamRequestHead(method: head.method, bytes: bytes, chunked: framing == .chunked), body: body,
-            keepAlive: head.isKeepAlive, authorization: authorization.map(AdmittedAuthorization.init))
+            keepAlive: head.isKeepAlive, authorization: authorization)
     }
 
     // MARK: - Upstream
@@ -430,7 +430,8 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
     private func writeResponseHead(
         _ response: UpstreamResponseHead, close: Bool, authorization: AdmittedAuthorization?, context: ChannelHandlerContext
     ) {
-        if let authorization = authorization?.value, let location = response.location,
+        // The admitted request is looked at only when the answer redirects (its values are read lazily).
+        if let admitted = authorization, let location = response.location, case let authorization = admitted.value,
             authorization.isRedirectToClient(location), let code = IssuedCodes.code(inLocation: location)
         {
             shared.codes.record(code, authorization)

@@ -510,10 +510,3 @@ struct ProxyConnectionStateMachine<Upstream: AnyObject> {
         return readClient(writable)
     }
 }
-
-/// An admitted authorization request, noted with the code the IdP answers (see `IssuedCodes`). A class:
-/// an exchange is moved through the state machine on every event, and most carry none.
-final class AdmittedAuthorization: Sendable {
-    let value: IssuedCodes.Authorization
-    init(_ value: IssuedCodes.Authorization) { self.value = value }
-}
