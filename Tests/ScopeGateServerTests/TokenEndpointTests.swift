@@ -216,6 +216,16 @@ import Testing
         #expect(!flow.isRedirectToClient("/accounts/login/?next=/o/authorize/%3Fcode%3Dx&code=abc"))
     }
 
+    @Test func anAuthorizationAdmittedInPlaceIsNotedWithWhatItAskedFor() throws {
+        // The fast path keeps the query; what the code's token may carry is read from it when the code comes.
+        let query: Substring = "response_type=code&client_id=app&scope=openid+orders%3Aread&state=x"
+        let noted = AdmittedAuthorization(plain: try #require(PlainAuthorizationQuery(query))).value
+        let strict = try AuthorizationRequest(method: .get, query: query)
+        #expect(noted.clientID == strict.clientID)
+        #expect(noted.permissions == ScopeSet(["openid", "orders:read"]))
+        #expect(noted.isRedirectToClient("https://anywhere.example/cb?code=abc"), "no redirect_uri named: the IdP's own")
+    }
+
     @Test func theSecondGateWithholdsATokenBeyondWhatIsApproved() async throws {
         try await GateHarness.with(discoveryExtra: #","revocation_endpoint":"ISSUER/o/revoke_token/""#) { h in
             // The code was issued for openid; the IdP's token carries more.
