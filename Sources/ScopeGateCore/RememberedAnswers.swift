@@ -14,7 +14,7 @@ import Foundation
 /// values chosen to collide cost their sender a full evaluation, as if nothing were remembered, and
 /// never a longer search for anyone else.
 struct RememberedAnswers {
-    struct Answer: Equatable {
+    struct Answer {
         let admitted: Bool
         /// For an admission: the earliest expiry among the client's grants, when one has one.
         let until: Date?

@@ -17,13 +17,7 @@ final class IssuedCodes: Sendable {
     struct Authorization: Sendable, Equatable, Codable {
         var clientID: String
         /// What the request asked for, as the gate admitted it.
-        var permissions: ScopeSet {
-            parsed ?? ScopeSet(plainScope?.split(separator: " ").map(String.init) ?? [])
-        }
-        /// The permissions, when already built; otherwise `plainScope`, the scope of a query read in
-        /// place, whose tokens are split only if a code comes back (the gated hot path builds nothing).
-        private var parsed: ScopeSet?
-        private var plainScope: String?
+        var permissions: ScopeSet
         /// What approvers approved once for this very authorization: its code's token may carry it.
         var approvedOnce = ScopeSet([String]())
         /// The held request approved once that this authorization continues: its code spends the release.
@@ -36,45 +30,15 @@ final class IssuedCodes: Sendable {
             redirectURI: String? = nil
         ) {
             self.clientID = clientID
-            self.parsed = permissions
+            self.permissions = permissions
             self.approvedOnce = approvedOnce
             self.onceHoldID = onceHoldID
             self.redirectURI = redirectURI
         }
 
-        /// A request read in place (`PlainAuthorizationQuery`): its scope, tokens separated by one space.
-        init(clientID: String, plainScope: String) {
-            self.clientID = clientID
-            self.plainScope = plainScope
-        }
-
         private enum CodingKeys: String, CodingKey {
             case clientID = "client_id", permissions, approvedOnce = "approved_once", onceHoldID = "once_hold_id"
             case redirectURI = "redirect_uri"
-        }
-
-        init(from decoder: any Decoder) throws {
-            let container = try decoder.container(keyedBy: CodingKeys.self)
-            self.init(
-                clientID: try container.decode(String.self, forKey: .clientID),
-                permissions: try container.decode(ScopeSet.self, forKey: .permissions),
-                approvedOnce: try container.decode(ScopeSet.self, forKey: .approvedOnce),
-                onceHoldID: try container.decodeIfPresent(String.self, forKey: .onceHoldID),
-                redirectURI: try container.decodeIfPresent(String.self, forKey: .redirectURI))
-        }
-
-        func encode(to encoder: any Encoder) throws {
-            var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode(clientID, forKey: .clientID)
-            try container.encode(permissions, forKey: .permissions)
-            try container.encode(approvedOnce, forKey: .approvedOnce)
-            try container.encodeIfPresent(onceHoldID, forKey: .onceHoldID)
-            try container.encodeIfPresent(redirectURI, forKey: .redirectURI)
-        }
-
-        static func == (lhs: Self, rhs: Self) -> Bool {
-            lhs.clientID == rhs.clientID && lhs.permissions == rhs.permissions && lhs.approvedOnce == rhs.approvedOnce
-                && lhs.onceHoldID == rhs.onceHoldID && lhs.redirectURI == rhs.redirectURI
         }
 
         /// Whether `location`, an answer to the request, is a redirect to the client that may carry its code.
@@ -198,7 +162,7 @@ final class AdmittedAuthorization: Sendable {
     var value: IssuedCodes.Authorization {
         switch source {
         case .built(let value): value
-        case .plain(let query): .init(clientID: query.clientID, plainScope: query.scope)
+        case .plain(let query): .init(clientID: query.clientID, permissions: ScopeSet(query.scope.split(separator: " ").map(String.init)))
         }
     }
 }
